@@ -1,0 +1,297 @@
+"""The ``runyard`` command line: server, worker, packages, workflows, runs and status."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from runyard.cli import context as ctx
+from runyard.cli.context import DataDir, ServerUrl, Token, console
+from runyard.errors import InvalidInput, RunyardError
+from runyard.packages import folder_zip_bytes
+
+app = typer.Typer(
+    help="Runyard: batch processing of scientific data.\n\n"
+    "Example: runyard up --data-dir ./lab   (server and a local worker)",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+workflow_app = typer.Typer(help="List, start and stop workflows.", no_args_is_help=True)
+run_app = typer.Typer(help="Start runs.", no_args_is_help=True)
+token_app = typer.Typer(help="Create tokens.", no_args_is_help=True)
+export_app = typer.Typer(help="Export packages.", no_args_is_help=True)
+app.add_typer(workflow_app, name="workflow")
+app.add_typer(run_app, name="run")
+app.add_typer(token_app, name="token")
+app.add_typer(export_app, name="export")
+
+Host = typer.Option(None, "--host", help="Address to listen on [env: RUNYARD_HOST].")
+Port = typer.Option(None, "--port", help="Port (0: any free one) [env: RUNYARD_PORT].")
+DatabaseUrl = typer.Option(
+    None, "--database-url", help="sqlite:///PATH or postgresql://... [env: RUNYARD_DATABASE_URL]."
+)
+
+
+@app.command()
+def up(
+    data_dir: Path | None = DataDir,
+    host: str | None = Host,
+    port: int | None = Port,
+    max_jobs: Annotated[int, typer.Option("--max-jobs", help="Local job slots.")] = 2,
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Start the server and one local worker.
+
+    Example: runyard up --data-dir ./lab --port 8765
+    """
+    from runyard.cli.serve import run_up
+
+    run_up(ctx.settings(data_dir=data_dir, host=host, port=port, database_url=database_url),
+           max_jobs)
+
+
+@app.command()
+def server(
+    data_dir: Path | None = DataDir,
+    database_url: str | None = DatabaseUrl,
+    host: str | None = Host,
+    port: int | None = Port,
+) -> None:
+    """Start the server alone (workers connect to it).
+
+    Example: runyard server --database-url postgresql://runyard@db/runyard --host 0.0.0.0
+    """
+    from runyard.cli.serve import run_server
+
+    run_server(ctx.settings(data_dir=data_dir, host=host, port=port, database_url=database_url))
+
+
+@app.command()
+def worker(
+    server: Annotated[str | None, typer.Option("--server", help="Server URL.")] = None,
+    token: str | None = Token,
+    max_jobs: Annotated[int, typer.Option("--max-jobs", help="Jobs at once.")] = 2,
+    name: Annotated[str | None, typer.Option("--name", help="Worker name.")] = None,
+    burst: Annotated[bool, typer.Option("--burst", help="Exit when no job is left.")] = False,
+    provides: Annotated[
+        list[str] | None, typer.Option("--provides", help="A dependency package it has.")
+    ] = None,
+    data_dir: Path | None = DataDir,
+) -> None:
+    """Start a worker that claims and runs jobs.
+
+    Example: runyard worker --server http://lab-server:8765 --token ry_worker_... --max-jobs 4
+    """
+    from runyard.cli.serve import run_worker
+    from runyard.worker.worker import WorkerConfig
+
+    url, secret = ctx.locate_server(data_dir, server, token)
+    s = ctx.settings(data_dir=data_dir)
+    worker_name = name or socket.gethostname()
+    run_worker(
+        WorkerConfig(
+            server=url,
+            token=secret,
+            name=worker_name,
+            data_dir=s.data_dir / "workers" / worker_name,
+            max_jobs=max_jobs,
+            provides=tuple(provides or ()),
+            burst=burst,
+        )
+    )
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[list[Path], typer.Argument(help="Package folders or .xfp files.")],
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Import task type, dependency or workflow packages (folders or .xfp files), in order.
+
+    Example: runyard import ./task-types/Threshold ./workflows/Study.xfp
+    """
+    with ctx.client(data_dir, server, token) as client:
+        for path in paths:
+            content = _package_bytes(path)
+            answer = client.post("/api/packages", content=content, params={"filename": path.name})
+            if answer["kind"] == "task_type":
+                tt = answer["task_type"]
+                verb = "installed" if answer["installed"] else "already installed:"
+                console.print(f"{verb} task type {tt['name']} {tt['version']}")
+            else:
+                console.print(f"imported workflow {answer['workflow']['name']}")
+
+
+def _package_bytes(path: Path) -> bytes:
+    if path.is_dir():
+        return folder_zip_bytes(path)
+    if path.is_file():
+        return path.read_bytes()
+    raise InvalidInput(f"{path}: no such package folder or file")
+
+
+@export_app.command("workflow")
+def export_workflow(
+    name: str,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The .xfp file to write.")],
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Export a workflow as a workflow package.
+
+    Example: runyard export workflow Study -o study.xfp
+    """
+    with ctx.client(data_dir, server, token) as client:
+        data = client.get(f"/api/workflows/{name}/export")
+    output.write_bytes(data)
+    console.print(f"wrote {output}")
+
+
+@workflow_app.command("list")
+def workflow_list(
+    data_dir: Path | None = DataDir, server: str | None = ServerUrl, token: str | None = Token
+) -> None:
+    """List workflows with their runs and jobs by state.
+
+    Example: runyard workflow list
+    """
+    with ctx.client(data_dir, server, token) as client:
+        rows = client.get("/api/workflows")
+    table = Table("Workflow", "State", "Locked", "Runs", "Jobs")
+    for w in rows:
+        jobs = ", ".join(f"{n} {state}" for state, n in sorted(w["jobs"].items()))
+        table.add_row(w["name"], w["state"], "yes" if w["locked"] else "", str(w["runs"]), jobs)
+    console.print(table)
+
+
+def _workflow_action(action: str, name: str, data_dir: Path | None, server: str | None,
+                     token: str | None) -> None:
+    with ctx.client(data_dir, server, token) as client:
+        answer = client.post(f"/api/workflows/{name}/{action}")
+    console.print(f"workflow {answer['name']}: {answer['state']}")
+
+
+@workflow_app.command("start")
+def workflow_start(
+    name: str, data_dir: Path | None = DataDir, server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Start a workflow: its jobs are processed.
+
+    Example: runyard workflow start Study
+    """
+    _workflow_action("start", name, data_dir, server, token)
+
+
+@workflow_app.command("stop")
+def workflow_stop(
+    name: str, data_dir: Path | None = DataDir, server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Stop a workflow (back to Draft): no new jobs start.
+
+    Example: runyard workflow stop Study
+    """
+    _workflow_action("stop", name, data_dir, server, token)
+
+
+@run_app.command("new")
+def run_new(
+    workflow: str,
+    task: str,
+    outputs: Annotated[str | None, typer.Option("--outputs", help="Source job outputs (JSON).")]
+    = None,
+    name: Annotated[str | None, typer.Option("--name", help="Run name.")] = None,
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Start a new run at a source task.
+
+    Example: runyard run new Study Select --outputs '{"value": 3}' --name sample-1
+    """
+    body: dict[str, Any] = {"task": task, "name": name}
+    if outputs is not None:
+        try:
+            body["outputs"] = json.loads(outputs)
+        except ValueError as exc:
+            raise InvalidInput(f"--outputs is not valid JSON: {exc}") from None
+    with ctx.client(data_dir, server, token) as client:
+        job = client.post(f"/api/workflows/{workflow}/runs", body)
+    console.print(f"run {job['run_id']}: job {job['serial']} {job['state']}")
+
+
+@app.command()
+def status(
+    workflow: str,
+    wait: Annotated[bool, typer.Option("--wait", help="Return when no job is Queued or Running.")]
+    = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Show the runs x tasks table of a workflow.
+
+    Example: runyard status Study --wait --json
+    """
+    with ctx.client(data_dir, server, token) as client:
+        data = _wait(client, workflow, quiet=as_json) if wait else client.get(
+            f"/api/workflows/{workflow}/status"
+        )
+    if as_json:
+        print(json.dumps({k: data[k] for k in ("workflow", "tasks", "runs")}, indent=2))
+        return
+    table = Table("Run", *data["tasks"], title=f"{data['workflow']} ({data['state']})")
+    for run in data["runs"]:
+        cells = [run["jobs"].get(t, {}).get("state", "") for t in data["tasks"]]
+        table.add_row(run["name"], *cells)
+    console.print(table)
+
+
+def _wait(client: Any, workflow: str, *, quiet: bool) -> dict[str, Any]:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=ctx.errors, disable=quiet, transient=False,
+    ) as progress:
+        bar = progress.add_task(f"{workflow}: jobs finished", total=None)
+        while True:
+            data: dict[str, Any] = client.get(f"/api/workflows/{workflow}/status")
+            states = [j["state"] for r in data["runs"] for j in r["jobs"].values()]
+            finished = sum(s not in ("Queued", "Running") for s in states)
+            progress.update(bar, total=len(states), completed=finished)
+            if data["idle"]:
+                return data
+            time.sleep(0.2)
+
+
+@token_app.command("create-worker")
+def token_create_worker(
+    name: str, data_dir: Path | None = DataDir, server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Create a worker token (give it to the worker machine).
+
+    Example: runyard token create-worker imaging-pc-2
+    """
+    with ctx.client(data_dir, server, token) as client:
+        answer = client.post("/api/tokens/worker", {"name": name})
+    print(answer["token"])
+
+
+def main() -> None:
+    try:
+        app()
+    except RunyardError as exc:
+        raise SystemExit(ctx.fail(exc).exit_code) from None

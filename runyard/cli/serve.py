@@ -1,0 +1,99 @@
+"""Commands that start long-running processes: server, worker, up."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+
+import uvicorn
+
+from runyard.cli.context import console
+from runyard.operations import Runyard
+from runyard.server.app import create_app
+from runyard.settings import Settings
+from runyard.worker.worker import Worker, WorkerConfig
+
+
+class Server:
+    """A Runyard server on a bound socket, announced in the data directory."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runyard = Runyard(settings).open()
+        self.admin_token = self.runyard.auth.ensure_admin_token()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((settings.host, settings.port))
+        self.url = f"http://{settings.host}:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(
+            create_app(self.runyard), log_level="warning", timeout_graceful_shutdown=5
+        )
+        self.uvicorn = uvicorn.Server(config)
+
+    def announce(self) -> None:
+        if self.admin_token:
+            console.print(
+                f"Created the admin token (shown once; also stored in "
+                f"{self.settings.admin_token_file}):\n  {self.admin_token}"
+            )
+        self.settings.server_file.write_text(json.dumps({"url": self.url, "pid": os.getpid()}))
+        console.print(f"Runyard server on {self.url} (data: {self.settings.data_dir})")
+
+    def serve(self) -> None:
+        try:
+            self.uvicorn.run(sockets=[self.sock])
+        finally:
+            self.settings.server_file.unlink(missing_ok=True)
+            self.runyard.close()
+
+    def local_token(self) -> str:
+        return self.settings.admin_token_file.read_text().strip()
+
+
+def run_server(settings: Settings) -> None:
+    server = Server(settings)
+    server.announce()
+    server.serve()
+
+
+def run_up(settings: Settings, max_jobs: int) -> None:
+    """Server and one local worker in one process."""
+    server = Server(settings)
+    server.announce()
+    config = WorkerConfig(
+        server=server.url,
+        token=server.local_token(),
+        name=f"{socket.gethostname()}-local",
+        data_dir=settings.data_dir / "worker",
+        max_jobs=max_jobs,
+    )
+
+    worker = Worker(config)
+
+    def work() -> None:
+        while not server.uvicorn.started:
+            if worker.stopping.wait(0.05):
+                return
+        console.print(f"Local worker {config.name}: up to {max_jobs} jobs at once")
+        worker.run()
+
+    thread = threading.Thread(target=work, daemon=True, name="local-worker")
+    thread.start()
+    try:
+        server.serve()
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+
+
+def run_worker(config: WorkerConfig) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    worker = Worker(config)
+    worker.install_signal_handlers()
+    console.print(f"Worker {config.name} on {config.server}: up to {config.max_jobs} jobs")
+    count = worker.run()
+    console.print(f"Worker {config.name} stopped after {count} jobs")
+

@@ -1,0 +1,163 @@
+"""Records: immutable values that never do I/O.
+
+The words are those of the glossary (docs/glossary.md): task type, workflow, task, input
+source, run, job, entity, worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+JSON = Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class Parameter:
+    """One input or output of a task type's interface."""
+
+    key: str
+    type: str
+    supported_modes: tuple[str, ...] = ()
+    default: JSON = None
+    description: str = ""
+    constraints: dict[str, JSON] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Interface:
+    kind: str  # processing | interactive | reduce
+    inputs: tuple[Parameter, ...] = ()
+    outputs: tuple[Parameter, ...] = ()
+
+    def input(self, key: str) -> Parameter | None:
+        return next((p for p in self.inputs if p.key == key), None)
+
+    def output(self, key: str) -> Parameter | None:
+        return next((p for p in self.outputs if p.key == key), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dependency:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskType:
+    id: int = 0
+    name: str
+    version: str
+    display_name: str = ""
+    summary: str = ""
+    author: str = ""
+    entry_point: str = "main.py"
+    timeout_seconds: float | None = None
+    dependencies: tuple[Dependency, ...] = ()
+    interface: Interface
+    path: str = ""  # folder holding the installed script(s)
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputSource:
+    """Where a task input comes from (glossary: input source)."""
+
+    mode: str  # none | fixed | output | define_on_first | ui
+    fixed_value: JSON = None
+    task: str | None = None  # output: name of the upstream task
+    key: str | None = None  # output: output key of the upstream task
+    template: JSON = None  # define_on_first: the answer of the first job
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskInput:
+    key: str
+    source: InputSource
+
+
+@dataclass(frozen=True, kw_only=True)
+class Task:
+    id: int = 0
+    workflow_id: int = 0
+    name: str
+    position: int = 0
+    task_type: TaskType
+    inputs: tuple[TaskInput, ...] = ()
+
+    def upstream_names(self) -> set[str]:
+        return {i.source.task for i in self.inputs if i.source.mode == "output" and i.source.task}
+
+    @property
+    def is_source(self) -> bool:
+        return not self.upstream_names()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Workflow:
+    id: int = 0
+    name: str
+    state: str = "Draft"
+    locked: bool = False
+    remarks: str = ""
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entity:
+    uuid: str
+    name: str
+    type: str = "Entity"
+
+    def to_json(self) -> dict[str, str]:
+        return {"type": self.type, "uuid": self.uuid, "name": self.name}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    id: int = 0
+    workflow_id: int
+    name: str
+    sort_order: str
+    priority: str = "normal"
+    obsolete: bool = False
+    entity: Entity | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    serial: int = 0
+    workflow_id: int
+    run_id: int
+    task_id: int
+    task_type_id: int
+    state: str
+    inputs: dict[str, JSON] = field(default_factory=dict)
+    outputs: dict[str, JSON] = field(default_factory=dict)
+    metadata: dict[str, JSON] = field(default_factory=dict)
+    error: str = ""
+    attempt: int = 0
+    worker: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lease:
+    """A worker's claim on one job: valid until ``expires_at`` unless renewed."""
+
+    job_serial: int
+    lease_id: str
+    attempt: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Worker:
+    id: int = 0
+    name: str
+    provides: tuple[str, ...] = ()
+    max_jobs: int = 1
+    version: str = ""
+    last_seen: datetime | None = None

@@ -1,0 +1,49 @@
+"""The operations layer: checks state and calls the store. Edges (HTTP, CLI) call only this."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runyard.operations.auth import AuthManager, Principal
+from runyard.operations.base import Clock, Notifier, utcnow
+from runyard.operations.jobs import JobManager
+from runyard.operations.task_types import TaskTypeManager
+from runyard.operations.workers import WorkerManager
+from runyard.operations.workflows import WorkflowManager
+from runyard.settings import Settings
+from runyard.store import workers as worker_rows
+from runyard.store import Store
+
+
+class Runyard:
+    """One Runyard installation: its store and the managers of each noun."""
+
+    def __init__(self, settings: Settings, *, store: Store | None = None,
+                 now: Clock = utcnow) -> None:
+        self.settings = settings
+        self.store = store or Store(settings.effective_database_url)
+        self.changed = Notifier()
+        args = (self.store, settings)
+        kwargs = {"now": now, "changed": self.changed}
+        self.auth = AuthManager(*args, **kwargs)
+        self.jobs = JobManager(*args, **kwargs)
+        self.task_types = TaskTypeManager(*args, **kwargs)
+        self.workers = WorkerManager(*args, **kwargs)
+        self.workflows = WorkflowManager(*args, **kwargs)
+
+    def open(self) -> Runyard:
+        """Create the data directory and bring the database schema up to date."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store.migrate()
+        return self
+
+    def activity(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest entries of the activity log."""
+        with self.store.read() as conn:
+            return worker_rows.recent_activity(conn, limit)
+
+    def close(self) -> None:
+        self.store.dispose()
+
+
+__all__ = ["Principal", "Runyard"]

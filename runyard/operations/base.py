@@ -1,0 +1,108 @@
+"""What every operations class shares: the store, the settings and the clock."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection
+
+from runyard.errors import NotFound
+from runyard.models import Task, Workflow
+from runyard.settings import Settings
+from runyard.store import Store
+from runyard.store import workers as worker_rows
+from runyard.store import workflows as workflow_rows
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Notifier:
+    """Wakes long-polling claims in this process when jobs may have become claimable."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self.version = 0
+
+    def notify(self) -> None:
+        with self._condition:
+            self.version += 1
+            self._condition.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> None:
+        """Wait until a notification after version ``seen``, or ``timeout`` seconds."""
+        with self._condition:
+            self._condition.wait_for(lambda: self.version != seen, timeout)
+
+
+class Operations:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        now: Clock = utcnow,
+        changed: Notifier | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.now = now
+        self.changed = changed or Notifier()
+
+    @contextmanager
+    def _write_and_notify(self) -> Iterator[Connection]:
+        """A write transaction after whose commit waiting claims look again."""
+        with self.store.write() as conn:
+            yield conn
+        self.changed.notify()
+
+    def _workflow(self, conn: Connection, name: str) -> Workflow:
+        workflow = workflow_rows.get_workflow(conn, name=name)
+        if workflow is None:
+            known = [w.name for w in workflow_rows.list_workflows(conn)]
+            raise NotFound(
+                f"no workflow named {name!r}"
+                + (f"; workflows: {', '.join(known)}" if known else "; none is imported yet"),
+                workflow=name,
+            )
+        return workflow
+
+    @staticmethod
+    def _task(tasks: list[Task], name: str, workflow: Workflow) -> Task:
+        for task in tasks:
+            if task.name == name:
+                return task
+        raise NotFound(
+            f"workflow {workflow.name!r} has no task named {name!r}; "
+            f"its tasks: {', '.join(t.name for t in tasks) or '(none)'}",
+            workflow=workflow.name,
+            task=name,
+        )
+
+    def _log(
+        self,
+        conn: Connection,
+        actor: str,
+        action: str,
+        message: str,
+        *,
+        workflow_id: int | None = None,
+        job_serial: int | None = None,
+        level: str = "info",
+    ) -> None:
+        worker_rows.log_activity(
+            conn,
+            actor=actor,
+            action=action,
+            message=message,
+            now=self.now(),
+            level=level,
+            workflow_id=workflow_id,
+            job_serial=job_serial,
+        )

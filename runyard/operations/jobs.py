@@ -1,0 +1,368 @@
+"""The job engine: runs, jobs, followers, claims and leases.
+
+Every state change goes through ``_transition``: the table in ``runyard.states`` says which
+sources are legal, the store applies a guarded update, and a transition into Done creates
+the follower jobs in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from runyard.errors import Conflict, IllegalTransition, InvalidInput, NotFound, StaleLease
+from runyard.models import Entity, Job, Lease, Task, Workflow
+from runyard.operations.base import Operations
+from runyard.sortorder import keys_after
+from runyard.states import (
+    JobState,
+    Priority,
+    WorkflowState,
+    check_transition,
+    decide_followers,
+    downstream_tasks,
+    resolve_inputs,
+    sources_of,
+)
+from runyard.store import jobs as job_rows
+from runyard.store import runs as run_rows
+from runyard.store import task_types as task_type_rows
+from runyard.store import workflows as workflow_rows
+from runyard.validation import check_outputs
+
+MAX_LOG_CHARS = 64 * 1024
+
+
+class JobManager(Operations):
+    # -- runs ---------------------------------------------------------------------------
+
+    def new_run(
+        self,
+        workflow_name: str,
+        task_name: str,
+        *,
+        outputs: dict[str, Any] | None = None,
+        name: str | None = None,
+        entity: Entity | None = None,
+        actor: str = "system",
+    ) -> Job:
+        """Start a run at a source task: its source job is Done with ``outputs`` if given,
+        else Waiting for a user (interactive, or inputs to enter) or Queued."""
+        with self._write_and_notify() as conn:
+            workflow = self._workflow(conn, workflow_name)
+            if workflow.state == WorkflowState.OBSOLETE:
+                raise Conflict(
+                    f"workflow {workflow.name!r} is Obsolete; start it again to add runs",
+                    workflow=workflow.name,
+                )
+            tasks = workflow_rows.list_tasks(conn, workflow.id)
+            task = self._task(tasks, task_name, workflow)
+            if not task.is_source:
+                raise InvalidInput(
+                    f"task {task.name!r} takes inputs from {', '.join(sorted(task.upstream_names()))}"
+                    "; a new run starts at a source task",
+                    task=task.name,
+                )
+            sort_order = _next_sort_order(conn, workflow.id)
+            run_id = run_rows.insert_run(
+                conn,
+                workflow_id=workflow.id,
+                name=name or f"Run {sort_order}",
+                sort_order=sort_order,
+                entity=entity,
+                now=self.now(),
+            )
+            job = self._create_job(conn, workflow, tasks, task, run_id, outputs=outputs)
+            self._log(conn, actor, "run.new", f"new run {name or run_id!s} at {task.name}",
+                      workflow_id=workflow.id, job_serial=job.serial)
+            return job
+
+    def set_priority(self, run_id: int, priority: str, *, actor: str = "system") -> None:
+        if priority not in set(Priority):
+            raise InvalidInput(
+                f"priority must be one of {', '.join(Priority)}, not {priority!r}",
+                priority=priority,
+            )
+        with self._write_and_notify() as conn:
+            if not run_rows.set_priority(conn, run_id, priority):
+                raise NotFound(f"no run with id {run_id}", run=run_id)
+            self._log(conn, actor, "run.priority", f"run {run_id} priority {priority}")
+
+    def _create_job(
+        self,
+        conn: Connection,
+        workflow: Workflow,
+        tasks: list[Task],
+        task: Task,
+        run_id: int,
+        *,
+        outputs: dict[str, Any] | None,
+        upstream_outputs: dict[str, dict[str, Any]] | None = None,
+    ) -> Job:
+        inputs, needs_user = resolve_inputs(task, upstream_outputs or {})
+        if outputs is not None:
+            problem = check_outputs(task.task_type, outputs)
+            if problem:
+                raise InvalidInput(problem, task=task.name)
+            state = JobState.DONE
+        elif needs_user or task.task_type.interface.kind == "interactive":
+            state = JobState.WAITING
+        else:
+            state = JobState.QUEUED
+        serial = job_rows.insert_job(
+            conn,
+            workflow_id=workflow.id,
+            run_id=run_id,
+            task_id=task.id,
+            task_type_id=task.task_type.id,
+            state=state.value,
+            inputs=inputs,
+            outputs=outputs or {},
+            created_at=self.now(),
+        )
+        assert serial is not None
+        job = job_rows.get_job(conn, serial)
+        assert job is not None
+        if state == JobState.DONE:
+            self._create_followers(conn, job, tasks)
+        return job
+
+    def get(self, serial: int) -> Job:
+        with self.store.read() as conn:
+            job = job_rows.get_job(conn, serial)
+        if job is None:
+            raise NotFound(f"no job with serial {serial}", serial=serial)
+        return job
+
+    # -- followers ----------------------------------------------------------------------
+
+    def _create_followers(self, conn: Connection, job: Job, tasks: list[Task]) -> list[int]:
+        """Create the follower jobs of ``job``, which has just become Done."""
+        by_id = {t.id: t for t in tasks}
+        live = job_rows.live_jobs_in_run(conn, job.run_id)
+        done_outputs = {
+            by_id[j.task_id].name: j.outputs
+            for j in live
+            if j.state == JobState.DONE and j.task_id in by_id
+        }
+        plans = decide_followers(
+            by_id[job.task_id], tasks, done_outputs, [by_id[j.task_id].name for j in live]
+        )
+        created = []
+        now = self.now()
+        for plan in plans:
+            serial = job_rows.insert_job(
+                conn,
+                if_no_live_job=True,
+                workflow_id=job.workflow_id,
+                run_id=job.run_id,
+                task_id=plan.task_id,
+                task_type_id=by_id[plan.task_id].task_type.id,
+                state=plan.state.value,
+                inputs=plan.inputs,
+                created_at=now,
+            )
+            if serial is not None:
+                created.append(serial)
+        return created
+
+    # -- state changes ------------------------------------------------------------------
+
+    def _transition(
+        self,
+        conn: Connection,
+        serial: int,
+        target: JobState,
+        *,
+        held_lease: str | None = None,
+        **values: Any,
+    ) -> Job:
+        """Apply one state change with a guarded update; followers on Done."""
+        job = job_rows.get_job(conn, serial)
+        if job is None:
+            raise NotFound(f"no job with serial {serial}", serial=serial)
+        run_rows.lock_run(conn, job.run_id)
+        ok = job_rows.set_state(
+            conn, serial, target, sources_of(target), held_lease=held_lease, **values
+        )
+        if not ok:
+            current = job_rows.get_job(conn, serial)
+            assert current is not None
+            if held_lease is not None:
+                raise StaleLease(
+                    f"job {serial} is no longer held by this lease (it is {current.state}, "
+                    f"attempt {current.attempt}); its result was not recorded",
+                    serial=serial,
+                    state=current.state,
+                )
+            check_transition(current.state, target)
+            raise IllegalTransition(
+                f"job {serial} changed state meanwhile (now {current.state})", serial=serial
+            )
+        updated = job_rows.get_job(conn, serial)
+        assert updated is not None
+        if target == JobState.DONE:
+            tasks = workflow_rows.list_tasks(conn, job.workflow_id)
+            self._create_followers(conn, updated, tasks)
+        return updated
+
+    def update_state(self, serial: int, state: str, *, actor: str = "system") -> Job:
+        """A state change asked for through the API (e.g. finishing a spawned job)."""
+        target = _job_state(state)
+        if target not in (JobState.DONE, JobState.OBSOLETE, JobState.ABORTED):
+            raise InvalidInput(
+                f"the API sets a job to Done, Obsolete or Aborted, not {state}", state=state
+            )
+        with self._write_and_notify() as conn:
+            current = job_rows.get_job(conn, serial)
+            if current is None:
+                raise NotFound(f"no job with serial {serial}", serial=serial)
+            check_transition(current.state, target)
+            values: dict[str, Any] = {"lease_id": None}
+            if target == JobState.DONE:
+                values["finished_at"] = self.now()
+            job = self._transition(conn, serial, target, **values)
+            self._log(conn, actor, "job.state", f"job {serial}: {current.state} -> {target}",
+                      workflow_id=job.workflow_id, job_serial=serial)
+            return job
+
+    def restart_new_job(self, serial: int, *, actor: str = "system") -> Job:
+        """Obsolete the job and everything downstream of it in its run; create a new job
+        for its task with the task's current configuration."""
+        with self._write_and_notify() as conn:
+            job = job_rows.get_job(conn, serial)
+            if job is None:
+                raise NotFound(f"no job with serial {serial}", serial=serial)
+            if job.state == JobState.OBSOLETE:
+                raise IllegalTransition(
+                    f"job {serial} is Obsolete; restart the live job of its task instead",
+                    serial=serial,
+                )
+            run_rows.lock_run(conn, job.run_id)
+            workflow = workflow_rows.get_workflow(conn, id=job.workflow_id)
+            assert workflow is not None
+            tasks = workflow_rows.list_tasks(conn, workflow.id)
+            by_id = {t.id: t for t in tasks}
+            task = by_id[job.task_id]
+            live = job_rows.live_jobs_in_run(conn, job.run_id)
+            upstream = {
+                by_id[j.task_id].name: j.outputs
+                for j in live
+                if j.state == JobState.DONE and by_id[j.task_id].name in task.upstream_names()
+            }
+            missing = task.upstream_names() - upstream.keys()
+            if missing:
+                raise Conflict(
+                    f"cannot restart job {serial}: upstream task(s) {', '.join(sorted(missing))} "
+                    "have no Done job in this run",
+                    serial=serial,
+                )
+            doomed = downstream_tasks(task.name, tasks) | {task.name}
+            for other in live:
+                if by_id[other.task_id].name in doomed:
+                    self._transition(conn, other.serial, JobState.OBSOLETE, lease_id=None)
+            new = self._create_job(
+                conn, workflow, tasks, task, job.run_id, outputs=None, upstream_outputs=upstream
+            )
+            self._log(conn, actor, "job.restart", f"job {serial} restarted as job {new.serial}",
+                      workflow_id=workflow.id, job_serial=new.serial)
+            return new
+
+    # -- worker protocol ----------------------------------------------------------------
+
+    def claim(self, worker_id: int, provides: list[str], limit: int) -> list[tuple[Job, Lease]]:
+        self.expire_leases()
+        with self.store.write() as conn:
+            ids = task_type_rows.ids_runnable_with(conn, provides)
+            return job_rows.claim(
+                conn,
+                task_type_ids=ids,
+                worker_id=worker_id,
+                limit=limit,
+                lease_seconds=self.settings.lease_seconds,
+                now=self.now(),
+            )
+
+    def heartbeat(self, serial: int, lease_id: str) -> Lease:
+        expires = self.now() + timedelta(seconds=self.settings.lease_seconds)
+        with self.store.write() as conn:
+            if not job_rows.renew_lease(conn, serial, lease_id, expires):
+                raise StaleLease(
+                    f"job {serial} is no longer held by this lease; stop working on it",
+                    serial=serial,
+                )
+            job = job_rows.get_job(conn, serial)
+            assert job is not None
+            return Lease(job_serial=serial, lease_id=lease_id, attempt=job.attempt,
+                         expires_at=expires)
+
+    def complete(self, serial: int, lease_id: str, outputs: dict[str, Any], log: str = "") -> Job:
+        """Record a job's outputs and its Done state, and create its followers, at once.
+        Outputs that do not fit the interface fail the job instead."""
+        with self._write_and_notify() as conn:
+            job = job_rows.get_job(conn, serial)
+            if job is None:
+                raise NotFound(f"no job with serial {serial}", serial=serial)
+            task_type = task_type_rows.get(conn, job.task_type_id)
+            assert task_type is not None
+            problem = check_outputs(task_type, outputs)
+            common = {"lease_id": None, "finished_at": self.now(), "log": log[-MAX_LOG_CHARS:]}
+            if problem:
+                return self._transition(conn, serial, JobState.FAILED, held_lease=lease_id,
+                                        error=problem, **common)
+            return self._transition(conn, serial, JobState.DONE, held_lease=lease_id,
+                                    outputs=outputs, error="", **common)
+
+    def fail(self, serial: int, lease_id: str, error: str, log: str = "") -> Job:
+        with self._write_and_notify() as conn:
+            return self._transition(
+                conn, serial, JobState.FAILED, held_lease=lease_id, error=error or "failed",
+                finished_at=self.now(), log=log[-MAX_LOG_CHARS:],
+            )
+
+    def release(self, serial: int, lease_id: str) -> Job:
+        """Give a job back (worker shutting down): Queued again, the attempt not counted."""
+        with self._write_and_notify() as conn:
+            job = job_rows.get_job(conn, serial)
+            attempt = max(0, (job.attempt if job else 1) - 1)
+            return self._transition(conn, serial, JobState.QUEUED, held_lease=lease_id,
+                                    attempt=attempt, started_at=None)
+
+    def expire_leases(self) -> int:
+        """Put jobs whose lease ran out back to Queued, or Failed after the attempt limit."""
+        now = self.now()
+        with self.store.read() as conn:
+            expired = job_rows.expired_leases(conn, now)
+        if not expired:
+            return 0
+        with self._write_and_notify() as conn:
+            for serial, attempt in expired:
+                if attempt >= self.settings.max_attempts:
+                    values: dict[str, Any] = {
+                        "error": f"the worker stopped answering (lease expired) in each of "
+                        f"{attempt} attempts; giving up",
+                        "finished_at": now,
+                    }
+                    target = JobState.FAILED
+                else:
+                    values, target = {}, JobState.QUEUED
+                job_rows.set_state(
+                    conn, serial, target, [JobState.RUNNING], expired_before=now,
+                    lease_id=None, **values,
+                )
+        return len(expired)
+
+
+def _job_state(state: str) -> JobState:
+    try:
+        return JobState(state)
+    except ValueError:
+        raise InvalidInput(
+            f"unknown job state {state!r}; states: {', '.join(JobState)}", state=state
+        ) from None
+
+
+def _next_sort_order(conn: Connection, workflow_id: int) -> str:
+    return keys_after(run_rows.last_sort_order(conn, workflow_id), 1)[0]

@@ -1,0 +1,91 @@
+"""Installing task types from packages, and finding them."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from runyard.errors import Conflict, InvalidPackage, NotFound
+from runyard.models import TaskType
+from runyard.operations.base import Operations
+from runyard.packages import TaskTypePackage, version_key
+from runyard.store import task_types as task_type_rows
+
+
+class TaskTypeManager(Operations):
+    def install(self, package: TaskTypePackage, *, actor: str = "system") -> tuple[TaskType, bool]:
+        """Install a task type version; (task type, False) if the same files are installed.
+
+        The files are written to a temporary folder and moved into place in the same
+        transaction that records the task type, so nothing half-installed stays behind.
+        """
+        tt = package.task_type
+        root = self.settings.task_types_dir
+        final = root / tt.name / tt.version
+        with self.store.write() as conn:
+            existing = task_type_rows.find(conn, tt.name, tt.version)
+            if existing:
+                if _same_files(final, package.files):
+                    return existing[0], False
+                raise Conflict(
+                    f"task type {tt.name} {tt.version} is installed already with other files; "
+                    "give the package a new version number",
+                    name=tt.name,
+                    version=tt.version,
+                )
+            root.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".install-", dir=root))
+            try:
+                _write_files(staging, package.files)
+                if not (staging / tt.entry_point).is_file():
+                    raise InvalidPackage(
+                        f"entry point {tt.entry_point!r} is not in the package",
+                        file="metadata.json", field="entry_point",
+                    )
+                installed = replace(tt, path=str(final))
+                new_id = task_type_rows.insert_task_type(
+                    conn, installed, version_key(tt.version), self.now()
+                )
+                final.parent.mkdir(parents=True, exist_ok=True)
+                if final.exists():  # left by an install whose transaction failed
+                    shutil.rmtree(final)
+                staging.rename(final)
+                self._log(conn, actor, "task_type.install", f"installed {tt.name} {tt.version}")
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                shutil.rmtree(final, ignore_errors=True)
+                raise
+        return replace(installed, id=new_id), True
+
+    def list(self) -> list[TaskType]:
+        with self.store.read() as conn:
+            return task_type_rows.list_all(conn)
+
+    def get_by_id(self, task_type_id: int) -> TaskType:
+        with self.store.read() as conn:
+            found = task_type_rows.get(conn, task_type_id)
+        if found is None:
+            raise NotFound(f"no task type with id {task_type_id}")
+        return found
+
+    def find(self, name: str, version: str | None = None) -> list[TaskType]:
+        with self.store.read() as conn:
+            return task_type_rows.find(conn, name, version)
+
+
+def _write_files(folder: Path, files: dict[str, bytes]) -> None:
+    for relative, content in files.items():
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+
+
+def _same_files(folder: Path, files: dict[str, bytes]) -> bool:
+    if not folder.is_dir():
+        return False
+    on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    return on_disk == set(files) and all(
+        (folder / name).read_bytes() == content for name, content in files.items()
+    )

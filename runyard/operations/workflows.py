@@ -1,0 +1,155 @@
+"""Workflows: import, export, start, stop, obsolete, lock, and the runs x tasks status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runyard.errors import Conflict
+from runyard.models import Task, TaskType, Workflow
+from runyard.operations.base import Operations
+from runyard.packages import WorkflowPackage, resolve_workflow, workflow_package_bytes
+from runyard.states import WORKFLOW_TRANSITIONS, WorkflowState
+from runyard.store import jobs as job_rows
+from runyard.store import runs as run_rows
+from runyard.store import task_types as task_type_rows
+from runyard.store import workflows as workflow_rows
+
+
+class WorkflowManager(Operations):
+    def import_package(self, package: WorkflowPackage, *, actor: str = "system") -> Workflow:
+        """Create the workflow of a package, whole or not at all."""
+        with self.store.write() as conn:
+
+            def find(name: str, version: str | None) -> TaskType | None:
+                found = task_type_rows.find(conn, name, version)
+                return found[0] if found else None
+
+            resolved = resolve_workflow(package, find)
+            if workflow_rows.get_workflow(conn, name=package.name) is not None:
+                raise Conflict(
+                    f"a workflow named {package.name!r} exists already; rename the package's "
+                    "metadata.json name to import it beside the existing one",
+                    workflow=package.name,
+                )
+            now = self.now()
+            workflow_id = workflow_rows.insert_workflow(conn, package.name, package.remarks, now)
+            for spec, task_type in resolved:
+                workflow_rows.insert_task(
+                    conn,
+                    workflow_id=workflow_id,
+                    name=spec.name,
+                    task_type_id=task_type.id,
+                    inputs=spec.inputs,
+                    now=now,
+                )
+            self._log(conn, actor, "workflow.import",
+                      f"imported workflow {package.name} with {len(resolved)} tasks",
+                      workflow_id=workflow_id)
+            workflow = workflow_rows.get_workflow(conn, id=workflow_id)
+            assert workflow is not None
+            return workflow
+
+    def export_package(self, name: str) -> bytes:
+        with self.store.read() as conn:
+            workflow = self._workflow(conn, name)
+            tasks = workflow_rows.list_tasks(conn, workflow.id)
+        return workflow_package_bytes(
+            workflow.name, "1.0.0.0", workflow.remarks,
+            [(t.name, t.task_type, t.inputs) for t in tasks],
+        )
+
+    def get(self, name: str) -> tuple[Workflow, list[Task]]:
+        with self.store.read() as conn:
+            workflow = self._workflow(conn, name)
+            return workflow, workflow_rows.list_tasks(conn, workflow.id)
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every workflow with the count of its live jobs by state."""
+        with self.store.read() as conn:
+            result = []
+            for workflow in workflow_rows.list_workflows(conn):
+                result.append(
+                    {
+                        "workflow": workflow,
+                        "runs": run_rows.count_runs(conn, workflow.id),
+                        "jobs": job_rows.count_by_state(conn, workflow.id),
+                    }
+                )
+            return result
+
+    def set_state(self, name: str, state: str, *, actor: str = "system") -> Workflow:
+        """Start, stop (back to Draft) or obsolete a workflow."""
+        target = WorkflowState(state)
+        with self.store.write() as conn:
+            workflow = self._workflow(conn, name)
+            if workflow.locked:
+                raise Conflict(
+                    f"workflow {name!r} is locked; an admin must unlock it first", workflow=name
+                )
+            current = WorkflowState(workflow.state)
+            if current == target:
+                return workflow
+            if (current, target) not in WORKFLOW_TRANSITIONS:
+                raise Conflict(
+                    f"workflow {name!r} cannot go from {current} to {target}", workflow=name
+                )
+            workflow_rows.lock_workflow_row(conn, workflow.id)
+            if not workflow_rows.set_workflow_state(conn, workflow.id, target, {current},
+                                                    self.now()):
+                raise Conflict(f"workflow {name!r} changed state meanwhile", workflow=name)
+            self._log(conn, actor, "workflow.state", f"workflow {name}: {current} -> {target}",
+                      workflow_id=workflow.id)
+            updated = workflow_rows.get_workflow(conn, id=workflow.id)
+            assert updated is not None
+            return updated
+
+    def set_locked(self, name: str, locked: bool, *, actor: str = "system") -> Workflow:
+        with self.store.write() as conn:
+            workflow = self._workflow(conn, name)
+            workflow_rows.set_workflow_locked(conn, workflow.id, locked, self.now())
+            self._log(conn, actor, "workflow.lock",
+                      f"workflow {name} {'locked' if locked else 'unlocked'}",
+                      workflow_id=workflow.id)
+            updated = workflow_rows.get_workflow(conn, id=workflow.id)
+            assert updated is not None
+            return updated
+
+    def status(self, name: str) -> dict[str, Any]:
+        """The runs x tasks table: every run with its live job per task."""
+        with self.store.read() as conn:
+            workflow = self._workflow(conn, name)
+            tasks = workflow_rows.list_tasks(conn, workflow.id)
+            runs = run_rows.list_runs(conn, workflow.id)
+            jobs = job_rows.jobs_of_workflow(conn, workflow.id)
+        task_names = {t.id: t.name for t in tasks}
+        by_run: dict[int, dict[str, Any]] = {r.id: {} for r in runs}
+        for job in jobs:
+            if job.run_id in by_run:
+                by_run[job.run_id][task_names[job.task_id]] = {
+                    "serial": job.serial,
+                    "state": job.state,
+                    "outputs": job.outputs,
+                    "error": job.error,
+                }
+        return {
+            "workflow": workflow.name,
+            "state": workflow.state,
+            "tasks": [t.name for t in tasks],
+            "runs": [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "sort_order": r.sort_order,
+                    "priority": r.priority,
+                    "entity": r.entity.to_json() if r.entity else None,
+                    "jobs": by_run[r.id],
+                }
+                for r in runs
+            ],
+        }
+
+    def is_idle(self, name: str) -> bool:
+        """True when no job of the workflow is Queued or Running."""
+        with self.store.read() as conn:
+            workflow = self._workflow(conn, name)
+            return not job_rows.has_pending(conn, workflow.id)

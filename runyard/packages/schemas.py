@@ -1,0 +1,220 @@
+"""JSON schemas (Draft 2020-12) of the package files: the structural checks.
+
+``x-must`` is our own annotation: what a value must be, in words, for the error message.
+Checks that need more than one field (unique keys, defaults, references) are in Python.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runyard.packages.parameters import INPUT_MODES, PARAMETER_TYPES
+
+Schema = dict[str, Any]
+
+TASK_TYPE_FORMAT = "XFP-TT1.0"
+WORKFLOW_FORMAT = "XFP-WF1.0"
+DEPENDENCY_FORMAT = "XFP-DEP1.0"
+FORMATS = {
+    TASK_TYPE_FORMAT: "task type",
+    WORKFLOW_FORMAT: "workflow",
+    DEPENDENCY_FORMAT: "dependency package",
+}
+
+VERSION: Schema = {
+    "type": "string",
+    "pattern": r"^(0|[1-9][0-9]{0,9})(\.(0|[1-9][0-9]{0,9})){3}$",
+    "x-must": 'four whole numbers separated by dots, like "1.2.0.0" (no leading zeros)',
+}
+TASK_TYPE_NAME: Schema = {
+    "type": "string",
+    "pattern": r"^[A-Za-z0-9.]{1,50}$",
+    "x-must": '1 to 50 letters, digits and dots, like "Lucid.Util.Threshold"',
+}
+DEPENDENCY_NAME: Schema = {
+    "type": "string",
+    "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+    "x-must": '1 to 100 letters, digits, dots, dashes and underscores, like "numpy"',
+}
+_PLAIN_NAME = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+WORKFLOW_NAME: Schema = {
+    "type": "string",
+    "pattern": _PLAIN_NAME,
+    "maxLength": 200,
+    "x-must": "a name of 1 to 200 characters without control characters (tabs, line breaks)",
+}
+KEY: Schema = {
+    "type": "string",
+    "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$",
+    "x-must": "an identifier: letters, digits and underscores, not starting with a digit",
+}
+TEXT: Schema = {"type": "string"}
+
+_DEPENDENCY: Schema = {
+    "type": "object",
+    "required": ["name", "version"],
+    "additionalProperties": False,
+    "properties": {"name": DEPENDENCY_NAME, "version": VERSION},
+}
+
+
+def _metadata(package_format: str, name: Schema, **extra: Schema) -> Schema:
+    return {
+        "type": "object",
+        "required": ["package_format", "name", "version"],
+        "additionalProperties": False,
+        "properties": {
+            "package_format": {"const": package_format},
+            "name": name,
+            "version": VERSION,
+            "display_name": TEXT,
+            "summary": TEXT,
+            "author": TEXT,
+            "dependencies": {"type": "array", "items": _DEPENDENCY},
+            **extra,
+        },
+    }
+
+
+PACKAGE_FORMAT: Schema = {
+    "type": "object",
+    "required": ["package_format"],
+    "properties": {
+        "package_format": {
+            "type": "string",
+            "enum": list(FORMATS),
+            "x-must": ", ".join(f"{f} ({what})" for f, what in FORMATS.items()),
+        },
+    },
+}
+
+TASK_TYPE_METADATA = _metadata(
+    TASK_TYPE_FORMAT,
+    TASK_TYPE_NAME,
+    entry_point={"type": "string", "minLength": 1},
+    timeout_seconds={"type": "number", "exclusiveMinimum": 0},
+)
+DEPENDENCY_METADATA = _metadata(
+    DEPENDENCY_FORMAT,
+    DEPENDENCY_NAME,
+    install={
+        "type": "string",
+        "pattern": r"\S",
+        "x-must": 'a command like "%xfpip% install numpy"',
+    },
+)
+WORKFLOW_METADATA = _metadata(WORKFLOW_FORMAT, WORKFLOW_NAME, remarks=TEXT)
+
+_TYPE: Schema = {
+    "type": "string",
+    "enum": list(PARAMETER_TYPES),
+    "x-must": "a parameter type (Int, Float, String, Bool, ForeignFile, Folder, Image, Entity, "
+    "CSV) or a list of one, written like List[Int]",
+}
+_INPUT: Schema = {
+    "type": "object",
+    "required": ["key", "type"],
+    "additionalProperties": False,
+    "properties": {
+        "key": KEY,
+        "type": _TYPE,
+        "supported_modes": {
+            "type": "array",
+            "items": {"type": "string", "enum": list(INPUT_MODES)},
+            "minItems": 1,
+            "uniqueItems": True,
+        },
+        "default": {},
+        "minimum": {"type": "number"},
+        "maximum": {"type": "number"},
+        "multipleOf": {"type": "number", "exclusiveMinimum": 0},
+        "enum": {"type": "array", "minItems": 1},
+        "format": TEXT,
+        "description": TEXT,
+    },
+}
+_OUTPUT: Schema = {
+    "type": "object",
+    "required": ["key", "type"],
+    "additionalProperties": False,
+    "properties": {"key": KEY, "type": _TYPE, "description": TEXT},
+}
+INTERFACE: Schema = {
+    "type": "object",
+    "required": ["kind"],
+    "additionalProperties": False,
+    "properties": {
+        "kind": {"type": "string", "enum": ["processing", "interactive", "reduce"]},
+        "inputs": {"type": "array", "items": _INPUT},
+        "outputs": {"type": "array", "items": _OUTPUT},
+    },
+}
+
+
+def _mode(mode: str, required: tuple[str, ...] = (), **fields: Schema) -> Schema:
+    """The fields an input source of ``mode`` has (and no others)."""
+    return {
+        "if": {"required": ["mode"], "properties": {"mode": {"const": mode}}},
+        "then": {
+            "required": list(required),
+            "additionalProperties": False,
+            "properties": {"mode": {}, **fields},
+        },
+    }
+
+
+_SOURCE: Schema = {
+    "type": "object",
+    "required": ["mode"],
+    "properties": {"mode": {"type": "string", "enum": list(INPUT_MODES)}},
+    "allOf": [
+        _mode("none"),
+        _mode("fixed", ("fixed_value",), fixed_value={}),
+        _mode(
+            "output",
+            ("task", "key"),
+            task={"type": "integer", "minimum": 0},
+            key=KEY,
+        ),
+        _mode("define_on_first", template={}),
+        _mode("ui"),
+    ],
+}
+_TASK: Schema = {
+    "type": "object",
+    "required": ["name", "task_type"],
+    "additionalProperties": False,
+    "properties": {
+        "name": WORKFLOW_NAME,
+        "task_type": {
+            "type": "object",
+            "required": ["name"],
+            "additionalProperties": False,
+            "properties": {"name": TASK_TYPE_NAME, "version": VERSION},
+        },
+        "inputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["key", "source"],
+                "additionalProperties": False,
+                "properties": {"key": KEY, "source": _SOURCE},
+            },
+        },
+    },
+}
+TASKS: Schema = {
+    "type": "object",
+    "required": ["tasks"],
+    "additionalProperties": False,
+    "properties": {"tasks": {"type": "array", "items": _TASK}},
+}
+
+ALL = (
+    PACKAGE_FORMAT,
+    TASK_TYPE_METADATA,
+    DEPENDENCY_METADATA,
+    WORKFLOW_METADATA,
+    INTERFACE,
+    TASKS,
+)

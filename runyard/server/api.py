@@ -1,0 +1,278 @@
+"""HTTP handlers: parse, make one call to the operations layer, render."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import Response
+
+from runyard.errors import Forbidden, InvalidInput, InvalidPackage
+from runyard.models import Entity
+from runyard.operations import Principal, Runyard
+from runyard.packages import (
+    DependencyPackage,
+    TaskTypePackage,
+    WorkflowPackage,
+    folder_zip_bytes,
+    load_package,
+)
+from runyard.server import schemas as s
+
+MAX_PACKAGE_BYTES = 512 * 1024 * 1024
+
+
+def get_runyard(request: Request) -> Runyard:
+    runyard: Runyard = request.app.state.runyard
+    return runyard
+
+
+def get_principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        token = ""
+    return get_runyard(request).auth.authenticate(token.strip())
+
+
+Ry = Annotated[Runyard, Depends(get_runyard)]
+Caller = Annotated[Principal, Depends(get_principal)]
+
+
+def require(caller: Principal, *kinds: str) -> None:
+    if caller.kind not in kinds:
+        raise Forbidden(
+            f"a {caller.kind} token may not do this; it needs a {' or '.join(kinds)} token",
+            caller=caller.kind,
+        )
+
+
+def require_job_access(caller: Principal, serial: int) -> None:
+    if caller.kind == "job" and caller.job_serial != serial:
+        raise Forbidden(f"this job token is for job {caller.job_serial}, not job {serial}")
+
+
+# -- task types and packages --------------------------------------------------------------
+
+
+async def import_package(request: Request, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Import a package (.xfp zip in the request body): task type or workflow."""
+    require(caller, "admin")
+    body = await request.body()
+    if not body:
+        raise InvalidInput("the request body is empty; send the package as a zip (.xfp)")
+    if len(body) > MAX_PACKAGE_BYTES:
+        raise InvalidInput(f"the package is larger than {MAX_PACKAGE_BYTES} bytes")
+    name = request.query_params.get("filename", "upload.xfp")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / (Path(name).name or "upload.xfp")
+        path.write_bytes(body)
+        package = load_package(path)
+    return _install(ry, package, caller)
+
+
+def _install(
+    ry: Runyard, package: TaskTypePackage | WorkflowPackage | DependencyPackage, caller: Principal
+) -> dict[str, Any]:
+    if isinstance(package, TaskTypePackage):
+        tt, new = ry.task_types.install(package, actor=caller.name)
+        return {"kind": "task_type", "installed": new, "task_type": s.task_type_json(tt)}
+    if isinstance(package, WorkflowPackage):
+        workflow = ry.workflows.import_package(package, actor=caller.name)
+        return {"kind": "workflow", "installed": True, "workflow": s.workflow_json(workflow)}
+    raise InvalidPackage(
+        "dependency packages are not installable on this server yet; declare what a worker "
+        "has with 'runyard worker --provides NAME'",
+        file="metadata.json",
+        field="package_format",
+    )
+
+
+def list_task_types(ry: Ry, caller: Caller) -> list[dict[str, Any]]:
+    return [s.task_type_json(tt) for tt in ry.task_types.list()]
+
+
+def find_task_type(name: str, ry: Ry, caller: Caller) -> list[dict[str, Any]]:
+    """All installed versions of a task type, newest first."""
+    return [s.task_type_json(tt) for tt in ry.task_types.find(name)]
+
+
+def task_type_package(name: str, version: str, ry: Ry, caller: Caller) -> Response:
+    """The installed files of a task type version, as a zip (workers fetch scripts here)."""
+    require(caller, "admin", "worker")
+    found = ry.task_types.find(name, version)
+    if not found:
+        raise InvalidInput(f"task type {name} {version} is not installed")
+    return Response(folder_zip_bytes(Path(found[0].path)), media_type="application/zip")
+
+
+# -- workflows ------------------------------------------------------------------------------
+
+
+def list_workflows(ry: Ry, caller: Caller) -> list[dict[str, Any]]:
+    return [
+        s.workflow_json(item["workflow"]) | {"runs": item["runs"], "jobs": item["jobs"]}
+        for item in ry.workflows.list()
+    ]
+
+
+def get_workflow(name: str, ry: Ry, caller: Caller) -> dict[str, Any]:
+    workflow, tasks = ry.workflows.get(name)
+    return s.workflow_json(workflow) | {
+        "tasks": [
+            {
+                "name": t.name,
+                "task_type": {"name": t.task_type.name, "version": t.task_type.version},
+                "inputs": [{"key": i.key, "source": s.source_json(i.source)} for i in t.inputs],
+            }
+            for t in tasks
+        ]
+    }
+
+
+def workflow_action(name: str, action: str, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """start | stop | obsolete | lock | unlock"""
+    require(caller, "admin")
+    states = {"start": "Started", "stop": "Draft", "obsolete": "Obsolete"}
+    if action in states:
+        workflow = ry.workflows.set_state(name, states[action], actor=caller.name)
+    elif action in ("lock", "unlock"):
+        workflow = ry.workflows.set_locked(name, action == "lock", actor=caller.name)
+    else:
+        raise InvalidInput(
+            f"unknown workflow action {action!r}; use start, stop, obsolete, lock or unlock"
+        )
+    if action == "start":
+        ry.jobs.changed.notify()
+    return s.workflow_json(workflow)
+
+
+def export_workflow(name: str, ry: Ry, caller: Caller) -> Response:
+    data = ry.workflows.export_package(name)
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"content-disposition": f'attachment; filename="{name}.xfp"'},
+    )
+
+
+def workflow_status(name: str, ry: Ry, caller: Caller) -> dict[str, Any]:
+    return ry.workflows.status(name) | {"idle": ry.workflows.is_idle(name)}
+
+
+def new_run(name: str, body: s.NewRun, ry: Ry, caller: Caller) -> dict[str, Any]:
+    require(caller, "admin")
+    entity = Entity(**body.entity.model_dump()) if body.entity else None
+    job = ry.jobs.new_run(
+        name, body.task, outputs=body.outputs, name=body.name, entity=entity, actor=caller.name
+    )
+    return s.job_json(job)
+
+
+def set_run_priority(run_id: int, body: s.Priority, ry: Ry, caller: Caller) -> dict[str, Any]:
+    require(caller, "admin")
+    ry.jobs.set_priority(run_id, body.priority, actor=caller.name)
+    return {"run": run_id, "priority": body.priority}
+
+
+# -- jobs -------------------------------------------------------------------------------------
+
+
+def get_job(serial: int, ry: Ry, caller: Caller) -> dict[str, Any]:
+    require_job_access(caller, serial)
+    return s.job_json(ry.jobs.get(serial))
+
+
+def change_job_state(
+    serial: int, body: s.JobStateChange, ry: Ry, caller: Caller
+) -> dict[str, Any]:
+    require(caller, "admin", "job")
+    return s.job_json(ry.jobs.update_state(serial, body.state, actor=caller.name))
+
+
+def restart_job(serial: int, ry: Ry, caller: Caller) -> dict[str, Any]:
+    require(caller, "admin")
+    return s.job_json(ry.jobs.restart_new_job(serial, actor=caller.name))
+
+
+# -- the worker protocol ----------------------------------------------------------------------
+
+
+def register_worker(body: s.WorkerRegistration, ry: Ry, caller: Caller) -> dict[str, Any]:
+    require(caller, "admin", "worker")
+    worker = ry.workers.register(
+        body.name, provides=body.provides, max_jobs=body.max_jobs, version=body.version
+    )
+    return s.worker_json(worker)
+
+
+def claim_jobs(body: s.ClaimRequest, ry: Ry, caller: Caller) -> list[dict[str, Any]]:
+    """Claim up to ``max`` jobs; wait up to ``wait`` seconds for one (long poll)."""
+    require(caller, "admin", "worker")
+    worker = ry.workers.get(body.worker)
+    deadline = time.monotonic() + body.wait
+    while True:
+        seen = ry.jobs.changed.version
+        claimed = ry.jobs.claim(worker.id, list(worker.provides), body.max)
+        remaining = deadline - time.monotonic()
+        if claimed or remaining <= 0 or body.max == 0:
+            break
+        ry.jobs.changed.wait(seen, min(remaining, 1.0))
+    result = []
+    for job, lease in claimed:
+        tt = ry.task_types.get_by_id(job.task_type_id)
+        result.append(
+            {
+                "job": s.job_json(job),
+                "lease": s.lease_json(lease),
+                "token": ry.auth.job_token(job.serial, lease.lease_id),
+                "task_type": s.task_type_json(tt),
+            }
+        )
+    return result
+
+
+def heartbeat(serial: int, body: s.LeaseBody, ry: Ry, caller: Caller) -> dict[str, Any]:
+    require(caller, "admin", "worker")
+    return s.lease_json(ry.jobs.heartbeat(serial, body.lease))
+
+
+def complete_job(serial: int, body: s.Completion, ry: Ry, caller: Caller) -> dict[str, Any]:
+    require(caller, "admin", "worker")
+    job = ry.jobs.complete(serial, body.lease, body.outputs, body.log)
+    return s.job_json(job)
+
+
+def fail_job(serial: int, body: s.Failure, ry: Ry, caller: Caller) -> dict[str, Any]:
+    require(caller, "admin", "worker")
+    return s.job_json(ry.jobs.fail(serial, body.lease, body.error, body.log))
+
+
+def release_job(serial: int, body: s.LeaseBody, ry: Ry, caller: Caller) -> dict[str, Any]:
+    require(caller, "admin", "worker")
+    return s.job_json(ry.jobs.release(serial, body.lease))
+
+
+# -- admin ------------------------------------------------------------------------------------
+
+
+def create_worker_token(body: s.WorkerTokenRequest, ry: Ry, caller: Caller) -> dict[str, str]:
+    require(caller, "admin")
+    return {"name": body.name, "token": ry.auth.create_worker_token(body.name, actor=caller.name)}
+
+
+def list_workers(ry: Ry, caller: Caller) -> list[dict[str, Any]]:
+    require(caller, "admin")
+    return [s.worker_json(w) for w in ry.workers.list()]
+
+
+def activity(ry: Ry, caller: Caller, limit: int = 100) -> list[dict[str, Any]]:
+    require(caller, "admin")
+    return [
+        {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+        for row in ry.activity(limit)
+    ]
+

@@ -1,0 +1,96 @@
+"""The application: the whole route table in one place, and one error shape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+import runyard
+from runyard.errors import RunyardError
+from runyard.operations import Runyard
+from runyard.server import api
+
+# (method, path, handler): every endpoint of the API.
+ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
+    ("GET", "/api/task-types", api.list_task_types),
+    ("GET", "/api/task-types/{name}", api.find_task_type),
+    ("GET", "/api/task-types/{name}/{version}/package", api.task_type_package),
+    ("POST", "/api/packages", api.import_package),
+    ("GET", "/api/workflows", api.list_workflows),
+    ("GET", "/api/workflows/{name}", api.get_workflow),
+    ("GET", "/api/workflows/{name}/export", api.export_workflow),
+    ("GET", "/api/workflows/{name}/status", api.workflow_status),
+    ("POST", "/api/workflows/{name}/runs", api.new_run),
+    ("POST", "/api/workflows/{name}/{action}", api.workflow_action),
+    ("PUT", "/api/runs/{run_id}/priority", api.set_run_priority),
+    ("GET", "/api/jobs/{serial}", api.get_job),
+    ("POST", "/api/jobs/{serial}/state", api.change_job_state),
+    ("POST", "/api/jobs/{serial}/restart", api.restart_job),
+    ("POST", "/api/workers/register", api.register_worker),
+    ("POST", "/api/workers/claim", api.claim_jobs),
+    ("POST", "/api/jobs/{serial}/heartbeat", api.heartbeat),
+    ("POST", "/api/jobs/{serial}/complete", api.complete_job),
+    ("POST", "/api/jobs/{serial}/fail", api.fail_job),
+    ("POST", "/api/jobs/{serial}/release", api.release_job),
+    ("GET", "/api/workers", api.list_workers),
+    ("POST", "/api/tokens/worker", api.create_worker_token),
+    ("GET", "/api/activity", api.activity),
+]
+
+
+def create_app(runyard_instance: Runyard) -> FastAPI:
+    app = FastAPI(
+        title="Runyard",
+        version=runyard.__version__,
+        description="Workflows of tasks, runs and jobs for batch processing of scientific data. "
+        "Every call needs 'Authorization: Bearer TOKEN'.",
+    )
+    app.state.runyard = runyard_instance
+    for method, path, handler in ROUTES:
+        app.add_api_route(path, handler, methods=[method], summary=_summary(handler))
+    app.add_exception_handler(RunyardError, _runyard_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _internal_error)
+    return app
+
+
+def _summary(handler: Callable[..., Any]) -> str:
+    doc = (handler.__doc__ or handler.__name__.replace("_", " ")).strip()
+    return doc.splitlines()[0].rstrip(".")
+
+
+def _shape(status: int, code: str, message: str, details: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "details": details}}, status_code=status
+    )
+
+
+async def _runyard_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RunyardError)
+    return JSONResponse(exc.to_json(), status_code=exc.status)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+        for e in exc.errors()
+    ]
+    return _shape(422, "invalid_input", "; ".join(problems), {"errors": problems})
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    return _shape(exc.status_code, code, message, {})
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    return _shape(500, "internal_error", f"internal error: {type(exc).__name__}: {exc}", {})

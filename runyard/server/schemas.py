@@ -1,0 +1,120 @@
+"""Request bodies (pydantic) and the JSON renderings of records."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from runyard.models import Job, Lease, TaskType, Worker, Workflow
+from runyard.store.task_types import interface_to_json
+from runyard.store.workflows import source_to_json as source_json
+
+
+__all__ = ["source_json"]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EntityBody(Body):
+    uuid: str = Field(min_length=1, max_length=64)
+    name: str
+    type: str = "Entity"
+
+
+class NewRun(Body):
+    task: str
+    outputs: dict[str, Any] | None = None
+    name: str | None = Field(default=None, max_length=1000)
+    entity: EntityBody | None = None
+
+
+class Priority(Body):
+    priority: str
+
+
+class JobStateChange(Body):
+    state: str
+
+
+class WorkerRegistration(Body):
+    name: str = Field(min_length=1, max_length=200)
+    provides: list[str] = []
+    max_jobs: int = Field(default=1, ge=1, le=1024)
+    version: str = ""
+
+
+class ClaimRequest(Body):
+    worker: str
+    max: int = Field(default=1, ge=0, le=256)
+    wait: float = Field(default=0.0, ge=0.0, le=60.0)
+
+
+class LeaseBody(Body):
+    lease: str
+
+
+class Completion(LeaseBody):
+    outputs: dict[str, Any] = {}
+    log: str = ""
+
+
+class Failure(LeaseBody):
+    error: str
+    log: str = ""
+
+
+class WorkerTokenRequest(Body):
+    name: str = Field(min_length=1, max_length=200)
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    data = asdict(job)
+    for key in ("created_at", "started_at", "finished_at"):
+        data[key] = data[key].isoformat() if data[key] else None
+    return data
+
+
+def lease_json(lease: Lease) -> dict[str, Any]:
+    return {
+        "lease": lease.lease_id,
+        "attempt": lease.attempt,
+        "expires_at": lease.expires_at.isoformat(),
+    }
+
+
+def task_type_json(tt: TaskType) -> dict[str, Any]:
+    return {
+        "name": tt.name,
+        "version": tt.version,
+        "display_name": tt.display_name,
+        "summary": tt.summary,
+        "author": tt.author,
+        "entry_point": tt.entry_point,
+        "timeout_seconds": tt.timeout_seconds,
+        "dependencies": [asdict(d) for d in tt.dependencies],
+        "interface": interface_to_json(tt.interface),
+    }
+
+
+def workflow_json(workflow: Workflow) -> dict[str, Any]:
+    return {
+        "name": workflow.name,
+        "state": workflow.state,
+        "locked": workflow.locked,
+        "remarks": workflow.remarks,
+        "created_at": workflow.created_at.isoformat() if workflow.created_at else None,
+    }
+
+
+def worker_json(worker: Worker) -> dict[str, Any]:
+    return {
+        "name": worker.name,
+        "provides": list(worker.provides),
+        "max_jobs": worker.max_jobs,
+        "version": worker.version,
+        "last_seen": worker.last_seen.isoformat() if worker.last_seen else None,
+    }

@@ -1,0 +1,205 @@
+"""The state machine: states, the allowed transitions as one table, pure decisions.
+
+Nothing here does I/O; the operations layer asks these functions what to do and the store
+applies the answer with guarded updates (``... WHERE state IN (allowed sources)``).
+See docs/states.md for the diagram.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from runyard.errors import IllegalTransition
+from runyard.models import Task
+
+
+class JobState(StrEnum):
+    WAITING = "Waiting"
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    DONE = "Done"
+    FAILED = "Failed"
+    ABORTED = "Aborted"
+    OBSOLETE = "Obsolete"
+
+
+class WorkflowState(StrEnum):
+    DRAFT = "Draft"
+    STARTED = "Started"
+    OBSOLETE = "Obsolete"
+
+
+class Priority(StrEnum):
+    PAUSED = "paused"
+    NORMAL = "normal"
+    HIGH = "high"
+
+
+# Claim order: high first, then normal; paused runs are never claimed.
+PRIORITY_RANK = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.PAUSED: 2}
+
+W, Q, R, D, F, A, O = JobState
+
+# (from, to) -> the name of the transition, used in the diagram and in error messages.
+TRANSITIONS: dict[tuple[JobState, JobState], str] = {
+    (W, Q): "inputs submitted",
+    (W, A): "abort",
+    (W, O): "obsolete",
+    (Q, R): "claim",
+    (Q, A): "abort",
+    (Q, O): "obsolete",
+    (R, D): "complete",
+    (R, F): "fail",
+    (R, Q): "release or lease expired",
+    (R, A): "abort",
+    (R, O): "obsolete",
+    (D, O): "obsolete",
+    (F, O): "obsolete",
+    (A, O): "obsolete",
+    (O, D): "finish a spawned job",
+}
+
+# States a job may be created in.
+CREATION_STATES = frozenset({W, Q, D, O})
+# States in which a job still has work ahead of it.
+PENDING_STATES = frozenset({W, Q, R})
+
+
+def sources_of(target: JobState) -> frozenset[JobState]:
+    """All states from which ``target`` may be reached: the guard of the update."""
+    return frozenset(src for (src, dst) in TRANSITIONS if dst == target)
+
+
+def check_transition(current: JobState | str, target: JobState | str) -> None:
+    current, target = JobState(current), JobState(target)
+    if (current, target) not in TRANSITIONS:
+        allowed = sorted(dst for (src, dst) in TRANSITIONS if src == current)
+        raise IllegalTransition(
+            f"a job cannot go from {current} to {target}"
+            + (f"; from {current} it can go to {', '.join(allowed)}" if allowed else ""),
+            current=str(current),
+            target=str(target),
+        )
+
+
+WORKFLOW_TRANSITIONS: frozenset[tuple[WorkflowState, WorkflowState]] = frozenset(
+    {
+        (WorkflowState.DRAFT, WorkflowState.STARTED),
+        (WorkflowState.STARTED, WorkflowState.DRAFT),
+        (WorkflowState.DRAFT, WorkflowState.OBSOLETE),
+        (WorkflowState.STARTED, WorkflowState.OBSOLETE),
+        (WorkflowState.OBSOLETE, WorkflowState.STARTED),
+    }
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FollowerPlan:
+    """A job to create for ``task`` in the run of the job that became Done."""
+
+    task_id: int
+    inputs: dict[str, Any]
+    state: JobState
+
+
+def resolve_inputs(
+    task: Task, done_outputs: Mapping[str, Mapping[str, Any]]
+) -> tuple[dict[str, Any], bool]:
+    """The inputs of a new job of ``task``, and whether a user must still supply some.
+
+    ``done_outputs`` maps upstream task names to the outputs of their Done job in the run.
+    """
+    inputs: dict[str, Any] = {}
+    needs_user = False
+    for task_input in task.inputs:
+        source = task_input.source
+        if source.mode == "output":
+            inputs[task_input.key] = done_outputs[source.task or ""].get(source.key or "")
+        elif source.mode == "fixed":
+            inputs[task_input.key] = source.fixed_value
+        elif source.mode == "define_on_first" and source.template is not None:
+            inputs[task_input.key] = source.template
+        elif source.mode in ("ui", "define_on_first"):
+            inputs[task_input.key] = None
+            needs_user = True
+        else:
+            inputs[task_input.key] = None
+    return inputs, needs_user
+
+
+def decide_followers(
+    done_task: Task,
+    tasks: Iterable[Task],
+    done_outputs: Mapping[str, Mapping[str, Any]],
+    live_tasks: Iterable[str] = (),
+) -> list[FollowerPlan]:
+    """Which follower jobs to create when a job of ``done_task`` becomes Done in a run.
+
+    ``done_outputs``: outputs of the Done jobs in that run, by task name (including
+    ``done_task``). ``live_tasks``: names of tasks that already have a non-Obsolete job in the
+    run; they get no second one (the database enforces it too).
+    """
+    live = set(live_tasks)
+    plans = []
+    for task in tasks:
+        upstream = task.upstream_names()
+        if done_task.name not in upstream or task.name in live:
+            continue
+        if task.task_type.interface.kind == "reduce":
+            continue  # one job per workflow, not per run: see the reduce issue
+        if not upstream.issubset(done_outputs):
+            continue
+        inputs, needs_user = resolve_inputs(task, done_outputs)
+        plans.append(
+            FollowerPlan(
+                task_id=task.id,
+                inputs=inputs,
+                state=JobState.WAITING if needs_user else JobState.QUEUED,
+            )
+        )
+    return plans
+
+
+def downstream_tasks(start: str, tasks: Iterable[Task]) -> set[str]:
+    """Names of every task that depends, directly or not, on task ``start``."""
+    followers: dict[str, set[str]] = {}
+    for task in tasks:
+        for name in task.upstream_names():
+            followers.setdefault(name, set()).add(task.name)
+    found: set[str] = set()
+    todo = [start]
+    while todo:
+        for name in followers.get(todo.pop(), ()):
+            if name not in found:
+                found.add(name)
+                todo.append(name)
+    return found
+
+
+def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """A cycle in a graph of ``node -> upstream nodes``, or None."""
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(node: str) -> list[str] | None:
+        if node in visiting:
+            return [*visiting[visiting.index(node) :], node]
+        if node in done:
+            return None
+        visiting.append(node)
+        for upstream in edges.get(node, ()):
+            cycle = visit(upstream)
+            if cycle:
+                return cycle
+        visiting.pop()
+        done.add(node)
+        return None
+
+    for node in edges:
+        cycle = visit(node)
+        if cycle:
+            return cycle
+    return None

@@ -1,0 +1,214 @@
+"""Statements on jobs: inserts, guarded state changes, claims and leases."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, case, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from runyard.models import Job, Lease
+from runyard.states import JobState
+from runyard.store.schema import jobs, runs, workers, workflows
+
+LIVE = jobs.c.state != JobState.OBSOLETE.value
+
+
+def from_row(row: Row[Any]) -> Job:
+    m = row._mapping
+    return Job(
+        serial=m["serial"],
+        workflow_id=m["workflow_id"],
+        run_id=m["run_id"],
+        task_id=m["task_id"],
+        task_type_id=m["task_type_id"],
+        state=m["state"],
+        inputs=m["inputs"],
+        outputs=m["outputs"],
+        metadata=m["metadata"],
+        error=m["error"],
+        attempt=m["attempt"],
+        worker=m.get("worker_name"),
+        created_at=m["created_at"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+    )
+
+
+def _select_jobs() -> Any:
+    return select(jobs, workers.c.name.label("worker_name")).outerjoin(
+        workers, workers.c.id == jobs.c.worker_id
+    )
+
+
+def insert_job(conn: Connection, *, if_no_live_job: bool = False, **values: Any) -> int | None:
+    """Insert one job; with ``if_no_live_job`` return None instead of a second live job."""
+    values.setdefault("outputs", {})
+    values.setdefault("metadata", {})
+    values.setdefault("error", "")
+    values.setdefault("log", "")
+    values.setdefault("attempt", 0)
+    if values["state"] == JobState.DONE.value:
+        values.setdefault("finished_at", values["created_at"])
+    if not if_no_live_job:
+        key = conn.execute(insert(jobs).values(**values)).inserted_primary_key
+        assert key is not None
+        return int(key[0])
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(jobs)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["task_id", "run_id"], index_where=LIVE)
+        .returning(jobs.c.serial)
+    )
+    return conn.execute(statement).scalar()
+
+
+def get_job(conn: Connection, serial: int) -> Job | None:
+    row = conn.execute(_select_jobs().where(jobs.c.serial == serial)).first()
+    return from_row(row) if row else None
+
+
+def live_jobs_in_run(conn: Connection, run_id: int) -> list[Job]:
+    rows = conn.execute(_select_jobs().where(jobs.c.run_id == run_id, LIVE))
+    return [from_row(r) for r in rows]
+
+
+def jobs_of_workflow(conn: Connection, workflow_id: int) -> list[Job]:
+    rows = conn.execute(
+        _select_jobs().where(jobs.c.workflow_id == workflow_id, LIVE).order_by(jobs.c.serial)
+    )
+    return [from_row(r) for r in rows]
+
+
+def set_state(
+    conn: Connection,
+    serial: int,
+    target: JobState,
+    from_states: Iterable[JobState],
+    *,
+    held_lease: str | None = None,
+    expired_before: datetime | None = None,
+    **values: Any,
+) -> bool:
+    """The guarded update: True only if the job was in one of ``from_states`` (and held
+    the lease ``held_lease``, when given)."""
+    query = update(jobs).where(
+        jobs.c.serial == serial, jobs.c.state.in_([s.value for s in from_states])
+    )
+    if held_lease is not None:
+        query = query.where(jobs.c.lease_id == held_lease)
+    if expired_before is not None:
+        query = query.where(jobs.c.lease_expires_at < expired_before)
+    result = conn.execute(query.values(state=target.value, **values))
+    return result.rowcount == 1
+
+
+def claim(
+    conn: Connection,
+    *,
+    task_type_ids: list[int],
+    worker_id: int,
+    limit: int,
+    lease_seconds: float,
+    now: datetime,
+) -> list[tuple[Job, Lease]]:
+    """Claim up to ``limit`` Queued jobs atomically, in priority, run sort order, serial."""
+    if limit <= 0 or not task_type_ids:
+        return []
+    priority_rank = case((runs.c.priority == "high", 0), else_=1)
+    candidates = (
+        select(jobs.c.serial)
+        .join(runs, runs.c.id == jobs.c.run_id)
+        .join(workflows, workflows.c.id == jobs.c.workflow_id)
+        .where(
+            jobs.c.state == JobState.QUEUED.value,
+            jobs.c.task_type_id.in_(task_type_ids),
+            runs.c.priority != "paused",
+            runs.c.obsolete.is_(False),
+            workflows.c.state == "Started",
+        )
+        .order_by(priority_rank, runs.c.sort_order, jobs.c.serial)
+        .limit(limit)
+        .with_for_update(of=jobs, skip_locked=True)
+    )
+    expires = now + timedelta(seconds=lease_seconds)
+    claimed = []
+    for serial in conn.execute(candidates).scalars().all():
+        lease_id = secrets.token_hex(16)
+        ok = set_state(
+            conn,
+            serial,
+            JobState.RUNNING,
+            [JobState.QUEUED],
+            worker_id=worker_id,
+            lease_id=lease_id,
+            lease_expires_at=expires,
+            started_at=now,
+            attempt=jobs.c.attempt + 1,
+        )
+        if not ok:
+            continue
+        job = get_job(conn, serial)
+        assert job is not None
+        claimed.append(
+            (job, Lease(job_serial=serial, lease_id=lease_id, attempt=job.attempt, expires_at=expires))
+        )
+    return claimed
+
+
+def renew_lease(conn: Connection, serial: int, lease_id: str, expires: datetime) -> bool:
+    result = conn.execute(
+        update(jobs)
+        .where(
+            jobs.c.serial == serial,
+            jobs.c.lease_id == lease_id,
+            jobs.c.state == JobState.RUNNING.value,
+        )
+        .values(lease_expires_at=expires)
+    )
+    return result.rowcount == 1
+
+
+def expired_leases(conn: Connection, now: datetime) -> list[tuple[int, int]]:
+    """(serial, attempt) of Running jobs whose lease has run out."""
+    rows = conn.execute(
+        select(jobs.c.serial, jobs.c.attempt).where(
+            jobs.c.state == JobState.RUNNING.value, jobs.c.lease_expires_at < now
+        )
+    )
+    return [(r.serial, r.attempt) for r in rows]
+
+
+def has_pending(conn: Connection, workflow_id: int) -> bool:
+    row = conn.execute(
+        select(jobs.c.serial)
+        .where(
+            jobs.c.workflow_id == workflow_id,
+            jobs.c.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]),
+        )
+        .limit(1)
+    ).first()
+    return row is not None
+
+
+def count_by_state(conn: Connection, workflow_id: int) -> dict[str, int]:
+    rows = conn.execute(
+        select(jobs.c.state, func.count())
+        .where(jobs.c.workflow_id == workflow_id, LIVE)
+        .group_by(jobs.c.state)
+    )
+    return {state: int(n) for state, n in rows}
+
+
+def current_lease(conn: Connection, serial: int) -> str | None:
+    """The lease of a Running job."""
+    value = conn.execute(
+        select(jobs.c.lease_id).where(
+            jobs.c.serial == serial, jobs.c.state == JobState.RUNNING.value
+        )
+    ).scalar()
+    return str(value) if value is not None else None

@@ -1,0 +1,111 @@
+"""Statements on runs and entities."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, insert, select, update
+
+from runyard.models import Entity, Run
+from runyard.store.schema import entities, runs
+
+
+def from_row(row: Row[Any]) -> Run:
+    m = row._mapping
+    entity = None
+    if m.get("entity_uuid") is not None:
+        entity = Entity(uuid=m["entity_uuid"], name=m["entity_name"], type=m["entity_type"])
+    return Run(
+        id=m["id"],
+        workflow_id=m["workflow_id"],
+        name=m["name"],
+        sort_order=m["sort_order"],
+        priority=m["priority"],
+        obsolete=m["obsolete"],
+        entity=entity,
+    )
+
+
+def _select_runs() -> Any:
+    return select(
+        runs,
+        entities.c.uuid.label("entity_uuid"),
+        entities.c.name.label("entity_name"),
+        entities.c.type.label("entity_type"),
+    ).outerjoin(entities, entities.c.id == runs.c.entity_id)
+
+
+def entity_id(conn: Connection, entity: Entity) -> int:
+    """The id of ``entity``, stored on first use (entities are shared by uuid)."""
+    found = conn.execute(select(entities.c.id).where(entities.c.uuid == entity.uuid)).scalar()
+    if found is not None:
+        return int(found)
+    result = conn.execute(
+        insert(entities).values(uuid=entity.uuid, name=entity.name, type=entity.type)
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def insert_run(
+    conn: Connection,
+    *,
+    workflow_id: int,
+    name: str,
+    sort_order: str,
+    entity: Entity | None,
+    now: datetime,
+) -> int:
+    result = conn.execute(
+        insert(runs).values(
+            workflow_id=workflow_id,
+            name=name,
+            sort_order=sort_order,
+            entity_id=entity_id(conn, entity) if entity else None,
+            priority="normal",
+            obsolete=False,
+            created_at=now,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def get_run(conn: Connection, run_id: int) -> Run | None:
+    row = conn.execute(_select_runs().where(runs.c.id == run_id)).first()
+    return from_row(row) if row else None
+
+
+def lock_run(conn: Connection, run_id: int) -> None:
+    """Serialise job completions within one run (PostgreSQL row lock)."""
+    conn.execute(select(runs.c.id).where(runs.c.id == run_id).with_for_update())
+
+
+def list_runs(conn: Connection, workflow_id: int, *, include_obsolete: bool = False) -> list[Run]:
+    query = _select_runs().where(runs.c.workflow_id == workflow_id)
+    if not include_obsolete:
+        query = query.where(runs.c.obsolete.is_(False))
+    return [from_row(r) for r in conn.execute(query.order_by(runs.c.sort_order, runs.c.id))]
+
+
+def last_sort_order(conn: Connection, workflow_id: int) -> str | None:
+    value = conn.execute(
+        select(func.max(runs.c.sort_order)).where(runs.c.workflow_id == workflow_id)
+    ).scalar()
+    return str(value) if value is not None else None
+
+
+def set_priority(conn: Connection, run_id: int, priority: str) -> bool:
+    result = conn.execute(update(runs).where(runs.c.id == run_id).values(priority=priority))
+    return result.rowcount == 1
+
+
+def count_runs(conn: Connection, workflow_id: int) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).where(runs.c.workflow_id == workflow_id, runs.c.obsolete.is_(False))
+        ).scalar_one()
+    )

@@ -1,0 +1,202 @@
+"""The tables. Only the storage layer imports this module."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Sort order keys compare by bytes on every backend (PostgreSQL's default collation may not).
+SortKey = String(200).with_variant(String(200, collation="C"), "postgresql")
+
+
+class Timestamp(TypeDecorator[datetime]):
+    """A UTC timestamp that comes back timezone-aware from SQLite too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+task_types = Table(
+    "task_types",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(50), nullable=False),
+    Column("version", String(50), nullable=False),
+    Column("version_key", String(100), nullable=False),  # zero-padded: orders versions
+    Column("kind", String(20), nullable=False),
+    Column("display_name", Text, nullable=False, default=""),
+    Column("summary", Text, nullable=False, default=""),
+    Column("author", Text, nullable=False, default=""),
+    Column("entry_point", Text, nullable=False),
+    Column("timeout_seconds", Float, nullable=True),
+    Column("dependencies", JSON, nullable=False),
+    Column("interface", JSON, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("installed_at", Timestamp(), nullable=False),
+    UniqueConstraint("name", "version"),
+)
+
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("state", String(20), nullable=False),
+    Column("locked", Boolean, nullable=False, default=False),
+    Column("remarks", Text, nullable=False, default=""),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("updated_at", Timestamp(), nullable=False),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workflow_id", ForeignKey("workflows.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("task_type_id", ForeignKey("task_types.id"), nullable=False),
+    Column("inputs", JSON, nullable=False),  # [{"key", "source": {"mode", ...}}]
+    Column("spawned_by_task_id", ForeignKey("tasks.id"), nullable=True),
+    Column("spawn_key", String(200), nullable=True),
+    Column("created_at", Timestamp(), nullable=False),
+    UniqueConstraint("workflow_id", "name"),
+    UniqueConstraint("spawned_by_task_id", "spawn_key"),
+)
+
+entities = Table(
+    "entities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(64), nullable=False, unique=True),
+    Column("type", String(50), nullable=False),
+    Column("name", Text, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workflow_id", ForeignKey("workflows.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("entity_id", ForeignKey("entities.id"), nullable=True),
+    Column("sort_order", SortKey, nullable=False),
+    Column("priority", String(10), nullable=False),
+    Column("obsolete", Boolean, nullable=False, default=False),
+    Column("created_at", Timestamp(), nullable=False),
+    Index("ix_runs_workflow_sort", "workflow_id", "sort_order"),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("provides", JSON, nullable=False),
+    Column("max_jobs", Integer, nullable=False),
+    Column("version", String(50), nullable=False, default=""),
+    Column("last_seen", Timestamp(), nullable=True),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("serial", Integer, primary_key=True, autoincrement=True),
+    Column("workflow_id", ForeignKey("workflows.id", ondelete="CASCADE"), nullable=False),
+    Column("run_id", ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("task_id", ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    Column("task_type_id", ForeignKey("task_types.id"), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("outputs", JSON, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("error", Text, nullable=False, default=""),
+    Column("log", Text, nullable=False, default=""),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("worker_id", ForeignKey("workers.id"), nullable=True),
+    Column("lease_id", String(64), nullable=True),
+    Column("lease_expires_at", Timestamp(), nullable=True),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("started_at", Timestamp(), nullable=True),
+    Column("finished_at", Timestamp(), nullable=True),
+    # At most one live job per (task, run): retries and races cannot create two.
+    Index(
+        "uq_jobs_live_task_run",
+        "task_id",
+        "run_id",
+        unique=True,
+        sqlite_where=text("state <> 'Obsolete'"),
+        postgresql_where=text("state <> 'Obsolete'"),
+    ),
+    Index("ix_jobs_state", "state", "workflow_id"),
+    Index("ix_jobs_run", "run_id"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("kind", String(20), nullable=False),  # admin | worker (users later)
+    Column("name", String(200), nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("revoked_at", Timestamp(), nullable=True),
+)
+
+activity_log = Table(
+    "activity_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", Timestamp(), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("level", String(20), nullable=False, default="info"),
+    Column("workflow_id", Integer, nullable=True),
+    Column("job_serial", Integer, nullable=True),
+    Column("message", Text, nullable=False),
+    Index("ix_activity_log_at", "at"),
+)

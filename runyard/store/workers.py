@@ -1,0 +1,106 @@
+"""Statements on workers, tokens, server settings and the activity log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from runyard.models import Worker
+from runyard.store.schema import activity_log, settings, tokens, workers
+
+
+def worker_from_row(row: Row[Any]) -> Worker:
+    m = row._mapping
+    return Worker(
+        id=m["id"],
+        name=m["name"],
+        provides=tuple(m["provides"]),
+        max_jobs=m["max_jobs"],
+        version=m["version"],
+        last_seen=m["last_seen"],
+    )
+
+
+def upsert_worker(
+    conn: Connection, *, name: str, provides: list[str], max_jobs: int, version: str, now: datetime
+) -> int:
+    values = {"provides": provides, "max_jobs": max_jobs, "version": version, "last_seen": now}
+    found = conn.execute(select(workers.c.id).where(workers.c.name == name)).scalar()
+    if found is not None:
+        conn.execute(update(workers).where(workers.c.id == found).values(**values))
+        return int(found)
+    key = conn.execute(insert(workers).values(name=name, **values)).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def get_worker(conn: Connection, name: str) -> Worker | None:
+    row = conn.execute(select(workers).where(workers.c.name == name)).first()
+    return worker_from_row(row) if row else None
+
+
+def list_workers(conn: Connection) -> list[Worker]:
+    return [worker_from_row(r) for r in conn.execute(select(workers).order_by(workers.c.name))]
+
+
+def touch_worker(conn: Connection, worker_id: int, now: datetime) -> None:
+    conn.execute(update(workers).where(workers.c.id == worker_id).values(last_seen=now))
+
+
+def insert_token(conn: Connection, *, token_hash: str, kind: str, name: str, now: datetime) -> None:
+    conn.execute(insert(tokens).values(token_hash=token_hash, kind=kind, name=name, created_at=now))
+
+
+def find_token(conn: Connection, token_hash: str) -> tuple[str, str] | None:
+    """(kind, name) of a token that is not revoked."""
+    row = conn.execute(
+        select(tokens.c.kind, tokens.c.name).where(
+            tokens.c.token_hash == token_hash, tokens.c.revoked_at.is_(None)
+        )
+    ).first()
+    return (row.kind, row.name) if row else None
+
+
+def get_setting(conn: Connection, key: str) -> str | None:
+    value = conn.execute(select(settings.c.value).where(settings.c.key == key)).scalar()
+    return str(value) if value is not None else None
+
+
+def put_setting_once(conn: Connection, key: str, value: str) -> str:
+    """Store ``value`` unless the key has one; return the stored value."""
+    existing = get_setting(conn, key)
+    if existing is not None:
+        return existing
+    conn.execute(insert(settings).values(key=key, value=value))
+    return value
+
+
+def log_activity(
+    conn: Connection,
+    *,
+    actor: str,
+    action: str,
+    message: str,
+    now: datetime,
+    level: str = "info",
+    workflow_id: int | None = None,
+    job_serial: int | None = None,
+) -> None:
+    conn.execute(
+        insert(activity_log).values(
+            at=now,
+            actor=actor,
+            action=action,
+            level=level,
+            message=message,
+            workflow_id=workflow_id,
+            job_serial=job_serial,
+        )
+    )
+
+
+def recent_activity(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
+    rows = conn.execute(select(activity_log).order_by(activity_log.c.id.desc()).limit(limit))
+    return [dict(r._mapping) for r in rows]

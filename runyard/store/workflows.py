@@ -1,0 +1,140 @@
+"""Statements on workflows and their tasks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, insert, select, update
+
+from runyard.models import InputSource, Task, TaskInput, Workflow
+from runyard.store import task_types as task_type_rows
+from runyard.store.schema import task_types, tasks, workflows
+
+
+def workflow_from_row(row: Row[Any]) -> Workflow:
+    m = row._mapping
+    return Workflow(
+        id=m["id"],
+        name=m["name"],
+        state=m["state"],
+        locked=m["locked"],
+        remarks=m["remarks"],
+        created_at=m["created_at"],
+    )
+
+
+def insert_workflow(conn: Connection, name: str, remarks: str, now: datetime) -> int:
+    result = conn.execute(
+        insert(workflows).values(
+            name=name, state="Draft", locked=False, remarks=remarks, created_at=now, updated_at=now
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def get_workflow(conn: Connection, *, name: str | None = None, id: int | None = None) -> Workflow | None:
+    query = select(workflows)
+    query = query.where(workflows.c.name == name) if name is not None else query.where(
+        workflows.c.id == id
+    )
+    row = conn.execute(query).first()
+    return workflow_from_row(row) if row else None
+
+
+def lock_workflow_row(conn: Connection, workflow_id: int) -> None:
+    """Serialise writers of one workflow (PostgreSQL row lock; SQLite has one writer)."""
+    conn.execute(select(workflows.c.id).where(workflows.c.id == workflow_id).with_for_update())
+
+
+def list_workflows(conn: Connection) -> list[Workflow]:
+    return [workflow_from_row(r) for r in conn.execute(select(workflows).order_by(workflows.c.name))]
+
+
+def set_workflow_state(
+    conn: Connection, workflow_id: int, state: str, from_states: set[str], now: datetime
+) -> bool:
+    result = conn.execute(
+        update(workflows)
+        .where(workflows.c.id == workflow_id, workflows.c.state.in_(from_states))
+        .values(state=state, updated_at=now)
+    )
+    return result.rowcount == 1
+
+
+def set_workflow_locked(conn: Connection, workflow_id: int, locked: bool, now: datetime) -> None:
+    conn.execute(
+        update(workflows).where(workflows.c.id == workflow_id).values(locked=locked, updated_at=now)
+    )
+
+
+def source_to_json(source: InputSource) -> dict[str, Any]:
+    data: dict[str, Any] = {"mode": source.mode}
+    if source.mode == "fixed":
+        data["fixed_value"] = source.fixed_value
+    elif source.mode == "output":
+        data["task"], data["key"] = source.task, source.key
+    elif source.mode == "define_on_first" and source.template is not None:
+        data["template"] = source.template
+    return data
+
+
+def _task_inputs(data: list[dict[str, Any]]) -> tuple[TaskInput, ...]:
+    return tuple(TaskInput(key=i["key"], source=InputSource(**i["source"])) for i in data)
+
+
+def insert_task(
+    conn: Connection,
+    *,
+    workflow_id: int,
+    name: str,
+    task_type_id: int,
+    inputs: tuple[TaskInput, ...],
+    now: datetime,
+) -> int:
+    position = conn.execute(
+        select(func.coalesce(func.max(tasks.c.position), -1) + 1).where(
+            tasks.c.workflow_id == workflow_id
+        )
+    ).scalar_one()
+    result = conn.execute(
+        insert(tasks).values(
+            workflow_id=workflow_id,
+            name=name,
+            position=position,
+            task_type_id=task_type_id,
+            inputs=[{"key": i.key, "source": source_to_json(i.source)} for i in inputs],
+            created_at=now,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def list_tasks(conn: Connection, workflow_id: int) -> list[Task]:
+    """The tasks of a workflow in their order, each with its task type."""
+    rows = conn.execute(
+        select(tasks, task_types)
+        .join(task_types, task_types.c.id == tasks.c.task_type_id)
+        .where(tasks.c.workflow_id == workflow_id)
+        .order_by(tasks.c.position)
+    )
+    result = []
+    for row in rows:
+        m = row._mapping
+        task_type = task_type_rows.from_mapping({c.name: m[c] for c in task_types.c})
+        result.append(
+            Task(
+                id=m[tasks.c.id],
+                workflow_id=workflow_id,
+                name=m[tasks.c.name],
+                position=m[tasks.c.position],
+                task_type=task_type,
+                inputs=_task_inputs(m[tasks.c.inputs]),
+            )
+        )
+    return result
+

@@ -1,0 +1,1 @@
+"""The worker: claims jobs from the server over HTTP and runs each as a subprocess."""

@@ -1,0 +1,161 @@
+"""The worker loop: register, claim (long poll), run up to max jobs at once, heartbeat."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import runyard
+from runyard.client import Client, RemoteError
+from runyard.worker import runner
+from runyard.worker.runner import Claimed, ScriptCache
+
+log = logging.getLogger("runyard.worker")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerConfig:
+    server: str
+    token: str
+    name: str
+    data_dir: Path
+    max_jobs: int = 2
+    provides: tuple[str, ...] = ()
+    burst: bool = False
+    poll_seconds: float = 10.0
+    heartbeat_seconds: float = 5.0
+
+
+class Worker:
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.client = Client(config.server, config.token)
+        self.scripts = ScriptCache(self.client, config.data_dir / "task-types")
+        self.jobs_root = config.data_dir / "jobs"
+        self.running: dict[int, Claimed] = {}
+        self._lock = threading.Lock()
+        self._slot_freed = threading.Event()
+        self.stopping = threading.Event()
+
+    def register(self) -> None:
+        self.client.post(
+            "/api/workers/register",
+            {
+                "name": self.config.name,
+                "provides": list(self.config.provides),
+                "max_jobs": self.config.max_jobs,
+                "version": runyard.__version__,
+            },
+        )
+
+    def run(self) -> int:
+        """Work until stopped (or, with ``burst``, until nothing is left); jobs run count."""
+        self.register()
+        done = 0
+        heartbeats = threading.Thread(target=self._heartbeat_loop, daemon=True)
+        heartbeats.start()
+        with ThreadPoolExecutor(max_workers=self.config.max_jobs) as pool:
+            while not self.stopping.is_set():
+                free = self.config.max_jobs - len(self.running)
+                if free <= 0:
+                    self._wait_for_slot()
+                    continue
+                claimed = self._claim(free)
+                for item in claimed:
+                    with self._lock:
+                        self.running[item.serial] = item
+                    pool.submit(self._run_one, item)
+                    done += 1
+                if not claimed and self.config.burst:
+                    if not self.running:
+                        break
+                    self._wait_for_slot()
+        self.stopping.set()
+        return done
+
+    def stop(self, *_: object) -> None:
+        self.stopping.set()
+        self._slot_freed.set()
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %s: finishing running jobs, claiming no more", signum)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def _claim(self, free: int) -> list[Claimed]:
+        # A burst worker with jobs still running waits briefly: their followers may come.
+        if self.config.burst:
+            wait = 0.2 if self.running else 0.0
+        else:
+            wait = self.config.poll_seconds
+        try:
+            answer = self.client.post(
+                "/api/workers/claim",
+                {"worker": self.config.name, "max": free, "wait": wait},
+                timeout=wait + 30,
+            )
+        except RemoteError as exc:
+            log.error("claim refused: %s", exc.message)
+            self.stopping.wait(1.0)
+            return []
+        return [Claimed.from_json(item) for item in answer]
+
+    def _run_one(self, claimed: Claimed) -> None:
+        try:
+            command, env, workdir = runner.prepare(
+                claimed, self.scripts, self.jobs_root, self.config.server
+            )
+            outcome = runner.run(claimed, command, env, workdir)
+            if claimed.stale.is_set():
+                log.warning("job %s: lease lost meanwhile; result dropped", claimed.serial)
+                return
+            if not runner.record(self.client, claimed, outcome):
+                log.warning("job %s: the server refused the stale lease", claimed.serial)
+        except Exception as exc:
+            log.exception("job %s: worker error", claimed.serial)
+            try:
+                self.client.post(
+                    f"/api/jobs/{claimed.serial}/fail",
+                    {"lease": claimed.lease, "error": f"worker error: {exc}"},
+                )
+            except RemoteError:
+                pass
+        finally:
+            with self._lock:
+                self.running.pop(claimed.serial, None)
+            self._slot_freed.set()
+
+    def _wait_for_slot(self) -> None:
+        self._slot_freed.wait(1.0)
+        self._slot_freed.clear()
+
+    def _heartbeat_loop(self) -> None:
+        while not self.stopping.wait(self.config.heartbeat_seconds):
+            with self._lock:
+                held = list(self.running.values())
+            for claimed in held:
+                if _ended(claimed):
+                    continue
+                try:
+                    self.client.post(
+                        f"/api/jobs/{claimed.serial}/heartbeat", {"lease": claimed.lease}
+                    )
+                except RemoteError as exc:
+                    if exc.is_stale_lease:
+                        claimed.stale.set()
+                        if claimed.process is not None:
+                            runner.kill_group(claimed.process)
+                except Exception:
+                    log.exception("heartbeat for job %s failed", claimed.serial)
+
+
+def _ended(claimed: Claimed) -> bool:
+    return claimed.process is not None and claimed.process.poll() is not None

@@ -1,0 +1,84 @@
+"""Shared fixtures: a database on each backend, a Runyard on it, the test packages."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from runyard.operations import Runyard
+from runyard.packages import load_package
+from runyard.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TASK_TYPES = FIXTURES / "task_types"
+WORKFLOWS = FIXTURES / "workflows"
+
+
+def postgres_admin_url() -> str | None:
+    url = os.environ.get("RUNYARD_TEST_DATABASE_URL")
+    if not url and os.environ.get("RUNYARD_TEST_REQUIRE_POSTGRES"):
+        pytest.fail("RUNYARD_TEST_DATABASE_URL is not set but PostgreSQL tests are required")
+    return url
+
+
+def _psycopg(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    admin = postgres_admin_url()
+    if admin is None:
+        pytest.skip("no PostgreSQL: run the suite with scripts/test")
+    name = "rytest_" + secrets.token_hex(6)
+    engine = sa.create_engine(_psycopg(admin), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    base, _, query = admin.partition("?")
+    yield f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database, once on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'runyard.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, lease_seconds=30)
+
+
+@pytest.fixture
+def ry(settings: Settings) -> Iterator[Runyard]:
+    instance = Runyard(settings).open()
+    yield instance
+    instance.close()
+
+
+def install_test_task_types(ry: Runyard) -> None:
+    for folder in sorted(TASK_TYPES.iterdir()):
+        package = load_package(folder)
+        ry.task_types.install(package)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def linear(ry: Runyard) -> Runyard:
+    """A Runyard with the test task types and the started workflow 'Linear'
+    (Source -> Double -> Add with offset 10)."""
+    install_test_task_types(ry)
+    ry.workflows.import_package(load_package(WORKFLOWS / "Linear"))  # type: ignore[arg-type]
+    ry.workflows.set_state("Linear", "Started")
+    return ry
