@@ -59,6 +59,28 @@ def up(
 
 
 @app.command()
+def demo(
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where the demo keeps its data.")
+    ] = Path("runyard-demo"),
+    runs: Annotated[int, typer.Option("--runs", help="How many runs to add.")] = 20,
+    exit_when_done: Annotated[
+        bool, typer.Option("--exit", help="Stop when every job is done.")
+    ] = False,
+    port: int | None = Port,
+) -> None:
+    """Run the built-in example workflow end to end on SQLite (server and local worker).
+
+    Example: runyard demo --runs 50 --exit
+    """
+    from runyard.cli.demo import run_demo
+
+    settings = ctx.settings(port=port).with_overrides(data_dir=data_dir.resolve(),
+                                                      database_url="")
+    run_demo(settings, runs, exit_when_done)
+
+
+@app.command()
 def server(
     data_dir: Path | None = DataDir,
     database_url: str | None = DatabaseUrl,

@@ -7,10 +7,12 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
+from types import FrameType
 
 import uvicorn
 
-from runyard.cli.context import console
+from runyard.cli.context import console, errors
 from runyard.operations import Runyard
 from runyard.server.app import create_app
 from runyard.settings import Settings
@@ -31,7 +33,9 @@ class Server:
         config = uvicorn.Config(
             create_app(self.runyard), log_level="warning", timeout_graceful_shutdown=5
         )
-        self.uvicorn = uvicorn.Server(config)
+        self.uvicorn = _Uvicorn(config, self.runyard)
+        self.exit_code = 0
+        self.on_stop: list[Callable[[], None]] = []
 
     def announce(self) -> None:
         if self.admin_token:
@@ -49,8 +53,26 @@ class Server:
             self.settings.server_file.unlink(missing_ok=True)
             self.runyard.close()
 
+    def stop(self) -> None:
+        for callback in self.on_stop:
+            callback()
+        self.runyard.changed.close()
+        self.uvicorn.should_exit = True
+
     def local_token(self) -> str:
         return self.settings.admin_token_file.read_text().strip()
+
+
+class _Uvicorn(uvicorn.Server):
+    """Uvicorn that also ends long-polling claims when asked to stop (Ctrl-C, SIGTERM)."""
+
+    def __init__(self, config: uvicorn.Config, runyard: Runyard) -> None:
+        super().__init__(config)
+        self.runyard = runyard
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.runyard.changed.close()
+        super().handle_exit(sig, frame)
 
 
 def run_server(settings: Settings) -> None:
@@ -59,8 +81,11 @@ def run_server(settings: Settings) -> None:
     server.serve()
 
 
-def run_up(settings: Settings, max_jobs: int) -> None:
-    """Server and one local worker in one process."""
+def run_up(
+    settings: Settings, max_jobs: int, after_start: Callable[[Server], None] | None = None
+) -> None:
+    """Server and one local worker in one process; ``after_start`` runs in a thread once the
+    server answers (the demo drives it from there)."""
     server = Server(settings)
     server.announce()
     config = WorkerConfig(
@@ -72,13 +97,25 @@ def run_up(settings: Settings, max_jobs: int) -> None:
     )
 
     worker = Worker(config)
+    server.on_stop.append(worker.stop)
 
     def work() -> None:
         while not server.uvicorn.started:
             if worker.stopping.wait(0.05):
                 return
         console.print(f"Local worker {config.name}: up to {max_jobs} jobs at once")
+        if after_start is not None:
+            threading.Thread(target=drive, daemon=True, name="after-start").start()
         worker.run()
+
+    def drive() -> None:
+        assert after_start is not None
+        try:
+            after_start(server)
+        except Exception as exc:
+            errors.print(f"[red]error:[/red] {exc}")
+            server.exit_code = 1
+            server.stop()
 
     thread = threading.Thread(target=work, daemon=True, name="local-worker")
     thread.start()
@@ -87,6 +124,8 @@ def run_up(settings: Settings, max_jobs: int) -> None:
     finally:
         worker.stop()
         thread.join(timeout=30)
+    if server.exit_code:
+        raise SystemExit(server.exit_code)
 
 
 def run_worker(config: WorkerConfig) -> None:

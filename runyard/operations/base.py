@@ -29,16 +29,22 @@ class Notifier:
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self.version = 0
+        self.closed = False
 
     def notify(self) -> None:
         with self._condition:
             self.version += 1
             self._condition.notify_all()
 
+    def close(self) -> None:
+        """The server is stopping: end every wait now, and all later ones at once."""
+        self.closed = True
+        self.notify()
+
     def wait(self, seen: int, timeout: float) -> None:
         """Wait until a notification after version ``seen``, or ``timeout`` seconds."""
         with self._condition:
-            self._condition.wait_for(lambda: self.version != seen, timeout)
+            self._condition.wait_for(lambda: self.version != seen or self.closed, timeout)
 
 
 class Operations:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runyard.packages.archive import PackageFiles, read_package, read_package_bytes
+from runyard.packages.bundle import folder_zip_bytes
 from runyard.packages.export import workflow_package_bytes
 from runyard.packages.metadata import (
     DependencyPackage,
@@ -53,6 +54,7 @@ __all__ = [
     "WorkflowPackage",
     "WorkflowTaskSpec",
     "check_value",
+    "folder_zip_bytes",
     "load_package",
     "parse_package",
     "read_package",

@@ -90,8 +90,8 @@ def _too_many_files(origin: str) -> InvalidPackage:
 
 def _too_large(origin: str) -> InvalidPackage:
     return InvalidPackage(
-        f"holds more than {MAX_TOTAL_BYTES} bytes uncompressed; keep large data out of "
-        "packages (put it in User Data)",
+        f"holds more than {MAX_TOTAL_BYTES / 2**30:g} GiB ({MAX_TOTAL_BYTES} bytes) "
+        "uncompressed; keep large data out of packages (put it in User Data)",
         file=origin,
     )
 
@@ -129,7 +129,7 @@ def _check_folder_entry(entry: os.DirEntry[str], name: str, origin: str) -> None
         raise InvalidPackage(
             "the file name is not valid UTF-8; rename it",
             file=origin,
-            field=name.encode("utf-8", "replace").decode("utf-8"),
+            field=os.fsencode(name).decode("utf-8", "replace"),
         ) from None
     problem = path_problem(name)
     if problem:

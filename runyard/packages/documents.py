@@ -77,6 +77,10 @@ def read_json(files: Mapping[str, bytes], name: str, *, what: str) -> Any:
         ) from None
     except _JsonProblem as e:
         raise InvalidPackage(str(e), file=name) from None
+    except RecursionError:
+        raise InvalidPackage(
+            "nests lists or objects too deeply to read; flatten the data", file=name
+        ) from None
 
 
 def _refuse_constant(name: str) -> Any:

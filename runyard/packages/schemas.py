@@ -58,10 +58,12 @@ _DEPENDENCY: Schema = {
 }
 
 
-def _metadata(package_format: str, name: Schema, **extra: Schema) -> Schema:
+def _metadata(
+    package_format: str, name: Schema, required: tuple[str, ...] = (), **extra: Schema
+) -> Schema:
     return {
         "type": "object",
-        "required": ["package_format", "name", "version"],
+        "required": ["package_format", "name", "version", *required],
         "additionalProperties": False,
         "properties": {
             "package_format": {"const": package_format},
@@ -83,7 +85,7 @@ PACKAGE_FORMAT: Schema = {
         "package_format": {
             "type": "string",
             "enum": list(FORMATS),
-            "x-must": ", ".join(f"{f} ({what})" for f, what in FORMATS.items()),
+            "x-must": "one of " + ", ".join(f"{f} ({what})" for f, what in FORMATS.items()),
         },
     },
 }
@@ -97,6 +99,7 @@ TASK_TYPE_METADATA = _metadata(
 DEPENDENCY_METADATA = _metadata(
     DEPENDENCY_FORMAT,
     DEPENDENCY_NAME,
+    ("install",),
     install={
         "type": "string",
         "pattern": r"\S",

@@ -119,9 +119,12 @@ def _source(data: dict[str, Any], where: str, earlier: list[WorkflowTaskSpec]) -
 def resolve_workflow(
     pkg: WorkflowPackage, find_task_type: FindTaskType
 ) -> list[tuple[WorkflowTaskSpec, TaskType]]:
-    """Each task with its installed task type and a source for every input of the interface.
+    """Each task with its installed task type, checked against that type's interface.
 
-    ``find_task_type(name, version)`` returns that version, or the newest for None.
+    ``find_task_type(name, version)`` returns that version, or the newest for None. The specs
+    returned name the version found and list a source for every input of the interface, in
+    interface order: an input the package leaves out gets its default as a fixed value, or
+    mode ``none`` when it has no default.
     """
     task_types: dict[str, TaskType] = {}
     positions: dict[str, int] = {}

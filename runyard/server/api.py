@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,7 +17,8 @@ from runyard.packages import (
     TaskTypePackage,
     WorkflowPackage,
     folder_zip_bytes,
-    load_package,
+    parse_package,
+    read_package_bytes,
 )
 from runyard.server import schemas as s
 
@@ -66,11 +66,8 @@ async def import_package(request: Request, ry: Ry, caller: Caller) -> dict[str, 
         raise InvalidInput("the request body is empty; send the package as a zip (.xfp)")
     if len(body) > MAX_PACKAGE_BYTES:
         raise InvalidInput(f"the package is larger than {MAX_PACKAGE_BYTES} bytes")
-    name = request.query_params.get("filename", "upload.xfp")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / (Path(name).name or "upload.xfp")
-        path.write_bytes(body)
-        package = load_package(path)
+    name = Path(request.query_params.get("filename", "upload.xfp")).name
+    package = parse_package(read_package_bytes(body, name))
     return _install(ry, package, caller)
 
 
@@ -218,7 +215,7 @@ def claim_jobs(body: s.ClaimRequest, ry: Ry, caller: Caller) -> list[dict[str, A
         seen = ry.jobs.changed.version
         claimed = ry.jobs.claim(worker.id, list(worker.provides), body.max)
         remaining = deadline - time.monotonic()
-        if claimed or remaining <= 0 or body.max == 0:
+        if claimed or remaining <= 0 or body.max == 0 or ry.jobs.changed.closed:
             break
         ry.jobs.changed.wait(seen, min(remaining, 1.0))
     result = []

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, case, func, insert, select, update
+from sqlalchemy import Connection, Row, case, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from runyard.models import Job, Lease
@@ -61,7 +61,9 @@ def insert_job(conn: Connection, *, if_no_live_job: bool = False, **values: Any)
     statement = (
         dialect.insert(jobs)
         .values(**values)
-        .on_conflict_do_nothing(index_elements=["task_id", "run_id"], index_where=LIVE)
+        .on_conflict_do_nothing(
+            index_elements=["task_id", "run_id"], index_where=text("state <> 'Obsolete'")
+        )
         .returning(jobs.c.serial)
     )
     return conn.execute(statement).scalar()

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 import runyard
-from runyard.client import Client, RemoteError
+from runyard.client import Client, RemoteError, Unreachable
 from runyard.worker import runner
 from runyard.worker.runner import Claimed, ScriptCache
 
@@ -105,6 +105,11 @@ class Worker:
         except RemoteError as exc:
             log.error("claim refused: %s", exc.message)
             self.stopping.wait(1.0)
+            return []
+        except Unreachable as exc:
+            if not self.stopping.is_set():
+                log.warning("%s; trying again in 2 s", exc.message)
+                self.stopping.wait(2.0)
             return []
         return [Claimed.from_json(item) for item in answer]
 
