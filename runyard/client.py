@@ -49,7 +49,11 @@ class Client:
         """Call the API; the decoded JSON answer, or bytes for a zip; errors raise."""
         try:
             response = self._http.request(
-                method, path, json=json, content=content, params=params,
+                method,
+                path,
+                json=json,
+                content=content,
+                params=params,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
@@ -84,6 +88,8 @@ def _remote_error(response: httpx.Response) -> RemoteError:
         )
     except (ValueError, KeyError, TypeError):
         return RemoteError(
-            response.status_code, "http_error",
-            f"HTTP {response.status_code}: {response.text[:500]}", {},
+            response.status_code,
+            "http_error",
+            f"HTTP {response.status_code}: {response.text[:500]}",
+            {},
         )

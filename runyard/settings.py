@@ -69,9 +69,7 @@ class Settings:
             try:
                 values[f.name] = _convert(f.type, raw)
             except ValueError:
-                raise ConfigError(
-                    f"{name}={raw!r} is not a valid {f.type}", key=name
-                ) from None
+                raise ConfigError(f"{name}={raw!r} is not a valid {f.type}", key=name) from None
         values.setdefault("data_dir", default_data_dir())
         return cls(**values)
 

@@ -41,29 +41,29 @@ class Priority(StrEnum):
 # Claim order: high first, then normal; paused runs are never claimed.
 PRIORITY_RANK = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.PAUSED: 2}
 
-W, Q, R, D, F, A, O = JobState
+W, Q, R, D, F, A, OB = JobState
 
 # (from, to) -> the name of the transition, used in the diagram and in error messages.
 TRANSITIONS: dict[tuple[JobState, JobState], str] = {
     (W, Q): "inputs submitted",
     (W, A): "abort",
-    (W, O): "obsolete",
+    (W, OB): "obsolete",
     (Q, R): "claim",
     (Q, A): "abort",
-    (Q, O): "obsolete",
+    (Q, OB): "obsolete",
     (R, D): "complete",
     (R, F): "fail",
     (R, Q): "release or lease expired",
     (R, A): "abort",
-    (R, O): "obsolete",
-    (D, O): "obsolete",
-    (F, O): "obsolete",
-    (A, O): "obsolete",
-    (O, D): "finish a spawned job",
+    (R, OB): "obsolete",
+    (D, OB): "obsolete",
+    (F, OB): "obsolete",
+    (A, OB): "obsolete",
+    (OB, D): "finish a spawned job",
 }
 
 # States a job may be created in.
-CREATION_STATES = frozenset({W, Q, D, O})
+CREATION_STATES = frozenset({W, Q, D, OB})
 # States in which a job still has work ahead of it.
 PENDING_STATES = frozenset({W, Q, R})
 

@@ -54,8 +54,9 @@ def up(
     """
     from runyard.cli.serve import run_up
 
-    run_up(ctx.settings(data_dir=data_dir, host=host, port=port, database_url=database_url),
-           max_jobs)
+    run_up(
+        ctx.settings(data_dir=data_dir, host=host, port=port, database_url=database_url), max_jobs
+    )
 
 
 @app.command()
@@ -75,8 +76,7 @@ def demo(
     """
     from runyard.cli.demo import run_demo
 
-    settings = ctx.settings(port=port).with_overrides(data_dir=data_dir.resolve(),
-                                                      database_url="")
+    settings = ctx.settings(port=port).with_overrides(data_dir=data_dir.resolve(), database_url="")
     run_demo(settings, runs, exit_when_done)
 
 
@@ -197,8 +197,9 @@ def workflow_list(
     console.print(table)
 
 
-def _workflow_action(action: str, name: str, data_dir: Path | None, server: str | None,
-                     token: str | None) -> None:
+def _workflow_action(
+    action: str, name: str, data_dir: Path | None, server: str | None, token: str | None
+) -> None:
     with ctx.client(data_dir, server, token) as client:
         answer = client.post(f"/api/workflows/{name}/{action}")
     console.print(f"workflow {answer['name']}: {answer['state']}")
@@ -206,7 +207,9 @@ def _workflow_action(action: str, name: str, data_dir: Path | None, server: str 
 
 @workflow_app.command("start")
 def workflow_start(
-    name: str, data_dir: Path | None = DataDir, server: str | None = ServerUrl,
+    name: str,
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
     token: str | None = Token,
 ) -> None:
     """Start a workflow: its jobs are processed.
@@ -218,7 +221,9 @@ def workflow_start(
 
 @workflow_app.command("stop")
 def workflow_stop(
-    name: str, data_dir: Path | None = DataDir, server: str | None = ServerUrl,
+    name: str,
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
     token: str | None = Token,
 ) -> None:
     """Stop a workflow (back to Draft): no new jobs start.
@@ -232,8 +237,9 @@ def workflow_stop(
 def run_new(
     workflow: str,
     task: str,
-    outputs: Annotated[str | None, typer.Option("--outputs", help="Source job outputs (JSON).")]
-    = None,
+    outputs: Annotated[
+        str | None, typer.Option("--outputs", help="Source job outputs (JSON).")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Run name.")] = None,
     data_dir: Path | None = DataDir,
     server: str | None = ServerUrl,
@@ -257,8 +263,9 @@ def run_new(
 @app.command()
 def status(
     workflow: str,
-    wait: Annotated[bool, typer.Option("--wait", help="Return when no job is Queued or Running.")]
-    = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Return when no job is Queued or Running.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     data_dir: Path | None = DataDir,
     server: str | None = ServerUrl,
@@ -269,8 +276,10 @@ def status(
     Example: runyard status Study --wait --json
     """
     with ctx.client(data_dir, server, token) as client:
-        data = _wait(client, workflow, quiet=as_json) if wait else client.get(
-            f"/api/workflows/{workflow}/status"
+        data = (
+            _wait(client, workflow, quiet=as_json)
+            if wait
+            else client.get(f"/api/workflows/{workflow}/status")
         )
     if as_json:
         print(json.dumps({k: data[k] for k in ("workflow", "tasks", "runs")}, indent=2))
@@ -284,8 +293,13 @@ def status(
 
 def _wait(client: Any, workflow: str, *, quiet: bool) -> dict[str, Any]:
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=ctx.errors, disable=quiet, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=ctx.errors,
+        disable=quiet,
+        transient=False,
     ) as progress:
         bar = progress.add_task(f"{workflow}: jobs finished", total=None)
         while True:
@@ -300,7 +314,9 @@ def _wait(client: Any, workflow: str, *, quiet: bool) -> dict[str, Any]:
 
 @token_app.command("create-worker")
 def token_create_worker(
-    name: str, data_dir: Path | None = DataDir, server: str | None = ServerUrl,
+    name: str,
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
     token: str | None = Token,
 ) -> None:
     """Create a worker token (give it to the worker machine).

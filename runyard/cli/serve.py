@@ -135,4 +135,3 @@ def run_worker(config: WorkerConfig) -> None:
     console.print(f"Worker {config.name} on {config.server}: up to {config.max_jobs} jobs")
     count = worker.run()
     console.print(f"Worker {config.name} stopped after {count} jobs")
-

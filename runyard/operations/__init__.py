@@ -11,25 +11,26 @@ from runyard.operations.task_types import TaskTypeManager
 from runyard.operations.workers import WorkerManager
 from runyard.operations.workflows import WorkflowManager
 from runyard.settings import Settings
-from runyard.store import workers as worker_rows
 from runyard.store import Store
+from runyard.store import workers as worker_rows
 
 
 class Runyard:
     """One Runyard installation: its store and the managers of each noun."""
 
-    def __init__(self, settings: Settings, *, store: Store | None = None,
-                 now: Clock = utcnow) -> None:
+    def __init__(
+        self, settings: Settings, *, store: Store | None = None, now: Clock = utcnow
+    ) -> None:
         self.settings = settings
         self.store = store or Store(settings.effective_database_url)
         self.changed = Notifier()
         args = (self.store, settings)
-        kwargs = {"now": now, "changed": self.changed}
-        self.auth = AuthManager(*args, **kwargs)
-        self.jobs = JobManager(*args, **kwargs)
-        self.task_types = TaskTypeManager(*args, **kwargs)
-        self.workers = WorkerManager(*args, **kwargs)
-        self.workflows = WorkflowManager(*args, **kwargs)
+        changed = self.changed
+        self.auth = AuthManager(*args, now=now, changed=changed)
+        self.jobs = JobManager(*args, now=now, changed=changed)
+        self.task_types = TaskTypeManager(*args, now=now, changed=changed)
+        self.workers = WorkerManager(*args, now=now, changed=changed)
+        self.workflows = WorkflowManager(*args, now=now, changed=changed)
 
     def open(self) -> Runyard:
         """Create the data directory and bring the database schema up to date."""

@@ -101,9 +101,9 @@ class AuthManager(Operations):
             raise Unauthorized("the job token is malformed") from None
         with self.store.read() as conn:
             lease = job_rows.current_lease(conn, serial)
-        if lease is None or not hmac.compare_digest(
-            signature, self._job_signature(serial, lease)
-        ):
-            raise Unauthorized(f"the job token of job {serial} has expired (the job is no "
-                               "longer running under that lease)")
+        if lease is None or not hmac.compare_digest(signature, self._job_signature(serial, lease)):
+            raise Unauthorized(
+                f"the job token of job {serial} has expired (the job is no "
+                "longer running under that lease)"
+            )
         return Principal(kind="job", name=f"job {serial}", job_serial=serial)

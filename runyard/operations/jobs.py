@@ -60,9 +60,10 @@ class JobManager(Operations):
             tasks = workflow_rows.list_tasks(conn, workflow.id)
             task = self._task(tasks, task_name, workflow)
             if not task.is_source:
+                upstream = ", ".join(sorted(task.upstream_names()))
                 raise InvalidInput(
-                    f"task {task.name!r} takes inputs from {', '.join(sorted(task.upstream_names()))}"
-                    "; a new run starts at a source task",
+                    f"task {task.name!r} takes inputs from {upstream}; "
+                    "a new run starts at a source task",
                     task=task.name,
                 )
             sort_order = _next_sort_order(conn, workflow.id)
@@ -75,8 +76,14 @@ class JobManager(Operations):
                 now=self.now(),
             )
             job = self._create_job(conn, workflow, tasks, task, run_id, outputs=outputs)
-            self._log(conn, actor, "run.new", f"new run {name or run_id!s} at {task.name}",
-                      workflow_id=workflow.id, job_serial=job.serial)
+            self._log(
+                conn,
+                actor,
+                "run.new",
+                f"new run {name or run_id!s} at {task.name}",
+                workflow_id=workflow.id,
+                job_serial=job.serial,
+            )
             return job
 
     def set_priority(self, run_id: int, priority: str, *, actor: str = "system") -> None:
@@ -224,8 +231,14 @@ class JobManager(Operations):
             if target == JobState.DONE:
                 values["finished_at"] = self.now()
             job = self._transition(conn, serial, target, **values)
-            self._log(conn, actor, "job.state", f"job {serial}: {current.state} -> {target}",
-                      workflow_id=job.workflow_id, job_serial=serial)
+            self._log(
+                conn,
+                actor,
+                "job.state",
+                f"job {serial}: {current.state} -> {target}",
+                workflow_id=job.workflow_id,
+                job_serial=serial,
+            )
             return job
 
     def restart_new_job(self, serial: int, *, actor: str = "system") -> Job:
@@ -266,8 +279,14 @@ class JobManager(Operations):
             new = self._create_job(
                 conn, workflow, tasks, task, job.run_id, outputs=None, upstream_outputs=upstream
             )
-            self._log(conn, actor, "job.restart", f"job {serial} restarted as job {new.serial}",
-                      workflow_id=workflow.id, job_serial=new.serial)
+            self._log(
+                conn,
+                actor,
+                "job.restart",
+                f"job {serial} restarted as job {new.serial}",
+                workflow_id=workflow.id,
+                job_serial=new.serial,
+            )
             return new
 
     # -- worker protocol ----------------------------------------------------------------
@@ -295,8 +314,9 @@ class JobManager(Operations):
                 )
             job = job_rows.get_job(conn, serial)
             assert job is not None
-            return Lease(job_serial=serial, lease_id=lease_id, attempt=job.attempt,
-                         expires_at=expires)
+            return Lease(
+                job_serial=serial, lease_id=lease_id, attempt=job.attempt, expires_at=expires
+            )
 
     def complete(self, serial: int, lease_id: str, outputs: dict[str, Any], log: str = "") -> Job:
         """Record a job's outputs and its Done state, and create its followers, at once.
@@ -310,16 +330,29 @@ class JobManager(Operations):
             problem = check_outputs(task_type, outputs)
             common = {"lease_id": None, "finished_at": self.now(), "log": log[-MAX_LOG_CHARS:]}
             if problem:
-                return self._transition(conn, serial, JobState.FAILED, held_lease=lease_id,
-                                        error=problem, **common)
-            return self._transition(conn, serial, JobState.DONE, held_lease=lease_id,
-                                    outputs=outputs, error="", **common)
+                return self._transition(
+                    conn, serial, JobState.FAILED, held_lease=lease_id, error=problem, **common
+                )
+            return self._transition(
+                conn,
+                serial,
+                JobState.DONE,
+                held_lease=lease_id,
+                outputs=outputs,
+                error="",
+                **common,
+            )
 
     def fail(self, serial: int, lease_id: str, error: str, log: str = "") -> Job:
         with self._write_and_notify() as conn:
             return self._transition(
-                conn, serial, JobState.FAILED, held_lease=lease_id, error=error or "failed",
-                finished_at=self.now(), log=log[-MAX_LOG_CHARS:],
+                conn,
+                serial,
+                JobState.FAILED,
+                held_lease=lease_id,
+                error=error or "failed",
+                finished_at=self.now(),
+                log=log[-MAX_LOG_CHARS:],
             )
 
     def release(self, serial: int, lease_id: str) -> Job:
@@ -327,8 +360,9 @@ class JobManager(Operations):
         with self._write_and_notify() as conn:
             job = job_rows.get_job(conn, serial)
             attempt = max(0, (job.attempt if job else 1) - 1)
-            return self._transition(conn, serial, JobState.QUEUED, held_lease=lease_id,
-                                    attempt=attempt, started_at=None)
+            return self._transition(
+                conn, serial, JobState.QUEUED, held_lease=lease_id, attempt=attempt, started_at=None
+            )
 
     def expire_leases(self) -> int:
         """Put jobs whose lease ran out back to Queued, or Failed after the attempt limit."""
@@ -349,8 +383,13 @@ class JobManager(Operations):
                 else:
                     values, target = {}, JobState.QUEUED
                 job_rows.set_state(
-                    conn, serial, target, [JobState.RUNNING], expired_before=now,
-                    lease_id=None, **values,
+                    conn,
+                    serial,
+                    target,
+                    [JobState.RUNNING],
+                    expired_before=now,
+                    lease_id=None,
+                    **values,
                 )
         return len(expired)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from runyard.errors import Conflict, InvalidPackage, NotFound
 from runyard.models import TaskType
 from runyard.operations.base import Operations
-from runyard.packages import TaskTypePackage, version_key
+from runyard.packages import TaskTypePackage, version_key, write_files
 from runyard.store import task_types as task_type_rows
 
 
@@ -38,11 +38,12 @@ class TaskTypeManager(Operations):
             root.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".install-", dir=root))
             try:
-                _write_files(staging, package.files)
+                write_files(staging, package.files)
                 if not (staging / tt.entry_point).is_file():
                     raise InvalidPackage(
                         f"entry point {tt.entry_point!r} is not in the package",
-                        file="metadata.json", field="entry_point",
+                        file="metadata.json",
+                        field="entry_point",
                     )
                 installed = replace(tt, path=str(final))
                 new_id = task_type_rows.insert_task_type(
@@ -59,7 +60,7 @@ class TaskTypeManager(Operations):
                 raise
         return replace(installed, id=new_id), True
 
-    def list(self) -> list[TaskType]:
+    def list_all(self) -> list[TaskType]:
         with self.store.read() as conn:
             return task_type_rows.list_all(conn)
 
@@ -73,13 +74,6 @@ class TaskTypeManager(Operations):
     def find(self, name: str, version: str | None = None) -> list[TaskType]:
         with self.store.read() as conn:
             return task_type_rows.find(conn, name, version)
-
-
-def _write_files(folder: Path, files: dict[str, bytes]) -> None:
-    for relative, content in files.items():
-        target = folder / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
 
 
 def _same_files(folder: Path, files: dict[str, bytes]) -> bool:

@@ -15,16 +15,25 @@ class WorkerManager(Operations):
         if not name.strip():
             raise InvalidInput("a worker needs a name", field="name")
         if max_jobs < 1:
-            raise InvalidInput(f"max concurrent jobs must be at least 1, not {max_jobs}",
-                               field="max_jobs")
+            raise InvalidInput(
+                f"max concurrent jobs must be at least 1, not {max_jobs}", field="max_jobs"
+            )
         with self.store.write() as conn:
             worker_rows.upsert_worker(
-                conn, name=name, provides=sorted(set(provides)), max_jobs=max_jobs,
-                version=version, now=self.now(),
+                conn,
+                name=name,
+                provides=sorted(set(provides)),
+                max_jobs=max_jobs,
+                version=version,
+                now=self.now(),
             )
-            self._log(conn, f"worker {name}", "worker.register",
-                      f"worker {name} registered (max {max_jobs} jobs; provides "
-                      f"{', '.join(provides) or 'nothing'})")
+            self._log(
+                conn,
+                f"worker {name}",
+                "worker.register",
+                f"worker {name} registered (max {max_jobs} jobs; provides "
+                f"{', '.join(provides) or 'nothing'})",
+            )
             worker = worker_rows.get_worker(conn, name)
         assert worker is not None
         return worker
@@ -36,6 +45,6 @@ class WorkerManager(Operations):
             raise NotFound(f"no worker named {name!r} has registered", worker=name)
         return worker
 
-    def list(self) -> list[Worker]:
+    def list_all(self) -> list[Worker]:
         with self.store.read() as conn:
             return worker_rows.list_workers(conn)

@@ -42,9 +42,13 @@ class WorkflowManager(Operations):
                     inputs=spec.inputs,
                     now=now,
                 )
-            self._log(conn, actor, "workflow.import",
-                      f"imported workflow {package.name} with {len(resolved)} tasks",
-                      workflow_id=workflow_id)
+            self._log(
+                conn,
+                actor,
+                "workflow.import",
+                f"imported workflow {package.name} with {len(resolved)} tasks",
+                workflow_id=workflow_id,
+            )
             workflow = workflow_rows.get_workflow(conn, id=workflow_id)
             assert workflow is not None
             return workflow
@@ -54,7 +58,9 @@ class WorkflowManager(Operations):
             workflow = self._workflow(conn, name)
             tasks = workflow_rows.list_tasks(conn, workflow.id)
         return workflow_package_bytes(
-            workflow.name, "1.0.0.0", workflow.remarks,
+            workflow.name,
+            "1.0.0.0",
+            workflow.remarks,
             [(t.name, t.task_type, t.inputs) for t in tasks],
         )
 
@@ -63,7 +69,7 @@ class WorkflowManager(Operations):
             workflow = self._workflow(conn, name)
             return workflow, workflow_rows.list_tasks(conn, workflow.id)
 
-    def list(self) -> list[dict[str, Any]]:
+    def list_all(self) -> list[dict[str, Any]]:
         """Every workflow with the count of its live jobs by state."""
         with self.store.read() as conn:
             result = []
@@ -94,11 +100,17 @@ class WorkflowManager(Operations):
                     f"workflow {name!r} cannot go from {current} to {target}", workflow=name
                 )
             workflow_rows.lock_workflow_row(conn, workflow.id)
-            if not workflow_rows.set_workflow_state(conn, workflow.id, target, {current},
-                                                    self.now()):
+            if not workflow_rows.set_workflow_state(
+                conn, workflow.id, target, {current}, self.now()
+            ):
                 raise Conflict(f"workflow {name!r} changed state meanwhile", workflow=name)
-            self._log(conn, actor, "workflow.state", f"workflow {name}: {current} -> {target}",
-                      workflow_id=workflow.id)
+            self._log(
+                conn,
+                actor,
+                "workflow.state",
+                f"workflow {name}: {current} -> {target}",
+                workflow_id=workflow.id,
+            )
             updated = workflow_rows.get_workflow(conn, id=workflow.id)
             assert updated is not None
             return updated
@@ -107,9 +119,13 @@ class WorkflowManager(Operations):
         with self.store.write() as conn:
             workflow = self._workflow(conn, name)
             workflow_rows.set_workflow_locked(conn, workflow.id, locked, self.now())
-            self._log(conn, actor, "workflow.lock",
-                      f"workflow {name} {'locked' if locked else 'unlocked'}",
-                      workflow_id=workflow.id)
+            self._log(
+                conn,
+                actor,
+                "workflow.lock",
+                f"workflow {name} {'locked' if locked else 'unlocked'}",
+                workflow_id=workflow.id,
+            )
             updated = workflow_rows.get_workflow(conn, id=workflow.id)
             assert updated is not None
             return updated

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runyard.packages.archive import PackageFiles, read_package, read_package_bytes
-from runyard.packages.bundle import folder_zip_bytes
+from runyard.packages.bundle import folder_zip_bytes, write_files
 from runyard.packages.export import workflow_package_bytes
 from runyard.packages.metadata import (
     DependencyPackage,
@@ -62,4 +62,5 @@ __all__ = [
     "resolve_workflow",
     "version_key",
     "workflow_package_bytes",
+    "write_files",
 ]

@@ -9,6 +9,14 @@ from pathlib import Path
 from runyard.packages.archive import read_package
 
 
+def write_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Write the files of a package (already checked: relative, safe paths) below ``folder``."""
+    for relative, content in files.items():
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+
+
 def folder_zip_bytes(folder: Path) -> bytes:
     """The package folder as an ``.xfp`` zip, read with the same safety checks as an import."""
     files = read_package(folder).files

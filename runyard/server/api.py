@@ -89,7 +89,7 @@ def _install(
 
 
 def list_task_types(ry: Ry, caller: Caller) -> list[dict[str, Any]]:
-    return [s.task_type_json(tt) for tt in ry.task_types.list()]
+    return [s.task_type_json(tt) for tt in ry.task_types.list_all()]
 
 
 def find_task_type(name: str, ry: Ry, caller: Caller) -> list[dict[str, Any]]:
@@ -112,7 +112,7 @@ def task_type_package(name: str, version: str, ry: Ry, caller: Caller) -> Respon
 def list_workflows(ry: Ry, caller: Caller) -> list[dict[str, Any]]:
     return [
         s.workflow_json(item["workflow"]) | {"runs": item["runs"], "jobs": item["jobs"]}
-        for item in ry.workflows.list()
+        for item in ry.workflows.list_all()
     ]
 
 
@@ -183,9 +183,7 @@ def get_job(serial: int, ry: Ry, caller: Caller) -> dict[str, Any]:
     return s.job_json(ry.jobs.get(serial))
 
 
-def change_job_state(
-    serial: int, body: s.JobStateChange, ry: Ry, caller: Caller
-) -> dict[str, Any]:
+def change_job_state(serial: int, body: s.JobStateChange, ry: Ry, caller: Caller) -> dict[str, Any]:
     require(caller, "admin", "job")
     return s.job_json(ry.jobs.update_state(serial, body.state, actor=caller.name))
 
@@ -263,7 +261,7 @@ def create_worker_token(body: s.WorkerTokenRequest, ry: Ry, caller: Caller) -> d
 
 def list_workers(ry: Ry, caller: Caller) -> list[dict[str, Any]]:
     require(caller, "admin")
-    return [s.worker_json(w) for w in ry.workers.list()]
+    return [s.worker_json(w) for w in ry.workers.list_all()]
 
 
 def activity(ry: Ry, caller: Caller, limit: int = 100) -> list[dict[str, Any]]:
@@ -272,4 +270,3 @@ def activity(ry: Ry, caller: Caller, limit: int = 100) -> list[dict[str, Any]]:
         {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
         for row in ry.activity(limit)
     ]
-

@@ -11,7 +11,6 @@ from runyard.models import Job, Lease, TaskType, Worker, Workflow
 from runyard.store.task_types import interface_to_json
 from runyard.store.workflows import source_to_json as source_json
 
-
 __all__ = ["source_json"]
 
 

@@ -157,7 +157,12 @@ def claim(
         job = get_job(conn, serial)
         assert job is not None
         claimed.append(
-            (job, Lease(job_serial=serial, lease_id=lease_id, attempt=job.attempt, expires_at=expires))
+            (
+                job,
+                Lease(
+                    job_serial=serial, lease_id=lease_id, attempt=job.attempt, expires_at=expires
+                ),
+            )
         )
     return claimed
 

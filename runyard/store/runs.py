@@ -106,6 +106,8 @@ def set_priority(conn: Connection, run_id: int, priority: str) -> bool:
 def count_runs(conn: Connection, workflow_id: int) -> int:
     return int(
         conn.execute(
-            select(func.count()).where(runs.c.workflow_id == workflow_id, runs.c.obsolete.is_(False))
+            select(func.count()).where(
+                runs.c.workflow_id == workflow_id, runs.c.obsolete.is_(False)
+            )
         ).scalar_one()
     )

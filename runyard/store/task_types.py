@@ -54,7 +54,7 @@ def from_row(row: Row[Any]) -> TaskType:
     return from_mapping(row._mapping)
 
 
-def from_mapping(m: Mapping[str, Any]) -> TaskType:
+def from_mapping(m: Mapping[Any, Any]) -> TaskType:
     return TaskType(
         id=m["id"],
         name=m["name"],

@@ -35,10 +35,14 @@ def insert_workflow(conn: Connection, name: str, remarks: str, now: datetime) ->
     return int(key[0])
 
 
-def get_workflow(conn: Connection, *, name: str | None = None, id: int | None = None) -> Workflow | None:
+def get_workflow(
+    conn: Connection, *, name: str | None = None, id: int | None = None
+) -> Workflow | None:
     query = select(workflows)
-    query = query.where(workflows.c.name == name) if name is not None else query.where(
-        workflows.c.id == id
+    query = (
+        query.where(workflows.c.name == name)
+        if name is not None
+        else query.where(workflows.c.id == id)
     )
     row = conn.execute(query).first()
     return workflow_from_row(row) if row else None
@@ -50,7 +54,9 @@ def lock_workflow_row(conn: Connection, workflow_id: int) -> None:
 
 
 def list_workflows(conn: Connection) -> list[Workflow]:
-    return [workflow_from_row(r) for r in conn.execute(select(workflows).order_by(workflows.c.name))]
+    return [
+        workflow_from_row(r) for r in conn.execute(select(workflows).order_by(workflows.c.name))
+    ]
 
 
 def set_workflow_state(
@@ -137,4 +143,3 @@ def list_tasks(conn: Connection, workflow_id: int) -> list[Task]:
             )
         )
     return result
-

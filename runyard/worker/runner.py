@@ -3,7 +3,6 @@ its own process group), record (complete or fail on the server, under the job's 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -12,13 +11,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import runyard
 from runyard.client import Client, RemoteError
+from runyard.packages import read_package_bytes, write_files
 
 LOG_TAIL_CHARS = 64 * 1024
 RUNYARD_SOURCE = str(Path(runyard.__file__).resolve().parent.parent)
@@ -65,14 +64,14 @@ class ScriptCache:
         self._lock = threading.Lock()
 
     def folder(self, task_type: dict[str, Any]) -> Path:
-        name, version = task_type["name"], task_type["version"]
+        name, version = str(task_type["name"]), str(task_type["version"])
         target = self.root / name / version
         with self._lock:
             if not target.is_dir():
                 data = self.client.get(f"/api/task-types/{name}/{version}/package")
+                package = read_package_bytes(data, f"{name} {version} from the server")
                 staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=self._ensure_root()))
-                with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                    archive.extractall(staging)
+                write_files(staging, package.files)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 staging.rename(target)
         return target
@@ -82,9 +81,9 @@ class ScriptCache:
         return self.root
 
 
-def prepare(claimed: Claimed, scripts: ScriptCache, jobs_root: Path, server: str) -> tuple[
-    list[str], dict[str, str], Path
-]:
+def prepare(
+    claimed: Claimed, scripts: ScriptCache, jobs_root: Path, server: str
+) -> tuple[list[str], dict[str, str], Path]:
     """The command, environment and fresh working folder of a job."""
     folder = scripts.folder(claimed.task_type)
     jobs_root.mkdir(parents=True, exist_ok=True)
@@ -114,8 +113,13 @@ def run(claimed: Claimed, command: list[str], env: dict[str, str], workdir: Path
     timeout = claimed.task_type.get("timeout_seconds")
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            command, cwd=workdir, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            command,
+            cwd=workdir,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         claimed.process = process
         try:
@@ -134,8 +138,9 @@ def run(claimed: Claimed, command: list[str], env: dict[str, str], workdir: Path
     elif code != 0:
         error = result.get("error") or f"the script exited with status {code}"
     else:
-        return Outcome(ok=True, outputs=result.get("outputs", {}), error="", log=log,
-                       workdir=workdir)
+        return Outcome(
+            ok=True, outputs=result.get("outputs", {}), error="", log=log, workdir=workdir
+        )
     tail = "\n".join(log.strip().splitlines()[-20:])
     message = f"{error} (working folder kept: {workdir})" + (f"\nlog tail:\n{tail}" if tail else "")
     return Outcome(ok=False, outputs={}, error=message, log=log, workdir=workdir)

@@ -27,12 +27,16 @@ class Installation:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
         return env | {"RUNYARD_DATA_DIR": str(self.data_dir)}
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [*RUNYARD, *args], env=self.env, capture_output=True, text=True, timeout=timeout
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"runyard {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"runyard {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def status(self, workflow: str, *extra: str) -> dict[str, Any]:
@@ -46,7 +50,10 @@ def start_up(data_dir: Path, *extra: str) -> Installation:
     with open(data_dir / "up.log", "w") as log:
         process = subprocess.Popen(
             [*RUNYARD, "up", "--data-dir", str(data_dir), "--port", "0", *extra],
-            env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
     deadline = time.monotonic() + 60
     while not (data_dir / "server.json").exists():

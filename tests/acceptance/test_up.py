@@ -13,14 +13,24 @@ def test_fifty_runs_of_a_linear_workflow_are_processed_once_each(up: Installatio
     up.cli("import", *task_types, str(WORKFLOWS / "Linear"))
     up.cli("workflow", "start", "Linear")
     for i in range(50):
-        up.cli("run", "new", "Linear", "Source", "--outputs", f'{{"value": {i}}}',
-               "--name", f"sample-{i:02d}")
+        up.cli(
+            "run",
+            "new",
+            "Linear",
+            "Source",
+            "--outputs",
+            f'{{"value": {i}}}',
+            "--name",
+            f"sample-{i:02d}",
+        )
     status = up.status("Linear", "--wait")
     assert status["tasks"] == ["Source", "Double", "Add"]
     assert [r["name"] for r in status["runs"]] == [f"sample-{i:02d}" for i in range(50)]
     for i, run in enumerate(status["runs"]):
         assert {t: j["state"] for t, j in run["jobs"].items()} == {
-            "Source": "Done", "Double": "Done", "Add": "Done"
+            "Source": "Done",
+            "Double": "Done",
+            "Add": "Done",
         }
         assert run["jobs"]["Add"]["outputs"] == {"value": 2 * i + 10}
     serials = [j["serial"] for r in status["runs"] for j in r["jobs"].values()]
@@ -35,12 +45,15 @@ def test_export_and_reimport_under_another_name(up: Installation) -> None:
     assert again.returncode == 1 and "exists already" in again.stderr
 
 
-@pytest.mark.parametrize("args", [
-    ("status", "Nope"),
-    ("run", "new", "Linear", "Nope"),
-    ("workflow", "start", "Nope"),
-    ("import", "/no/such/package"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status", "Nope"),
+        ("run", "new", "Linear", "Nope"),
+        ("workflow", "start", "Nope"),
+        ("import", "/no/such/package"),
+    ],
+)
 def test_cli_errors_are_one_clear_line(up: Installation, args: tuple[str, ...]) -> None:
     result = up.cli(*args, check=False)
     assert result.returncode == 1

@@ -56,8 +56,11 @@ def test_every_error_has_one_shape(api: tuple[TestClient, str]) -> None:
 
 def test_calls_without_a_valid_token_are_refused(api: tuple[TestClient, str]) -> None:
     client, _ = api
-    for headers in ({"Authorization": ""}, {"Authorization": "Bearer wrong"},
-                    {"Authorization": "Basic abc"}):
+    for headers in (
+        {"Authorization": ""},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic abc"},
+    ):
         r = client.get("/api/workflows", headers=headers)
         assert r.status_code == 401 and error(r)["code"] == "unauthorized"
 
@@ -65,8 +68,9 @@ def test_calls_without_a_valid_token_are_refused(api: tuple[TestClient, str]) ->
 def test_a_worker_token_cannot_do_admin_things(api: tuple[TestClient, str], ry: Runyard) -> None:
     client, _ = api
     token = client.post("/api/tokens/worker", json={"name": "w"}).json()["token"]
-    r = client.post("/api/tokens/worker", json={"name": "x"},
-                    headers={"Authorization": f"Bearer {token}"})
+    r = client.post(
+        "/api/tokens/worker", json={"name": "x"}, headers={"Authorization": f"Bearer {token}"}
+    )
     assert r.status_code == 403 and "needs a admin token" in error(r)["message"]
 
 
@@ -107,15 +111,18 @@ def test_the_worker_protocol_over_http(api: tuple[TestClient, str]) -> None:
     client, _ = api
     import_all(client)
     client.post("/api/workflows/Linear/start").raise_for_status()
-    run = client.post("/api/workflows/Linear/runs",
-                      json={"task": "Source", "outputs": {"value": 5}, "name": "r1"})
+    run = client.post(
+        "/api/workflows/Linear/runs", json={"task": "Source", "outputs": {"value": 5}, "name": "r1"}
+    )
     assert run.status_code == 200 and run.json()["state"] == "Done"
     token = client.post("/api/tokens/worker", json={"name": "w1"}).json()["token"]
     worker = {"Authorization": f"Bearer {token}"}
-    client.post("/api/workers/register", json={"name": "w1", "max_jobs": 2},
-                headers=worker).raise_for_status()
-    [claim] = client.post("/api/workers/claim", json={"worker": "w1", "max": 2},
-                          headers=worker).json()
+    client.post(
+        "/api/workers/register", json={"name": "w1", "max_jobs": 2}, headers=worker
+    ).raise_for_status()
+    [claim] = client.post(
+        "/api/workers/claim", json={"worker": "w1", "max": 2}, headers=worker
+    ).json()
     serial, lease = claim["job"]["serial"], claim["lease"]["lease"]
     assert claim["task_type"]["name"] == "Test.Double"
 
@@ -127,13 +134,18 @@ def test_the_worker_protocol_over_http(api: tuple[TestClient, str]) -> None:
     package = client.get("/api/task-types/Test.Double/1.0.0.0/package", headers=worker)
     assert package.status_code == 200 and package.content[:2] == b"PK"
 
-    client.post(f"/api/jobs/{serial}/heartbeat", json={"lease": lease},
-                headers=worker).raise_for_status()
-    stale = client.post(f"/api/jobs/{serial}/complete", json={"lease": "x", "outputs": {}},
-                        headers=worker)
+    client.post(
+        f"/api/jobs/{serial}/heartbeat", json={"lease": lease}, headers=worker
+    ).raise_for_status()
+    stale = client.post(
+        f"/api/jobs/{serial}/complete", json={"lease": "x", "outputs": {}}, headers=worker
+    )
     assert stale.status_code == 409 and error(stale)["code"] == "stale_lease"
-    done = client.post(f"/api/jobs/{serial}/complete",
-                       json={"lease": lease, "outputs": {"value": 10}}, headers=worker)
+    done = client.post(
+        f"/api/jobs/{serial}/complete",
+        json={"lease": lease, "outputs": {"value": 10}},
+        headers=worker,
+    )
     assert done.json()["state"] == "Done"
     # Once the lease is gone, so is the job token.
     assert client.get(f"/api/jobs/{serial}", headers=job_auth).status_code == 401
@@ -146,8 +158,9 @@ def test_illegal_state_changes_through_the_api_are_refused(
 ) -> None:
     client, _ = api
     import_all(client)
-    job = client.post("/api/workflows/Linear/runs",
-                      json={"task": "Source", "outputs": {"value": 5}}).json()
+    job = client.post(
+        "/api/workflows/Linear/runs", json={"task": "Source", "outputs": {"value": 5}}
+    ).json()
     before = table_counts(ry)
     r = client.post(f"/api/jobs/{job['serial']}/state", json={"state": "Done"})
     assert r.status_code == 409 and error(r)["code"] == "illegal_transition"

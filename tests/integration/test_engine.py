@@ -62,11 +62,15 @@ def test_the_database_refuses_a_second_live_job_for_a_task_in_a_run(linear: Runy
     with pytest.raises(sa.exc.IntegrityError), linear.store.write() as conn:
         row = conn.execute(sa.text("SELECT * FROM jobs WHERE state = 'Queued'")).mappings().one()
         values = {k: v for k, v in row.items() if k != "serial"}
-        conn.execute(sa.text(
-            "INSERT INTO jobs (workflow_id, run_id, task_id, task_type_id, state, inputs, "
-            "outputs, metadata, error, log, attempt, created_at) VALUES (:workflow_id, :run_id, "
-            ":task_id, :task_type_id, 'Queued', '{}', '{}', '{}', '', '', 0, :created_at)"
-        ), values)
+        conn.execute(
+            sa.text(
+                "INSERT INTO jobs (workflow_id, run_id, task_id, task_type_id, state, inputs, "
+                "outputs, metadata, error, log, attempt, created_at) VALUES (:workflow_id, "
+                ":run_id, :task_id, :task_type_id, 'Queued', '{}', '{}', '{}', '', '', 0, "
+                ":created_at)"
+            ),
+            values,
+        )
 
 
 def test_claims_follow_priority_then_run_sort_order_and_skip_paused_runs(linear: Runyard) -> None:
@@ -91,9 +95,10 @@ def test_a_worker_claims_only_jobs_whose_dependencies_it_provides(
 ) -> None:
     linear.jobs.new_run("Linear", "Source", outputs={"value": 1})
     with linear.store.write() as conn:
-        conn.execute(sa.text(
-            "UPDATE task_types SET dependencies = :deps WHERE name = 'Test.Double'"
-        ), {"deps": '[{"name": "numpy", "version": "2.0.0.0"}]'})
+        conn.execute(
+            sa.text("UPDATE task_types SET dependencies = :deps WHERE name = 'Test.Double'"),
+            {"deps": '[{"name": "numpy", "version": "2.0.0.0"}]'},
+        )
     assert linear.jobs.claim(worker_id(linear, "plain"), [], 10) == []
     wid = worker_id(linear, "numeric", provides=["numpy"])
     assert len(linear.jobs.claim(wid, ["numpy"], 10)) == 1
@@ -238,8 +243,13 @@ def test_new_run_refuses_unknown_workflows_tasks_and_non_source_tasks(linear: Ru
 
 
 def test_new_run_stores_the_entity_and_appends_in_sort_order(linear: Runyard) -> None:
-    linear.jobs.new_run("Linear", "Source", outputs={"value": 1}, name="b",
-                        entity=Entity(uuid="u-1", name="Sample 1"))
+    linear.jobs.new_run(
+        "Linear",
+        "Source",
+        outputs={"value": 1},
+        name="b",
+        entity=Entity(uuid="u-1", name="Sample 1"),
+    )
     linear.jobs.new_run("Linear", "Source", outputs={"value": 1}, name="a")
     runs = linear.workflows.status("Linear")["runs"]
     assert [r["name"] for r in runs] == ["b", "a"]

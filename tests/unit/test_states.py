@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runyard.errors import IllegalTransition
-from runyard.models import Interface, InputSource, Parameter, Task, TaskInput, TaskType
+from runyard.models import InputSource, Interface, Parameter, Task, TaskInput, TaskType
 from runyard.states import (
     TRANSITIONS,
     JobState,
@@ -18,15 +18,27 @@ from runyard.states import (
 )
 
 
-def task(name: str, *upstream: str, kind: str = "processing", extra: tuple[TaskInput, ...] = (),
-         id: int = 0) -> Task:
-    inputs = tuple(
-        TaskInput(key=f"in_{u}", source=InputSource(mode="output", task=u, key="value"))
-        for u in upstream
-    ) + extra
+def task(
+    name: str,
+    *upstream: str,
+    kind: str = "processing",
+    extra: tuple[TaskInput, ...] = (),
+    id: int = 0,
+) -> Task:
+    inputs = (
+        tuple(
+            TaskInput(key=f"in_{u}", source=InputSource(mode="output", task=u, key="value"))
+            for u in upstream
+        )
+        + extra
+    )
     interface = Interface(kind=kind, outputs=(Parameter(key="value", type="Int"),))
-    return Task(id=id or hash(name) % 10_000, name=name, inputs=inputs,
-                task_type=TaskType(name="T", version="1.0.0.0", interface=interface))
+    return Task(
+        id=id or hash(name) % 10_000,
+        name=name,
+        inputs=inputs,
+        task_type=TaskType(name="T", version="1.0.0.0", interface=interface),
+    )
 
 
 def test_done_is_reached_only_from_running_and_from_obsolete_spawned_jobs() -> None:
@@ -38,8 +50,9 @@ def test_every_state_can_become_obsolete_except_obsolete() -> None:
 
 
 def test_illegal_transition_names_the_states_and_the_legal_ones() -> None:
-    with pytest.raises(IllegalTransition, match="from Done to Running; from Done it can go to "
-                                                 "Obsolete"):
+    with pytest.raises(
+        IllegalTransition, match="from Done to Running; from Done it can go to Obsolete"
+    ):
         check_transition("Done", "Running")
 
 
