@@ -40,7 +40,7 @@ without them they use the server running on the data directory (`--data-dir` /
 """
 
 
-def command_paths(command: Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+def command_paths(command: object, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     """The path of ``command`` and of every visible command below it, in the CLI's order."""
     yield path
     if isinstance(command, TyperGroup):

@@ -100,5 +100,7 @@ def test_concurrent_claimers_claim_each_job_once_and_create_each_follower_once(
         ("Right", "Done"): RUNS,
         ("Join", "Done"): RUNS,
     }
-    joins = {r["name"]: r["jobs"]["Join"]["outputs"] for r in ry.workflows.status("Diamond")["runs"]}
+    joins = {
+        r["name"]: r["jobs"]["Join"]["outputs"] for r in ry.workflows.status("Diamond")["runs"]
+    }
     assert joins == {f"r{i}": {"value": 4 * i} for i in range(RUNS)}
