@@ -35,6 +35,7 @@ app.add_typer(export_app, name="export")
 
 Host = typer.Option(None, "--host", help="Address to listen on [env: RUNYARD_HOST].")
 Port = typer.Option(None, "--port", help="Port (0: any free one) [env: RUNYARD_PORT].")
+WorkflowName = Annotated[str, typer.Argument(help="The workflow's name.", show_default=False)]
 DatabaseUrl = typer.Option(
     None, "--database-url", help="sqlite:///PATH or postgresql://... [env: RUNYARD_DATABASE_URL]."
 )
@@ -164,7 +165,7 @@ def _package_bytes(path: Path) -> bytes:
 
 @export_app.command("workflow")
 def export_workflow(
-    name: str,
+    name: WorkflowName,
     output: Annotated[Path, typer.Option("-o", "--output", help="The .xfp file to write.")],
     data_dir: Path | None = DataDir,
     server: str | None = ServerUrl,
@@ -207,7 +208,7 @@ def _workflow_action(
 
 @workflow_app.command("start")
 def workflow_start(
-    name: str,
+    name: WorkflowName,
     data_dir: Path | None = DataDir,
     server: str | None = ServerUrl,
     token: str | None = Token,
@@ -221,7 +222,7 @@ def workflow_start(
 
 @workflow_app.command("stop")
 def workflow_stop(
-    name: str,
+    name: WorkflowName,
     data_dir: Path | None = DataDir,
     server: str | None = ServerUrl,
     token: str | None = Token,
@@ -235,8 +236,8 @@ def workflow_stop(
 
 @run_app.command("new")
 def run_new(
-    workflow: str,
-    task: str,
+    workflow: WorkflowName,
+    task: Annotated[str, typer.Argument(help="The source task where the run starts.")],
     outputs: Annotated[
         str | None, typer.Option("--outputs", help="Source job outputs (JSON).")
     ] = None,
@@ -262,7 +263,7 @@ def run_new(
 
 @app.command()
 def status(
-    workflow: str,
+    workflow: WorkflowName,
     wait: Annotated[
         bool, typer.Option("--wait", help="Return when no job is Queued or Running.")
     ] = False,
@@ -314,7 +315,7 @@ def _wait(client: Any, workflow: str, *, quiet: bool) -> dict[str, Any]:
 
 @token_app.command("create-worker")
 def token_create_worker(
-    name: str,
+    name: Annotated[str, typer.Argument(help="A name for the worker machine.")],
     data_dir: Path | None = DataDir,
     server: str | None = ServerUrl,
     token: str | None = Token,
