@@ -13,6 +13,7 @@ from types import FrameType
 import uvicorn
 
 from runyard.cli.context import console, errors
+from runyard.errors import ConfigError
 from runyard.operations import Runyard
 from runyard.server.app import create_app
 from runyard.settings import Settings
@@ -24,11 +25,19 @@ class Server:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.runyard = Runyard(settings).open()
-        self.admin_token = self.runyard.auth.ensure_admin_token()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((settings.host, settings.port))
+        try:
+            self.sock.bind((settings.host, settings.port))
+        except OSError as exc:
+            self.sock.close()
+            raise ConfigError(
+                f"cannot listen on {settings.host}:{settings.port} ({exc.strerror}); is another "
+                "server running there? Choose another with --port (0: any free port)",
+                key="RUNYARD_PORT",
+            ) from None
+        self.runyard = Runyard(settings).open()
+        self.admin_token = self.runyard.auth.ensure_admin_token()
         self.url = f"http://{settings.host}:{self.sock.getsockname()[1]}"
         config = uvicorn.Config(
             create_app(self.runyard), log_level="warning", timeout_graceful_shutdown=5

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from runyard.errors import ConfigError
@@ -47,7 +48,15 @@ class Store:
 
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.connect() as conn:
+        try:
+            conn = self.engine.connect()
+        except OperationalError as exc:
+            raise ConfigError(
+                f"cannot open the database {self.engine.url.render_as_string()}: "
+                f"{str(exc.orig).strip().splitlines()[0]}",
+                key="RUNYARD_DATABASE_URL",
+            ) from None
+        with conn:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
             conn.commit()

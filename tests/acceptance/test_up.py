@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from tests.acceptance.conftest import Installation
+from tests.acceptance.conftest import RUNYARD, Installation
 from tests.conftest import TASK_TYPES, WORKFLOWS
 
 
@@ -58,3 +62,37 @@ def test_cli_errors_are_one_clear_line(up: Installation, args: tuple[str, ...]) 
     result = up.cli(*args, check=False)
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--database-url", "mysql://lab/db"), "unsupported database URL 'mysql://lab/db'"),
+        (("--database-url", "postgresql://nobody@127.0.0.1:1/x"), "cannot open the database"),
+    ],
+)
+def test_a_server_with_a_bad_setting_stops_with_a_clear_error(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = subprocess.run(
+        [*RUNYARD, "server", "--data-dir", str(tmp_path), "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and message in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+
+
+def test_a_server_on_a_busy_port_says_so(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        result = subprocess.run(
+            [*RUNYARD, "server", "--data-dir", str(tmp_path), "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1 and "Address already in use" in result.stderr
