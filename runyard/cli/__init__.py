@@ -24,7 +24,9 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
-workflow_app = typer.Typer(help="List, start and stop workflows.", no_args_is_help=True)
+workflow_app = typer.Typer(
+    help="List, start, stop, obsolete and lock workflows.", no_args_is_help=True
+)
 run_app = typer.Typer(help="Start runs.", no_args_is_help=True)
 token_app = typer.Typer(help="Create tokens.", no_args_is_help=True)
 export_app = typer.Typer(help="Export packages.", no_args_is_help=True)
@@ -139,7 +141,7 @@ def import_(
     server: str | None = ServerUrl,
     token: str | None = Token,
 ) -> None:
-    """Import task type, dependency or workflow packages (folders or .xfp files), in order.
+    """Import task type or workflow packages (folders or .xfp files), in order.
 
     Example: runyard import ./task-types/Threshold ./workflows/Study.xfp
     """
@@ -203,7 +205,8 @@ def _workflow_action(
 ) -> None:
     with ctx.client(data_dir, server, token) as client:
         answer = client.post(f"/api/workflows/{name}/{action}")
-    console.print(f"workflow {answer['name']}: {answer['state']}")
+    locked = " (locked)" if answer["locked"] else ""
+    console.print(f"workflow {answer['name']}: {answer['state']}{locked}")
 
 
 @workflow_app.command("start")
@@ -232,6 +235,48 @@ def workflow_stop(
     Example: runyard workflow stop Study
     """
     _workflow_action("stop", name, data_dir, server, token)
+
+
+@workflow_app.command("obsolete")
+def workflow_obsolete(
+    name: WorkflowName,
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Obsolete a workflow (soft delete); starting it again restores it.
+
+    Example: runyard workflow obsolete OldStudy
+    """
+    _workflow_action("obsolete", name, data_dir, server, token)
+
+
+@workflow_app.command("lock")
+def workflow_lock(
+    name: WorkflowName,
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Lock a workflow: its state cannot change until it is unlocked (admins).
+
+    Example: runyard workflow lock Study
+    """
+    _workflow_action("lock", name, data_dir, server, token)
+
+
+@workflow_app.command("unlock")
+def workflow_unlock(
+    name: WorkflowName,
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Unlock a locked workflow.
+
+    Example: runyard workflow unlock Study
+    """
+    _workflow_action("unlock", name, data_dir, server, token)
 
 
 @run_app.command("new")

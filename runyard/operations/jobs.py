@@ -227,6 +227,12 @@ class JobManager(Operations):
             if current is None:
                 raise NotFound(f"no job with serial {serial}", serial=serial)
             check_transition(current.state, target)
+            if target == JobState.DONE and current.state != JobState.OBSOLETE:
+                raise IllegalTransition(
+                    f"job {serial} is {current.state}: only a job created Obsolete (by a spawn) "
+                    "is set Done through the API; a running job is completed by its worker",
+                    serial=serial,
+                )
             values: dict[str, Any] = {"lease_id": None}
             if target == JobState.DONE:
                 values["finished_at"] = self.now()

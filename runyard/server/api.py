@@ -45,7 +45,7 @@ Caller = Annotated[Principal, Depends(get_principal)]
 def require(caller: Principal, *kinds: str) -> None:
     if caller.kind not in kinds:
         raise Forbidden(
-            f"a {caller.kind} token may not do this; it needs a {' or '.join(kinds)} token",
+            f"a {caller.kind} token may not do this; it needs a token of kind {' or '.join(kinds)}",
             caller=caller.kind,
         )
 
@@ -185,6 +185,7 @@ def get_job(serial: int, ry: Ry, caller: Caller) -> dict[str, Any]:
 
 def change_job_state(serial: int, body: s.JobStateChange, ry: Ry, caller: Caller) -> dict[str, Any]:
     require(caller, "admin", "job")
+    require_job_access(caller, serial)
     return s.job_json(ry.jobs.update_state(serial, body.state, actor=caller.name))
 
 

@@ -150,11 +150,12 @@ def record(client: Client, claimed: Claimed, outcome: Outcome) -> bool:
     """Report the outcome under the lease; False if the lease was stale (result dropped)."""
     try:
         if outcome.ok:
-            client.post(
+            answer = client.post(
                 f"/api/jobs/{claimed.serial}/complete",
                 {"lease": claimed.lease, "outputs": outcome.outputs, "log": outcome.log},
             )
-            shutil.rmtree(outcome.workdir, ignore_errors=True)
+            if answer.get("state") == "Done":  # kept when the outputs failed the job
+                shutil.rmtree(outcome.workdir, ignore_errors=True)
         else:
             client.post(
                 f"/api/jobs/{claimed.serial}/fail",

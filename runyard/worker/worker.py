@@ -57,7 +57,8 @@ class Worker:
         """Work until stopped (or, with ``burst``, until nothing is left); jobs run count."""
         self.register()
         done = 0
-        heartbeats = threading.Thread(target=self._heartbeat_loop, daemon=True)
+        drained = threading.Event()
+        heartbeats = threading.Thread(target=self._heartbeat_loop, args=(drained,), daemon=True)
         heartbeats.start()
         with ThreadPoolExecutor(max_workers=self.config.max_jobs) as pool:
             while not self.stopping.is_set():
@@ -75,6 +76,8 @@ class Worker:
                     if not self.running:
                         break
                     self._wait_for_slot()
+        # Leaving the pool waited for the running jobs; their leases were kept alive meanwhile.
+        drained.set()
         self.stopping.set()
         return done
 
@@ -142,8 +145,8 @@ class Worker:
         self._slot_freed.wait(1.0)
         self._slot_freed.clear()
 
-    def _heartbeat_loop(self) -> None:
-        while not self.stopping.wait(self.config.heartbeat_seconds):
+    def _heartbeat_loop(self, drained: threading.Event) -> None:
+        while not drained.wait(self.config.heartbeat_seconds):
             with self._lock:
                 held = list(self.running.values())
             for claimed in held:

@@ -71,7 +71,7 @@ def test_a_worker_token_cannot_do_admin_things(api: tuple[TestClient, str], ry: 
     r = client.post(
         "/api/tokens/worker", json={"name": "x"}, headers={"Authorization": f"Bearer {token}"}
     )
-    assert r.status_code == 403 and "needs a admin token" in error(r)["message"]
+    assert r.status_code == 403 and "needs a token of kind admin" in error(r)["message"]
 
 
 def test_the_openapi_document_lists_the_routes(api: tuple[TestClient, str]) -> None:

@@ -276,3 +276,11 @@ def test_priority_must_be_a_known_one(linear: Runyard) -> None:
     job: Job = linear.jobs.new_run("Linear", "Source", outputs={"value": 1})
     with pytest.raises(InvalidInput, match="paused, normal, high"):
         linear.jobs.set_priority(job.run_id, "urgent")
+
+
+def test_a_running_job_cannot_be_set_done_through_the_api(linear: Runyard) -> None:
+    linear.jobs.new_run("Linear", "Source", outputs={"value": 1})
+    [(job, _lease)] = linear.jobs.claim(worker_id(linear), [], 1)
+    with pytest.raises(IllegalTransition, match="completed by its worker"):
+        linear.jobs.update_state(job.serial, "Done")
+    assert linear.jobs.get(job.serial).state == "Running"
