@@ -209,74 +209,30 @@ def _workflow_action(
     console.print(f"workflow {answer['name']}: {answer['state']}{locked}")
 
 
-@workflow_app.command("start")
-def workflow_start(
-    name: WorkflowName,
-    data_dir: Path | None = DataDir,
-    server: str | None = ServerUrl,
-    token: str | None = Token,
-) -> None:
-    """Start a workflow: its jobs are processed.
-
-    Example: runyard workflow start Study
-    """
-    _workflow_action("start", name, data_dir, server, token)
+WORKFLOW_ACTIONS = {
+    "start": "Start a workflow: its jobs are processed.",
+    "stop": "Stop a workflow (back to Draft): no new jobs start.",
+    "obsolete": "Obsolete a workflow (soft delete); starting it again restores it.",
+    "lock": "Lock a workflow: its state cannot change until it is unlocked (admins).",
+    "unlock": "Unlock a locked workflow.",
+}
 
 
-@workflow_app.command("stop")
-def workflow_stop(
-    name: WorkflowName,
-    data_dir: Path | None = DataDir,
-    server: str | None = ServerUrl,
-    token: str | None = Token,
-) -> None:
-    """Stop a workflow (back to Draft): no new jobs start.
+def _add_workflow_action(action: str, summary: str) -> None:
+    def command(
+        name: WorkflowName,
+        data_dir: Path | None = DataDir,
+        server: str | None = ServerUrl,
+        token: str | None = Token,
+    ) -> None:
+        _workflow_action(action, name, data_dir, server, token)
 
-    Example: runyard workflow stop Study
-    """
-    _workflow_action("stop", name, data_dir, server, token)
-
-
-@workflow_app.command("obsolete")
-def workflow_obsolete(
-    name: WorkflowName,
-    data_dir: Path | None = DataDir,
-    server: str | None = ServerUrl,
-    token: str | None = Token,
-) -> None:
-    """Obsolete a workflow (soft delete); starting it again restores it.
-
-    Example: runyard workflow obsolete OldStudy
-    """
-    _workflow_action("obsolete", name, data_dir, server, token)
+    command.__doc__ = f"{summary}\n\nExample: runyard workflow {action} Study"
+    workflow_app.command(action)(command)
 
 
-@workflow_app.command("lock")
-def workflow_lock(
-    name: WorkflowName,
-    data_dir: Path | None = DataDir,
-    server: str | None = ServerUrl,
-    token: str | None = Token,
-) -> None:
-    """Lock a workflow: its state cannot change until it is unlocked (admins).
-
-    Example: runyard workflow lock Study
-    """
-    _workflow_action("lock", name, data_dir, server, token)
-
-
-@workflow_app.command("unlock")
-def workflow_unlock(
-    name: WorkflowName,
-    data_dir: Path | None = DataDir,
-    server: str | None = ServerUrl,
-    token: str | None = Token,
-) -> None:
-    """Unlock a locked workflow.
-
-    Example: runyard workflow unlock Study
-    """
-    _workflow_action("unlock", name, data_dir, server, token)
+for _action, _summary in WORKFLOW_ACTIONS.items():
+    _add_workflow_action(_action, _summary)
 
 
 @run_app.command("new")
