@@ -39,7 +39,7 @@ class Priority(StrEnum):
 
 
 # Claim order: high first, then normal; paused runs are never claimed.
-PRIORITY_RANK = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.PAUSED: 2}
+CLAIMABLE_PRIORITY_RANK = {Priority.HIGH: 0, Priority.NORMAL: 1}
 
 W, Q, R, D, F, A, OB = JobState
 
@@ -62,10 +62,6 @@ TRANSITIONS: dict[tuple[JobState, JobState], str] = {
     (OB, D): "finish a spawned job",
 }
 
-# States a job may be created in.
-CREATION_STATES = frozenset({W, Q, D, OB})
-# States in which a job still has work ahead of it.
-PENDING_STATES = frozenset({W, Q, R})
 
 
 def sources_of(target: JobState) -> frozenset[JobState]:

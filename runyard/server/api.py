@@ -143,7 +143,7 @@ def workflow_action(name: str, action: str, ry: Ry, caller: Caller) -> dict[str,
             f"unknown workflow action {action!r}; use start, stop, obsolete, lock or unlock"
         )
     if action == "start":
-        ry.jobs.changed.notify()
+        ry.changed.notify()
     return s.workflow_json(workflow)
 
 
@@ -211,12 +211,12 @@ def claim_jobs(body: s.ClaimRequest, ry: Ry, caller: Caller) -> list[dict[str, A
     worker = ry.workers.get(body.worker)
     deadline = time.monotonic() + body.wait
     while True:
-        seen = ry.jobs.changed.version
-        claimed = ry.jobs.claim(worker.id, list(worker.provides), body.max)
+        seen = ry.changed.version
+        claimed = ry.leases.claim(worker.id, list(worker.provides), body.max)
         remaining = deadline - time.monotonic()
-        if claimed or remaining <= 0 or body.max == 0 or ry.jobs.changed.closed:
+        if claimed or remaining <= 0 or body.max == 0 or ry.changed.closed:
             break
-        ry.jobs.changed.wait(seen, min(remaining, 1.0))
+        ry.changed.wait(seen, min(remaining, 1.0))
     result = []
     for job, lease in claimed:
         tt = ry.task_types.get_by_id(job.task_type_id)
@@ -233,23 +233,23 @@ def claim_jobs(body: s.ClaimRequest, ry: Ry, caller: Caller) -> list[dict[str, A
 
 def heartbeat(serial: int, body: s.LeaseBody, ry: Ry, caller: Caller) -> dict[str, Any]:
     require(caller, "admin", "worker")
-    return s.lease_json(ry.jobs.heartbeat(serial, body.lease))
+    return s.lease_json(ry.leases.heartbeat(serial, body.lease))
 
 
 def complete_job(serial: int, body: s.Completion, ry: Ry, caller: Caller) -> dict[str, Any]:
     require(caller, "admin", "worker")
-    job = ry.jobs.complete(serial, body.lease, body.outputs, body.log)
+    job = ry.leases.complete(serial, body.lease, body.outputs, body.log)
     return s.job_json(job)
 
 
 def fail_job(serial: int, body: s.Failure, ry: Ry, caller: Caller) -> dict[str, Any]:
     require(caller, "admin", "worker")
-    return s.job_json(ry.jobs.fail(serial, body.lease, body.error, body.log))
+    return s.job_json(ry.leases.fail(serial, body.lease, body.error, body.log))
 
 
 def release_job(serial: int, body: s.LeaseBody, ry: Ry, caller: Caller) -> dict[str, Any]:
     require(caller, "admin", "worker")
-    return s.job_json(ry.jobs.release(serial, body.lease))
+    return s.job_json(ry.leases.release(serial, body.lease))
 
 
 # -- admin ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Row, case, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from runyard.models import Job, Lease
-from runyard.states import JobState
+from runyard.states import CLAIMABLE_PRIORITY_RANK, JobState
 from runyard.store.schema import jobs, runs, workers, workflows
 
 LIVE = jobs.c.state != JobState.OBSOLETE.value
@@ -121,7 +121,9 @@ def claim(
     """Claim up to ``limit`` Queued jobs atomically, in priority, run sort order, serial."""
     if limit <= 0 or not task_type_ids:
         return []
-    priority_rank = case((runs.c.priority == "high", 0), else_=1)
+    priority_rank = case(
+        {p.value: rank for p, rank in CLAIMABLE_PRIORITY_RANK.items()}, value=runs.c.priority
+    )
     candidates = (
         select(jobs.c.serial)
         .join(runs, runs.c.id == jobs.c.run_id)
@@ -129,7 +131,7 @@ def claim(
         .where(
             jobs.c.state == JobState.QUEUED.value,
             jobs.c.task_type_id.in_(task_type_ids),
-            runs.c.priority != "paused",
+            runs.c.priority.in_([p.value for p in CLAIMABLE_PRIORITY_RANK]),
             runs.c.obsolete.is_(False),
             workflows.c.state == "Started",
         )

@@ -45,10 +45,6 @@ def list_workers(conn: Connection) -> list[Worker]:
     return [worker_from_row(r) for r in conn.execute(select(workers).order_by(workers.c.name))]
 
 
-def touch_worker(conn: Connection, worker_id: int, now: datetime) -> None:
-    conn.execute(update(workers).where(workers.c.id == worker_id).values(last_seen=now))
-
-
 def insert_token(conn: Connection, *, token_hash: str, kind: str, name: str, now: datetime) -> None:
     conn.execute(insert(tokens).values(token_hash=token_hash, kind=kind, name=name, created_at=now))
 

@@ -26,7 +26,7 @@ def work(ry: Runyard, name: str, idle_rounds: int = 20) -> list[tuple[int, int]]
     claimed: list[tuple[int, int]] = []
     idle = 0
     while idle < idle_rounds:
-        batch = ry.jobs.claim(wid, [], 2)
+        batch = ry.leases.claim(wid, [], 2)
         if not batch:
             idle += 1
             ry.changed.wait(ry.changed.version, 0.05)
@@ -38,7 +38,7 @@ def work(ry: Runyard, name: str, idle_rounds: int = 20) -> list[tuple[int, int]]
             outputs = {"value": value * 2} if value is not None else {"value": 0}
             if "a" in job.inputs:
                 outputs = {"value": job.inputs["a"] + job.inputs["b"]}
-            ry.jobs.complete(job.serial, lease.lease_id, outputs)
+            ry.leases.complete(job.serial, lease.lease_id, outputs)
     return claimed
 
 

@@ -23,11 +23,11 @@ def worker_id(ry: Runyard, name: str = "w1", provides: list[str] | None = None) 
 def run_all(ry: Runyard, wid: int) -> int:
     """Play a worker: claim and complete jobs (Double: x2, Add: +offset) until none is left."""
     count = 0
-    while claimed := ry.jobs.claim(wid, [], 10):
+    while claimed := ry.leases.claim(wid, [], 10):
         for job, lease in claimed:
             value = job.inputs["value"]
             result = value * 2 if "offset" not in job.inputs else value + job.inputs["offset"]
-            ry.jobs.complete(job.serial, lease.lease_id, {"value": result})
+            ry.leases.complete(job.serial, lease.lease_id, {"value": result})
             count += 1
     return count
 
@@ -77,7 +77,7 @@ def test_claims_follow_priority_then_run_sort_order_and_skip_paused_runs(linear:
     jobs = [linear.jobs.new_run("Linear", "Source", outputs={"value": i}) for i in range(4)]
     linear.jobs.set_priority(jobs[2].run_id, "high")
     linear.jobs.set_priority(jobs[0].run_id, "paused")
-    claimed = linear.jobs.claim(worker_id(linear), [], 10)
+    claimed = linear.leases.claim(worker_id(linear), [], 10)
     assert [j.run_id for j, _ in claimed] == [jobs[2].run_id, jobs[1].run_id, jobs[3].run_id]
 
 
@@ -85,9 +85,9 @@ def test_jobs_of_a_workflow_that_is_not_started_are_not_claimed(linear: Runyard)
     linear.jobs.new_run("Linear", "Source", outputs={"value": 1})
     linear.workflows.set_state("Linear", "Draft")
     wid = worker_id(linear)
-    assert linear.jobs.claim(wid, [], 10) == []
+    assert linear.leases.claim(wid, [], 10) == []
     linear.workflows.set_state("Linear", "Started")
-    assert len(linear.jobs.claim(wid, [], 10)) == 1
+    assert len(linear.leases.claim(wid, [], 10)) == 1
 
 
 def test_a_worker_claims_only_jobs_whose_dependencies_it_provides(
@@ -99,27 +99,27 @@ def test_a_worker_claims_only_jobs_whose_dependencies_it_provides(
             sa.text("UPDATE task_types SET dependencies = :deps WHERE name = 'Test.Double'"),
             {"deps": '[{"name": "numpy", "version": "2.0.0.0"}]'},
         )
-    assert linear.jobs.claim(worker_id(linear, "plain"), [], 10) == []
+    assert linear.leases.claim(worker_id(linear, "plain"), [], 10) == []
     wid = worker_id(linear, "numeric", provides=["numpy"])
-    assert len(linear.jobs.claim(wid, ["numpy"], 10)) == 1
+    assert len(linear.leases.claim(wid, ["numpy"], 10)) == 1
 
 
 def test_a_completion_with_a_stale_lease_is_refused_and_changes_nothing(linear: Runyard) -> None:
     linear.jobs.new_run("Linear", "Source", outputs={"value": 1})
-    [(job, lease)] = linear.jobs.claim(worker_id(linear), [], 1)
+    [(job, lease)] = linear.leases.claim(worker_id(linear), [], 1)
     with pytest.raises(StaleLease, match="no longer held"):
-        linear.jobs.complete(job.serial, "not-the-lease", {"value": 99})
+        linear.leases.complete(job.serial, "not-the-lease", {"value": 99})
     assert linear.jobs.get(job.serial).state == "Running"
-    linear.jobs.complete(job.serial, lease.lease_id, {"value": 2})
+    linear.leases.complete(job.serial, lease.lease_id, {"value": 2})
     with pytest.raises(StaleLease):
-        linear.jobs.complete(job.serial, lease.lease_id, {"value": 3})
+        linear.leases.complete(job.serial, lease.lease_id, {"value": 3})
     assert linear.jobs.get(job.serial).outputs == {"value": 2}
 
 
 def test_outputs_outside_the_interface_fail_the_job_with_a_clear_message(linear: Runyard) -> None:
     linear.jobs.new_run("Linear", "Source", outputs={"value": 1})
-    [(job, lease)] = linear.jobs.claim(worker_id(linear), [], 1)
-    failed = linear.jobs.complete(job.serial, lease.lease_id, {"valeu": 2})
+    [(job, lease)] = linear.leases.claim(worker_id(linear), [], 1)
+    failed = linear.leases.complete(job.serial, lease.lease_id, {"valeu": 2})
     assert failed.state == "Failed" and "'valeu' is not in the interface" in failed.error
 
 
@@ -146,25 +146,25 @@ def clocked(settings: Settings) -> Iterator[Runyard]:
 def test_an_expired_lease_requeues_the_job_and_refuses_the_old_worker(clocked: Runyard) -> None:
     clocked.jobs.new_run("Linear", "Source", outputs={"value": 1})
     wid = worker_id(clocked)
-    [(job, old)] = clocked.jobs.claim(wid, [], 1)
+    [(job, old)] = clocked.leases.claim(wid, [], 1)
     clocked.clock.time += timedelta(seconds=31)  # type: ignore[attr-defined]
-    [(again, new)] = clocked.jobs.claim(wid, [], 1)
+    [(again, new)] = clocked.leases.claim(wid, [], 1)
     assert again.serial == job.serial and again.attempt == 2 and new.lease_id != old.lease_id
     with pytest.raises(StaleLease):
-        clocked.jobs.heartbeat(job.serial, old.lease_id)
+        clocked.leases.heartbeat(job.serial, old.lease_id)
     with pytest.raises(StaleLease):
-        clocked.jobs.complete(job.serial, old.lease_id, {"value": 5})
-    assert clocked.jobs.complete(job.serial, new.lease_id, {"value": 2}).state == "Done"
+        clocked.leases.complete(job.serial, old.lease_id, {"value": 5})
+    assert clocked.leases.complete(job.serial, new.lease_id, {"value": 2}).state == "Done"
 
 
 def test_a_heartbeat_keeps_the_lease_alive(clocked: Runyard) -> None:
     clocked.jobs.new_run("Linear", "Source", outputs={"value": 1})
     wid = worker_id(clocked)
-    [(job, lease)] = clocked.jobs.claim(wid, [], 1)
+    [(job, lease)] = clocked.leases.claim(wid, [], 1)
     for _ in range(3):
         clocked.clock.time += timedelta(seconds=20)  # type: ignore[attr-defined]
-        clocked.jobs.heartbeat(job.serial, lease.lease_id)
-        assert clocked.jobs.claim(wid, [], 1) == []
+        clocked.leases.heartbeat(job.serial, lease.lease_id)
+        assert clocked.leases.claim(wid, [], 1) == []
     assert clocked.jobs.get(job.serial).state == "Running"
 
 
@@ -172,9 +172,9 @@ def test_a_job_fails_after_the_attempt_limit_of_expired_leases(clocked: Runyard)
     clocked.jobs.new_run("Linear", "Source", outputs={"value": 1})
     wid = worker_id(clocked)
     for _ in range(3):
-        [(job, _lease)] = clocked.jobs.claim(wid, [], 1)
+        [(job, _lease)] = clocked.leases.claim(wid, [], 1)
         clocked.clock.time += timedelta(seconds=31)  # type: ignore[attr-defined]
-    assert clocked.jobs.claim(wid, [], 1) == []
+    assert clocked.leases.claim(wid, [], 1) == []
     failed = clocked.jobs.get(job.serial)
     assert failed.state == "Failed" and "lease expired" in failed.error
 
@@ -182,9 +182,9 @@ def test_a_job_fails_after_the_attempt_limit_of_expired_leases(clocked: Runyard)
 def test_release_requeues_without_counting_the_attempt(linear: Runyard) -> None:
     linear.jobs.new_run("Linear", "Source", outputs={"value": 1})
     wid = worker_id(linear)
-    [(job, lease)] = linear.jobs.claim(wid, [], 1)
-    assert linear.jobs.release(job.serial, lease.lease_id).state == "Queued"
-    [(again, _)] = linear.jobs.claim(wid, [], 1)
+    [(job, lease)] = linear.leases.claim(wid, [], 1)
+    assert linear.leases.release(job.serial, lease.lease_id).state == "Queued"
+    [(again, _)] = linear.leases.claim(wid, [], 1)
     assert again.attempt == 1
 
 
@@ -280,7 +280,7 @@ def test_priority_must_be_a_known_one(linear: Runyard) -> None:
 
 def test_a_running_job_cannot_be_set_done_through_the_api(linear: Runyard) -> None:
     linear.jobs.new_run("Linear", "Source", outputs={"value": 1})
-    [(job, _lease)] = linear.jobs.claim(worker_id(linear), [], 1)
+    [(job, _lease)] = linear.leases.claim(worker_id(linear), [], 1)
     with pytest.raises(IllegalTransition, match="completed by its worker"):
         linear.jobs.update_state(job.serial, "Done")
     assert linear.jobs.get(job.serial).state == "Running"

@@ -1,0 +1,123 @@
+"""The worker protocol: claims, heartbeats, completion, failure, release and lease expiry.
+
+Every call carries the job's lease; a call with a lease that is no longer the job's current
+one is refused (``StaleLease``, HTTP 409), so a worker that was cut off cannot overwrite a
+newer attempt.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from runyard.errors import NotFound, StaleLease
+from runyard.models import Job, Lease
+from runyard.operations.jobs import MAX_LOG_CHARS, JobManager
+from runyard.states import JobState
+from runyard.store import jobs as job_rows
+from runyard.store import task_types as task_type_rows
+from runyard.validation import check_outputs
+
+
+class LeaseManager(JobManager):
+    def claim(self, worker_id: int, provides: list[str], limit: int) -> list[tuple[Job, Lease]]:
+        self.expire_leases()
+        with self.store.write() as conn:
+            ids = task_type_rows.ids_runnable_with(conn, provides)
+            return job_rows.claim(
+                conn,
+                task_type_ids=ids,
+                worker_id=worker_id,
+                limit=limit,
+                lease_seconds=self.settings.lease_seconds,
+                now=self.now(),
+            )
+
+    def heartbeat(self, serial: int, lease_id: str) -> Lease:
+        expires = self.now() + timedelta(seconds=self.settings.lease_seconds)
+        with self.store.write() as conn:
+            if not job_rows.renew_lease(conn, serial, lease_id, expires):
+                raise StaleLease(
+                    f"job {serial} is no longer held by this lease; stop working on it",
+                    serial=serial,
+                )
+            job = job_rows.get_job(conn, serial)
+            assert job is not None
+            return Lease(
+                job_serial=serial, lease_id=lease_id, attempt=job.attempt, expires_at=expires
+            )
+
+    def complete(self, serial: int, lease_id: str, outputs: dict[str, Any], log: str = "") -> Job:
+        """Record a job's outputs and its Done state, and create its followers, at once.
+        Outputs that do not fit the interface fail the job instead."""
+        with self._write_and_notify() as conn:
+            job = job_rows.get_job(conn, serial)
+            if job is None:
+                raise NotFound(f"no job with serial {serial}", serial=serial)
+            task_type = task_type_rows.get(conn, job.task_type_id)
+            assert task_type is not None
+            problem = check_outputs(task_type, outputs)
+            common = {"lease_id": None, "finished_at": self.now(), "log": log[-MAX_LOG_CHARS:]}
+            if problem:
+                return self._transition(
+                    conn, serial, JobState.FAILED, held_lease=lease_id, error=problem, **common
+                )
+            return self._transition(
+                conn,
+                serial,
+                JobState.DONE,
+                held_lease=lease_id,
+                outputs=outputs,
+                error="",
+                **common,
+            )
+
+    def fail(self, serial: int, lease_id: str, error: str, log: str = "") -> Job:
+        with self._write_and_notify() as conn:
+            return self._transition(
+                conn,
+                serial,
+                JobState.FAILED,
+                held_lease=lease_id,
+                error=error or "failed",
+                finished_at=self.now(),
+                log=log[-MAX_LOG_CHARS:],
+            )
+
+    def release(self, serial: int, lease_id: str) -> Job:
+        """Give a job back (worker shutting down): Queued again, the attempt not counted."""
+        with self._write_and_notify() as conn:
+            job = job_rows.get_job(conn, serial)
+            attempt = max(0, (job.attempt if job else 1) - 1)
+            return self._transition(
+                conn, serial, JobState.QUEUED, held_lease=lease_id, attempt=attempt, started_at=None
+            )
+
+    def expire_leases(self) -> int:
+        """Put jobs whose lease ran out back to Queued, or Failed after the attempt limit."""
+        now = self.now()
+        with self.store.read() as conn:
+            expired = job_rows.expired_leases(conn, now)
+        if not expired:
+            return 0
+        with self._write_and_notify() as conn:
+            for serial, attempt in expired:
+                if attempt >= self.settings.max_attempts:
+                    values: dict[str, Any] = {
+                        "error": f"the worker stopped answering (lease expired) in each of "
+                        f"{attempt} attempts; giving up",
+                        "finished_at": now,
+                    }
+                    target = JobState.FAILED
+                else:
+                    values, target = {}, JobState.QUEUED
+                job_rows.set_state(
+                    conn,
+                    serial,
+                    target,
+                    [JobState.RUNNING],
+                    expired_before=now,
+                    lease_id=None,
+                    **values,
+                )
+        return len(expired)
