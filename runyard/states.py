@@ -63,7 +63,6 @@ TRANSITIONS: dict[tuple[JobState, JobState], str] = {
 }
 
 
-
 def sources_of(target: JobState) -> frozenset[JobState]:
     """All states from which ``target`` may be reached: the guard of the update."""
     return frozenset(src for (src, dst) in TRANSITIONS if dst == target)

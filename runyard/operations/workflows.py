@@ -8,7 +8,7 @@ from runyard.errors import Conflict
 from runyard.models import Task, TaskType, Workflow
 from runyard.operations.base import Operations
 from runyard.packages import WorkflowPackage, resolve_workflow, workflow_package_bytes
-from runyard.states import WORKFLOW_TRANSITIONS, WorkflowState
+from runyard.states import WORKFLOW_TRANSITIONS, JobState, WorkflowState
 from runyard.store import jobs as job_rows
 from runyard.store import runs as run_rows
 from runyard.store import task_types as task_type_rows
@@ -150,6 +150,9 @@ class WorkflowManager(Operations):
         return {
             "workflow": workflow.name,
             "state": workflow.state,
+            # From the same snapshot as the runs, so that a waiting client never sees
+            # "idle" next to a job that was still running.
+            "idle": not any(j.state in (JobState.QUEUED, JobState.RUNNING) for j in jobs),
             "tasks": [t.name for t in tasks],
             "runs": [
                 {
@@ -163,9 +166,3 @@ class WorkflowManager(Operations):
                 for r in runs
             ],
         }
-
-    def is_idle(self, name: str) -> bool:
-        """True when no job of the workflow is Queued or Running."""
-        with self.store.read() as conn:
-            workflow = self._workflow(conn, name)
-            return not job_rows.has_pending(conn, workflow.id)

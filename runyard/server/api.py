@@ -157,7 +157,7 @@ def export_workflow(name: str, ry: Ry, caller: Caller) -> Response:
 
 
 def workflow_status(name: str, ry: Ry, caller: Caller) -> dict[str, Any]:
-    return ry.workflows.status(name) | {"idle": ry.workflows.is_idle(name)}
+    return ry.workflows.status(name)
 
 
 def new_run(name: str, body: s.NewRun, ry: Ry, caller: Caller) -> dict[str, Any]:

@@ -192,18 +192,6 @@ def expired_leases(conn: Connection, now: datetime) -> list[tuple[int, int]]:
     return [(r.serial, r.attempt) for r in rows]
 
 
-def has_pending(conn: Connection, workflow_id: int) -> bool:
-    row = conn.execute(
-        select(jobs.c.serial)
-        .where(
-            jobs.c.workflow_id == workflow_id,
-            jobs.c.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]),
-        )
-        .limit(1)
-    ).first()
-    return row is not None
-
-
 def count_by_state(conn: Connection, workflow_id: int) -> dict[str, int]:
     rows = conn.execute(
         select(jobs.c.state, func.count())
