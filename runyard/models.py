@@ -141,6 +141,8 @@ class Job:
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    workdir: str = ""  # the working folder kept on the worker after a failure
+    progress: dict[str, JSON] | None = None  # {"fraction": 0..1, "message": "..."}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,3 +163,25 @@ class Worker:
     max_jobs: int = 1
     version: str = ""
     last_seen: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredFile:
+    """A file in the file store (a job's output file, or an uploaded input file)."""
+
+    id: str
+    filename: str
+    size: int
+    sha256: str
+    job_serial: int | None = None
+
+    def reference(self) -> dict[str, JSON]:
+        """How a job output points at this file: a ``ForeignFile`` value."""
+        return {
+            "type": "ForeignFile",
+            "source": "filestore",
+            "file_id": self.id,
+            "filename": self.filename,
+            "size": self.size,
+            "sha256": self.sha256,
+        }

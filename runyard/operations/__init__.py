@@ -6,6 +6,7 @@ from typing import Any
 
 from runyard.operations.auth import AuthManager, Principal
 from runyard.operations.base import Clock, Notifier, utcnow
+from runyard.operations.files import FileManager
 from runyard.operations.jobs import JobManager
 from runyard.operations.leases import LeaseManager
 from runyard.operations.task_types import TaskTypeManager
@@ -28,6 +29,7 @@ class Runyard:
         args = (self.store, settings)
         changed = self.changed
         self.auth = AuthManager(*args, now=now, changed=changed)
+        self.files = FileManager(*args, now=now, changed=changed)
         self.jobs = JobManager(*args, now=now, changed=changed)
         self.leases = LeaseManager(*args, now=now, changed=changed)
         self.task_types = TaskTypeManager(*args, now=now, changed=changed)

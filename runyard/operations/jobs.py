@@ -30,7 +30,8 @@ from runyard.store import runs as run_rows
 from runyard.store import workflows as workflow_rows
 from runyard.validation import check_outputs
 
-MAX_LOG_CHARS = 64 * 1024
+ACTIVITY_LEVELS = ("debug", "info", "warning", "error")
+MAX_LOG_CHARS = 1024 * 1024  # the job log keeps the last MiB of output
 
 
 class JobManager(Operations):
@@ -244,6 +245,34 @@ class JobManager(Operations):
                 job_serial=serial,
             )
             return job
+
+    def log(self, serial: int, offset: int = 0) -> str:
+        """The job's log from character ``offset`` on (to follow a running job's output)."""
+        with self.store.read() as conn:
+            text = job_rows.read_log(conn, serial)
+        if text is None:
+            raise NotFound(f"no job with serial {serial}", serial=serial)
+        return text[offset:]
+
+    def log_activity(self, serial: int, message: str, level: str = "info") -> None:
+        """An entry in the activity log written by a job's script."""
+        if level not in ACTIVITY_LEVELS:
+            raise InvalidInput(
+                f"unknown activity level {level!r}; use {', '.join(ACTIVITY_LEVELS)}", level=level
+            )
+        with self.store.write() as conn:
+            job = job_rows.get_job(conn, serial)
+            if job is None:
+                raise NotFound(f"no job with serial {serial}", serial=serial)
+            self._log(
+                conn,
+                f"job {serial}",
+                "job.message",
+                message,
+                workflow_id=job.workflow_id,
+                job_serial=serial,
+                level=level,
+            )
 
     def restart_new_job(self, serial: int, *, actor: str = "system") -> Job:
         """Obsolete the job and everything downstream of it in its run; create a new job

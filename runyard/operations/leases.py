@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from runyard.errors import NotFound, StaleLease
+from sqlalchemy import Connection
+
+from runyard.errors import NotFound, RunyardError, StaleLease
 from runyard.models import Job, Lease
 from runyard.operations.jobs import MAX_LOG_CHARS, JobManager
 from runyard.states import JobState
@@ -21,7 +23,6 @@ from runyard.validation import check_outputs
 
 class LeaseManager(JobManager):
     def claim(self, worker_id: int, provides: list[str], limit: int) -> list[tuple[Job, Lease]]:
-        self.expire_leases()
         with self.store.write() as conn:
             ids = task_type_rows.ids_runnable_with(conn, provides)
             return job_rows.claim(
@@ -33,14 +34,15 @@ class LeaseManager(JobManager):
                 now=self.now(),
             )
 
-    def heartbeat(self, serial: int, lease_id: str) -> Lease:
+    def heartbeat(self, serial: int, lease_id: str, log: str = "") -> Lease:
+        """Renew the lease (and add the script's new output to the job log)."""
         expires = self.now() + timedelta(seconds=self.settings.lease_seconds)
         with self.store.write() as conn:
-            if not job_rows.renew_lease(conn, serial, lease_id, expires):
-                raise StaleLease(
-                    f"job {serial} is no longer held by this lease; stop working on it",
-                    serial=serial,
-                )
+            renewed = job_rows.renew_lease(conn, serial, lease_id, expires)
+            if renewed and log:
+                job_rows.append_log(conn, serial, lease_id, log, MAX_LOG_CHARS)
+            if not renewed:
+                raise self._stale(conn, serial)
             job = job_rows.get_job(conn, serial)
             assert job is not None
             return Lease(
@@ -49,7 +51,8 @@ class LeaseManager(JobManager):
 
     def complete(self, serial: int, lease_id: str, outputs: dict[str, Any], log: str = "") -> Job:
         """Record a job's outputs and its Done state, and create its followers, at once.
-        Outputs that do not fit the interface fail the job instead."""
+        Outputs that do not fit the interface fail the job instead. ``log`` is the output
+        not sent with a heartbeat yet."""
         with self._write_and_notify() as conn:
             job = job_rows.get_job(conn, serial)
             if job is None:
@@ -57,7 +60,8 @@ class LeaseManager(JobManager):
             task_type = task_type_rows.get(conn, job.task_type_id)
             assert task_type is not None
             problem = check_outputs(task_type, outputs)
-            common = {"lease_id": None, "finished_at": self.now(), "log": log[-MAX_LOG_CHARS:]}
+            self._append_log(conn, serial, lease_id, log)
+            common = {"lease_id": None, "finished_at": self.now()}
             if problem:
                 return self._transition(
                     conn, serial, JobState.FAILED, held_lease=lease_id, error=problem, **common
@@ -72,8 +76,13 @@ class LeaseManager(JobManager):
                 **common,
             )
 
-    def fail(self, serial: int, lease_id: str, error: str, log: str = "") -> Job:
+    def fail(
+        self, serial: int, lease_id: str, error: str, log: str = "", workdir: str = ""
+    ) -> Job:
+        """The script failed: its message, the rest of its log and the working folder that
+        the worker kept for inspection."""
         with self._write_and_notify() as conn:
+            self._append_log(conn, serial, lease_id, log)
             return self._transition(
                 conn,
                 serial,
@@ -81,8 +90,31 @@ class LeaseManager(JobManager):
                 held_lease=lease_id,
                 error=error or "failed",
                 finished_at=self.now(),
-                log=log[-MAX_LOG_CHARS:],
+                workdir=workdir,
             )
+
+    def set_progress(self, serial: int, fraction: float | None, message: str) -> None:
+        """What a running script reports about how far it is (shown in the UI)."""
+        with self.store.write() as conn:
+            progress = {"fraction": fraction, "message": message}
+            if not job_rows.set_progress(conn, serial, progress):
+                raise self._stale(conn, serial)
+
+    def _append_log(self, conn: Connection, serial: int, lease_id: str, log: str) -> None:
+        if log and not job_rows.append_log(conn, serial, lease_id, log, MAX_LOG_CHARS):
+            raise self._stale(conn, serial)
+
+    @staticmethod
+    def _stale(conn: Connection, serial: int) -> RunyardError:
+        job = job_rows.get_job(conn, serial)
+        if job is None:
+            return NotFound(f"no job with serial {serial}", serial=serial)
+        return StaleLease(
+            f"job {serial} is no longer held by this lease (it is {job.state}, attempt "
+            f"{job.attempt}); stop working on it",
+            serial=serial,
+            state=job.state,
+        )
 
     def release(self, serial: int, lease_id: str) -> Job:
         """Give a job back (worker shutting down): Queued again, the attempt not counted."""

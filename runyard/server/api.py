@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from runyard.errors import Forbidden, InvalidInput, InvalidPackage
 from runyard.models import Entity
@@ -183,6 +184,28 @@ def get_job(serial: int, ry: Ry, caller: Caller) -> dict[str, Any]:
     return s.job_json(ry.jobs.get(serial))
 
 
+def job_log(serial: int, ry: Ry, caller: Caller, offset: int = 0) -> PlainTextResponse:
+    """The job's log (script output) from character ``offset`` on."""
+    require_job_access(caller, serial)
+    return PlainTextResponse(ry.jobs.log(serial, max(0, offset)))
+
+
+def job_progress(serial: int, body: s.Progress, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Report how far a running job is (fraction 0..1 and a message)."""
+    require(caller, "job", "worker", "admin")
+    require_job_access(caller, serial)
+    ry.leases.set_progress(serial, body.fraction, body.message)
+    return {"serial": serial, "fraction": body.fraction, "message": body.message}
+
+
+def job_activity(serial: int, body: s.ActivityMessage, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Write an entry in the activity log on behalf of a job."""
+    require(caller, "job", "admin")
+    require_job_access(caller, serial)
+    ry.jobs.log_activity(serial, body.message, body.level)
+    return {"serial": serial, "message": body.message, "level": body.level}
+
+
 def change_job_state(serial: int, body: s.JobStateChange, ry: Ry, caller: Caller) -> dict[str, Any]:
     require(caller, "admin", "job")
     require_job_access(caller, serial)
@@ -192,6 +215,48 @@ def change_job_state(serial: int, body: s.JobStateChange, ry: Ry, caller: Caller
 def restart_job(serial: int, ry: Ry, caller: Caller) -> dict[str, Any]:
     require(caller, "admin")
     return s.job_json(ry.jobs.restart_new_job(serial, actor=caller.name))
+
+
+# -- the file store ---------------------------------------------------------------------------
+
+
+async def upload_file(
+    request: Request,
+    ry: Ry,
+    caller: Caller,
+    filename: str,
+    size: int | None = None,
+    sha256: str | None = None,
+) -> dict[str, Any]:
+    """Store a file (the request body, streamed); ``size`` and ``sha256`` are checked when
+    given. Answers the file's reference, to put in a job's outputs."""
+    require(caller, "admin", "job")
+    upload = ry.files.begin_upload(filename)
+    try:
+        async for chunk in request.stream():
+            upload.write(chunk)
+    except BaseException:
+        upload.discard()
+        raise
+    stored = await run_in_threadpool(
+        ry.files.commit,
+        upload,
+        expected_size=size,
+        expected_sha256=sha256,
+        job_serial=caller.job_serial,
+    )
+    return stored.reference()
+
+
+def download_file(file_id: str, ry: Ry, caller: Caller) -> FileResponse:
+    """A file of the file store, streamed; its SHA-256 in the ``X-Runyard-SHA256`` header."""
+    stored, path = ry.files.get(file_id)
+    return FileResponse(
+        path,
+        filename=stored.filename,
+        media_type="application/octet-stream",
+        headers={"x-runyard-sha256": stored.sha256},
+    )
 
 
 # -- the worker protocol ----------------------------------------------------------------------
@@ -231,9 +296,10 @@ def claim_jobs(body: s.ClaimRequest, ry: Ry, caller: Caller) -> list[dict[str, A
     return result
 
 
-def heartbeat(serial: int, body: s.LeaseBody, ry: Ry, caller: Caller) -> dict[str, Any]:
+def heartbeat(serial: int, body: s.Heartbeat, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Renew a job's lease, adding the script's new output to the job log."""
     require(caller, "admin", "worker")
-    return s.lease_json(ry.leases.heartbeat(serial, body.lease))
+    return s.lease_json(ry.leases.heartbeat(serial, body.lease, body.log))
 
 
 def complete_job(serial: int, body: s.Completion, ry: Ry, caller: Caller) -> dict[str, Any]:
@@ -244,7 +310,7 @@ def complete_job(serial: int, body: s.Completion, ry: Ry, caller: Caller) -> dic
 
 def fail_job(serial: int, body: s.Failure, ry: Ry, caller: Caller) -> dict[str, Any]:
     require(caller, "admin", "worker")
-    return s.job_json(ry.leases.fail(serial, body.lease, body.error, body.log))
+    return s.job_json(ry.leases.fail(serial, body.lease, body.error, body.log, body.workdir))
 
 
 def release_job(serial: int, body: s.LeaseBody, ry: Ry, caller: Caller) -> dict[str, Any]:

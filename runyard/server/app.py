@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 import runyard
 from runyard.errors import RunyardError
 from runyard.operations import Runyard
 from runyard.server import api
+
+log = logging.getLogger("runyard.server")
 
 # (method, path, handler): every endpoint of the API.
 ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
@@ -29,8 +35,13 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("POST", "/api/workflows/{name}/{action}", api.workflow_action),
     ("PUT", "/api/runs/{run_id}/priority", api.set_run_priority),
     ("GET", "/api/jobs/{serial}", api.get_job),
+    ("GET", "/api/jobs/{serial}/log", api.job_log),
+    ("POST", "/api/jobs/{serial}/progress", api.job_progress),
+    ("POST", "/api/jobs/{serial}/activity", api.job_activity),
     ("POST", "/api/jobs/{serial}/state", api.change_job_state),
     ("POST", "/api/jobs/{serial}/restart", api.restart_job),
+    ("POST", "/api/files", api.upload_file),
+    ("GET", "/api/files/{file_id}", api.download_file),
     ("POST", "/api/workers/register", api.register_worker),
     ("POST", "/api/workers/claim", api.claim_jobs),
     ("POST", "/api/jobs/{serial}/heartbeat", api.heartbeat),
@@ -45,6 +56,7 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
 
 def create_app(runyard_instance: Runyard) -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan,
         title="Runyard",
         version=runyard.__version__,
         description="Workflows of tasks, runs and jobs for batch processing of scientific data. "
@@ -58,6 +70,27 @@ def create_app(runyard_instance: Runyard) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    sweeper = asyncio.create_task(_sweep_expired_leases(app.state.runyard))
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+
+
+async def _sweep_expired_leases(ry: Runyard) -> None:
+    """Put jobs whose worker stopped answering back to Queued (or Failed), even when no
+    worker is claiming. Every server process sweeps; the guarded updates make that safe."""
+    interval = min(5.0, max(0.25, ry.settings.lease_seconds / 4))
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(ry.leases.expire_leases)
+        except Exception:
+            log.exception("sweeping expired leases failed; trying again")
 
 
 def _summary(handler: Callable[..., Any]) -> str:

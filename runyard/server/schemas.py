@@ -56,6 +56,20 @@ class LeaseBody(Body):
     lease: str
 
 
+class Heartbeat(LeaseBody):
+    log: str = ""
+
+
+class Progress(Body):
+    fraction: float | None = Field(default=None, ge=0.0, le=1.0)
+    message: str = Field(default="", max_length=1000)
+
+
+class ActivityMessage(Body):
+    message: str = Field(min_length=1, max_length=10000)
+    level: str = "info"
+
+
 class Completion(LeaseBody):
     outputs: dict[str, Any] = {}
     log: str = ""
@@ -64,6 +78,7 @@ class Completion(LeaseBody):
 class Failure(LeaseBody):
     error: str
     log: str = ""
+    workdir: str = ""
 
 
 class WorkerTokenRequest(Body):

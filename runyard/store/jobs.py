@@ -35,11 +35,15 @@ def from_row(row: Row[Any]) -> Job:
         created_at=m["created_at"],
         started_at=m["started_at"],
         finished_at=m["finished_at"],
+        workdir=m["workdir"],
+        progress=m["progress"],
     )
 
 
 def _select_jobs() -> Any:
-    return select(jobs, workers.c.name.label("worker_name")).outerjoin(
+    # Every column but the log, which can be large and has its own query.
+    columns = [c for c in jobs.c if c.name != "log"]
+    return select(*columns, workers.c.name.label("worker_name")).outerjoin(
         workers, workers.c.id == jobs.c.worker_id
     )
 
@@ -209,3 +213,41 @@ def current_lease(conn: Connection, serial: int) -> str | None:
         )
     ).scalar()
     return str(value) if value is not None else None
+
+
+def read_log(conn: Connection, serial: int) -> str | None:
+    return conn.execute(select(jobs.c.log).where(jobs.c.serial == serial)).scalar()
+
+
+def append_log(conn: Connection, serial: int, lease_id: str, text: str, limit: int) -> bool:
+    """Add ``text`` to a Running job's log under its lease, keeping at most the last ``limit``
+    characters; False if the lease is not the job's current one."""
+    current = conn.execute(
+        select(jobs.c.log).where(
+            jobs.c.serial == serial,
+            jobs.c.lease_id == lease_id,
+            jobs.c.state == JobState.RUNNING.value,
+        )
+    ).first()
+    if current is None:
+        return False
+    conn.execute(
+        update(jobs).where(jobs.c.serial == serial).values(log=_capped(current.log + text, limit))
+    )
+    return True
+
+
+def _capped(log: str, limit: int) -> str:
+    if len(log) <= limit:
+        return log
+    marker = "[... earlier output dropped: the log keeps the last part only ...]\n"
+    return marker + log[len(log) - limit + len(marker) :]
+
+
+def set_progress(conn: Connection, serial: int, progress: dict[str, Any]) -> bool:
+    result = conn.execute(
+        update(jobs)
+        .where(jobs.c.serial == serial, jobs.c.state == JobState.RUNNING.value)
+        .values(progress=progress)
+    )
+    return result.rowcount == 1

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -163,6 +164,8 @@ jobs = Table(
     Column("created_at", Timestamp(), nullable=False),
     Column("started_at", Timestamp(), nullable=True),
     Column("finished_at", Timestamp(), nullable=True),
+    Column("workdir", Text, nullable=False, default=""),  # kept on the worker after a failure
+    Column("progress", JSON, nullable=True),  # {"fraction": 0..1, "message": str}
     # At most one live job per (task, run): retries and races cannot create two.
     Index(
         "uq_jobs_live_task_run",
@@ -174,6 +177,17 @@ jobs = Table(
     ),
     Index("ix_jobs_state", "state", "workflow_id"),
     Index("ix_jobs_run", "run_id"),
+)
+
+files = Table(
+    "files",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("job_serial", Integer, nullable=True),  # the job that uploaded it
+    Column("created_at", Timestamp(), nullable=False),
 )
 
 tokens = Table(

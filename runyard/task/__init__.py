@@ -3,14 +3,18 @@
     from runyard import task
 
     job = task.current_job()
-    threshold = job.inputs["threshold"]
+    scan = job.download(job.inputs["scan"])          # a ForeignFile input -> local Path
+    job.progress(0.5, "thresholding")
+    table = job.working_dir / "table.csv"
     ...
-    task.finish({"count": 42})
+    task.finish({"table": job.upload(table), "count": 42})
 
-The worker starts the script with the job's context in environment variables
-(``RUNYARD_SERVER``, ``RUNYARD_JOB_SERIAL``, ``RUNYARD_JOB_TOKEN``, ``RUNYARD_JOB_FILE``,
-``RUNYARD_RESULT_FILE``). ``finish`` and ``fail`` end the script; the worker then reports
-the outcome to the server under the job's lease.
+The worker starts the script in a fresh working folder with the job's context in environment
+variables (``RUNYARD_SERVER``, ``RUNYARD_JOB_SERIAL``, ``RUNYARD_JOB_TOKEN``,
+``RUNYARD_JOB_FILE``, ``RUNYARD_RESULT_FILE``). What the script prints (stdout and stderr)
+becomes the job log. ``finish`` and ``fail`` end the script; the worker then reports the
+outcome to the server under the job's lease. A script that ends without calling either is
+Done with no outputs if it exits with status 0, and Failed otherwise.
 """
 
 from __future__ import annotations
@@ -19,18 +23,27 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, NoReturn
 
 from runyard.client import Client
+
+ACTIVITY_LEVELS = ("debug", "info", "warning", "error")
 
 
 class NotInAJob(RuntimeError):
     """The code runs outside a Runyard job (the worker's variables are missing)."""
 
 
+class TaskError(RuntimeError):
+    """A task-script call was used wrongly (e.g. a parameter that is not a file)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class CurrentJob:
+    """The job this script runs as: its inputs, and the calls it may make to the server."""
+
     serial: int
     inputs: dict[str, Any]
     metadata: dict[str, Any]
@@ -39,8 +52,50 @@ class CurrentJob:
     working_dir: Path
 
     def client(self) -> Client:
-        """A client of the server, authenticated as this job."""
+        """A client of the server, authenticated as this job (shared by the calls below)."""
+        return self._shared_client
+
+    @cached_property
+    def _shared_client(self) -> Client:
         return Client(self.server, self.token)
+
+    def download(self, file: dict[str, Any], target_dir: Path | None = None) -> Path:
+        """Fetch a file input (a ``ForeignFile`` value) into the working folder (or
+        ``target_dir``); its local path. The checksum is verified."""
+        if not isinstance(file, dict) or "source" not in file:
+            raise TaskError(
+                f"download needs a file value like {{'type': 'ForeignFile', 'source': "
+                f"'filestore', 'file_id': ...}}; got {file!r}"
+            )
+        folder = target_dir or self.working_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        if file["source"] == "filestore":
+            filename = Path(str(file.get("filename") or file["file_id"])).name
+            return self.client().download(str(file["file_id"]), folder / filename)
+        raise TaskError(
+            f"files from source {file['source']!r} cannot be downloaded by this Runyard "
+            "version; supported: 'filestore'"
+        )
+
+    def upload(self, path: Path | str, filename: str | None = None) -> dict[str, Any]:
+        """Store a local file in the server's file store; the value to put in the outputs."""
+        return self.client().upload(Path(path), filename)
+
+    def progress(self, fraction: float | None, message: str = "") -> None:
+        """Report how far the job is (``fraction`` from 0 to 1, or None), shown in the UI."""
+        if fraction is not None and not 0.0 <= fraction <= 1.0:
+            raise TaskError(f"progress fraction must be between 0 and 1; got {fraction}")
+        self.client().post(
+            f"/api/jobs/{self.serial}/progress", {"fraction": fraction, "message": message}
+        )
+
+    def activity(self, message: str, level: str = "info") -> None:
+        """Write an entry in the activity log (seen by every user of the workflow)."""
+        if level not in ACTIVITY_LEVELS:
+            raise TaskError(f"activity level must be one of {', '.join(ACTIVITY_LEVELS)}")
+        self.client().post(
+            f"/api/jobs/{self.serial}/activity", {"message": message, "level": level}
+        )
 
 
 def _variable(name: str) -> str:
@@ -50,16 +105,26 @@ def _variable(name: str) -> str:
     return value
 
 
+_current: list[CurrentJob] = []
+
+
 def current_job() -> CurrentJob:
+    """The job this script runs as (read once from the worker's variables)."""
+    serial = int(_variable("RUNYARD_JOB_SERIAL"))
+    if _current and _current[0].serial == serial:
+        return _current[0]
     job = json.loads(Path(_variable("RUNYARD_JOB_FILE")).read_text())
-    return CurrentJob(
-        serial=int(_variable("RUNYARD_JOB_SERIAL")),
-        inputs=job.get("inputs", {}),
-        metadata=job.get("metadata", {}),
-        server=_variable("RUNYARD_SERVER"),
-        token=_variable("RUNYARD_JOB_TOKEN"),
-        working_dir=Path.cwd(),
-    )
+    _current[:] = [
+        CurrentJob(
+            serial=serial,
+            inputs=job.get("inputs", {}),
+            metadata=job.get("metadata", {}),
+            server=_variable("RUNYARD_SERVER"),
+            token=_variable("RUNYARD_JOB_TOKEN"),
+            working_dir=Path.cwd(),
+        )
+    ]
+    return _current[0]
 
 
 def _write_result(result: dict[str, Any]) -> None:

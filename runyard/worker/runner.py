@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import runyard
 from runyard.client import Client, RemoteError
@@ -21,6 +22,8 @@ from runyard.packages import read_package_bytes, write_files
 
 LOG_TAIL_CHARS = 64 * 1024
 RUNYARD_SOURCE = str(Path(runyard.__file__).resolve().parent.parent)
+# The compatibility modules (xfworkerutil, network, xfsortorder, omni), importable by name.
+COMPAT_DIR = str(Path(runyard.__file__).resolve().parent / "compat")
 
 
 @dataclass(kw_only=True)
@@ -90,21 +93,31 @@ def prepare(
     workdir = Path(tempfile.mkdtemp(prefix=f"job-{claimed.serial}-", dir=jobs_root))
     (workdir / "job.json").write_text(json.dumps(claimed.job))
     env = dict(os.environ)
-    env.update(
-        {
-            "RUNYARD_SERVER": server,
-            "RUNYARD_JOB_SERIAL": str(claimed.serial),
-            "RUNYARD_JOB_TOKEN": claimed.token,
-            "RUNYARD_JOB_FILE": str(workdir / "job.json"),
-            "RUNYARD_RESULT_FILE": str(workdir / "result.json"),
-            "PYTHONPATH": os.pathsep.join(
-                p for p in (str(folder), RUNYARD_SOURCE, env.get("PYTHONPATH", "")) if p
-            ),
-            "PYTHONUNBUFFERED": "1",
-        }
+    env.update(job_environment(claimed, server, workdir))
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(folder), COMPAT_DIR, RUNYARD_SOURCE, env.get("PYTHONPATH", "")) if p
     )
     script = folder / claimed.task_type["entry_point"]
     return [sys.executable, str(script)], env, workdir
+
+
+def job_environment(claimed: Claimed, server: str, workdir: Path) -> dict[str, str]:
+    """The job's context as environment variables: Runyard's own, and the ones that
+    ``xfworkerutil.XFWorkerArguments`` reads."""
+    url = urlsplit(server)
+    return {
+        "RUNYARD_SERVER": server,
+        "RUNYARD_JOB_SERIAL": str(claimed.serial),
+        "RUNYARD_JOB_TOKEN": claimed.token,
+        "RUNYARD_JOB_FILE": str(workdir / "job.json"),
+        "RUNYARD_RESULT_FILE": str(workdir / "result.json"),
+        "XF_JOB_SERIAL": str(claimed.serial),
+        "XF_SERVER_HOST": url.hostname or "127.0.0.1",
+        "XF_SERVER_PORT": str(url.port or (443 if url.scheme == "https" else 80)),
+        "XF_SERVER_SCHEME": url.scheme or "http",
+        "XF_SERVER_AUTH": claimed.token,
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def run(claimed: Claimed, command: list[str], env: dict[str, str], workdir: Path) -> Outcome:

@@ -148,6 +148,7 @@ def test_an_expired_lease_requeues_the_job_and_refuses_the_old_worker(clocked: R
     wid = worker_id(clocked)
     [(job, old)] = clocked.leases.claim(wid, [], 1)
     clocked.clock.time += timedelta(seconds=31)  # type: ignore[attr-defined]
+    assert clocked.leases.expire_leases() == 1
     [(again, new)] = clocked.leases.claim(wid, [], 1)
     assert again.serial == job.serial and again.attempt == 2 and new.lease_id != old.lease_id
     with pytest.raises(StaleLease):
@@ -164,6 +165,7 @@ def test_a_heartbeat_keeps_the_lease_alive(clocked: Runyard) -> None:
     for _ in range(3):
         clocked.clock.time += timedelta(seconds=20)  # type: ignore[attr-defined]
         clocked.leases.heartbeat(job.serial, lease.lease_id)
+        assert clocked.leases.expire_leases() == 0
         assert clocked.leases.claim(wid, [], 1) == []
     assert clocked.jobs.get(job.serial).state == "Running"
 
@@ -174,6 +176,7 @@ def test_a_job_fails_after_the_attempt_limit_of_expired_leases(clocked: Runyard)
     for _ in range(3):
         [(job, _lease)] = clocked.leases.claim(wid, [], 1)
         clocked.clock.time += timedelta(seconds=31)  # type: ignore[attr-defined]
+        clocked.leases.expire_leases()
     assert clocked.leases.claim(wid, [], 1) == []
     failed = clocked.jobs.get(job.serial)
     assert failed.state == "Failed" and "lease expired" in failed.error

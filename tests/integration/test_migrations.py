@@ -5,7 +5,10 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from runyard.store import Store
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from runyard.store import MIGRATIONS, Store
 from runyard.store.schema import metadata
 
 
@@ -27,6 +30,14 @@ def test_migrating_twice_changes_nothing(database_url: str) -> None:
         store.migrate()
         with store.engine.connect() as conn:
             version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-        assert version == "0001"
+        assert version == _head()
     finally:
         store.dispose()
+
+
+def _head() -> str:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head

@@ -1,0 +1,135 @@
+"""The file store: job files kept by the server on local disk, in the data directory.
+
+An upload is written to a staging file while its checksum is computed, and becomes visible
+(renamed into place, recorded in the database) only once it is whole and its size and SHA-256
+match what the sender announced: a partial or corrupt upload never appears.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runyard.errors import InvalidInput, NotFound
+from runyard.models import StoredFile
+from runyard.operations.base import Operations
+from runyard.store import files as file_rows
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+FILE_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(kw_only=True)
+class Upload:
+    """A file being received: write chunks, then ``FileManager.commit`` or ``discard``."""
+
+    path: Path
+    filename: str
+    handle: Any
+    size: int = 0
+    digest: Any = field(default_factory=hashlib.sha256)
+
+    def write(self, chunk: bytes) -> None:
+        self.handle.write(chunk)
+        self.digest.update(chunk)
+        self.size += len(chunk)
+
+    def discard(self) -> None:
+        self.handle.close()
+        self.path.unlink(missing_ok=True)
+
+
+class FileManager(Operations):
+    @property
+    def root(self) -> Path:
+        return self.settings.data_dir / "files"
+
+    def begin_upload(self, filename: str) -> Upload:
+        check_filename(filename)
+        staging = self.root / "staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix="upload-", dir=staging)
+        return Upload(path=Path(path), filename=filename, handle=os.fdopen(fd, "wb"))
+
+    def commit(
+        self,
+        upload: Upload,
+        *,
+        expected_size: int | None = None,
+        expected_sha256: str | None = None,
+        job_serial: int | None = None,
+    ) -> StoredFile:
+        """Check the received file and make it visible; on any problem it is discarded."""
+        try:
+            upload.handle.flush()
+            os.fsync(upload.handle.fileno())
+            upload.handle.close()
+            sha256 = upload.digest.hexdigest()
+            if expected_size is not None and expected_size != upload.size:
+                raise InvalidInput(
+                    f"upload of {upload.filename!r} is incomplete: received {upload.size} bytes "
+                    f"of {expected_size}; nothing was stored, send it again",
+                    filename=upload.filename,
+                )
+            if expected_sha256 is not None and expected_sha256.lower() != sha256:
+                raise InvalidInput(
+                    f"upload of {upload.filename!r} is corrupt: its SHA-256 is {sha256}, "
+                    f"not {expected_sha256}; nothing was stored, send it again",
+                    filename=upload.filename,
+                )
+            stored = StoredFile(
+                id=secrets.token_hex(16),
+                filename=upload.filename,
+                size=upload.size,
+                sha256=sha256,
+                job_serial=job_serial,
+            )
+            target = self.path_of(stored.id)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(upload.path, target)
+        except BaseException:
+            upload.discard()
+            raise
+        try:
+            with self.store.write() as conn:
+                file_rows.insert_file(conn, stored, now=self.now())
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        return stored
+
+    def get(self, file_id: str) -> tuple[StoredFile, Path]:
+        if not FILE_ID.match(file_id):
+            raise InvalidInput(f"{file_id!r} is not a file id (32 hexadecimal digits)")
+        with self.store.read() as conn:
+            stored = file_rows.get_file(conn, file_id)
+        path = self.path_of(file_id)
+        if stored is None or not path.is_file():
+            raise NotFound(f"no file {file_id} in the file store", file_id=file_id)
+        return stored, path
+
+    def path_of(self, file_id: str) -> Path:
+        return self.root / file_id[:2] / file_id
+
+
+def check_filename(filename: str) -> None:
+    """A file name without folders or characters that cannot be stored."""
+    if (
+        not filename
+        or filename in (".", "..")
+        or "/" in filename
+        or "\\" in filename
+        or "\0" in filename
+        or len(filename) > 255
+    ):
+        raise InvalidInput(
+            f"{filename!r} is not a valid file name: give a plain name like 'table.csv' "
+            "(no folders, at most 255 characters)",
+            filename=filename,
+        )

@@ -1,0 +1,36 @@
+"""Statements on the file store's records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select
+
+from runyard.models import StoredFile
+from runyard.store.schema import files
+
+
+def insert_file(conn: Connection, stored: StoredFile, *, now: datetime) -> None:
+    conn.execute(
+        insert(files).values(
+            id=stored.id,
+            sha256=stored.sha256,
+            size=stored.size,
+            filename=stored.filename,
+            job_serial=stored.job_serial,
+            created_at=now,
+        )
+    )
+
+
+def get_file(conn: Connection, file_id: str) -> StoredFile | None:
+    row = conn.execute(select(files).where(files.c.id == file_id)).first()
+    if row is None:
+        return None
+    return StoredFile(
+        id=row.id,
+        filename=row.filename,
+        size=row.size,
+        sha256=row.sha256,
+        job_serial=row.job_serial,
+    )
