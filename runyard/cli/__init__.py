@@ -109,6 +109,22 @@ def worker(
     provides: Annotated[
         list[str] | None, typer.Option("--provides", help="A dependency package it has.")
     ] = None,
+    grace: Annotated[
+        float,
+        typer.Option(
+            "--grace",
+            help="On SIGTERM, seconds that running jobs may go on before they are "
+            "killed and given back (a second SIGTERM gives them back at once).",
+        ),
+    ] = 60.0,
+    fast_start: Annotated[
+        bool,
+        typer.Option(
+            "--fast-start/--plain-start",
+            help="Start jobs from a warm, pre-imported interpreter that forks per job, or "
+            "each in a fresh Python.",
+        ),
+    ] = True,
     data_dir: Path | None = DataDir,
 ) -> None:
     """Start a worker that claims and runs jobs.
@@ -130,6 +146,8 @@ def worker(
             max_jobs=max_jobs,
             provides=tuple(provides or ()),
             burst=burst,
+            grace_seconds=grace,
+            fast_start=fast_start,
         )
     )
 

@@ -15,6 +15,10 @@ variables (``RUNYARD_SERVER``, ``RUNYARD_JOB_SERIAL``, ``RUNYARD_JOB_TOKEN``,
 becomes the job log. ``finish`` and ``fail`` end the script; the worker then reports the
 outcome to the server under the job's lease. A script that ends without calling either is
 Done with no outputs if it exits with status 0, and Failed otherwise.
+
+Virtual paths of User Data (``/Scans/2026/scan.aim``) are built and checked with
+``runyard.task.virtualpath``. The XamFlow modules (``xfworkerutil``, ...) are facades over
+this library: see ``runyard.compat``.
 """
 
 from __future__ import annotations
@@ -25,11 +29,15 @@ import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from runyard.client import Client
+if TYPE_CHECKING:  # imported when first used: a script that only computes starts faster
+    from runyard.client import Client
+from runyard.task import virtualpath
 
 ACTIVITY_LEVELS = ("debug", "info", "warning", "error")
+# The types of output values that are files in the file store (``upload``'s ``value_type``).
+FILE_VALUE_TYPES = ("ForeignFile", "CSV")
 
 
 class NotInAJob(RuntimeError):
@@ -57,6 +65,8 @@ class CurrentJob:
 
     @cached_property
     def _shared_client(self) -> Client:
+        from runyard.client import Client
+
         return Client(self.server, self.token)
 
     def download(self, file: dict[str, Any], target_dir: Path | None = None) -> Path:
@@ -67,19 +77,29 @@ class CurrentJob:
                 f"download needs a file value like {{'type': 'ForeignFile', 'source': "
                 f"'filestore', 'file_id': ...}}; got {file!r}"
             )
-        folder = target_dir or self.working_dir
-        folder.mkdir(parents=True, exist_ok=True)
         if file["source"] == "filestore":
-            filename = Path(str(file.get("filename") or file["file_id"])).name
-            return self.client().download(str(file["file_id"]), folder / filename)
+            file_id = file.get("file_id")
+            if not isinstance(file_id, str) or not file_id:
+                raise TaskError(f"the file value has no 'file_id'; got {file!r}")
+            folder = Path(target_dir) if target_dir is not None else self.working_dir
+            folder.mkdir(parents=True, exist_ok=True)
+            return self.client().download(file_id, folder / _local_name(file, file_id))
         raise TaskError(
             f"files from source {file['source']!r} cannot be downloaded by this Runyard "
             "version; supported: 'filestore'"
         )
 
-    def upload(self, path: Path | str, filename: str | None = None) -> dict[str, Any]:
-        """Store a local file in the server's file store; the value to put in the outputs."""
-        return self.client().upload(Path(path), filename)
+    def upload(
+        self, path: Path | str, filename: str | None = None, *, value_type: str = "ForeignFile"
+    ) -> dict[str, Any]:
+        """Store a local file in the server's file store; the value to put in the outputs:
+        a ``ForeignFile`` value, or a ``CSV`` value with ``value_type="CSV"``."""
+        if value_type not in FILE_VALUE_TYPES:
+            raise TaskError(
+                f"upload value_type must be one of {', '.join(FILE_VALUE_TYPES)}; "
+                f"got {value_type!r}"
+            )
+        return self.client().upload(Path(path), filename) | {"type": value_type}
 
     def progress(self, fraction: float | None, message: str = "") -> None:
         """Report how far the job is (``fraction`` from 0 to 1, or None), shown in the UI."""
@@ -96,6 +116,13 @@ class CurrentJob:
         self.client().post(
             f"/api/jobs/{self.serial}/activity", {"message": message, "level": level}
         )
+
+
+def _local_name(file: dict[str, Any], file_id: str) -> str:
+    """The name a downloaded file is saved under: its own name without any folder part, or
+    its id when that name is unusable."""
+    name = Path(str(file.get("filename") or "")).name
+    return name if name not in ("", ".", "..") else file_id
 
 
 def _variable(name: str) -> str:
@@ -146,3 +173,16 @@ def fail(message: str) -> NoReturn:
     _write_result({"error": message})
     print(f"error: {message}", file=sys.stderr)
     sys.exit(1)
+
+
+__all__ = [
+    "ACTIVITY_LEVELS",
+    "FILE_VALUE_TYPES",
+    "CurrentJob",
+    "NotInAJob",
+    "TaskError",
+    "current_job",
+    "fail",
+    "finish",
+    "virtualpath",
+]

@@ -1,9 +1,12 @@
-"""Run one job, in three steps: prepare (folder, script, environment), run (a subprocess in
-its own process group), record (complete or fail on the server, under the job's lease)."""
+"""Run one job, in three steps: prepare (folder, script, environment), run (a process in its
+own process group, forked from the warm fork server or a plain subprocess), record (complete
+or fail on the server, under the job's lease)."""
 
 from __future__ import annotations
 
+import codecs
 import json
+import logging
 import os
 import shutil
 import signal
@@ -19,8 +22,11 @@ from urllib.parse import urlsplit
 import runyard
 from runyard.client import Client, RemoteError
 from runyard.packages import read_package_bytes, write_files
+from runyard.worker.forkserver import ForkedProcess, ForkServer
 
-LOG_TAIL_CHARS = 64 * 1024
+log = logging.getLogger("runyard.worker")
+
+JobProcess = subprocess.Popen[bytes] | ForkedProcess
 RUNYARD_SOURCE = str(Path(runyard.__file__).resolve().parent.parent)
 # The compatibility modules (xfworkerutil, network, xfsortorder, omni), importable by name.
 COMPAT_DIR = str(Path(runyard.__file__).resolve().parent / "compat")
@@ -35,8 +41,12 @@ class Claimed:
     token: str
     job: dict[str, Any]
     task_type: dict[str, Any]
-    process: subprocess.Popen[bytes] | None = None
-    stale: threading.Event = field(default_factory=threading.Event)
+    process: JobProcess | None = None
+    log: LogPump | None = None
+    stale: threading.Event = field(default_factory=threading.Event)  # the lease was lost
+    released: threading.Event = field(default_factory=threading.Event)  # given back
+    reporting: threading.Lock = field(default_factory=threading.Lock)
+    finished: bool = False  # the outcome is being (or was) reported
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Claimed:
@@ -54,7 +64,6 @@ class Outcome:
     ok: bool
     outputs: dict[str, Any]
     error: str
-    log: str
     workdir: Path
 
 
@@ -84,21 +93,64 @@ class ScriptCache:
         return self.root
 
 
-def prepare(
-    claimed: Claimed, scripts: ScriptCache, jobs_root: Path, server: str
-) -> tuple[list[str], dict[str, str], Path]:
+@dataclass(frozen=True, kw_only=True)
+class Prepared:
+    """Everything needed to start a job's process."""
+
+    command: list[str]
+    env: dict[str, str]
+    path: list[str]  # folders the script imports from (its own, the compatibility modules)
+    workdir: Path
+    log: Path
+    forkable: bool  # may start from the fork server (no environment of its own)
+
+
+def prepare(claimed: Claimed, scripts: ScriptCache, jobs_root: Path, server: str) -> Prepared:
     """The command, environment and fresh working folder of a job."""
     folder = scripts.folder(claimed.task_type)
     jobs_root.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f"job-{claimed.serial}-", dir=jobs_root))
     (workdir / "job.json").write_text(json.dumps(claimed.job))
+    path = [str(folder), COMPAT_DIR, RUNYARD_SOURCE]
     env = dict(os.environ)
     env.update(job_environment(claimed, server, workdir))
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(folder), COMPAT_DIR, RUNYARD_SOURCE, env.get("PYTHONPATH", "")) if p
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (*path, env.get("PYTHONPATH", "")) if p)
+    entry_point = str(claimed.task_type["entry_point"])
+    return Prepared(
+        command=[sys.executable, str(folder / entry_point)],
+        env=env,
+        path=path,
+        workdir=workdir,
+        log=workdir / "job.log",
+        # Task types with dependency packages will run in their own environments.
+        forkable=entry_point.endswith(".py") and not claimed.task_type.get("dependencies"),
     )
-    script = folder / claimed.task_type["entry_point"]
-    return [sys.executable, str(script)], env, workdir
+
+
+def start(prepared: Prepared, forkserver: ForkServer | None) -> JobProcess:
+    """Start the job's process in its own session: forked from the warm fork server when
+    possible, else a plain subprocess."""
+    if forkserver is not None and prepared.forkable and forkserver.alive:
+        try:
+            return forkserver.start(
+                prepared.command,
+                cwd=prepared.workdir,
+                env=prepared.env,
+                path=prepared.path,
+                log=prepared.log,
+            )
+        except RuntimeError as exc:
+            log.warning("fork server: %s; starting a plain subprocess", exc)
+    with open(prepared.log, "ab") as log_file:
+        return subprocess.Popen(
+            prepared.command,
+            cwd=prepared.workdir,
+            env=prepared.env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def job_environment(claimed: Claimed, server: str, workdir: Path) -> dict[str, str]:
@@ -120,30 +172,22 @@ def job_environment(claimed: Claimed, server: str, workdir: Path) -> dict[str, s
     }
 
 
-def run(claimed: Claimed, command: list[str], env: dict[str, str], workdir: Path) -> Outcome:
-    """Run the script; its output becomes the job log."""
-    log_path = workdir / "job.log"
+def run(claimed: Claimed, prepared: Prepared, forkserver: ForkServer | None) -> Outcome:
+    """Run the script to its end (or its timeout); what it printed is the job log."""
     timeout = claimed.task_type.get("timeout_seconds")
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
-            command,
-            cwd=workdir,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        claimed.process = process
-        try:
-            code = process.wait(timeout=timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            kill_group(process)
-            code = process.wait()
-            timed_out = True
-    log = log_path.read_bytes()[-LOG_TAIL_CHARS:].decode("utf-8", errors="replace")
-    result = _read_result(workdir / "result.json")
+    process = start(prepared, forkserver)
+    claimed.process = process
+    try:
+        code = process.wait(timeout=timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        kill_group(process)
+        code = process.wait()
+        timed_out = True
+    except RuntimeError as exc:  # the fork server died under the job
+        kill_group(process)
+        return _failed(prepared, f"worker error: {exc}")
+    result = _read_result(prepared.workdir / "result.json")
     if timed_out:
         error = f"timed out after {timeout} s (the task type's timeout); the script was killed"
     elif code < 0:
@@ -152,36 +196,117 @@ def run(claimed: Claimed, command: list[str], env: dict[str, str], workdir: Path
         error = result.get("error") or f"the script exited with status {code}"
     else:
         return Outcome(
-            ok=True, outputs=result.get("outputs", {}), error="", log=log, workdir=workdir
+            ok=True, outputs=result.get("outputs", {}), error="", workdir=prepared.workdir
         )
-    tail = "\n".join(log.strip().splitlines()[-20:])
-    message = f"{error} (working folder kept: {workdir})" + (f"\nlog tail:\n{tail}" if tail else "")
-    return Outcome(ok=False, outputs={}, error=message, log=log, workdir=workdir)
+    return _failed(prepared, error)
+
+
+def _failed(prepared: Prepared, error: str) -> Outcome:
+    tail = _log_tail(prepared.log, 20)
+    message = f"{error} (working folder kept: {prepared.workdir})" + (
+        f"\nlog tail:\n{tail}" if tail else ""
+    )
+    return Outcome(ok=False, outputs={}, error=message, workdir=prepared.workdir)
+
+
+def _log_tail(path: Path, lines: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
+            data = f.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", errors="replace").strip().splitlines()[-lines:])
+
+
+class LogPump:
+    """Reads what a job's script wrote to its log file since the last read, as valid text
+    (bytes that are not UTF-8 become U+FFFD). A script that writes faster than the server
+    should store loses the middle of its output, never the end."""
+
+    def __init__(self, path: Path, *, max_chunk: int = 256 * 1024) -> None:
+        self.path = path
+        self.max_chunk = max_chunk
+        self.offset = 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._lock = threading.Lock()
+
+    def pending(self) -> bool:
+        try:
+            return self.path.stat().st_size > self.offset
+        except FileNotFoundError:
+            return False
+
+    def read(self, *, final: bool = False) -> str:
+        with self._lock:
+            try:
+                with open(self.path, "rb") as f:
+                    end = f.seek(0, os.SEEK_END)
+                    skipped = max(0, end - self.offset - self.max_chunk)
+                    f.seek(self.offset + skipped)
+                    data = f.read(end - self.offset - skipped)
+            except FileNotFoundError:
+                return ""
+            self.offset += skipped + len(data)
+            text = self._decoder.decode(data, final=final)
+            if skipped:
+                self._decoder.reset()
+                text = f"[... {skipped} bytes of output skipped ...]\n" + text
+            return text
 
 
 def record(client: Client, claimed: Claimed, outcome: Outcome) -> bool:
-    """Report the outcome under the lease; False if the lease was stale (result dropped)."""
-    try:
-        if outcome.ok:
-            answer = client.post(
-                f"/api/jobs/{claimed.serial}/complete",
-                {"lease": claimed.lease, "outputs": outcome.outputs, "log": outcome.log},
-            )
-            if answer.get("state") == "Done":  # kept when the outputs failed the job
-                shutil.rmtree(outcome.workdir, ignore_errors=True)
-        else:
-            client.post(
-                f"/api/jobs/{claimed.serial}/fail",
-                {"lease": claimed.lease, "error": outcome.error, "log": outcome.log},
-            )
-    except RemoteError as exc:
-        if exc.is_stale_lease:
-            return False
-        raise
+    """Report the outcome under the lease, with the rest of the log; the working folder is
+    deleted on success and kept on failure. False if the lease was stale (result dropped)."""
+    with claimed.reporting:
+        claimed.finished = True
+        rest = claimed.log.read(final=True) if claimed.log else ""
+        try:
+            if outcome.ok:
+                answer = client.post(
+                    f"/api/jobs/{claimed.serial}/complete",
+                    {"lease": claimed.lease, "outputs": outcome.outputs, "log": rest},
+                )
+                if answer.get("state") == "Done":  # kept when the outputs failed the job
+                    shutil.rmtree(outcome.workdir, ignore_errors=True)
+            else:
+                client.post(
+                    f"/api/jobs/{claimed.serial}/fail",
+                    {
+                        "lease": claimed.lease,
+                        "error": outcome.error,
+                        "log": rest,
+                        "workdir": str(outcome.workdir),
+                    },
+                )
+        except RemoteError as exc:
+            if exc.is_stale_lease:
+                return False
+            raise
     return True
 
 
-def kill_group(process: subprocess.Popen[bytes]) -> None:
+def heartbeat(client: Client, claimed: Claimed) -> None:
+    """Renew the job's lease, sending the script's new output; a refused lease (the job was
+    aborted, or expired and given to another worker) kills the script."""
+    with claimed.reporting:
+        if claimed.finished or claimed.released.is_set():
+            return
+        text = claimed.log.read() if claimed.log else ""
+        try:
+            client.post(
+                f"/api/jobs/{claimed.serial}/heartbeat", {"lease": claimed.lease, "log": text}
+            )
+        except RemoteError as exc:
+            if exc.status_code in (404, 409):
+                claimed.stale.set()
+                if claimed.process is not None:
+                    kill_group(claimed.process)
+                return
+            raise
+
+
+def kill_group(process: JobProcess) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:

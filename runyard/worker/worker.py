@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from types import FrameType
 import runyard
 from runyard.client import Client, RemoteError, Unreachable
 from runyard.worker import runner
+from runyard.worker.forkserver import ForkServer
 from runyard.worker.runner import Claimed, ScriptCache
 
 log = logging.getLogger("runyard.worker")
@@ -29,6 +31,9 @@ class WorkerConfig:
     burst: bool = False
     poll_seconds: float = 10.0
     heartbeat_seconds: float = 5.0
+    log_seconds: float = 1.0  # how often new script output is sent to the server
+    grace_seconds: float = 60.0  # on SIGTERM: how long running jobs may go on
+    fast_start: bool = True  # start jobs from the warm fork server
 
 
 class Worker:
@@ -41,6 +46,8 @@ class Worker:
         self._lock = threading.Lock()
         self._slot_freed = threading.Event()
         self.stopping = threading.Event()
+        self._release_now = threading.Event()
+        self.forkserver: ForkServer | None = None
 
     def register(self) -> None:
         self.client.post(
@@ -56,10 +63,23 @@ class Worker:
     def run(self) -> int:
         """Work until stopped (or, with ``burst``, until nothing is left); jobs run count."""
         self.register()
+        if self.config.fast_start:
+            self.forkserver = ForkServer(runner.COMPAT_DIR)
         done = 0
         drained = threading.Event()
         heartbeats = threading.Thread(target=self._heartbeat_loop, args=(drained,), daemon=True)
         heartbeats.start()
+        try:
+            done = self._work()
+        finally:
+            drained.set()
+            self.stopping.set()
+            if self.forkserver is not None:
+                self.forkserver.close()
+        return done
+
+    def _work(self) -> int:
+        done = 0
         with ThreadPoolExecutor(max_workers=self.config.max_jobs) as pool:
             while not self.stopping.is_set():
                 free = self.config.max_jobs - len(self.running)
@@ -76,18 +96,55 @@ class Worker:
                     if not self.running:
                         break
                     self._wait_for_slot()
-        # Leaving the pool waited for the running jobs; their leases were kept alive meanwhile.
-        drained.set()
-        self.stopping.set()
+            self._finish_or_release()
         return done
 
+    def _finish_or_release(self) -> None:
+        """Stopping: let running jobs finish within the grace period (their leases kept
+        alive), then kill the rest and give them back to the server, Queued again."""
+        if self.running and not self._release_now.is_set():
+            log.info(
+                "waiting up to %s s for %d running job(s)",
+                self.config.grace_seconds,
+                len(self.running),
+            )
+        deadline = time.monotonic() + self.config.grace_seconds
+        while self.running and time.monotonic() < deadline:
+            if self._release_now.wait(0.1):
+                break
+        with self._lock:
+            left = list(self.running.values())
+        for claimed in left:
+            self._release(claimed)
+
+    def _release(self, claimed: Claimed) -> None:
+        with claimed.reporting:
+            if claimed.finished:
+                return
+            claimed.released.set()
+        if claimed.process is not None:
+            runner.kill_group(claimed.process)
+        try:
+            self.client.post(f"/api/jobs/{claimed.serial}/release", {"lease": claimed.lease})
+            log.info("job %s released: Queued again for another worker", claimed.serial)
+        except (RemoteError, Unreachable) as exc:
+            log.warning(
+                "job %s could not be released (%s); its lease will expire", claimed.serial, exc
+            )
+
     def stop(self, *_: object) -> None:
+        """Stop claiming; a second call gives running jobs back at once."""
+        if self.stopping.is_set():
+            self._release_now.set()
         self.stopping.set()
         self._slot_freed.set()
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:
-            log.info("signal %s: finishing running jobs, claiming no more", signum)
+            if self.stopping.is_set():
+                log.info("signal %s again: releasing running jobs now", signum)
+            else:
+                log.info("signal %s: finishing running jobs, claiming no more", signum)
             self.stop()
 
         signal.signal(signal.SIGTERM, handler)
@@ -118,10 +175,11 @@ class Worker:
 
     def _run_one(self, claimed: Claimed) -> None:
         try:
-            command, env, workdir = runner.prepare(
-                claimed, self.scripts, self.jobs_root, self.config.server
-            )
-            outcome = runner.run(claimed, command, env, workdir)
+            prepared = runner.prepare(claimed, self.scripts, self.jobs_root, self.config.server)
+            claimed.log = runner.LogPump(prepared.log)
+            outcome = runner.run(claimed, prepared, self.forkserver)
+            if claimed.released.is_set():
+                return
             if claimed.stale.is_set():
                 log.warning("job %s: lease lost meanwhile; result dropped", claimed.serial)
                 return
@@ -146,24 +204,22 @@ class Worker:
         self._slot_freed.clear()
 
     def _heartbeat_loop(self, drained: threading.Event) -> None:
-        while not drained.wait(self.config.heartbeat_seconds):
+        """Every second: send new script output; renew each lease at least every
+        ``heartbeat_seconds``."""
+        last_beat: dict[int, float] = {}
+        while not drained.wait(self.config.log_seconds):
             with self._lock:
                 held = list(self.running.values())
+            now = time.monotonic()
             for claimed in held:
-                if _ended(claimed):
+                due = now - last_beat.get(claimed.serial, now) >= self.config.heartbeat_seconds
+                last_beat.setdefault(claimed.serial, now)
+                if not (due or (claimed.log is not None and claimed.log.pending())):
                     continue
                 try:
-                    self.client.post(
-                        f"/api/jobs/{claimed.serial}/heartbeat", {"lease": claimed.lease}
-                    )
-                except RemoteError as exc:
-                    if exc.is_stale_lease:
-                        claimed.stale.set()
-                        if claimed.process is not None:
-                            runner.kill_group(claimed.process)
+                    runner.heartbeat(self.client, claimed)
+                    last_beat[claimed.serial] = now
                 except Exception:
                     log.exception("heartbeat for job %s failed", claimed.serial)
-
-
-def _ended(claimed: Claimed) -> bool:
-    return claimed.process is not None and claimed.process.poll() is not None
+            for serial in set(last_beat) - {c.serial for c in held}:
+                del last_beat[serial]

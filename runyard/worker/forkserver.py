@@ -1,0 +1,287 @@
+"""Fast job start: a warm interpreter that forks one process per job.
+
+Starting a fresh Python for every job costs tens of milliseconds, most of it importing. The
+fork server is started once per worker, imports what task scripts use (``runyard.task``, the
+compatibility modules, the HTTP client), and then forks a child per job. Each child is still
+its own process in its own session (process group) with its own working folder, environment
+and log file, exactly like a plain subprocess: isolation is kept, only the start is cheap.
+
+Protocol (one JSON object per line): the worker writes ``{"id", "argv", "cwd", "env",
+"path", "log"}`` to the server's stdin; the server answers ``{"id", "pid"}`` (or
+``{"id", "error"}``) and later ``{"pid", "status"}`` when the child ends (``status`` is the
+exit code, or minus the signal number, as ``subprocess`` reports it).
+
+The server side (``serve``) runs in its own single-threaded process: forking a process that
+has threads is not safe, which is why the worker does not fork itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import io
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import IO, Any
+
+# What task scripts import most; loaded once in the fork server, shared by every child.
+PRELOAD = ("json", "csv", "logging", "pathlib", "uuid", "httpx", "runyard.task", "runyard.client")
+OPTIONAL_PRELOAD = ("numpy",)
+
+
+# -- the fork server process ------------------------------------------------------------------
+
+
+def serve(requests: IO[bytes], answers: IO[bytes], compat_dir: str) -> None:
+    """Fork a child per request until ``requests`` ends."""
+    _preload(compat_dir)
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    selector = selectors.DefaultSelector()
+    selector.register(requests, selectors.EVENT_READ)
+    selector.register(wake_read, selectors.EVENT_READ)
+    inherited = (wake_read, wake_write)  # stdin and stdout are replaced in the child
+    buffer = b""
+    while True:
+        for key, _ in selector.select():
+            if key.fileobj is requests:
+                chunk = os.read(requests.fileno(), 65536)
+                if not chunk:
+                    return
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    _answer(answers, _start(json.loads(line), inherited))
+            else:
+                os.read(wake_read, 4096)
+        _reap(answers)
+
+
+def _preload(compat_dir: str) -> None:
+    sys.path.insert(0, compat_dir)
+    for name in PRELOAD:
+        importlib.import_module(name)
+    for name in OPTIONAL_PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    for module in sorted(Path(compat_dir).glob("*.py")):
+        if module.stem != "__init__":
+            with contextlib.suppress(Exception):
+                importlib.import_module(module.stem)
+    sys.path.remove(compat_dir)
+    # Keep the preloaded objects out of the collector's reach, so that children do not
+    # copy the pages they live on (copy-on-write) when a collection runs.
+    gc.collect()
+    gc.freeze()
+
+
+def _start(request: dict[str, Any], inherited: tuple[int, ...]) -> dict[str, Any]:
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        return {"id": request["id"], "error": f"fork failed: {exc}"}
+    if pid == 0:  # the child never returns
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in inherited:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        os._exit(_run_child(request))
+    return {"id": request["id"], "pid": pid}
+
+
+def _run_child(request: dict[str, Any]) -> int:
+    """Become the job's process: own session, log file as stdout/stderr, the job's folder,
+    environment and path; then run the script as ``__main__``."""
+    try:
+        os.setsid()
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        os.close(null)
+        sys.stdin = open(0, closefd=False)
+        sys.stdout = _text_stream(1)
+        sys.stderr = _text_stream(2)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.path[:0] = request["path"]
+        sys.argv = list(request["argv"][1:])
+    except BaseException:
+        traceback.print_exc()
+        return 70
+    code = _run_script(sys.argv[0])
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    return code
+
+
+def _run_script(path: str) -> int:
+    import runpy
+
+    try:
+        runpy.run_path(path, run_name="__main__")
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        if isinstance(exc.code, int):
+            return exc.code & 0xFF
+        print(exc.code, file=sys.stderr)
+        return 1
+    except BaseException:
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+def _text_stream(fd: int) -> io.TextIOWrapper:
+    raw = open(fd, "wb", buffering=0, closefd=False)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", write_through=True)
+
+
+def _reap(answers: IO[bytes]) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        _answer(answers, {"pid": pid, "status": code})
+
+
+def _answer(answers: IO[bytes], message: dict[str, Any]) -> None:
+    answers.write(json.dumps(message).encode() + b"\n")
+    answers.flush()
+
+
+# -- the worker's side ------------------------------------------------------------------------
+
+
+class ForkedProcess:
+    """A job process started by the fork server: what the runner needs of ``Popen``."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._ended = threading.Event()
+
+    def _set_status(self, status: int | None) -> None:
+        self.returncode = status
+        self._ended.set()
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._ended.wait(timeout):
+            raise subprocess.TimeoutExpired(f"job process {self.pid}", timeout or 0)
+        if self.returncode is None:
+            raise RuntimeError("the worker's fork server stopped while the job ran")
+        return self.returncode
+
+
+class ForkServer:
+    """The worker's handle on its fork server process."""
+
+    def __init__(self, compat_dir: str) -> None:
+        code = "import sys; from runyard.worker.forkserver import serve; " + (
+            f"serve(sys.stdin.buffer, sys.stdout.buffer, {compat_dir!r})"
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self._lock = threading.Lock()
+        self._next_id = 0
+        self._started: dict[int, tuple[threading.Event, list[Any]]] = {}
+        self._children: dict[int, ForkedProcess] = {}
+        self._early_exits: dict[int, int] = {}
+        self.alive = True
+        self._reader = threading.Thread(target=self._read, daemon=True, name="forkserver")
+        self._reader.start()
+
+    def start(
+        self, argv: list[str], *, cwd: Path, env: dict[str, str], path: list[str], log: Path
+    ) -> ForkedProcess:
+        """Fork a job process; raises RuntimeError if the fork server cannot."""
+        done = threading.Event()
+        box: list[Any] = []
+        with self._lock:
+            if not self.alive:
+                raise RuntimeError("the fork server has stopped")
+            self._next_id += 1
+            request_id = self._next_id
+            self._started[request_id] = (done, box)
+            request = {
+                "id": request_id,
+                "argv": argv,
+                "cwd": str(cwd),
+                "env": env,
+                "path": path,
+                "log": str(log),
+            }
+            assert self.process.stdin is not None
+            self.process.stdin.write(json.dumps(request).encode() + b"\n")
+            self.process.stdin.flush()
+        if not done.wait(30) or not box or "pid" not in box[0]:
+            raise RuntimeError(box[0].get("error", "no answer") if box else "no answer")
+        return self._children_for(box[0]["pid"])
+
+    def _children_for(self, pid: int) -> ForkedProcess:
+        with self._lock:
+            child = ForkedProcess(pid)
+            if pid in self._early_exits:
+                child._set_status(self._early_exits.pop(pid))
+            else:
+                self._children[pid] = child
+            return child
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            message = json.loads(line)
+            with self._lock:
+                if "id" in message:
+                    done, box = self._started.pop(message["id"])
+                    box.append(message)
+                    done.set()
+                    continue
+                child = self._children.pop(message["pid"], None)
+                if child is None:
+                    self._early_exits[message["pid"]] = message["status"]
+                else:
+                    child._set_status(message["status"])
+        with self._lock:
+            self.alive = False
+            for done, _box in self._started.values():
+                done.set()
+            for child in self._children.values():
+                child._set_status(None)
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
