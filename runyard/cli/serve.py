@@ -52,7 +52,10 @@ class Server:
                 f"Created the admin token (shown once; also stored in "
                 f"{self.settings.admin_token_file}):\n  {self.admin_token}"
             )
-        self.settings.server_file.write_text(json.dumps({"url": self.url, "pid": os.getpid()}))
+        # Written whole, then renamed: a client never reads half of it.
+        staging = self.settings.server_file.with_suffix(".tmp")
+        staging.write_text(json.dumps({"url": self.url, "pid": os.getpid()}))
+        staging.replace(self.settings.server_file)
         console.print(f"Runyard server on {self.url} (data: {self.settings.data_dir})")
 
     def serve(self) -> None:

@@ -6,6 +6,7 @@ import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from runyard.errors import Conflict, InvalidPackage, NotFound
 from runyard.models import TaskType
@@ -15,6 +16,10 @@ from runyard.store import task_types as task_type_rows
 
 
 class TaskTypeManager(Operations):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._by_id: dict[int, TaskType] = {}
+
     def install(self, package: TaskTypePackage, *, actor: str = "system") -> tuple[TaskType, bool]:
         """Install a task type version; (task type, False) if the same files are installed.
 
@@ -65,10 +70,15 @@ class TaskTypeManager(Operations):
             return task_type_rows.list_all(conn)
 
     def get_by_id(self, task_type_id: int) -> TaskType:
+        """An installed task type version (they never change, so each is read once)."""
+        cached = self._by_id.get(task_type_id)
+        if cached is not None:
+            return cached
         with self.store.read() as conn:
             found = task_type_rows.get(conn, task_type_id)
         if found is None:
             raise NotFound(f"no task type with id {task_type_id}")
+        self._by_id[task_type_id] = found
         return found
 
     def find(self, name: str, version: str | None = None) -> list[TaskType]:

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from runyard.errors import Forbidden, InvalidInput, InvalidPackage
-from runyard.models import Entity
+from runyard.models import Entity, Job, Lease
 from runyard.operations import Principal, Runyard
 from runyard.packages import (
     DependencyPackage,
@@ -282,18 +282,28 @@ def claim_jobs(body: s.ClaimRequest, ry: Ry, caller: Caller) -> list[dict[str, A
         if claimed or remaining <= 0 or body.max == 0 or ry.changed.closed:
             break
         ry.changed.wait(seen, min(remaining, 1.0))
-    result = []
-    for job, lease in claimed:
-        tt = ry.task_types.get_by_id(job.task_type_id)
-        result.append(
-            {
-                "job": s.job_json(job),
-                "lease": s.lease_json(lease),
-                "token": ry.auth.job_token(job.serial, lease.lease_id),
-                "task_type": s.task_type_json(tt),
-            }
-        )
-    return result
+    return _claimed_json(ry, claimed)
+
+
+def _claimed_json(ry: Runyard, claimed: list[tuple[Job, Lease]]) -> list[dict[str, Any]]:
+    """What a worker gets for each claimed job: the job, its lease, a token for the
+    script, and the task type (to fetch and start its script)."""
+    return [
+        {
+            "job": s.job_json(job),
+            "lease": s.lease_json(lease),
+            "token": ry.auth.job_token(job.serial, lease.lease_id),
+            "task_type": s.task_type_json(ry.task_types.get_by_id(job.task_type_id)),
+        }
+        for job, lease in claimed
+    ]
+
+
+def _claim_next(ry: Runyard, body: s.Report) -> list[dict[str, Any]]:
+    if not body.claim_next or not body.worker:
+        return []
+    worker = ry.workers.get(body.worker)
+    return _claimed_json(ry, ry.leases.claim(worker.id, list(worker.provides), body.claim_next))
 
 
 def heartbeat(serial: int, body: s.Heartbeat, ry: Ry, caller: Caller) -> dict[str, Any]:
@@ -303,14 +313,19 @@ def heartbeat(serial: int, body: s.Heartbeat, ry: Ry, caller: Caller) -> dict[st
 
 
 def complete_job(serial: int, body: s.Completion, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Record a job's outputs (Done, followers created); ``claimed``: the next jobs for the
+    same worker when ``claim_next`` asks for them."""
     require(caller, "admin", "worker")
     job = ry.leases.complete(serial, body.lease, body.outputs, body.log)
-    return s.job_json(job)
+    return s.job_json(job) | {"claimed": _claim_next(ry, body)}
 
 
 def fail_job(serial: int, body: s.Failure, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Record a job's failure (its message, log and kept working folder); ``claimed`` as
+    for completion."""
     require(caller, "admin", "worker")
-    return s.job_json(ry.leases.fail(serial, body.lease, body.error, body.log, body.workdir))
+    job = ry.leases.fail(serial, body.lease, body.error, body.log, body.workdir)
+    return s.job_json(job) | {"claimed": _claim_next(ry, body)}
 
 
 def release_job(serial: int, body: s.LeaseBody, ry: Ry, caller: Caller) -> dict[str, Any]:

@@ -70,14 +70,20 @@ class ActivityMessage(Body):
     level: str = "info"
 
 
-class Completion(LeaseBody):
+class Report(LeaseBody):
+    log: str = ""
+    # Claim up to this many more jobs for ``worker`` in the same request (the slot the
+    # finished job frees), saving the worker a round trip.
+    claim_next: int = Field(default=0, ge=0, le=64)
+    worker: str | None = None
+
+
+class Completion(Report):
     outputs: dict[str, Any] = {}
-    log: str = ""
 
 
-class Failure(LeaseBody):
+class Failure(Report):
     error: str
-    log: str = ""
     workdir: str = ""
 
 

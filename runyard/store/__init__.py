@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
 
 from runyard.errors import ConfigError
 
@@ -67,7 +66,9 @@ class Store:
 
 def _make_engine(url: str, pool_size: int) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, poolclass=NullPool if ":memory:" not in url else None)
+        # Keep connections open (a pool): closing the last connection to a WAL database
+        # checkpoints it, which would cost milliseconds on every transaction.
+        engine = create_engine(url, pool_size=pool_size, max_overflow=20)
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine

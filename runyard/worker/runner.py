@@ -255,35 +255,35 @@ class LogPump:
             return text
 
 
-def record(client: Client, claimed: Claimed, outcome: Outcome) -> bool:
+def record(
+    client: Client, claimed: Claimed, outcome: Outcome, *, worker: str, claim_next: int = 0
+) -> list[Claimed] | None:
     """Report the outcome under the lease, with the rest of the log; the working folder is
-    deleted on success and kept on failure. False if the lease was stale (result dropped)."""
+    deleted on success and kept on failure. With ``claim_next``, the same request claims
+    the next jobs for this worker: they are returned. None if the lease was stale (the
+    result was dropped)."""
     with claimed.reporting:
         claimed.finished = True
-        rest = claimed.log.read(final=True) if claimed.log else ""
+        report = {
+            "lease": claimed.lease,
+            "log": claimed.log.read(final=True) if claimed.log else "",
+            "worker": worker,
+            "claim_next": claim_next,
+        }
         try:
             if outcome.ok:
-                answer = client.post(
-                    f"/api/jobs/{claimed.serial}/complete",
-                    {"lease": claimed.lease, "outputs": outcome.outputs, "log": rest},
-                )
+                report["outputs"] = outcome.outputs
+                answer = client.post(f"/api/jobs/{claimed.serial}/complete", report)
                 if answer.get("state") == "Done":  # kept when the outputs failed the job
                     shutil.rmtree(outcome.workdir, ignore_errors=True)
             else:
-                client.post(
-                    f"/api/jobs/{claimed.serial}/fail",
-                    {
-                        "lease": claimed.lease,
-                        "error": outcome.error,
-                        "log": rest,
-                        "workdir": str(outcome.workdir),
-                    },
-                )
+                report |= {"error": outcome.error, "workdir": str(outcome.workdir)}
+                answer = client.post(f"/api/jobs/{claimed.serial}/fail", report)
         except RemoteError as exc:
             if exc.is_stale_lease:
-                return False
+                return None
             raise
-    return True
+    return [Claimed.from_json(item) for item in answer.get("claimed", [])]
 
 
 def heartbeat(client: Client, claimed: Claimed) -> None:

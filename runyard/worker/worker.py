@@ -48,6 +48,7 @@ class Worker:
         self.stopping = threading.Event()
         self._release_now = threading.Event()
         self.forkserver: ForkServer | None = None
+        self.started = 0  # jobs started so far
 
     def register(self) -> None:
         self.client.post(
@@ -65,21 +66,19 @@ class Worker:
         self.register()
         if self.config.fast_start:
             self.forkserver = ForkServer(runner.COMPAT_DIR)
-        done = 0
         drained = threading.Event()
         heartbeats = threading.Thread(target=self._heartbeat_loop, args=(drained,), daemon=True)
         heartbeats.start()
         try:
-            done = self._work()
+            self._work()
         finally:
             drained.set()
             self.stopping.set()
             if self.forkserver is not None:
                 self.forkserver.close()
-        return done
+        return self.started
 
-    def _work(self) -> int:
-        done = 0
+    def _work(self) -> None:
         with ThreadPoolExecutor(max_workers=self.config.max_jobs) as pool:
             while not self.stopping.is_set():
                 free = self.config.max_jobs - len(self.running)
@@ -90,14 +89,13 @@ class Worker:
                 for item in claimed:
                     with self._lock:
                         self.running[item.serial] = item
+                        self.started += 1
                     pool.submit(self._run_one, item)
-                    done += 1
                 if not claimed and self.config.burst:
                     if not self.running:
                         break
                     self._wait_for_slot()
             self._finish_or_release()
-        return done
 
     def _finish_or_release(self) -> None:
         """Stopping: let running jobs finish within the grace period (their leases kept
@@ -174,17 +172,42 @@ class Worker:
         return [Claimed.from_json(item) for item in answer]
 
     def _run_one(self, claimed: Claimed) -> None:
+        """Run jobs in one slot: this one, then (while not stopping) the next ones that
+        the server hands out together with each completion."""
+        current: Claimed | None = claimed
+        while current is not None:
+            following = self._run_and_record(current)
+            with self._lock:
+                self.running.pop(current.serial, None)
+                current = following[0] if following else None
+                if current is not None:
+                    self.running[current.serial] = current
+                    self.started += 1
+            if current is None:
+                self._slot_freed.set()
+
+    def _run_and_record(self, claimed: Claimed) -> list[Claimed]:
+        """Run one job and report it; the jobs claimed with the report."""
         try:
             prepared = runner.prepare(claimed, self.scripts, self.jobs_root, self.config.server)
             claimed.log = runner.LogPump(prepared.log)
             outcome = runner.run(claimed, prepared, self.forkserver)
             if claimed.released.is_set():
-                return
+                return []
             if claimed.stale.is_set():
                 log.warning("job %s: lease lost meanwhile; result dropped", claimed.serial)
-                return
-            if not runner.record(self.client, claimed, outcome):
+                return []
+            following = runner.record(
+                self.client,
+                claimed,
+                outcome,
+                worker=self.config.name,
+                claim_next=0 if self.stopping.is_set() else 1,
+            )
+            if following is None:
                 log.warning("job %s: the server refused the stale lease", claimed.serial)
+                return []
+            return following
         except Exception as exc:
             log.exception("job %s: worker error", claimed.serial)
             try:
@@ -192,12 +215,9 @@ class Worker:
                     f"/api/jobs/{claimed.serial}/fail",
                     {"lease": claimed.lease, "error": f"worker error: {exc}"},
                 )
-            except RemoteError:
+            except (RemoteError, Unreachable):
                 pass
-        finally:
-            with self._lock:
-                self.running.pop(claimed.serial, None)
-            self._slot_freed.set()
+            return []
 
     def _wait_for_slot(self) -> None:
         self._slot_freed.wait(1.0)
