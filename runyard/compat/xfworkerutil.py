@@ -1,0 +1,271 @@
+"""``xfworkerutil``: XamFlow's task-script helper, as a thin facade over ``runyard.task``.
+
+    import xfworkerutil
+
+    worker = xfworkerutil.XFWorkerJob()
+    value = worker.job["inputs"]["value"]
+    table = worker.create_output_csv("table.csv")
+    table.write_text("value\\n%d\\n" % value)
+    worker.finish({"table": table})          # the CSV is uploaded by finish
+
+What works now and what arrives later: docs/compat.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import quote
+
+from runyard import task as runyard_task
+from runyard.compat import IMAGES, SPAWNING, USER_DATA, not_available
+
+if TYPE_CHECKING:  # imported when first used, as runyard.task does: scripts start faster
+    from runyard.client import Client
+
+
+class ActivityLogLevel(StrEnum):
+    """Levels of activity log entries (the values are ``runyard.task.ACTIVITY_LEVELS``)."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class XFWorkerArguments:
+    """The job's context from the ``XF_*`` variables that the worker sets: ``job_serial``,
+    ``server_scheme``, ``server_host``, ``server_port`` and ``server_auth`` (the job token).
+    Reads ``environ`` if given, else the process environment."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.job_serial = _int_variable(env, "XF_JOB_SERIAL")
+        self.server_host = _variable(env, "XF_SERVER_HOST")
+        self.server_port = _int_variable(env, "XF_SERVER_PORT")
+        self.server_scheme = env.get("XF_SERVER_SCHEME") or "http"
+        self.server_auth = _variable(env, "XF_SERVER_AUTH")
+
+    @property
+    def server_url(self) -> str:
+        host = f"[{self.server_host}]" if ":" in self.server_host else self.server_host
+        return f"{self.server_scheme}://{host}:{self.server_port}"
+
+
+def _variable(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name)
+    if not value:
+        raise runyard_task.NotInAJob(
+            f"{name} is not set: this script must be run by a Runyard worker"
+        )
+    return value
+
+
+def _int_variable(env: Mapping[str, str], name: str) -> int:
+    value = _variable(env, name)
+    try:
+        return int(value)
+    except ValueError:
+        raise runyard_task.TaskError(f"{name} must be a whole number; it is {value!r}") from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConnection:
+    """What ``XFWorkerJob.server_connection()`` yields: a client of the server, authenticated
+    as the job, for the functions that take a ``connection``."""
+
+    client: Client
+    job_serial: int
+
+
+class TemporaryWorkingDirectory:
+    """A fresh folder inside ``parent`` (default: the current directory, which is the job's
+    working folder), removed with its contents at the end of the ``with`` block. ``with``
+    gives its ``Path``; the current directory does not change."""
+
+    def __init__(self, parent: str | os.PathLike[str] | None = None, prefix: str = "tmp-") -> None:
+        base = Path(parent) if parent is not None else Path.cwd()
+        self.path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+        self.name = str(self.path)
+
+    def __enter__(self) -> Path:
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+class XFWorkerJob:
+    """The job this script runs as. ``job`` is a dict with ``serial``, ``inputs`` and
+    ``metadata``. Creating it also sends ``logging`` records of level INFO and up to the job
+    log (unless the script configured logging before)."""
+
+    def __init__(self) -> None:
+        self._job = runyard_task.current_job()
+        self.job: dict[str, Any] = {
+            "serial": self._job.serial,
+            "inputs": self._job.inputs,
+            "metadata": self._job.metadata,
+        }
+        self._csv_outputs: set[Path] = set()
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+
+    @property
+    def working_dir(self) -> Path:
+        return self._job.working_dir
+
+    # -- ending the job ---------------------------------------------------------------------
+
+    def error(self, message: object) -> NoReturn:
+        """End the job as Failed with ``message`` (``runyard.task.fail``)."""
+        runyard_task.fail(str(message))
+
+    def finish(self, outputs: Mapping[str, Any] | None = None) -> NoReturn:
+        """End the job as Done with ``outputs``. A ``Path`` value is uploaded first: as a
+        ``CSV`` value if it came from ``create_output_csv``, else as a ``ForeignFile``."""
+        values = {}
+        for key, value in (outputs or {}).items():
+            values[key] = (
+                self._upload(key, Path(value)) if isinstance(value, os.PathLike) else value
+            )
+        runyard_task.finish(values)
+
+    def _upload(self, key: str, path: Path) -> dict[str, Any]:
+        if not path.is_file():
+            self.error(f"output {key!r}: the file {path} does not exist; write it before finish")
+        csv = path.resolve() in self._csv_outputs
+        return self._job.upload(path, value_type="CSV" if csv else "ForeignFile")
+
+    # -- files --------------------------------------------------------------------------------
+
+    def download_input_file(self, param: dict[str, Any]) -> Path:
+        """Fetch a file input (a ``ForeignFile`` value) into the working folder; its path."""
+        return self._job.download(param)
+
+    def create_related_path(self, path: str | os.PathLike[str], postfix: str) -> Path:
+        """A path in the working folder named after ``path``: its last name without its last
+        suffix, plus ``postfix``. ``("/x/scan.aim", "_seg.omni")`` -> ``working_dir /
+        "scan_seg.omni"``; ``("SCAN.ISQ;1", ".omni")`` -> ``"SCAN.omni"``."""
+        name = PurePosixPath(os.fspath(path).replace("\\", "/")).name
+        stem = PurePosixPath(name).stem if name else ""
+        if any(c in postfix for c in "/\\\0"):
+            raise ValueError(f"postfix {postfix!r} must not contain '/', '\\' or NUL")
+        related = stem + postfix
+        if related in ("", ".", "..") or "\0" in related:
+            raise ValueError(f"no file name can be made from {os.fspath(path)!r} and {postfix!r}")
+        return self.working_dir / related
+
+    def create_output_csv(self, filename: str) -> Path:
+        """The path in the working folder to write the CSV file ``filename`` to. Put the path
+        in the outputs of ``finish`` (or its ``upload_output_csv`` value) to output it."""
+        if not filename or filename in (".", "..") or any(c in filename for c in "/\\\0"):
+            raise ValueError(f"{filename!r} is not a plain file name like 'table.csv'")
+        path = self.working_dir / filename
+        self._csv_outputs.add(path.resolve())
+        return path
+
+    def upload_output_csv(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Upload a written CSV file now; the ``CSV`` output value."""
+        return self._job.upload(Path(path), value_type="CSV")
+
+    @staticmethod
+    def create_output_entity(uuid: str, name: str) -> dict[str, Any]:
+        """An ``Entity`` value, for outputs and for ``metadata["run_entity"]``."""
+        return {"type": "Entity", "uuid": uuid, "name": name}
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def activity_log_message(
+        self, title: str, level: ActivityLogLevel | str = ActivityLogLevel.INFO
+    ) -> None:
+        """Write ``title`` to the activity log."""
+        self._job.activity(title, ActivityLogLevel(str(level).lower()).value)
+
+    def clear_error_message(self) -> None:
+        """Clear the message shown for this running job (its progress report): Runyard sets a
+        job's error only when it ends Failed, so a running job has no other message."""
+        self._job.progress(None, "")
+
+    # -- the server ---------------------------------------------------------------------------
+
+    @contextmanager
+    def server_connection(self) -> Iterator[ServerConnection]:
+        """A connection to the server as this job, closed at the end of the ``with`` block."""
+        from runyard.client import Client
+
+        with Client(self._job.server, self._job.token) as client:
+            yield ServerConnection(client=client, job_serial=self._job.serial)
+
+    def find_xf_task_types(self, connection: ServerConnection, name: str) -> list[dict[str, Any]]:
+        """All installed versions of the task type ``name``, newest first (empty if none)."""
+        found: list[dict[str, Any]] = connection.client.get(
+            f"/api/task-types/{quote(name, safe='')}"
+        )
+        return found
+
+    def spawn_xf_task_basic(
+        self,
+        connection: ServerConnection,
+        task_type: dict[str, Any],
+        name: str,
+        spawn_key: str | None = None,
+        inputs: Sequence[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        not_available("xfworkerutil.XFWorkerJob.spawn_xf_task_basic", SPAWNING)
+
+    def spawn_xf_job_basic(
+        self,
+        connection: ServerConnection,
+        task_type: dict[str, Any],
+        task: dict[str, Any],
+        outputs: dict[str, Any] | None = None,
+        state: str = "Done",
+        sort_order: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        source_job_serial: int | None = None,
+    ) -> dict[str, Any]:
+        not_available("xfworkerutil.XFWorkerJob.spawn_xf_job_basic", SPAWNING)
+
+    def get_existing_job_sort_orders(self, connection: ServerConnection) -> list[str]:
+        not_available("xfworkerutil.XFWorkerJob.get_existing_job_sort_orders", SPAWNING)
+
+    def get_omni_image(self, param: dict[str, Any]) -> Any:
+        not_available("xfworkerutil.XFWorkerJob.get_omni_image", IMAGES)
+
+    def upload_omni_output(self, image: Any) -> dict[str, Any]:
+        not_available("xfworkerutil.XFWorkerJob.upload_omni_output", IMAGES)
+
+
+def get_xf_userdata_token(connection: ServerConnection, scopes: Sequence[tuple[str, str]]) -> str:
+    """A short-lived token for ``("list"|"read"|"write", virtualpath)`` scopes of User Data."""
+    not_available("xfworkerutil.get_xf_userdata_token", USER_DATA)
+
+
+def update_xf_job(
+    connection: ServerConnection, job: dict[str, Any], state: str = "Done"
+) -> dict[str, Any]:
+    """Change the state of a job this job spawned (e.g. Obsolete -> Done)."""
+    not_available("xfworkerutil.update_xf_job", SPAWNING)
+
+
+__all__ = [
+    "ActivityLogLevel",
+    "ServerConnection",
+    "TemporaryWorkingDirectory",
+    "XFWorkerArguments",
+    "XFWorkerJob",
+    "get_xf_userdata_token",
+    "update_xf_job",
+]
