@@ -76,9 +76,7 @@ class LeaseManager(JobManager):
                 **common,
             )
 
-    def fail(
-        self, serial: int, lease_id: str, error: str, log: str = "", workdir: str = ""
-    ) -> Job:
+    def fail(self, serial: int, lease_id: str, error: str, log: str = "", workdir: str = "") -> Job:
         """The script failed: its message, the rest of its log and the working folder that
         the worker kept for inspection."""
         with self._write_and_notify() as conn:
@@ -115,6 +113,44 @@ class LeaseManager(JobManager):
             serial=serial,
             state=job.state,
         )
+
+    def report(self, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Record several finished jobs (each ``{"serial", "lease", "ok", "outputs" | "error",
+        "log", "workdir"}``), each in its own transaction: one refused report (a stale
+        lease) does not undo the others. Per job: ``{"serial", "state"}`` or
+        ``{"serial", "error": {...}}``."""
+        answers: list[dict[str, Any]] = []
+        for item in results:
+            serial, lease = int(item["serial"]), str(item["lease"])
+            try:
+                if item.get("ok"):
+                    job = self.complete(
+                        serial, lease, item.get("outputs") or {}, item.get("log", "")
+                    )
+                else:
+                    job = self.fail(
+                        serial,
+                        lease,
+                        item.get("error", ""),
+                        item.get("log", ""),
+                        item.get("workdir", ""),
+                    )
+            except RunyardError as exc:
+                answers.append({"serial": serial} | exc.to_json())
+                continue
+            answers.append({"serial": serial, "state": job.state})
+        return answers
+
+    def heartbeats(self, beats: list[tuple[int, str, str]]) -> list[int]:
+        """Renew several leases (serial, lease, new log text) at once; the serials whose
+        lease was refused (aborted, expired, unknown): their scripts must stop."""
+        refused = []
+        for serial, lease, log in beats:
+            try:
+                self.heartbeat(serial, lease, log)
+            except (StaleLease, NotFound):
+                refused.append(serial)
+        return refused
 
     def release(self, serial: int, lease_id: str) -> Job:
         """Give a job back (worker shutting down): Queued again, the attempt not counted."""

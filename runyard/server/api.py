@@ -299,11 +299,24 @@ def _claimed_json(ry: Runyard, claimed: list[tuple[Job, Lease]]) -> list[dict[st
     ]
 
 
-def _claim_next(ry: Runyard, body: s.Report) -> list[dict[str, Any]]:
-    if not body.claim_next or not body.worker:
-        return []
-    worker = ry.workers.get(body.worker)
-    return _claimed_json(ry, ry.leases.claim(worker.id, list(worker.provides), body.claim_next))
+def worker_report(body: s.WorkerReport, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Record finished jobs and claim up to ``claim`` more, in one round trip: ``results``
+    per reported job (its new state, or the error that refused it) and ``claimed``."""
+    require(caller, "admin", "worker")
+    results = ry.leases.report([r.model_dump() for r in body.results])
+    claimed: list[tuple[Job, Lease]] = []
+    if body.claim:
+        worker = ry.workers.get(body.worker)
+        claimed = ry.leases.claim(worker.id, list(worker.provides), body.claim)
+    return {"results": results, "claimed": _claimed_json(ry, claimed)}
+
+
+def worker_heartbeat(body: s.WorkerHeartbeat, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Renew the leases of all of a worker's jobs (with their new log text); ``refused``:
+    the jobs the worker must stop (aborted, or given to another worker)."""
+    require(caller, "admin", "worker")
+    refused = ry.leases.heartbeats([(b.serial, b.lease, b.log) for b in body.beats])
+    return {"refused": refused}
 
 
 def heartbeat(serial: int, body: s.Heartbeat, ry: Ry, caller: Caller) -> dict[str, Any]:
@@ -313,19 +326,15 @@ def heartbeat(serial: int, body: s.Heartbeat, ry: Ry, caller: Caller) -> dict[st
 
 
 def complete_job(serial: int, body: s.Completion, ry: Ry, caller: Caller) -> dict[str, Any]:
-    """Record a job's outputs (Done, followers created); ``claimed``: the next jobs for the
-    same worker when ``claim_next`` asks for them."""
+    """Record a job's outputs: Done, with its followers created."""
     require(caller, "admin", "worker")
-    job = ry.leases.complete(serial, body.lease, body.outputs, body.log)
-    return s.job_json(job) | {"claimed": _claim_next(ry, body)}
+    return s.job_json(ry.leases.complete(serial, body.lease, body.outputs, body.log))
 
 
 def fail_job(serial: int, body: s.Failure, ry: Ry, caller: Caller) -> dict[str, Any]:
-    """Record a job's failure (its message, log and kept working folder); ``claimed`` as
-    for completion."""
+    """Record a job's failure: its message, the rest of its log, its kept working folder."""
     require(caller, "admin", "worker")
-    job = ry.leases.fail(serial, body.lease, body.error, body.log, body.workdir)
-    return s.job_json(job) | {"claimed": _claim_next(ry, body)}
+    return s.job_json(ry.leases.fail(serial, body.lease, body.error, body.log, body.workdir))
 
 
 def release_job(serial: int, body: s.LeaseBody, ry: Ry, caller: Caller) -> dict[str, Any]:

@@ -44,6 +44,8 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("GET", "/api/files/{file_id}", api.download_file),
     ("POST", "/api/workers/register", api.register_worker),
     ("POST", "/api/workers/claim", api.claim_jobs),
+    ("POST", "/api/workers/report", api.worker_report),
+    ("POST", "/api/workers/heartbeat", api.worker_heartbeat),
     ("POST", "/api/jobs/{serial}/heartbeat", api.heartbeat),
     ("POST", "/api/jobs/{serial}/complete", api.complete_job),
     ("POST", "/api/jobs/{serial}/fail", api.fail_job),

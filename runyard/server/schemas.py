@@ -70,20 +70,43 @@ class ActivityMessage(Body):
     level: str = "info"
 
 
-class Report(LeaseBody):
-    log: str = ""
-    # Claim up to this many more jobs for ``worker`` in the same request (the slot the
-    # finished job frees), saving the worker a round trip.
-    claim_next: int = Field(default=0, ge=0, le=64)
-    worker: str | None = None
-
-
-class Completion(Report):
+class JobResult(Body):
+    serial: int
+    lease: str
+    ok: bool
     outputs: dict[str, Any] = {}
+    error: str = ""
+    log: str = ""
+    workdir: str = ""
 
 
-class Failure(Report):
+class WorkerReport(Body):
+    """Finished jobs, and how many more jobs the worker wants (in one round trip)."""
+
+    worker: str
+    results: list[JobResult] = Field(default=[], max_length=1024)
+    claim: int = Field(default=0, ge=0, le=256)
+
+
+class Beat(Body):
+    serial: int
+    lease: str
+    log: str = ""
+
+
+class WorkerHeartbeat(Body):
+    worker: str
+    beats: list[Beat] = Field(max_length=4096)
+
+
+class Completion(LeaseBody):
+    outputs: dict[str, Any] = {}
+    log: str = ""
+
+
+class Failure(LeaseBody):
     error: str
+    log: str = ""
     workdir: str = ""
 
 

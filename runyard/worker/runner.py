@@ -8,7 +8,6 @@ import codecs
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import runyard
-from runyard.client import Client, RemoteError
+from runyard.client import Client
 from runyard.packages import read_package_bytes, write_files
 from runyard.worker.forkserver import ForkedProcess, ForkServer
 
@@ -42,6 +41,7 @@ class Claimed:
     job: dict[str, Any]
     task_type: dict[str, Any]
     process: JobProcess | None = None
+    workdir: Path | None = None
     log: LogPump | None = None
     stale: threading.Event = field(default_factory=threading.Event)  # the lease was lost
     released: threading.Event = field(default_factory=threading.Event)  # given back
@@ -64,7 +64,7 @@ class Outcome:
     ok: bool
     outputs: dict[str, Any]
     error: str
-    workdir: Path
+    workdir: Path | None
 
 
 class ScriptCache:
@@ -255,55 +255,32 @@ class LogPump:
             return text
 
 
-def record(
-    client: Client, claimed: Claimed, outcome: Outcome, *, worker: str, claim_next: int = 0
-) -> list[Claimed] | None:
-    """Report the outcome under the lease, with the rest of the log; the working folder is
-    deleted on success and kept on failure. With ``claim_next``, the same request claims
-    the next jobs for this worker: they are returned. None if the lease was stale (the
-    result was dropped)."""
+def result(claimed: Claimed, outcome: Outcome) -> dict[str, Any]:
+    """The report of a finished job, with the rest of its log (taken under the job's lock,
+    after any heartbeat that carried earlier output)."""
     with claimed.reporting:
         claimed.finished = True
-        report = {
-            "lease": claimed.lease,
-            "log": claimed.log.read(final=True) if claimed.log else "",
-            "worker": worker,
-            "claim_next": claim_next,
-        }
-        try:
-            if outcome.ok:
-                report["outputs"] = outcome.outputs
-                answer = client.post(f"/api/jobs/{claimed.serial}/complete", report)
-                if answer.get("state") == "Done":  # kept when the outputs failed the job
-                    shutil.rmtree(outcome.workdir, ignore_errors=True)
-            else:
-                report |= {"error": outcome.error, "workdir": str(outcome.workdir)}
-                answer = client.post(f"/api/jobs/{claimed.serial}/fail", report)
-        except RemoteError as exc:
-            if exc.is_stale_lease:
-                return None
-            raise
-    return [Claimed.from_json(item) for item in answer.get("claimed", [])]
+        rest = claimed.log.read(final=True) if claimed.log else ""
+    item: dict[str, Any] = {"serial": claimed.serial, "lease": claimed.lease, "log": rest}
+    if outcome.ok:
+        return item | {"ok": True, "outputs": outcome.outputs}
+    return item | {"ok": False, "error": outcome.error, "workdir": str(outcome.workdir or "")}
 
 
-def heartbeat(client: Client, claimed: Claimed) -> None:
-    """Renew the job's lease, sending the script's new output; a refused lease (the job was
-    aborted, or expired and given to another worker) kills the script."""
-    with claimed.reporting:
-        if claimed.finished or claimed.released.is_set():
-            return
-        text = claimed.log.read() if claimed.log else ""
-        try:
-            client.post(
-                f"/api/jobs/{claimed.serial}/heartbeat", {"lease": claimed.lease, "log": text}
-            )
-        except RemoteError as exc:
-            if exc.status_code in (404, 409):
-                claimed.stale.set()
-                if claimed.process is not None:
-                    kill_group(claimed.process)
-                return
-            raise
+def beat(claimed: Claimed) -> dict[str, Any] | None:
+    """The heartbeat of a held job with its new output; None once it is being reported.
+    The caller holds ``claimed.reporting`` until the heartbeat has been answered."""
+    if claimed.finished or claimed.released.is_set():
+        return None
+    text = claimed.log.read() if claimed.log else ""
+    return {"serial": claimed.serial, "lease": claimed.lease, "log": text}
+
+
+def lost(claimed: Claimed) -> None:
+    """The server refused the job's lease (aborted, or given to another worker): stop it."""
+    claimed.stale.set()
+    if claimed.process is not None:
+        kill_group(claimed.process)
 
 
 def kill_group(process: JobProcess) -> None:

@@ -1,21 +1,37 @@
-"""The worker loop: register, claim (long poll), run up to max jobs at once, heartbeat."""
+"""The worker: claims jobs, runs up to ``max_jobs`` of them at once, reports them.
+
+Three kinds of threads share a small amount of state under one condition variable:
+
+- **slots** (``max_jobs`` of them) take the next claimed job, run it (``runner``) and queue
+  its result;
+- the **reporter** sends every queued result in one request, which also claims as many new
+  jobs as the worker has room for: while a slot runs one job, the next is already here, so
+  the round trips to the server are not on the jobs' path;
+- the **claimer** long-polls the server for work when the worker has room and nothing to
+  report, and stops the worker in ``--burst`` mode once nothing is left.
+
+A heartbeat thread renews the leases of all held jobs (claimed, running) in one request per
+second that also carries the scripts' new output (the live job log).
+"""
 
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import runyard
 from runyard.client import Client, RemoteError, Unreachable
 from runyard.worker import runner
 from runyard.worker.forkserver import ForkServer
-from runyard.worker.runner import Claimed, ScriptCache
+from runyard.worker.runner import Claimed, Outcome, ScriptCache
 
 log = logging.getLogger("runyard.worker")
 
@@ -35,6 +51,11 @@ class WorkerConfig:
     grace_seconds: float = 60.0  # on SIGTERM: how long running jobs may go on
     fast_start: bool = True  # start jobs from the warm fork server
 
+    @property
+    def max_held(self) -> int:
+        """Jobs held at once: one running and one claimed ahead per slot."""
+        return 2 * self.max_jobs
+
 
 class Worker:
     def __init__(self, config: WorkerConfig) -> None:
@@ -42,13 +63,22 @@ class Worker:
         self.client = Client(config.server, config.token)
         self.scripts = ScriptCache(self.client, config.data_dir / "task-types")
         self.jobs_root = config.data_dir / "jobs"
-        self.running: dict[int, Claimed] = {}
-        self._lock = threading.Lock()
-        self._slot_freed = threading.Event()
-        self.stopping = threading.Event()
-        self._release_now = threading.Event()
         self.forkserver: ForkServer | None = None
         self.started = 0  # jobs started so far
+        self.stopping = threading.Event()
+        self._release_now = threading.Event()
+        self._changed = threading.Condition()
+        # Under _changed: jobs claimed and not started, jobs held (claimed or running),
+        # results to report, and whether a report or claim request is on its way.
+        self.waiting: deque[Claimed] = deque()
+        self.held: dict[int, Claimed] = {}
+        self.results: list[tuple[Claimed, dict[str, Any]]] = []
+        self._busy_slots = 0
+        self._reports_in_flight = 0
+        self._finished = False
+        self._trash: deque[Path] = deque()
+
+    # -- life cycle ------------------------------------------------------------------------
 
     def register(self) -> None:
         self.client.post(
@@ -62,80 +92,44 @@ class Worker:
         )
 
     def run(self) -> int:
-        """Work until stopped (or, with ``burst``, until nothing is left); jobs run count."""
+        """Work until stopped (or, with ``burst``, until nothing is left); jobs started."""
         self.register()
         if self.config.fast_start:
             self.forkserver = ForkServer(runner.COMPAT_DIR)
-        drained = threading.Event()
-        heartbeats = threading.Thread(target=self._heartbeat_loop, args=(drained,), daemon=True)
-        heartbeats.start()
+        threads = [
+            threading.Thread(target=self._slot, name=f"slot-{i}", daemon=True)
+            for i in range(self.config.max_jobs)
+        ]
+        threads.append(threading.Thread(target=self._report_loop, name="reporter", daemon=True))
+        background = [
+            threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True),
+            threading.Thread(target=self._clean_loop, name="cleaner", daemon=True),
+        ]
+        for thread in threads + background:
+            thread.start()
         try:
-            self._work()
+            self._claim_loop()
+            self._finish_or_release()
         finally:
-            drained.set()
-            self.stopping.set()
+            self.stop()
+            self._release_now.set()
+            with self._changed:
+                self._changed.notify_all()
+            for thread in threads:
+                thread.join()
+            self._finished = True
+            self._empty_trash()
             if self.forkserver is not None:
                 self.forkserver.close()
         return self.started
-
-    def _work(self) -> None:
-        with ThreadPoolExecutor(max_workers=self.config.max_jobs) as pool:
-            while not self.stopping.is_set():
-                free = self.config.max_jobs - len(self.running)
-                if free <= 0:
-                    self._wait_for_slot()
-                    continue
-                claimed = self._claim(free)
-                for item in claimed:
-                    with self._lock:
-                        self.running[item.serial] = item
-                        self.started += 1
-                    pool.submit(self._run_one, item)
-                if not claimed and self.config.burst:
-                    if not self.running:
-                        break
-                    self._wait_for_slot()
-            self._finish_or_release()
-
-    def _finish_or_release(self) -> None:
-        """Stopping: let running jobs finish within the grace period (their leases kept
-        alive), then kill the rest and give them back to the server, Queued again."""
-        if self.running and not self._release_now.is_set():
-            log.info(
-                "waiting up to %s s for %d running job(s)",
-                self.config.grace_seconds,
-                len(self.running),
-            )
-        deadline = time.monotonic() + self.config.grace_seconds
-        while self.running and time.monotonic() < deadline:
-            if self._release_now.wait(0.1):
-                break
-        with self._lock:
-            left = list(self.running.values())
-        for claimed in left:
-            self._release(claimed)
-
-    def _release(self, claimed: Claimed) -> None:
-        with claimed.reporting:
-            if claimed.finished:
-                return
-            claimed.released.set()
-        if claimed.process is not None:
-            runner.kill_group(claimed.process)
-        try:
-            self.client.post(f"/api/jobs/{claimed.serial}/release", {"lease": claimed.lease})
-            log.info("job %s released: Queued again for another worker", claimed.serial)
-        except (RemoteError, Unreachable) as exc:
-            log.warning(
-                "job %s could not be released (%s); its lease will expire", claimed.serial, exc
-            )
 
     def stop(self, *_: object) -> None:
         """Stop claiming; a second call gives running jobs back at once."""
         if self.stopping.is_set():
             self._release_now.set()
         self.stopping.set()
-        self._slot_freed.set()
+        with self._changed:
+            self._changed.notify_all()
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:
@@ -148,98 +142,250 @@ class Worker:
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
 
-    def _claim(self, free: int) -> list[Claimed]:
-        # A burst worker with jobs still running waits briefly: their followers may come.
-        if self.config.burst:
-            wait = 0.2 if self.running else 0.0
-        else:
-            wait = self.config.poll_seconds
+    # -- claiming --------------------------------------------------------------------------
+
+    def _room(self) -> int:
+        """How many more jobs to claim (called under _changed)."""
+        if self.stopping.is_set():
+            return 0
+        return max(0, self.config.max_held - len(self.held))
+
+    def _claim_loop(self) -> None:
+        while not self.stopping.is_set():
+            with self._changed:
+                self._changed.wait_for(
+                    lambda: self.stopping.is_set() or (self._room() > 0 and not self.results),
+                    timeout=1.0,
+                )
+                room = self._room()
+                idle = not self.held and not self.results
+            if room <= 0 or self.stopping.is_set():
+                continue
+            if self.config.burst:
+                wait = 0.0 if idle else 0.2  # followers of running jobs may come
+            else:
+                wait = self.config.poll_seconds if idle else 1.0
+            claimed = self._request_claim(room, wait)
+            self._take(claimed)
+            if self.config.burst and not claimed:
+                with self._changed:
+                    if not self.held and not self.results and not self._reports_in_flight:
+                        return
+
+    def _request_claim(self, room: int, wait: float) -> list[dict[str, Any]]:
         try:
-            answer = self.client.post(
+            answer: list[dict[str, Any]] = self.client.post(
                 "/api/workers/claim",
-                {"worker": self.config.name, "max": free, "wait": wait},
+                {"worker": self.config.name, "max": room, "wait": wait},
                 timeout=wait + 30,
             )
+            return answer
         except RemoteError as exc:
             log.error("claim refused: %s", exc.message)
             self.stopping.wait(1.0)
-            return []
         except Unreachable as exc:
             if not self.stopping.is_set():
                 log.warning("%s; trying again in 2 s", exc.message)
                 self.stopping.wait(2.0)
-            return []
-        return [Claimed.from_json(item) for item in answer]
+        return []
 
-    def _run_one(self, claimed: Claimed) -> None:
-        """Run jobs in one slot: this one, then (while not stopping) the next ones that
-        the server hands out together with each completion."""
-        current: Claimed | None = claimed
-        while current is not None:
-            following = self._run_and_record(current)
-            with self._lock:
-                self.running.pop(current.serial, None)
-                current = following[0] if following else None
-                if current is not None:
-                    self.running[current.serial] = current
-                    self.started += 1
-            if current is None:
-                self._slot_freed.set()
+    def _take(self, claimed: list[dict[str, Any]]) -> None:
+        """Hold newly claimed jobs; slots start them (or, when stopping, give them back)."""
+        items = [Claimed.from_json(data) for data in claimed]
+        with self._changed:
+            for item in items:
+                self.held[item.serial] = item
+                self.waiting.append(item)
+            self._changed.notify_all()
+        if self.stopping.is_set():
+            self._release_waiting()
 
-    def _run_and_record(self, claimed: Claimed) -> list[Claimed]:
-        """Run one job and report it; the jobs claimed with the report."""
+    # -- slots -------------------------------------------------------------------------------
+
+    def _slot(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: bool(self.waiting) or self._done_claiming())
+                if not self.waiting:
+                    return
+                claimed = self.waiting.popleft()
+                self._busy_slots += 1
+                self.started += 1
+            try:
+                item = self._run(claimed)
+            finally:
+                with self._changed:
+                    self._busy_slots -= 1
+                    if item is None:
+                        self.held.pop(claimed.serial, None)
+                    else:
+                        self.results.append((claimed, item))
+                    self._changed.notify_all()
+
+    def _done_claiming(self) -> bool:
+        return self.stopping.is_set() and (self._release_now.is_set() or not self.waiting)
+
+    def _run(self, claimed: Claimed) -> dict[str, Any] | None:
+        """Run one job; its report, or None when there is nothing to report."""
         try:
             prepared = runner.prepare(claimed, self.scripts, self.jobs_root, self.config.server)
+            claimed.workdir = prepared.workdir
             claimed.log = runner.LogPump(prepared.log)
             outcome = runner.run(claimed, prepared, self.forkserver)
-            if claimed.released.is_set():
-                return []
-            if claimed.stale.is_set():
-                log.warning("job %s: lease lost meanwhile; result dropped", claimed.serial)
-                return []
-            following = runner.record(
-                self.client,
-                claimed,
-                outcome,
-                worker=self.config.name,
-                claim_next=0 if self.stopping.is_set() else 1,
-            )
-            if following is None:
-                log.warning("job %s: the server refused the stale lease", claimed.serial)
-                return []
-            return following
         except Exception as exc:
             log.exception("job %s: worker error", claimed.serial)
+            outcome = Outcome(
+                ok=False, outputs={}, error=f"worker error: {exc}", workdir=claimed.workdir
+            )
+        if claimed.released.is_set():
+            return None
+        if claimed.stale.is_set():
+            log.warning("job %s: lease lost meanwhile; result dropped", claimed.serial)
+            return None
+        return runner.result(claimed, outcome)
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def _report_loop(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: bool(self.results) or self._all_done())
+                if not self.results:
+                    return
+                batch, self.results = self.results, []
+                room = self._room() + len(batch)
+                self._reports_in_flight += 1
             try:
-                self.client.post(
-                    f"/api/jobs/{claimed.serial}/fail",
-                    {"lease": claimed.lease, "error": f"worker error: {exc}"},
+                self._report(batch, room)
+            finally:
+                with self._changed:
+                    self._reports_in_flight -= 1
+                    self._changed.notify_all()
+
+    def _all_done(self) -> bool:
+        """Stopping, and no slot will produce another result."""
+        return self.stopping.is_set() and self._busy_slots == 0 and not self.waiting
+
+    def _report(self, batch: list[tuple[Claimed, dict[str, Any]]], room: int) -> None:
+        body = {
+            "worker": self.config.name,
+            "results": [item for _, item in batch],
+            "claim": 0 if self.stopping.is_set() else room,
+        }
+        answer: dict[str, Any] = {}
+        for attempt in range(5):
+            try:
+                answer = self.client.post("/api/workers/report", body)
+                break
+            except Unreachable as exc:
+                log.warning("%s; reporting again (%d)", exc.message, attempt + 1)
+                time.sleep(1.0 + attempt)
+            except RemoteError as exc:
+                log.error("the server refused a report: %s", exc.message)
+                break
+        answers = {a["serial"]: a for a in answer.get("results", [])}
+        with self._changed:
+            for claimed, item in batch:
+                self.held.pop(claimed.serial, None)
+                got = answers.get(claimed.serial, {})
+                if "error" in got:
+                    log.warning("job %s: %s", claimed.serial, got["error"]["message"])
+                elif got.get("state") == "Done" and claimed.workdir is not None:
+                    self._trash.append(claimed.workdir)
+            self._changed.notify_all()
+        self._take(answer.get("claimed", []))
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def _finish_or_release(self) -> None:
+        """Stopping: give back the jobs not started; let running jobs finish within the
+        grace period (their leases kept alive); then kill the rest and give them back."""
+        self._release_waiting()
+        deadline = time.monotonic() + self.config.grace_seconds
+        with self._changed:
+            if self._busy_slots and not self._release_now.is_set():
+                log.info(
+                    "waiting up to %s s for %d running job(s)",
+                    self.config.grace_seconds,
+                    self._busy_slots,
                 )
-            except (RemoteError, Unreachable):
-                pass
-            return []
+            while self._busy_slots and not self._release_now.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(min(left, 0.2))
+            running = [c for c in self.held.values() if c.process is not None]
+        for claimed in running:
+            self._release(claimed)
 
-    def _wait_for_slot(self) -> None:
-        self._slot_freed.wait(1.0)
-        self._slot_freed.clear()
+    def _release_waiting(self) -> None:
+        with self._changed:
+            waiting, self.waiting = list(self.waiting), deque()
+        for claimed in waiting:
+            self._release(claimed)
+            with self._changed:
+                self.held.pop(claimed.serial, None)
+                self._changed.notify_all()
 
-    def _heartbeat_loop(self, drained: threading.Event) -> None:
-        """Every second: send new script output; renew each lease at least every
-        ``heartbeat_seconds``."""
-        last_beat: dict[int, float] = {}
-        while not drained.wait(self.config.log_seconds):
-            with self._lock:
-                held = list(self.running.values())
-            now = time.monotonic()
+    def _release(self, claimed: Claimed) -> None:
+        with claimed.reporting:
+            if claimed.finished:
+                return
+            claimed.released.set()
+        if claimed.process is not None:
+            runner.kill_group(claimed.process)
+        try:
+            self.client.post(f"/api/jobs/{claimed.serial}/release", {"lease": claimed.lease})
+            log.info("job %s given back: Queued again for another worker", claimed.serial)
+        except (RemoteError, Unreachable) as exc:
+            log.warning("job %s not given back (%s); its lease will expire", claimed.serial, exc)
+
+    # -- heartbeats and cleaning -------------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        """Every second: send new script output; renew all leases at least every
+        ``heartbeat_seconds``. One request for all held jobs."""
+        last = time.monotonic()
+        while not self._release_now.wait(self.config.log_seconds):
+            with self._changed:
+                held = list(self.held.values())
+            due = time.monotonic() - last >= self.config.heartbeat_seconds
+            if not held or not (due or any(c.log and c.log.pending() for c in held)):
+                continue
+            try:
+                self._beat(held)
+                last = time.monotonic()
+            except Exception:
+                log.exception("heartbeat failed; trying again")
+
+    def _beat(self, held: list[Claimed]) -> None:
+        locked = []
+        try:
+            beats = []
             for claimed in held:
-                due = now - last_beat.get(claimed.serial, now) >= self.config.heartbeat_seconds
-                last_beat.setdefault(claimed.serial, now)
-                if not (due or (claimed.log is not None and claimed.log.pending())):
-                    continue
-                try:
-                    runner.heartbeat(self.client, claimed)
-                    last_beat[claimed.serial] = now
-                except Exception:
-                    log.exception("heartbeat for job %s failed", claimed.serial)
-            for serial in set(last_beat) - {c.serial for c in held}:
-                del last_beat[serial]
+                claimed.reporting.acquire()
+                locked.append(claimed)
+                item = runner.beat(claimed)
+                if item is not None:
+                    beats.append(item)
+            if not beats:
+                return
+            answer = self.client.post(
+                "/api/workers/heartbeat", {"worker": self.config.name, "beats": beats}
+            )
+            for claimed in held:
+                if claimed.serial in answer["refused"]:
+                    runner.lost(claimed)
+        finally:
+            for claimed in locked:
+                claimed.reporting.release()
+
+    def _clean_loop(self) -> None:
+        """Delete the working folders of Done jobs off the jobs' path."""
+        while not self._finished:
+            time.sleep(0.5)
+            self._empty_trash()
+
+    def _empty_trash(self) -> None:
+        while self._trash:
+            shutil.rmtree(self._trash.popleft(), ignore_errors=True)
