@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ class Claimed:
     token: str
     job: dict[str, Any]
     task_type: dict[str, Any]
+    claimed_at: float = field(default_factory=time.monotonic)
+    started_at: float | None = None  # when a slot took it (monotonic)
     process: JobProcess | None = None
     workdir: Path | None = None
     log: LogPump | None = None

@@ -51,10 +51,8 @@ class WorkerConfig:
     grace_seconds: float = 60.0  # on SIGTERM: how long running jobs may go on
     fast_start: bool = True  # start jobs from the warm fork server
 
-    @property
-    def max_held(self) -> int:
-        """Jobs held at once: one running and one claimed ahead per slot."""
-        return 2 * self.max_jobs
+    ahead_seconds: float = 0.5  # claim ahead for a slot whose job started this recently
+    give_back_seconds: float = 2.0  # a job claimed ahead and not started by then goes back
 
 
 class Worker:
@@ -145,10 +143,19 @@ class Worker:
     # -- claiming --------------------------------------------------------------------------
 
     def _room(self) -> int:
-        """How many more jobs to claim (called under _changed)."""
+        """How many more jobs to claim (called under _changed): one per free slot, and one
+        ahead for each slot whose job started just now (short jobs follow each other
+        without waiting for the server; long ones do not hoard work other workers could
+        do)."""
         if self.stopping.is_set():
             return 0
-        return max(0, self.config.max_held - len(self.held))
+        now = time.monotonic()
+        ahead = sum(
+            1
+            for c in self.held.values()
+            if c.started_at is not None and now - c.started_at < self.config.ahead_seconds
+        )
+        return max(0, self.config.max_jobs + ahead - len(self.held))
 
     def _claim_loop(self) -> None:
         while not self.stopping.is_set():
@@ -209,6 +216,7 @@ class Worker:
                 if not self.waiting:
                     return
                 claimed = self.waiting.popleft()
+                claimed.started_at = time.monotonic()
                 self._busy_slots += 1
                 self.started += 1
             try:
@@ -318,9 +326,19 @@ class Worker:
         for claimed in running:
             self._release(claimed)
 
-    def _release_waiting(self) -> None:
+    def _release_waiting(self, older_than: float | None = None) -> None:
+        """Give back the jobs claimed and not started (those claimed before ``older_than``
+        seconds ago)."""
+        now = time.monotonic()
         with self._changed:
-            waiting, self.waiting = list(self.waiting), deque()
+            keep: deque[Claimed] = deque()
+            waiting = []
+            for claimed in self.waiting:
+                if older_than is None or now - claimed.claimed_at > older_than:
+                    waiting.append(claimed)
+                else:
+                    keep.append(claimed)
+            self.waiting = keep
         for claimed in waiting:
             self._release(claimed)
             with self._changed:
@@ -347,6 +365,8 @@ class Worker:
         ``heartbeat_seconds``. One request for all held jobs."""
         last = time.monotonic()
         while not self._release_now.wait(self.config.log_seconds):
+            if not self.stopping.is_set():
+                self._release_waiting(older_than=self.config.give_back_seconds)
             with self._changed:
                 held = list(self.held.values())
             due = time.monotonic() - last >= self.config.heartbeat_seconds
