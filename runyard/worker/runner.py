@@ -234,12 +234,6 @@ class LogPump:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._lock = threading.Lock()
 
-    def pending(self) -> bool:
-        try:
-            return self.path.stat().st_size > self.offset
-        except FileNotFoundError:
-            return False
-
     def read(self, *, final: bool = False) -> str:
         with self._lock:
             try:

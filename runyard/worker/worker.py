@@ -11,7 +11,8 @@ Three kinds of threads share a small amount of state under one condition variabl
   report, and stops the worker in ``--burst`` mode once nothing is left.
 
 A heartbeat thread renews the leases of all held jobs (claimed, running) in one request per
-second that also carries the scripts' new output (the live job log).
+second that also carries the scripts' new output (the live job log); a lease the server
+refuses (the job was aborted, or given to another worker) kills the job's script.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ class WorkerConfig:
     provides: tuple[str, ...] = ()
     burst: bool = False
     poll_seconds: float = 10.0
-    heartbeat_seconds: float = 5.0
-    log_seconds: float = 1.0  # how often new script output is sent to the server
+    # How often the leases of held jobs are renewed, with the scripts' new output: also how
+    # soon an aborted job's script is killed.
+    heartbeat_seconds: float = 1.0
     grace_seconds: float = 60.0  # on SIGTERM: how long running jobs may go on
     fast_start: bool = True  # start jobs from the warm fork server
 
@@ -361,20 +363,17 @@ class Worker:
     # -- heartbeats and cleaning -------------------------------------------------------------
 
     def _heartbeat_loop(self) -> None:
-        """Every second: send new script output; renew all leases at least every
-        ``heartbeat_seconds``. One request for all held jobs."""
-        last = time.monotonic()
-        while not self._release_now.wait(self.config.log_seconds):
+        """Every ``heartbeat_seconds``: one request for all held jobs renews their leases and
+        sends the scripts' new output."""
+        while not self._release_now.wait(self.config.heartbeat_seconds):
             if not self.stopping.is_set():
                 self._release_waiting(older_than=self.config.give_back_seconds)
             with self._changed:
                 held = list(self.held.values())
-            due = time.monotonic() - last >= self.config.heartbeat_seconds
-            if not held or not (due or any(c.log and c.log.pending() for c in held)):
+            if not held:
                 continue
             try:
                 self._beat(held)
-                last = time.monotonic()
             except Exception:
                 log.exception("heartbeat failed; trying again")
 
