@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -63,14 +64,10 @@ class Client:
         timeout: float | None = None,
     ) -> Any:
         """Call the API; the decoded JSON answer, or bytes for a zip; errors raise."""
+        extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
         try:
             response = self._http.request(
-                method,
-                path,
-                json=json,
-                content=content,
-                params=params,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                method, path, json=json, content=content, params=params, **extra
             )
         except httpx.TransportError as exc:
             raise Unreachable(f"cannot reach the Runyard server at {self.server}: {exc}") from None
@@ -100,7 +97,7 @@ class Client:
         partial = target.with_name(target.name + ".partial")
         digest = hashlib.sha256()
         try:
-            with self._http.stream("GET", f"/api/files/{file_id}") as response:
+            with self._http.stream("GET", f"/api/files/{quote(file_id, safe='')}") as response:
                 if response.status_code >= 400:
                     response.read()
                     raise _remote_error(response)

@@ -23,6 +23,8 @@ from runyard.store import files as file_rows
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 FILE_ID = re.compile(r"^[0-9a-f]{32}$")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+ABANDONED_SECONDS = 24 * 3600  # a staging file untouched this long is an abandoned upload
 
 
 @dataclass(kw_only=True)
@@ -50,12 +52,33 @@ class FileManager(Operations):
     def root(self) -> Path:
         return self.settings.data_dir / "files"
 
-    def begin_upload(self, filename: str) -> Upload:
+    def begin_upload(
+        self, filename: str, *, size: int | None = None, sha256: str | None = None
+    ) -> Upload:
+        """Start receiving a file; the announced ``size`` and ``sha256`` are checked for
+        their form here (before any byte is read) and against the data in ``commit``."""
         check_filename(filename)
+        check_announced(size, sha256)
         staging = self.root / "staging"
         staging.mkdir(parents=True, exist_ok=True)
+        self.remove_abandoned_uploads()
         fd, path = tempfile.mkstemp(prefix="upload-", dir=staging)
         return Upload(path=Path(path), filename=filename, handle=os.fdopen(fd, "wb"))
+
+    def remove_abandoned_uploads(self) -> int:
+        """Delete staging files that nothing has written to for ``ABANDONED_SECONDS``: what
+        uploads cut off by a server crash leave behind (a live upload's file keeps being
+        written to). How many were deleted."""
+        cutoff = self.now().timestamp() - ABANDONED_SECONDS
+        removed = 0
+        for path in (self.root / "staging").glob("upload-*"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # finished or removed meanwhile
+                continue
+        return removed
 
     def commit(
         self,
@@ -67,21 +90,26 @@ class FileManager(Operations):
     ) -> StoredFile:
         """Check the received file and make it visible; on any problem it is discarded."""
         try:
+            check_announced(expected_size, expected_sha256)
             upload.handle.flush()
             os.fsync(upload.handle.fileno())
             upload.handle.close()
             sha256 = upload.digest.hexdigest()
             if expected_size is not None and expected_size != upload.size:
                 raise InvalidInput(
-                    f"upload of {upload.filename!r} is incomplete: received {upload.size} bytes "
-                    f"of {expected_size}; nothing was stored, send it again",
+                    f"upload of {upload.filename!r} has the wrong size: received {upload.size} "
+                    f"bytes, {expected_size} were announced; nothing was stored, send it again",
                     filename=upload.filename,
+                    size=upload.size,
+                    expected_size=expected_size,
                 )
             if expected_sha256 is not None and expected_sha256.lower() != sha256:
                 raise InvalidInput(
                     f"upload of {upload.filename!r} is corrupt: its SHA-256 is {sha256}, "
                     f"not {expected_sha256}; nothing was stored, send it again",
                     filename=upload.filename,
+                    sha256=sha256,
+                    expected_sha256=expected_sha256.lower(),
                 )
             stored = StoredFile(
                 id=secrets.token_hex(16),
@@ -93,6 +121,7 @@ class FileManager(Operations):
             target = self.path_of(stored.id)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(upload.path, target)
+            _fsync_folder(target.parent)  # the rename survives a power cut, like the row
         except BaseException:
             upload.discard()
             raise
@@ -119,17 +148,41 @@ class FileManager(Operations):
 
 
 def check_filename(filename: str) -> None:
-    """A file name without folders or characters that cannot be stored."""
+    """A file name that a worker can use as it is: no folders, no control characters, at
+    most 255 bytes in UTF-8 (the limit of common file systems)."""
+    try:
+        length = len(filename.encode("utf-8"))
+    except UnicodeEncodeError:  # lone surrogates
+        length = -1
     if (
         not filename
         or filename in (".", "..")
         or "/" in filename
         or "\\" in filename
-        or "\0" in filename
-        or len(filename) > 255
+        or CONTROL.search(filename)
+        or not 0 < length <= 255
     ):
         raise InvalidInput(
             f"{filename!r} is not a valid file name: give a plain name like 'table.csv' "
-            "(no folders, at most 255 characters)",
+            "(no folders, no control characters, at most 255 bytes)",
             filename=filename,
         )
+
+
+def check_announced(size: int | None, sha256: str | None) -> None:
+    """The size and SHA-256 a sender announced must be a size and a SHA-256."""
+    if size is not None and size < 0:
+        raise InvalidInput(f"size must be a number of bytes (0 or more); got {size}", size=size)
+    if sha256 is not None and not SHA256.match(sha256.lower()):
+        raise InvalidInput(
+            f"sha256 must be the file's SHA-256 as 64 hexadecimal digits; got {sha256!r}",
+            sha256=sha256,
+        )
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
