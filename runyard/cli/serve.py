@@ -29,6 +29,9 @@ class Server:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self.sock.bind((settings.host, settings.port))
+            # Accept connections from now on (they queue until uvicorn serves them), so
+            # that server.json never names a port that refuses connections.
+            self.sock.listen(2048)
         except OSError as exc:
             self.sock.close()
             raise ConfigError(

@@ -109,6 +109,8 @@ def set_state(
         query = query.where(jobs.c.lease_id == held_lease)
     if expired_before is not None:
         query = query.where(jobs.c.lease_expires_at < expired_before)
+    if isinstance(values.get("error"), str):
+        values["error"] = storable(values["error"])
     result = conn.execute(query.values(state=target.value, **values))
     return result.rowcount == 1
 
@@ -157,6 +159,7 @@ def claim(
             lease_expires_at=expires,
             started_at=now,
             attempt=jobs.c.attempt + 1,
+            progress=None,
         )
         if not ok:
             continue
@@ -215,6 +218,11 @@ def current_lease(conn: Connection, serial: int) -> str | None:
     return str(value) if value is not None else None
 
 
+def storable(text: str) -> str:
+    """Text as every backend can store it: PostgreSQL refuses NUL characters in text."""
+    return text.replace("\x00", "\ufffd")
+
+
 def read_log(conn: Connection, serial: int) -> str | None:
     return conn.execute(select(jobs.c.log).where(jobs.c.serial == serial)).scalar()
 
@@ -232,7 +240,9 @@ def append_log(conn: Connection, serial: int, lease_id: str, text: str, limit: i
     if current is None:
         return False
     conn.execute(
-        update(jobs).where(jobs.c.serial == serial).values(log=_capped(current.log + text, limit))
+        update(jobs)
+        .where(jobs.c.serial == serial)
+        .values(log=_capped(current.log + storable(text), limit))
     )
     return True
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select, update
 
 from runyard.models import Worker
+from runyard.store.jobs import storable
 from runyard.store.schema import activity_log, settings, tokens, workers
 
 
@@ -90,7 +91,7 @@ def log_activity(
             actor=actor,
             action=action,
             level=level,
-            message=message,
+            message=storable(message),
             workflow_id=workflow_id,
             job_serial=job_serial,
         )

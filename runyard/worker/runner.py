@@ -245,9 +245,10 @@ class LogPump:
             except FileNotFoundError:
                 return ""
             self.offset += skipped + len(data)
+            if skipped:  # the bytes before were dropped: start decoding afresh
+                self._decoder.reset()
             text = self._decoder.decode(data, final=final)
             if skipped:
-                self._decoder.reset()
                 text = f"[... {skipped} bytes of output skipped ...]\n" + text
             return text
 
