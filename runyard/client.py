@@ -120,6 +120,56 @@ class Client:
         partial.replace(target)
         return target
 
+    def send_file(
+        self, method: str, path: str, source: Path, *, params: dict[str, Any] | None = None
+    ) -> Any:
+        """Stream the file ``source`` as the body of a call, with its ``size`` and ``sha256``
+        as parameters for the server to check; the decoded answer."""
+        size, sha256 = file_digest(source)
+
+        def chunks() -> Iterator[bytes]:
+            with open(source, "rb") as f:
+                while chunk := f.read(CHUNK_BYTES):
+                    yield chunk
+
+        all_params = (params or {}) | {"size": size, "sha256": sha256}
+        return self.request(method, path, content=chunks(), params=all_params)
+
+    def fetch(self, path: str, target: Path, *, params: dict[str, Any] | None = None) -> Path:
+        """Stream what a GET call answers to ``target``, checking its size and the SHA-256
+        of the ``X-Runyard-SHA256`` header; it appears under its name only once whole."""
+        partial = target.with_name(target.name + ".partial")
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with self._http.stream("GET", path, params=params) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _remote_error(response)
+                expected = response.headers.get("x-runyard-sha256")
+                length = response.headers.get("content-length")
+                with open(partial, "wb") as f:
+                    for chunk in response.iter_bytes(CHUNK_BYTES):
+                        f.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+        except httpx.TransportError as exc:
+            partial.unlink(missing_ok=True)
+            raise Unreachable(f"download of {path} from {self.server} broke: {exc}") from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        if (length is not None and int(length) != size) or (
+            expected and digest.hexdigest() != expected
+        ):
+            partial.unlink(missing_ok=True)
+            raise RunyardError(
+                f"download of {path} is corrupt or incomplete (size or SHA-256 mismatch); "
+                "try again"
+            )
+        partial.replace(target)
+        return target
+
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)
 

@@ -185,3 +185,43 @@ class StoredFile:
             "size": self.size,
             "sha256": self.sha256,
         }
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserDataMapping:
+    """A virtual root of User Data (``/Scans/``) and the real folder on the server it stands
+    for (``/data/scans``)."""
+
+    root: str
+    folder: str
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserDataFile:
+    """A file of a User Data folder listing (or one just written)."""
+
+    name: str
+    size: int
+    mtime: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserDataFolder:
+    """A subfolder of a User Data folder listing; ``virtual_name`` is its name with a
+    trailing ``/``, what ``virtualpath.join_folder`` takes."""
+
+    name: str
+
+    @property
+    def virtual_name(self) -> str:
+        return self.name + "/"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserDataListing:
+    """What one User Data folder (``path``) holds, each kind sorted by name."""
+
+    path: str
+    files: tuple[UserDataFile, ...] = ()
+    folders: tuple[UserDataFolder, ...] = ()

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
 
 from runyard import task as runyard_task
-from runyard.compat import IMAGES, SPAWNING, USER_DATA, not_available
+from runyard.compat import IMAGES, SPAWNING, not_available
 
 if TYPE_CHECKING:  # imported when first used, as runyard.task does: scripts start faster
     from runyard.client import Client
@@ -150,7 +150,8 @@ class XFWorkerJob:
     # -- files --------------------------------------------------------------------------------
 
     def download_input_file(self, param: dict[str, Any]) -> Path:
-        """Fetch a file input (a ``ForeignFile`` value) into the working folder; its path."""
+        """Fetch a file input (a ``ForeignFile`` value of the file store or of User Data)
+        into the working folder; its path."""
         return self._job.download(param)
 
     def create_related_path(self, path: str | os.PathLike[str], postfix: str) -> Path:
@@ -249,8 +250,11 @@ class XFWorkerJob:
 
 
 def get_xf_userdata_token(connection: ServerConnection, scopes: Sequence[tuple[str, str]]) -> str:
-    """A short-lived token for ``("list"|"read"|"write", virtualpath)`` scopes of User Data."""
-    not_available("xfworkerutil.get_xf_userdata_token", USER_DATA)
+    """A short-lived token for ``("list"|"read"|"write", virtualpath)`` scopes of User Data
+    (``runyard.task.userdata.userdata_token``)."""
+    from runyard.task import userdata
+
+    return userdata.userdata_token(scopes, client=connection.client)
 
 
 def update_xf_job(

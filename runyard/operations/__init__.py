@@ -10,6 +10,7 @@ from runyard.operations.files import FileManager
 from runyard.operations.jobs import JobManager
 from runyard.operations.leases import LeaseManager
 from runyard.operations.task_types import TaskTypeManager
+from runyard.operations.userdata import UserDataManager
 from runyard.operations.workers import WorkerManager
 from runyard.operations.workflows import WorkflowManager
 from runyard.settings import Settings
@@ -33,6 +34,7 @@ class Runyard:
         self.jobs = JobManager(*args, now=now, changed=changed)
         self.leases = LeaseManager(*args, now=now, changed=changed)
         self.task_types = TaskTypeManager(*args, now=now, changed=changed)
+        self.userdata = UserDataManager(*args, secret=self.auth.secret, now=now, changed=changed)
         self.workers = WorkerManager(*args, now=now, changed=changed)
         self.workflows = WorkflowManager(*args, now=now, changed=changed)
 

@@ -86,6 +86,11 @@ class AuthManager(Operations):
             )
         if token.startswith("ry_job_"):
             return self._authenticate_job(token)
+        if token.startswith("ry_ud_"):
+            raise Unauthorized(
+                "a User Data token is valid only for the User Data file calls "
+                "(/api/userdata/list and /api/userdata/file); use the job or admin token here"
+            )
         with self.store.read() as conn:
             found = worker_rows.find_token(conn, _hash(token))
         if found is None:

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from runyard.errors import Forbidden, InvalidInput, InvalidPackage
 from runyard.models import Entity, Job, Lease
 from runyard.operations import Principal, Runyard
+from runyard.operations.userdata_tokens import UserDataToken
 from runyard.packages import (
     DependencyPackage,
     TaskTypePackage,
@@ -31,16 +32,24 @@ def get_runyard(request: Request) -> Runyard:
     return runyard
 
 
-def get_principal(request: Request) -> Principal:
+def bearer_token(request: Request) -> str:
+    """The token of the ``Authorization: Bearer TOKEN`` header; empty if there is none."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer":
-        token = ""
-    return get_runyard(request).auth.authenticate(token.strip())
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def get_principal(request: Request) -> Principal:
+    return get_runyard(request).auth.authenticate(bearer_token(request))
+
+
+def get_userdata_token(request: Request) -> UserDataToken:
+    return get_runyard(request).userdata.verify_token(bearer_token(request))
 
 
 Ry = Annotated[Runyard, Depends(get_runyard)]
 Caller = Annotated[Principal, Depends(get_principal)]
+UserDataCaller = Annotated[UserDataToken, Depends(get_userdata_token)]
 
 
 def require(caller: Principal, *kinds: str) -> None:
@@ -257,6 +266,87 @@ def download_file(file_id: str, ry: Ry, caller: Caller) -> FileResponse:
         media_type="application/octet-stream",
         headers={"x-runyard-sha256": stored.sha256},
     )
+
+
+# -- User Data --------------------------------------------------------------------------------
+
+
+def list_userdata_mappings(ry: Ry, caller: Caller) -> list[dict[str, Any]]:
+    """The User Data mappings: virtual roots and the server's folders they stand for."""
+    require(caller, "admin")
+    return [s.userdata_mapping_json(m) for m in ry.userdata.mappings()]
+
+
+def put_userdata_mapping(body: s.UserDataMappingBody, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Map a virtual root (``/Scans/``) to a folder of the server (replacing its folder if
+    the root is mapped already)."""
+    require(caller, "admin")
+    return s.userdata_mapping_json(ry.userdata.map(body.root, body.folder, actor=caller.name))
+
+
+def delete_userdata_mapping(root: str, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Remove the mapping of the virtual root ``root`` (the real folder is not touched)."""
+    require(caller, "admin")
+    ry.userdata.unmap(root, actor=caller.name)
+    return {"root": root, "unmapped": True}
+
+
+def create_userdata_token(
+    body: s.UserDataTokenRequest, ry: Ry, caller: Caller
+) -> dict[str, Any]:
+    """A short-lived token for the User Data file calls, allowing only ``scopes``:
+    ``[["list"|"read"|"write", virtual path], ...]``."""
+    require(caller, "admin", "job")
+    text, token = ry.userdata.create_token(body.scopes, issued_to=caller.name)
+    return {
+        "token": text,
+        "expires_at": token.expires_at.isoformat(),
+        "scopes": [[scope.operation, scope.path] for scope in token.scopes],
+    }
+
+
+def list_userdata(ry: Ry, token: UserDataCaller, path: str | None = None) -> dict[str, Any]:
+    """The files and subfolders of a User Data folder (default: the token's one ``list``
+    scope). Needs a User Data token with a ``list`` scope."""
+    return s.userdata_listing_json(ry.userdata.list_folder(token, path))
+
+
+def read_userdata_file(path: str, ry: Ry, token: UserDataCaller) -> FileResponse:
+    """A User Data file, streamed; its SHA-256 in the ``X-Runyard-SHA256`` header. Needs a
+    User Data token with a ``read`` scope."""
+    real, _, sha256 = ry.userdata.open_read(token, path)
+    return FileResponse(
+        real,
+        filename=real.name,
+        media_type="application/octet-stream",
+        headers={"x-runyard-sha256": sha256},
+    )
+
+
+async def write_userdata_file(
+    request: Request,
+    path: str,
+    ry: Ry,
+    token: UserDataCaller,
+    size: int | None = None,
+    sha256: str | None = None,
+) -> dict[str, Any]:
+    """Write a User Data file (the request body, streamed); ``size`` and ``sha256`` are
+    checked when given, and the file appears only once it is whole. Needs a User Data token
+    with a ``write`` scope."""
+    upload = await run_in_threadpool(
+        ry.userdata.begin_write, token, path, size=size, sha256=sha256
+    )
+    try:
+        async for chunk in request.stream():
+            upload.write(chunk)
+    except BaseException:
+        upload.discard()
+        raise
+    written = await run_in_threadpool(
+        ry.userdata.commit_write, upload, expected_size=size, expected_sha256=sha256
+    )
+    return {"path": path} | s.userdata_file_json(written) | {"sha256": upload.digest.hexdigest()}
 
 
 # -- the worker protocol ----------------------------------------------------------------------

@@ -7,7 +7,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from runyard.models import Job, Lease, TaskType, Worker, Workflow
+from runyard.models import (
+    Job,
+    Lease,
+    TaskType,
+    UserDataFile,
+    UserDataListing,
+    UserDataMapping,
+    Worker,
+    Workflow,
+)
 from runyard.store.task_types import interface_to_json
 from runyard.store.workflows import source_to_json as source_json
 
@@ -114,6 +123,18 @@ class WorkerTokenRequest(Body):
     name: str = Field(min_length=1, max_length=200)
 
 
+class UserDataMappingBody(Body):
+    root: str = Field(description="The virtual root, a folder path like /Scans/.")
+    folder: str = Field(description="The real folder on the server (an absolute path).")
+
+
+class UserDataTokenRequest(Body):
+    scopes: list[list[str]] = Field(
+        max_length=1000,
+        description='[["list"|"read"|"write", virtual path], ...]',
+    )
+
+
 def job_json(job: Job) -> dict[str, Any]:
     data = asdict(job)
     for key in ("created_at", "started_at", "finished_at"):
@@ -160,4 +181,24 @@ def worker_json(worker: Worker) -> dict[str, Any]:
         "max_jobs": worker.max_jobs,
         "version": worker.version,
         "last_seen": worker.last_seen.isoformat() if worker.last_seen else None,
+    }
+
+
+def userdata_mapping_json(mapping: UserDataMapping) -> dict[str, Any]:
+    return {
+        "root": mapping.root,
+        "folder": mapping.folder,
+        "created_at": mapping.created_at.isoformat() if mapping.created_at else None,
+    }
+
+
+def userdata_file_json(item: UserDataFile) -> dict[str, Any]:
+    return {"name": item.name, "size": item.size, "mtime": item.mtime.isoformat()}
+
+
+def userdata_listing_json(listing: UserDataListing) -> dict[str, Any]:
+    return {
+        "path": listing.path,
+        "files": [userdata_file_json(f) for f in listing.files],
+        "folders": [{"name": f.name, "virtual_name": f.virtual_name} for f in listing.folders],
     }

@@ -201,6 +201,14 @@ tokens = Table(
     Column("revoked_at", Timestamp(), nullable=True),
 )
 
+userdata_mappings = Table(
+    "userdata_mappings",
+    metadata,
+    Column("root", String(500), primary_key=True),  # a virtual folder path: /Scans/
+    Column("folder", Text, nullable=False),  # the real folder on the server: /data/scans
+    Column("created_at", Timestamp(), nullable=False),
+)
+
 activity_log = Table(
     "activity_log",
     metadata,

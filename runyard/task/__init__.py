@@ -17,7 +17,8 @@ outcome to the server under the job's lease. A script that ends without calling 
 Done with no outputs if it exits with status 0, and Failed otherwise.
 
 Virtual paths of User Data (``/Scans/2026/scan.aim``) are built and checked with
-``runyard.task.virtualpath``. The XamFlow modules (``xfworkerutil``, ...) are facades over
+``runyard.task.virtualpath``; its files are listed, read and written with
+``runyard.task.userdata``. The XamFlow modules (``xfworkerutil``, ...) are facades over
 this library: see ``runyard.compat``.
 """
 
@@ -70,8 +71,9 @@ class CurrentJob:
         return Client(self.server, self.token)
 
     def download(self, file: dict[str, Any], target_dir: Path | None = None) -> Path:
-        """Fetch a file input (a ``ForeignFile`` value) into the working folder (or
-        ``target_dir``); its local path. The checksum is verified."""
+        """Fetch a file input (a ``ForeignFile`` value of the file store, or of User Data:
+        ``{"source": "userdata", "virtualpath": ..., "filename": ...}``) into the working
+        folder (or ``target_dir``); its local path. The checksum is verified."""
         if not isinstance(file, dict) or "source" not in file:
             raise TaskError(
                 f"download needs a file value like {{'type': 'ForeignFile', 'source': "
@@ -84,9 +86,15 @@ class CurrentJob:
             folder = Path(target_dir) if target_dir is not None else self.working_dir
             folder.mkdir(parents=True, exist_ok=True)
             return self.client().download(file_id, folder / _local_name(file, file_id))
+        if file["source"] == "userdata":
+            from runyard.task import userdata
+
+            folder = Path(target_dir) if target_dir is not None else self.working_dir
+            folder.mkdir(parents=True, exist_ok=True)
+            return userdata.download(self, file, folder)
         raise TaskError(
             f"files from source {file['source']!r} cannot be downloaded by this Runyard "
-            "version; supported: 'filestore'"
+            "version; supported: 'filestore', 'userdata'"
         )
 
     def upload(

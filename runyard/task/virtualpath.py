@@ -3,8 +3,8 @@
 A virtual path starts with ``/`` and uses ``/`` between names; a folder's path ends in ``/``
 (``/Scans/2026/``), a file's does not (``/Scans/2026/scan.aim``). These functions are pure: they
 build and take apart paths, and refuse anything that could leave a folder (``..``, ``.``, also
-percent-encoded), backslashes, NUL characters and empty names, with a ``ValueError`` that says
-what is wrong. The server checks again before it touches a file.
+percent-encoded, once or several times), backslashes, NUL characters and empty names, with a
+``ValueError`` that says what is wrong. The server checks again before it touches a file.
 """
 
 from __future__ import annotations
@@ -35,9 +35,20 @@ def _name_problem(name: str) -> str | None:
         return "contains a backslash (virtual paths use '/')"
     if "\0" in name:
         return "contains a NUL character"
-    if unquote(name) in (".", ".."):
+    decoded = _fully_unquoted(name)
+    if decoded in (".", ".."):
         return "is '.' or '..' (virtual paths cannot leave a folder)"
+    if decoded != name and any(c in decoded for c in "/\\\0"):
+        return "contains a percent-encoded '/', backslash or NUL"
     return None
+
+
+def _fully_unquoted(name: str) -> str:
+    """``name`` percent-decoded until nothing changes: ``%252e`` -> ``%2e`` -> ``.`` (each
+    round that changes it makes it shorter, so this ends)."""
+    while (decoded := unquote(name)) != name:
+        name = decoded
+    return name
 
 
 def check_name(name: str, what: str = "name") -> str:

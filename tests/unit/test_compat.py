@@ -31,6 +31,11 @@ def test_virtual_paths_join_and_split() -> None:
     [
         ("/Scans/", "..", "'.' or '..'"),
         ("/Scans/", "%2e%2E", "'.' or '..'"),
+        ("/Scans/", "%252e%252e", "'.' or '..'"),
+        ("/Scans/", "%25252E.", "'.' or '..'"),
+        ("/Scans/", "..%2f..", "percent-encoded '/'"),
+        ("/Scans/", "a%5Cb", "percent-encoded '/', backslash"),
+        ("/Scans/", "a%00", "percent-encoded '/', backslash or NUL"),
         ("/Scans/", ".", "'.' or '..'"),
         ("/Scans/", "a/b", "contains '/'"),
         ("/Scans/", "a\\b", "backslash"),
@@ -173,9 +178,7 @@ def test_what_is_not_available_yet_says_so(worker: xfworkerutil.XFWorkerJob) -> 
         lambda: worker.get_existing_job_sort_orders(None),  # type: ignore[arg-type]
         lambda: worker.get_omni_image({}),
         lambda: worker.upload_omni_output(None),
-        lambda: xfworkerutil.get_xf_userdata_token(None, [("list", "/")]),  # type: ignore[arg-type]
         lambda: xfworkerutil.update_xf_job(None, {}, state="Done"),  # type: ignore[arg-type]
-        lambda: network.list_files_and_folders_on_filestorage("token"),
         lambda: omni.Image.load("x.omni"),
         lambda: omni.import_from_aim("x.aim", load_pixels=False),
         lambda: omni.import_from_isq("x.isq", load_pixels=False),
