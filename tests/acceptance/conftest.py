@@ -1,20 +1,53 @@
-"""The real ``runyard`` command as subprocesses: a server with its local worker, and the CLI."""
+"""The real ``runyard`` command as subprocesses: a server (alone or with its local worker),
+workers with their own data directories, and the CLI."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 RUNYARD = [sys.executable, "-m", "runyard"]
+
+T = TypeVar("T")
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without its ``RUNYARD_*`` variables, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
+    return env | dict(extra or {})
+
+
+def wait_for(
+    condition: Callable[[], T | None],
+    what: str,
+    *,
+    timeout: float = 30,
+    interval: float = 0.05,
+    alive: subprocess.Popen[str] | None = None,
+) -> T:
+    """Poll ``condition`` until it returns something other than None/False; fail after
+    ``timeout`` seconds, or at once if the process ``alive`` has exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value is not None and value is not False:
+            return value
+        if alive is not None and alive.poll() is not None:
+            raise AssertionError(f"{what}: the process exited with status {alive.returncode}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(interval)
 
 
 @dataclass
@@ -24,8 +57,16 @@ class Installation:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
-        return env | {"RUNYARD_DATA_DIR": str(self.data_dir)}
+        return clean_env({"RUNYARD_DATA_DIR": str(self.data_dir)})
+
+    @property
+    def url(self) -> str:
+        url: str = json.loads((self.data_dir / "server.json").read_text())["url"]
+        return url
+
+    @property
+    def admin_token(self) -> str:
+        return (self.data_dir / "admin-token").read_text().strip()
 
     def cli(
         self, *args: str, check: bool = True, timeout: float = 120
@@ -43,24 +84,56 @@ class Installation:
         data: dict[str, Any] = json.loads(self.cli("status", workflow, "--json", *extra).stdout)
         return data
 
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the HTTP API as the admin; the decoded JSON answer (errors fail the test)."""
+        response = httpx.request(
+            method,
+            self.url + path,
+            json=body,
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+            timeout=30,
+        )
+        if response.status_code >= 400:
+            raise AssertionError(f"{method} {path}: {response.status_code} {response.text}")
+        return response.json()
+
+    def job(self, serial: int) -> dict[str, Any]:
+        """The job's JSON, as ``GET /api/jobs/{serial}`` returns it."""
+        data: dict[str, Any] = self.api("GET", f"/api/jobs/{serial}")
+        return data
+
+
+def _start(
+    data_dir: Path, command: list[str], log_name: str, env: Mapping[str, str] | None
+) -> Installation:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / log_name
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            command, env=clean_env(env), stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+    try:
+        wait_for(
+            lambda: (data_dir / "server.json").exists(),
+            f"runyard {command[3]} starting",
+            timeout=60,
+            alive=process,
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}:\n{log_path.read_text()}") from None
+    return Installation(data_dir=data_dir, process=process)
+
 
 def start_up(data_dir: Path, *extra: str) -> Installation:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
-    with open(data_dir / "up.log", "w") as log:
-        process = subprocess.Popen(
-            [*RUNYARD, "up", "--data-dir", str(data_dir), "--port", "0", *extra],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    deadline = time.monotonic() + 60
-    while not (data_dir / "server.json").exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError("runyard up did not start:\n" + (data_dir / "up.log").read_text())
-        time.sleep(0.05)
-    return Installation(data_dir=data_dir, process=process)
+    """``runyard up``: the server and its local worker."""
+    command = [*RUNYARD, "up", "--data-dir", str(data_dir), "--port", "0", *extra]
+    return _start(data_dir, command, "up.log", None)
+
+
+def start_server(data_dir: Path, *extra: str, env: Mapping[str, str] | None = None) -> Installation:
+    """``runyard server`` alone: jobs wait for workers started with ``start_worker``."""
+    command = [*RUNYARD, "server", "--data-dir", str(data_dir), "--port", "0", *extra]
+    return _start(data_dir, command, "server.log", env)
 
 
 def stop(installation: Installation) -> None:
@@ -70,6 +143,64 @@ def stop(installation: Installation) -> None:
     except subprocess.TimeoutExpired:
         installation.process.kill()
         installation.process.wait()
+
+
+@dataclass
+class Worker:
+    """A ``runyard worker`` process with its own data directory; its output in ``log_path``."""
+
+    name: str
+    data_dir: Path
+    process: subprocess.Popen[str]
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "worker.log"
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def signal(self, signum: signal.Signals) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 30) -> int:
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"worker {self.name} still running after {timeout} s:\n{self.log()}"
+            ) from None
+
+    def kill(self) -> None:
+        """``kill -9`` (a stopped process dies too), and reap it."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+def start_worker(server: Installation, name: str, data_dir: Path, *extra: str) -> Worker:
+    """``runyard worker`` named ``name`` on ``server``'s URL with a new worker token, keeping
+    its files in ``data_dir`` (not the server's)."""
+    token = server.cli("token", "create-worker", name).stdout.strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        *RUNYARD,
+        "worker",
+        "--server",
+        server.url,
+        "--token",
+        token,
+        "--data-dir",
+        str(data_dir),
+        "--name",
+        name,
+        *extra,
+    ]
+    with open(data_dir / "worker.log", "w") as log:
+        process = subprocess.Popen(
+            command, env=clean_env(), stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+    return Worker(name=name, data_dir=data_dir, process=process)
 
 
 @pytest.fixture
