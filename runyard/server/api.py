@@ -360,19 +360,30 @@ def register_worker(body: s.WorkerRegistration, ry: Ry, caller: Caller) -> dict[
     return s.worker_json(worker)
 
 
-def claim_jobs(body: s.ClaimRequest, ry: Ry, caller: Caller) -> list[dict[str, Any]]:
-    """Claim up to ``max`` jobs; wait up to ``wait`` seconds for one (long poll)."""
+async def claim_jobs(
+    body: s.ClaimRequest, request: Request, ry: Ry, caller: Caller
+) -> list[dict[str, Any]]:
+    """Claim up to ``max`` jobs; wait up to ``wait`` seconds for one (long poll). A worker
+    that went away while waiting gets nothing: jobs claimed for it are given back at once."""
     require(caller, "admin", "worker")
-    worker = ry.workers.get(body.worker)
+    worker = await run_in_threadpool(ry.workers.get, body.worker)
     deadline = time.monotonic() + body.wait
     while True:
         seen = ry.changed.version
-        claimed = ry.leases.claim(worker.id, list(worker.provides), body.max)
+        if await request.is_disconnected():
+            return []
+        claimed = await run_in_threadpool(
+            ry.leases.claim, worker.id, list(worker.provides), body.max
+        )
         remaining = deadline - time.monotonic()
         if claimed or remaining <= 0 or body.max == 0 or ry.changed.closed:
             break
-        ry.changed.wait(seen, min(remaining, 1.0))
-    return _claimed_json(ry, claimed)
+        await run_in_threadpool(ry.changed.wait, seen, min(remaining, 0.5))
+    if await request.is_disconnected():
+        for job, lease in claimed:
+            await run_in_threadpool(ry.leases.release, job.serial, lease.lease_id)
+        return []
+    return await run_in_threadpool(_claimed_json, ry, claimed)
 
 
 def _claimed_json(ry: Runyard, claimed: list[tuple[Job, Lease]]) -> list[dict[str, Any]]:

@@ -141,13 +141,15 @@ def started_script(worker: Worker, serial: int) -> int:
 
 
 def _sleep_script_alive(pid: int) -> bool:
+    """Whether the job script ``pid`` still runs (a job process, forked or not, runs in its
+    job's working folder ``.../jobs/job-SERIAL-...``)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
     state = stat.rpartition(")")[2].split()[0]
-    return state not in ("Z", "X") and b"Test.Sleep" in command
+    return state not in ("Z", "X") and "/jobs/job-" in cwd
 
 
 def test_a_worker_with_its_own_data_directory_runs_jobs_through_the_servers_url(
@@ -220,6 +222,30 @@ def test_a_killed_script_fails_its_job_with_the_signal_name(lab: Lab) -> None:
     job = lab.wait_job(serial, lambda j: j["state"] in FINISHED, "finishing")
     assert (job["state"], job["attempt"]) == ("Failed", 1)
     assert "SIGKILL" in job["error"]
+
+
+def test_the_working_folder_of_a_failed_job_is_kept_and_shown_in_the_job(lab: Lab) -> None:
+    lab.new_run("Sleepy", 60, "long")
+    (serial,) = lab.serials("Sleepy", "Sleep")
+    worker = lab.worker("w")
+    os.kill(started_script(worker, serial), signal.SIGKILL)
+    job = lab.wait_job(serial, lambda j: j["state"] in FINISHED, "finishing")
+    workdir = Path(job["workdir"])
+    assert workdir.is_relative_to(worker.data_dir) and str(workdir) in job["error"]
+    assert (workdir / "pid.json").is_file()
+    assert "sleeping 60 s" in (workdir / "job.log").read_text()
+
+
+def test_aborting_a_running_job_kills_its_script_within_seconds(lab: Lab) -> None:
+    lab.new_run("Sleepy", 60, "long")
+    (serial,) = lab.serials("Sleepy", "Sleep")
+    worker = lab.worker("w")
+    pid = started_script(worker, serial)
+    lab.server.api("POST", f"/api/jobs/{serial}/state", {"state": "Aborted"})
+    wait_for(lambda: not _sleep_script_alive(pid), "the script to be killed", timeout=10)
+    job = lab.server.job(serial)
+    assert job["state"] == "Aborted"
+    assert worker.process.poll() is None, "the worker goes on"
 
 
 def test_sigterm_lets_a_worker_finish_its_running_jobs_and_another_does_the_rest(
