@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runyard.operations.auth import AuthManager, Principal
-from runyard.operations.base import Clock, Notifier, utcnow
+from runyard.operations.base import Clock, Notifier, TaskLists, utcnow
 from runyard.operations.files import FileManager
 from runyard.operations.jobs import JobManager
 from runyard.operations.leases import LeaseManager
@@ -28,15 +28,18 @@ class Runyard:
         self.store = store or Store(settings.effective_database_url)
         self.changed = Notifier()
         args = (self.store, settings)
-        changed = self.changed
-        self.auth = AuthManager(*args, now=now, changed=changed)
-        self.files = FileManager(*args, now=now, changed=changed)
-        self.jobs = JobManager(*args, now=now, changed=changed)
-        self.leases = LeaseManager(*args, now=now, changed=changed)
-        self.task_types = TaskTypeManager(*args, now=now, changed=changed)
-        self.userdata = UserDataManager(*args, secret=self.auth.secret, now=now, changed=changed)
-        self.workers = WorkerManager(*args, now=now, changed=changed)
-        self.workflows = WorkflowManager(*args, now=now, changed=changed)
+        # What every manager shares: the clock, the notifier of claims, the task lists.
+        shared: dict[str, Any] = {"now": now, "changed": self.changed, "task_lists": TaskLists()}
+        self.auth = AuthManager(*args, **shared)
+        self.files = FileManager(*args, **shared)
+        self.jobs = JobManager(*args, **shared)
+        self.leases = LeaseManager(*args, **shared)
+        self.task_types = TaskTypeManager(*args, **shared)
+        self.userdata = UserDataManager(
+            *args, secret=self.auth.secret, now=now, changed=self.changed
+        )
+        self.workers = WorkerManager(*args, **shared)
+        self.workflows = WorkflowManager(*args, **shared)
 
     def open(self) -> Runyard:
         """Create the data directory and bring the database schema up to date."""

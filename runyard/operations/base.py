@@ -47,6 +47,27 @@ class Notifier:
             self._condition.wait_for(lambda: self.version != seen or self.closed, timeout)
 
 
+class TaskLists:
+    """The task lists of workflows, read once per ``tasks_version`` (every change to a
+    workflow's tasks raises it, in any server process sharing the database)."""
+
+    def __init__(self) -> None:
+        self._lists: dict[int, tuple[int, list[Task]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, conn: Connection, workflow_id: int) -> list[Task]:
+        version = workflow_rows.tasks_version(conn, workflow_id)
+        with self._lock:
+            cached = self._lists.get(workflow_id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        tasks = workflow_rows.list_tasks(conn, workflow_id)
+        if version is not None:
+            with self._lock:
+                self._lists[workflow_id] = (version, tasks)
+        return tasks
+
+
 class Operations:
     def __init__(
         self,
@@ -55,11 +76,17 @@ class Operations:
         *,
         now: Clock = utcnow,
         changed: Notifier | None = None,
+        task_lists: TaskLists | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.now = now
         self.changed = changed or Notifier()
+        self.task_lists = task_lists or TaskLists()
+
+    def _tasks(self, conn: Connection, workflow_id: int) -> list[Task]:
+        """The workflow's tasks in order (cached; never modify the list)."""
+        return self.task_lists.get(conn, workflow_id)
 
     @contextmanager
     def _write_and_notify(self) -> Iterator[Connection]:

@@ -56,7 +56,7 @@ class JobManager(Operations):
                     f"workflow {workflow.name!r} is Obsolete; start it again to add runs",
                     workflow=workflow.name,
                 )
-            tasks = workflow_rows.list_tasks(conn, workflow.id)
+            tasks = self._tasks(conn, workflow.id)
             task = self._task(tasks, task_name, workflow)
             if not task.is_source:
                 upstream = ", ".join(sorted(task.upstream_names()))
@@ -210,7 +210,7 @@ class JobManager(Operations):
         updated = job_rows.get_job(conn, serial)
         assert updated is not None
         if target == JobState.DONE:
-            tasks = workflow_rows.list_tasks(conn, job.workflow_id)
+            tasks = self._tasks(conn, job.workflow_id)
             self._create_followers(conn, updated, tasks)
         return updated
 
@@ -289,7 +289,7 @@ class JobManager(Operations):
             run_rows.lock_run(conn, job.run_id)
             workflow = workflow_rows.get_workflow(conn, id=job.workflow_id)
             assert workflow is not None
-            tasks = workflow_rows.list_tasks(conn, workflow.id)
+            tasks = self._tasks(conn, workflow.id)
             by_id = {t.id: t for t in tasks}
             task = by_id[job.task_id]
             live = job_rows.live_jobs_in_run(conn, job.run_id)

@@ -23,8 +23,13 @@ from runyard.validation import check_outputs
 
 class LeaseManager(JobManager):
     def claim(self, worker_id: int, provides: list[str], limit: int) -> list[tuple[Job, Lease]]:
-        with self.store.write() as conn:
+        """Claim up to ``limit`` jobs that a worker providing ``provides`` can run."""
+        # Look first without the write lock: most claims of a waiting worker find nothing.
+        with self.store.read() as conn:
             ids = task_type_rows.ids_runnable_with(conn, provides)
+            if limit <= 0 or not job_rows.any_claimable(conn, ids):
+                return []
+        with self.store.write() as conn:
             return job_rows.claim(
                 conn,
                 task_type_ids=ids,

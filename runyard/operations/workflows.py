@@ -56,7 +56,7 @@ class WorkflowManager(Operations):
     def export_package(self, name: str) -> bytes:
         with self.store.read() as conn:
             workflow = self._workflow(conn, name)
-            tasks = workflow_rows.list_tasks(conn, workflow.id)
+            tasks = self._tasks(conn, workflow.id)
         return workflow_package_bytes(
             workflow.name,
             "1.0.0.0",
@@ -67,7 +67,7 @@ class WorkflowManager(Operations):
     def get(self, name: str) -> tuple[Workflow, list[Task]]:
         with self.store.read() as conn:
             workflow = self._workflow(conn, name)
-            return workflow, workflow_rows.list_tasks(conn, workflow.id)
+            return workflow, self._tasks(conn, workflow.id)
 
     def list_all(self) -> list[dict[str, Any]]:
         """Every workflow with the count of its live jobs by state."""
@@ -134,7 +134,7 @@ class WorkflowManager(Operations):
         """The runs x tasks table: every run with its live job per task."""
         with self.store.read() as conn:
             workflow = self._workflow(conn, name)
-            tasks = workflow_rows.list_tasks(conn, workflow.id)
+            tasks = self._tasks(conn, workflow.id)
             runs = run_rows.list_runs(conn, workflow.id)
             jobs = job_rows.jobs_of_workflow(conn, workflow.id)
         task_names = {t.id: t.name for t in tasks}

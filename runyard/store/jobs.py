@@ -115,6 +115,32 @@ def set_state(
     return result.rowcount == 1
 
 
+def _claimable(task_type_ids: list[int]) -> Any:
+    """Queued jobs of these task types that may start now, in claim order."""
+    priority_rank = case(
+        {p.value: rank for p, rank in CLAIMABLE_PRIORITY_RANK.items()}, value=runs.c.priority
+    )
+    return (
+        select(jobs.c.serial)
+        .join(runs, runs.c.id == jobs.c.run_id)
+        .join(workflows, workflows.c.id == jobs.c.workflow_id)
+        .where(
+            jobs.c.state == JobState.QUEUED.value,
+            jobs.c.task_type_id.in_(task_type_ids),
+            runs.c.priority.in_([p.value for p in CLAIMABLE_PRIORITY_RANK]),
+            runs.c.obsolete.is_(False),
+            workflows.c.state == "Started",
+        )
+        .order_by(priority_rank, runs.c.sort_order, jobs.c.serial)
+    )
+
+
+def any_claimable(conn: Connection, task_type_ids: list[int]) -> bool:
+    if not task_type_ids:
+        return False
+    return conn.execute(_claimable(task_type_ids).limit(1)).first() is not None
+
+
 def claim(
     conn: Connection,
     *,
@@ -127,24 +153,7 @@ def claim(
     """Claim up to ``limit`` Queued jobs atomically, in priority, run sort order, serial."""
     if limit <= 0 or not task_type_ids:
         return []
-    priority_rank = case(
-        {p.value: rank for p, rank in CLAIMABLE_PRIORITY_RANK.items()}, value=runs.c.priority
-    )
-    candidates = (
-        select(jobs.c.serial)
-        .join(runs, runs.c.id == jobs.c.run_id)
-        .join(workflows, workflows.c.id == jobs.c.workflow_id)
-        .where(
-            jobs.c.state == JobState.QUEUED.value,
-            jobs.c.task_type_id.in_(task_type_ids),
-            runs.c.priority.in_([p.value for p in CLAIMABLE_PRIORITY_RANK]),
-            runs.c.obsolete.is_(False),
-            workflows.c.state == "Started",
-        )
-        .order_by(priority_rank, runs.c.sort_order, jobs.c.serial)
-        .limit(limit)
-        .with_for_update(of=jobs, skip_locked=True)
-    )
+    candidates = _claimable(task_type_ids).limit(limit).with_for_update(of=jobs, skip_locked=True)
     expires = now + timedelta(seconds=lease_seconds)
     claimed = []
     for serial in conn.execute(candidates).scalars().all():

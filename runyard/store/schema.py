@@ -91,6 +91,8 @@ workflows = Table(
     Column("remarks", Text, nullable=False, default=""),
     Column("created_at", Timestamp(), nullable=False),
     Column("updated_at", Timestamp(), nullable=False),
+    # Raised by every change to the workflow's tasks: servers cache the task list by it.
+    Column("tasks_version", Integer, nullable=False, default=0, server_default="0"),
 )
 
 tasks = Table(

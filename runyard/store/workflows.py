@@ -117,7 +117,24 @@ def insert_task(
     )
     key = result.inserted_primary_key
     assert key is not None
+    bump_tasks_version(conn, workflow_id)
     return int(key[0])
+
+
+def bump_tasks_version(conn: Connection, workflow_id: int) -> None:
+    """Every statement that changes a workflow's tasks calls this (task list caches)."""
+    conn.execute(
+        update(workflows)
+        .where(workflows.c.id == workflow_id)
+        .values(tasks_version=workflows.c.tasks_version + 1)
+    )
+
+
+def tasks_version(conn: Connection, workflow_id: int) -> int | None:
+    value = conn.execute(
+        select(workflows.c.tasks_version).where(workflows.c.id == workflow_id)
+    ).scalar()
+    return None if value is None else int(value)
 
 
 def list_tasks(conn: Connection, workflow_id: int) -> list[Task]:

@@ -162,13 +162,16 @@ class Worker:
     def _claim_loop(self) -> None:
         while not self.stopping.is_set():
             with self._changed:
+                # While results are waiting or being reported, that report claims.
                 self._changed.wait_for(
-                    lambda: self.stopping.is_set() or (self._room() > 0 and not self.results),
+                    lambda: self.stopping.is_set()
+                    or (self._room() > 0 and not self.results and not self._reports_in_flight),
                     timeout=1.0,
                 )
                 room = self._room()
                 idle = not self.held and not self.results
-            if room <= 0 or self.stopping.is_set():
+                reporting = bool(self.results or self._reports_in_flight)
+            if room <= 0 or reporting or self.stopping.is_set():
                 continue
             if self.config.burst:
                 wait = 0.0 if idle else 0.2  # followers of running jobs may come
