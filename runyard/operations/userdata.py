@@ -112,10 +112,10 @@ class UserDataManager(Operations):
     def unmap(self, root: str, *, actor: str = "system") -> None:
         with self.store.write() as conn:
             if not userdata_rows.delete_mapping(conn, root):
+                mapped = [m.root for m in userdata_rows.list_mappings(conn)]
                 raise NotFound(
-                    f"{root!r} is not a mapped User Data root; "
-                    f"mapped: {', '.join(m.root for m in userdata_rows.list_mappings(conn))}"
-                    " (see 'runyard userdata list')",
+                    f"{root!r} is not a mapped User Data root; mapped: "
+                    f"{', '.join(mapped) or '(none)'} (see 'runyard userdata list')",
                     root=root,
                 )
             self._log(conn, actor, "userdata.unmap", f"User Data {root} unmapped")
@@ -181,7 +181,7 @@ class UserDataManager(Operations):
 
     def list_folder(self, token: UserDataToken, path: str | None = None) -> UserDataListing:
         """The files and subfolders of the folder ``path`` (default: the token's one ``list``
-        scope). Entries that cannot be named by a virtual path, symbolic links that lead
+        scope). Entries that cannot be named by a virtual path, symbolic links to folders or
         out of the root, and writes in progress are left out."""
         if path is None:
             listable = [s.path for s in token.scopes if s.operation == "list"]
@@ -382,8 +382,9 @@ def _listed(entry: os.DirEntry[str], real_root: Path) -> UserDataFile | UserData
     except InvalidVirtualPath:
         return None
     try:
-        if entry.is_symlink() and not Path(os.path.realpath(entry.path)).is_relative_to(
-            real_root
+        if entry.is_symlink() and (
+            entry.is_dir()  # as os.walk: a link to a folder could make walkers loop forever
+            or not Path(os.path.realpath(entry.path)).is_relative_to(real_root)
         ):
             return None
         if entry.is_dir():

@@ -71,6 +71,7 @@ def scans(tmp_path: Path) -> Path:
     (root / "s1" / "link-out.txt").symlink_to(outside / "secret.txt")
     (root / "s1" / "dir-out").symlink_to(outside)
     (root / "s1" / "link-in.txt").symlink_to(root / "S2" / "readme.txt")
+    (root / "s1" / "Sub" / "loop").symlink_to(root / "s1")  # a walker must not loop
     return root
 
 
@@ -248,7 +249,7 @@ def test_listing_gives_files_and_folders_sorted_by_name(mapped: Server, scans: P
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["path"] == "/Scans/s1/"
-    # no write in progress, no unnameable name, no symbolic link out of the root
+    # no write in progress, no unnameable name, no symbolic link out of the root or to a folder
     assert [(f["name"], f["size"]) for f in body["files"]] == [
         ("A.AIM", 5),
         ("b.aim", 7),
@@ -448,6 +449,16 @@ def test_symbolic_links_out_of_the_root_are_refused(mapped: Server, scans: Path)
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
     assert (outside / "secret.txt").read_text() == "secret"
     assert read(mapped, token, "/Scans/s1/link-in.txt").content == b"hello"  # inside: fine
+
+
+def test_a_symbolic_link_to_a_folder_inside_is_not_listed_but_can_be_named(
+    mapped: Server,
+) -> None:
+    token = all_scopes(mapped)
+    assert listing(mapped, token, "/Scans/s1/Sub/").json()["folders"] == [
+        {"name": "deep", "virtual_name": "deep/"}
+    ]
+    assert read(mapped, token, "/Scans/s1/Sub/loop/A.AIM").content == b"AIM-1"
 
 
 def test_a_root_folder_that_is_itself_a_symbolic_link_works(
