@@ -80,45 +80,14 @@ class Client:
     def upload(self, source: Path, filename: str | None = None) -> dict[str, Any]:
         """Stream a file to the server's file store; its reference (a ``ForeignFile`` value).
         The server checks size and SHA-256, so a broken transfer is never stored."""
-        size, sha256 = file_digest(source)
-        params = {"filename": filename or source.name, "size": size, "sha256": sha256}
-
-        def chunks() -> Iterator[bytes]:
-            with open(source, "rb") as f:
-                while chunk := f.read(CHUNK_BYTES):
-                    yield chunk
-
-        answer: dict[str, Any] = self.request("POST", "/api/files", content=chunks(), params=params)
+        answer: dict[str, Any] = self.send_file(
+            "POST", "/api/files", source, params={"filename": filename or source.name}
+        )
         return answer
 
     def download(self, file_id: str, target: Path) -> Path:
-        """Stream a file of the file store to ``target``, checking its SHA-256; the file
-        appears under its name only once it is whole."""
-        partial = target.with_name(target.name + ".partial")
-        digest = hashlib.sha256()
-        try:
-            with self._http.stream("GET", f"/api/files/{quote(file_id, safe='')}") as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise _remote_error(response)
-                expected = response.headers.get("x-runyard-sha256")
-                with open(partial, "wb") as f:
-                    for chunk in response.iter_bytes(CHUNK_BYTES):
-                        f.write(chunk)
-                        digest.update(chunk)
-        except httpx.TransportError as exc:
-            partial.unlink(missing_ok=True)
-            raise Unreachable(
-                f"download of file {file_id} from {self.server} broke: {exc}"
-            ) from None
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        if expected and digest.hexdigest() != expected:
-            partial.unlink(missing_ok=True)
-            raise RunyardError(f"download of file {file_id} is corrupt (SHA-256 mismatch)")
-        partial.replace(target)
-        return target
+        """Stream a file of the file store to ``target`` (checked as ``fetch`` does)."""
+        return self.fetch(f"/api/files/{quote(file_id, safe='')}", target)
 
     def send_file(
         self, method: str, path: str, source: Path, *, params: dict[str, Any] | None = None
