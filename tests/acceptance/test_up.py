@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 from pathlib import Path
@@ -96,3 +97,16 @@ def test_a_server_on_a_busy_port_says_so(tmp_path: Path) -> None:
             timeout=60,
         )
     assert result.returncode == 1 and "Address already in use" in result.stderr
+
+
+def test_job_show_log_and_abort_from_the_cli(up: Installation) -> None:
+    up.cli("import", *[str(p) for p in sorted(TASK_TYPES.iterdir())], str(WORKFLOWS / "Linear"))
+    up.cli("workflow", "start", "Linear")
+    up.cli("run", "new", "Linear", "Source", "--outputs", '{"value": 21}', "--name", "r")
+    status = up.status("Linear", "--wait")
+    double = status["runs"][0]["jobs"]["Double"]["serial"]
+    assert up.cli("job", "log", str(double), "--follow").stdout == "doubling 21\n"
+    shown = json.loads(up.cli("job", "show", str(double), "--json").stdout)
+    assert (shown["state"], shown["outputs"]) == ("Done", {"value": 42})
+    refused = up.cli("job", "abort", str(double), check=False)
+    assert refused.returncode == 1 and "cannot go from Done to Aborted" in refused.stderr

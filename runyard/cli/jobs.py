@@ -1,0 +1,91 @@
+"""``runyard job``: show a job, follow its log, abort it."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from runyard.cli import context as ctx
+from runyard.cli.context import DataDir, ServerUrl, Token, console
+
+job_app = typer.Typer(help="Show jobs, follow their logs, abort them.", no_args_is_help=True)
+
+Serial = Annotated[int, typer.Argument(help="The job's serial number.", metavar="SERIAL")]
+FINISHED = ("Done", "Failed", "Aborted", "Obsolete")
+
+
+@job_app.command("show")
+def show(
+    serial: Serial,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Show a job: state, attempt, worker, inputs, outputs, error, timings.
+
+    Example: runyard job show 42
+    """
+    with ctx.client(data_dir, server, token) as client:
+        job: dict[str, Any] = client.get(f"/api/jobs/{serial}")
+    if as_json:
+        console.print_json(json.dumps(job))
+        return
+    fields = ("state", "attempt", "worker", "created_at", "started_at", "finished_at")
+    for key in fields:
+        console.print(f"{key:12} {job.get(key)}", highlight=False, markup=False)
+    for key in ("inputs", "outputs", "progress"):
+        console.print(f"{key:12} {json.dumps(job.get(key))}", highlight=False, markup=False)
+    if job.get("workdir"):
+        console.print(f"{'workdir':12} {job['workdir']}", highlight=False, markup=False)
+    if job.get("error"):
+        console.print(f"error\n{job['error']}", highlight=False, markup=False)
+
+
+@job_app.command("log")
+def log(
+    serial: Serial,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new output until the job ends.")
+    ] = False,
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Print a job's log (what its script wrote to stdout and stderr).
+
+    Example: runyard job log 42 --follow
+    """
+    offset = 0
+    with ctx.client(data_dir, server, token) as client:
+        while True:
+            state = client.get(f"/api/jobs/{serial}")["state"] if follow else None
+            text = client.get(f"/api/jobs/{serial}/log", params={"offset": offset})
+            chunk = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+            offset += len(chunk)
+            if not follow or state in FINISHED:
+                return
+            time.sleep(1.0)
+
+
+@job_app.command("abort")
+def abort(
+    serial: Serial,
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Abort a job: its script is killed on the worker (within about a second).
+
+    Example: runyard job abort 42
+    """
+    with ctx.client(data_dir, server, token) as client:
+        job = client.post(f"/api/jobs/{serial}/state", {"state": "Aborted"})
+    console.print(f"job {serial}: {job['state']}")
