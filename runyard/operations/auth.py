@@ -11,7 +11,9 @@ import hashlib
 import hmac
 import os
 import secrets
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from runyard.errors import Unauthorized
 from runyard.operations.base import Operations
@@ -34,8 +36,17 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# How long a looked-up admin or worker token is trusted without asking the database again
+# (a revoked token stops working within this time).
+TOKEN_CACHE_SECONDS = 5.0
+
+
 class AuthManager(Operations):
     _secret: bytes | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._known: dict[str, tuple[float, Principal]] = {}  # token hash -> (until, who)
 
     def secret(self) -> bytes:
         if self._secret is None:
@@ -91,12 +102,18 @@ class AuthManager(Operations):
                 "a User Data token is valid only for the User Data file calls "
                 "(/api/userdata/list and /api/userdata/file); use the job or admin token here"
             )
+        key = _hash(token)
+        cached = self._known.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         with self.store.read() as conn:
-            found = worker_rows.find_token(conn, _hash(token))
+            found = worker_rows.find_token(conn, key)
         if found is None:
             raise Unauthorized("the token is not valid (unknown or revoked)")
         kind, name = found
-        return Principal(kind=kind, name=name)
+        principal = Principal(kind=kind, name=name)
+        self._known[key] = (time.monotonic() + TOKEN_CACHE_SECONDS, principal)
+        return principal
 
     def _authenticate_job(self, token: str) -> Principal:
         try:

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from runyard.errors import InvalidInput, NotFound
 from runyard.models import Worker
 from runyard.operations.base import Operations
 from runyard.store import workers as worker_rows
 
+# How long a worker's registration is used without reading it again (another server process
+# sharing the database may have taken a new registration meanwhile).
+WORKER_CACHE_SECONDS = 5.0
+
 
 class WorkerManager(Operations):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._known: dict[str, tuple[float, Worker]] = {}
     def register(
         self, name: str, *, provides: list[str], max_jobs: int, version: str = ""
     ) -> Worker:
@@ -36,13 +46,19 @@ class WorkerManager(Operations):
             )
             worker = worker_rows.get_worker(conn, name)
         assert worker is not None
+        self._known[name] = (time.monotonic() + WORKER_CACHE_SECONDS, worker)
         return worker
 
     def get(self, name: str) -> Worker:
+        """A registered worker (what it provides, its slots), as claims need it."""
+        cached = self._known.get(name)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         with self.store.read() as conn:
             worker = worker_rows.get_worker(conn, name)
         if worker is None:
             raise NotFound(f"no worker named {name!r} has registered", worker=name)
+        self._known[name] = (time.monotonic() + WORKER_CACHE_SECONDS, worker)
         return worker
 
     def list_all(self) -> list[Worker]:
