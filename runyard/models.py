@@ -143,6 +143,18 @@ class Job:
     finished_at: datetime | None = None
     workdir: str = ""  # the working folder kept on the worker after a failure
     progress: dict[str, JSON] | None = None  # {"fraction": 0..1, "message": "..."}
+    spawned_by_job: int | None = None  # the job that spawned this one, if any
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpawnedJob:
+    """What a spawn answers for each job: enough to refer to it and to its run."""
+
+    serial: int
+    run_id: int
+    task_id: int
+    state: str
+    spawned_by_job: int
 
 
 @dataclass(frozen=True, kw_only=True)

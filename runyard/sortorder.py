@@ -23,6 +23,11 @@ def _check(key: str) -> None:
         raise InvalidInput(f"not a sort order key: {key!r}", sort_order=key)
 
 
+def is_key(key: str) -> bool:
+    """Whether ``key`` is a well-formed sort order key."""
+    return bool(key) and len(key) <= 200 and not key.endswith("0") and all(c in DIGITS for c in key)
+
+
 def _encode(value: int, width: int) -> str:
     chars = []
     for _ in range(width):

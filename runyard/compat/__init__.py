@@ -15,7 +15,6 @@ from typing import NoReturn
 
 from runyard.task import TaskError
 
-SPAWNING = "spawning runs, tasks and jobs from a task script is not implemented yet"
 IMAGES = "OMNI, AIM and ISQ images are not implemented yet"
 
 

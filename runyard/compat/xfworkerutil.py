@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NoReturn
-from urllib.parse import quote
 
 from runyard import task as runyard_task
-from runyard.compat import IMAGES, SPAWNING, not_available
+from runyard.compat import IMAGES, not_available
+from runyard.task import spawn
 
 if TYPE_CHECKING:  # imported when first used, as runyard.task does: scripts start faster
     from runyard.client import Client
@@ -84,6 +84,15 @@ class ServerConnection:
 
     client: Client
     job_serial: int
+    jobs: spawn.JobBatch = None  # type: ignore[assignment]  # spawned jobs not sent yet
+
+    def __post_init__(self) -> None:
+        if self.jobs is None:
+            object.__setattr__(self, "jobs", spawn.JobBatch(self.client))
+
+    def close(self) -> None:
+        """Send the jobs not sent yet."""
+        self.jobs.flush()
 
 
 class TemporaryWorkingDirectory:
@@ -206,14 +215,13 @@ class XFWorkerJob:
         from runyard.client import Client
 
         with Client(self._job.server, self._job.token) as client:
-            yield ServerConnection(client=client, job_serial=self._job.serial)
+            connection = ServerConnection(client=client, job_serial=self._job.serial)
+            yield connection
+            connection.close()
 
     def find_xf_task_types(self, connection: ServerConnection, name: str) -> list[dict[str, Any]]:
         """All installed versions of the task type ``name``, newest first (empty if none)."""
-        found: list[dict[str, Any]] = connection.client.get(
-            f"/api/task-types/{quote(name, safe='')}"
-        )
-        return found
+        return spawn.find_task_types(name, client=connection.client)
 
     def spawn_xf_task_basic(
         self,
@@ -223,7 +231,11 @@ class XFWorkerJob:
         spawn_key: str | None = None,
         inputs: Sequence[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        not_available("xfworkerutil.XFWorkerJob.spawn_xf_task_basic", SPAWNING)
+        """The task ``name`` of ``task_type`` in this job's workflow, created unless this
+        job's task spawned one with ``spawn_key`` before (``runyard.task.spawn.spawn_task``)."""
+        return spawn.spawn_task(
+            task_type, name, spawn_key=spawn_key, inputs=inputs or (), client=connection.client
+        )
 
     def spawn_xf_job_basic(
         self,
@@ -236,11 +248,26 @@ class XFWorkerJob:
         metadata: dict[str, Any] | None = None,
         inputs: dict[str, Any] | None = None,
         source_job_serial: int | None = None,
-    ) -> dict[str, Any]:
-        not_available("xfworkerutil.XFWorkerJob.spawn_xf_job_basic", SPAWNING)
+    ) -> Mapping[str, Any]:
+        """A job of ``task``: a new run's source job, or a job in the run of
+        ``source_job_serial``. Jobs are sent in batches: the job answered is a mapping that
+        sends its batch when first read (``job["serial"]``), so what the script reads is
+        the server's. ``runyard.task.spawn.JobBatch``."""
+        return connection.jobs.add(
+            task,
+            outputs=outputs,
+            state=state,
+            sort_order=sort_order,
+            metadata=metadata,
+            inputs=inputs,
+            source_job_serial=source_job_serial,
+        )
 
     def get_existing_job_sort_orders(self, connection: ServerConnection) -> list[str]:
-        not_available("xfworkerutil.XFWorkerJob.get_existing_job_sort_orders", SPAWNING)
+        """The sort orders of the runs of this job's workflow, in order (jobs waiting to be
+        sent are sent first)."""
+        connection.jobs.flush()
+        return spawn.existing_sort_orders(client=connection.client)
 
     def get_omni_image(self, param: dict[str, Any]) -> Any:
         not_available("xfworkerutil.XFWorkerJob.get_omni_image", IMAGES)
@@ -258,10 +285,15 @@ def get_xf_userdata_token(connection: ServerConnection, scopes: Sequence[tuple[s
 
 
 def update_xf_job(
-    connection: ServerConnection, job: dict[str, Any], state: str = "Done"
+    connection: ServerConnection, job: Mapping[str, Any], state: str = "Done"
 ) -> dict[str, Any]:
-    """Change the state of a job this job spawned (e.g. Obsolete -> Done)."""
-    not_available("xfworkerutil.update_xf_job", SPAWNING)
+    """Change the state of a job this job spawned (e.g. Obsolete -> Done, which creates its
+    followers). The jobs waiting to be sent are sent first, so the run is whole by then."""
+    serial = int(job["serial"])
+    connection.jobs.flush()
+    if job.get("state") == state:
+        return dict(job)  # a retried job got its spawned job back, already in that state
+    return spawn.set_job_state(serial, state, client=connection.client)
 
 
 __all__ = [

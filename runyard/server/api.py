@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from runyard.errors import Forbidden, InvalidInput, InvalidPackage
 from runyard.models import Entity, Job, Lease
 from runyard.operations import Principal, Runyard
+from runyard.operations.spawns import JobSpawn
 from runyard.operations.userdata_tokens import UserDataToken
 from runyard.packages import (
     DependencyPackage,
@@ -224,6 +226,61 @@ def change_job_state(serial: int, body: s.JobStateChange, ry: Ry, caller: Caller
 def restart_job(serial: int, ry: Ry, caller: Caller) -> dict[str, Any]:
     require(caller, "admin")
     return s.job_json(ry.jobs.restart_new_job(serial, actor=caller.name))
+
+
+# -- spawning (with the spawning job's token) ------------------------------------------------
+
+
+def _spawner(caller: Principal) -> int:
+    require(caller, "job")
+    assert caller.job_serial is not None
+    return caller.job_serial
+
+
+def spawn_task(body: s.SpawnTask, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Spawn a task in the job's workflow, or answer the one its task spawned before with
+    the same ``spawn_key`` (default: the name)."""
+    task, key = ry.spawns.spawn_task(
+        _spawner(caller),
+        task_type_name=body.task_type.name,
+        task_type_version=body.task_type.version,
+        name=body.name,
+        spawn_key=body.spawn_key,
+        inputs=[i.model_dump() for i in body.inputs],
+    )
+    return s.task_json(task, key)
+
+
+def spawn_jobs(body: s.SpawnJobs, ry: Ry, caller: Caller) -> list[dict[str, Any]]:
+    """Spawn a batch of jobs (at most 10,000) in one transaction: each starts a new run, or
+    joins the run of ``source_job_serial``. Jobs spawned before by this job with the same
+    content are answered as they are (a retried job spawns nothing twice). Answers, per
+    job: ``serial``, ``run_id``, ``task_id``, ``state``, ``spawned_by_job``."""
+    spawns = [
+        JobSpawn(
+            task_id=j.task,
+            outputs=j.outputs,
+            state=j.state,
+            sort_order=j.sort_order,
+            metadata=j.metadata,
+            inputs=j.inputs,
+            source_job_serial=j.source_job_serial,
+        )
+        for j in body.jobs
+    ]
+    return [asdict(job) for job in ry.spawns.spawn_jobs(_spawner(caller), spawns)]
+
+
+def change_spawned_job_state(
+    serial: int, body: s.JobStateChange, ry: Ry, caller: Caller
+) -> dict[str, Any]:
+    """Change the state of a job this job spawned (Obsolete -> Done creates its followers)."""
+    return s.job_json(ry.spawns.set_spawned_state(_spawner(caller), serial, body.state))
+
+
+def spawn_sort_orders(ry: Ry, caller: Caller) -> list[str]:
+    """The sort orders of the runs of the job's workflow, in order."""
+    return ry.spawns.sort_orders(_spawner(caller))
 
 
 # -- the file store ---------------------------------------------------------------------------

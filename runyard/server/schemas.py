@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from runyard.models import (
     Job,
     Lease,
+    Task,
     TaskType,
     UserDataFile,
     UserDataListing,
@@ -119,6 +120,39 @@ class Failure(LeaseBody):
     workdir: str = ""
 
 
+class TaskTypeRef(Body):
+    model_config = ConfigDict(extra="ignore")  # scripts pass what find_task_types gave
+
+    name: str
+    version: str | None = None
+
+
+class SpawnTaskInput(Body):
+    key: str
+    source: dict[str, Any]
+
+
+class SpawnTask(Body):
+    task_type: TaskTypeRef
+    name: str = Field(min_length=1, max_length=200)
+    spawn_key: str | None = Field(default=None, max_length=200)
+    inputs: list[SpawnTaskInput] = Field(default=[], max_length=1000)
+
+
+class SpawnJob(Body):
+    task: int = Field(description="The id of the task (as spawned tasks are answered).")
+    outputs: dict[str, Any] = {}
+    state: str = "Done"
+    sort_order: str | None = None
+    metadata: dict[str, Any] = {}
+    inputs: dict[str, Any] = {}
+    source_job_serial: int | None = None
+
+
+class SpawnJobs(Body):
+    jobs: list[SpawnJob] = Field(max_length=10_000)
+
+
 class WorkerTokenRequest(Body):
     name: str = Field(min_length=1, max_length=200)
 
@@ -140,6 +174,16 @@ def job_json(job: Job) -> dict[str, Any]:
     for key in ("created_at", "started_at", "finished_at"):
         data[key] = data[key].isoformat() if data[key] else None
     return data
+
+
+def task_json(task: Task, spawn_key: str | None = None) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "name": task.name,
+        "task_type": {"name": task.task_type.name, "version": task.task_type.version},
+        "inputs": [{"key": i.key, "source": source_json(i.source)} for i in task.inputs],
+        "spawn_key": spawn_key,
+    }
 
 
 def lease_json(lease: Lease) -> dict[str, Any]:

@@ -37,10 +37,11 @@ def from_row(row: Row[Any]) -> Job:
         finished_at=m["finished_at"],
         workdir=m["workdir"],
         progress=m["progress"],
+        spawned_by_job=m.get("spawned_by_job"),
     )
 
 
-def _select_jobs() -> Any:
+def select_jobs() -> Any:
     # Every column but the log, which can be large and has its own query.
     columns = [c for c in jobs.c if c.name != "log"]
     return select(*columns, workers.c.name.label("worker_name")).outerjoin(
@@ -74,18 +75,18 @@ def insert_job(conn: Connection, *, if_no_live_job: bool = False, **values: Any)
 
 
 def get_job(conn: Connection, serial: int) -> Job | None:
-    row = conn.execute(_select_jobs().where(jobs.c.serial == serial)).first()
+    row = conn.execute(select_jobs().where(jobs.c.serial == serial)).first()
     return from_row(row) if row else None
 
 
 def live_jobs_in_run(conn: Connection, run_id: int) -> list[Job]:
-    rows = conn.execute(_select_jobs().where(jobs.c.run_id == run_id, LIVE))
+    rows = conn.execute(select_jobs().where(jobs.c.run_id == run_id, LIVE))
     return [from_row(r) for r in rows]
 
 
 def jobs_of_workflow(conn: Connection, workflow_id: int) -> list[Job]:
     rows = conn.execute(
-        _select_jobs().where(jobs.c.workflow_id == workflow_id, LIVE).order_by(jobs.c.serial)
+        select_jobs().where(jobs.c.workflow_id == workflow_id, LIVE).order_by(jobs.c.serial)
     )
     return [from_row(r) for r in rows]
 

@@ -168,6 +168,10 @@ jobs = Table(
     Column("finished_at", Timestamp(), nullable=True),
     Column("workdir", Text, nullable=False, default=""),  # kept on the worker after a failure
     Column("progress", JSON, nullable=True),  # {"fraction": 0..1, "message": str}
+    # A spawned job: the job that spawned it, and the key of that spawn (a SHA-256 of what
+    # was spawned), so that a retried spawning job gets its jobs back instead of new ones.
+    Column("spawned_by_job", Integer, nullable=True),
+    Column("spawn_key", String(64), nullable=True),
     # At most one live job per (task, run): retries and races cannot create two.
     Index(
         "uq_jobs_live_task_run",
@@ -177,6 +181,7 @@ jobs = Table(
         sqlite_where=text("state <> 'Obsolete'"),
         postgresql_where=text("state <> 'Obsolete'"),
     ),
+    Index("uq_jobs_spawned_by_job", "spawned_by_job", "spawn_key", unique=True),
     Index("ix_jobs_state", "state", "workflow_id"),
     Index("ix_jobs_run", "run_id"),
 )

@@ -84,3 +84,38 @@ def test_a_script_written_for_xfworkerutil_runs_unmodified(
     bad = run_jobs(status, "bad")
     assert bad["Scale"]["state"] == "Failed" and "Rescale" not in bad
     assert bad["Scale"]["error"].startswith("value must not be negative; got -1")
+
+
+def test_a_script_spawns_runs_through_xfworkerutil_and_their_followers_run(
+    up: Installation,
+) -> None:
+    """tests/fixtures/task_types/XfSpawn spawns as the seed's search script does: 3 runs of
+    2 jobs (the select job Obsolete, the add job in its run, then the select job Done), and a
+    follower task connected to the spawned select task gets one job per run."""
+    up.cli(
+        "import",
+        str(TASK_TYPES / "Source"),
+        str(TASK_TYPES / "Double"),
+        str(TASK_TYPES / "XfSpawn"),
+        str(WORKFLOWS / "Spawner"),
+    )
+    up.cli("workflow", "start", "Spawner")
+    up.cli("run", "new", "Spawner", "Source", "--outputs", '{"value": 3}', "--name", "search")
+    status = up.status("Spawner", "--wait")
+
+    search = run_jobs(status, "search")
+    assert search["Spawn"]["state"] == "Done", search["Spawn"]
+    assert search["Spawn"]["outputs"] == {"spawned": 3}
+    for i in range(3):
+        jobs = run_jobs(status, f"spawned {i}")
+        assert {task: job["state"] for task, job in jobs.items()} == {
+            "Found": "Done",
+            "Added": "Done",
+            "Twice": "Done",
+        }
+        assert jobs["Added"]["outputs"] == {"value": 100 + i}
+        assert jobs["Twice"]["outputs"] == {"value": 2 * (i + 1)}
+    names = [run["name"] for run in status["runs"]]
+    assert names == ["search", "spawned 0", "spawned 1", "spawned 2"]  # in sort order
+    log = call(up, f"/api/jobs/{search['Spawn']['serial']}/log").text
+    assert "INFO: Spawning run for spawned 2" in log

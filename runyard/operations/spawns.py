@@ -1,0 +1,427 @@
+"""Spawning: a running job creates tasks, runs and jobs in its own workflow (SPEC section 4).
+
+Spawning is idempotent per spawning job. A spawned task is keyed by (the spawning job's
+task, spawn key): spawning it again answers the existing task. A spawned job is keyed by
+(the spawning job, a SHA-256 of what was spawned: task, outputs, inputs, metadata without
+the entity's uuid, and the run it joins); spawning it again answers the existing job and
+its run. So a spawning job retried after a crash gets the same tasks, runs and jobs back,
+none twice. Both keys are unique in the database.
+
+A batch of jobs is one transaction: runs, jobs and the followers of the jobs created Done
+are inserted with a few statements per batch, not per job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from runyard.errors import Conflict, Forbidden, InvalidInput, NotFound
+from runyard.models import Entity, Job, SpawnedJob, Task
+from runyard.operations.jobs import JobManager
+from runyard.sortorder import is_key, keys_after
+from runyard.states import JobState, decide_followers
+from runyard.store import runs as run_rows
+from runyard.store import spawns as spawn_rows
+from runyard.store import task_types as task_type_rows
+from runyard.store import workflows as workflow_rows
+from runyard.validation import check_job_inputs, check_outputs, spawned_task_inputs
+
+MAX_JOBS_PER_CALL = 10_000
+SPAWN_STATES = (JobState.DONE, JobState.OBSOLETE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSpawn:
+    """One job to spawn: without ``source_job_serial`` it starts a new run."""
+
+    task_id: int
+    outputs: dict[str, Any] = field(default_factory=dict)
+    state: str = JobState.DONE.value
+    sort_order: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    source_job_serial: int | None = None
+
+
+def job_spawn_key(spawn: JobSpawn) -> str:
+    """What identifies a spawned job among those of its spawning job: not its sort order
+    (a retried search computes new ones) nor its state, nor the entity's uuid (scripts
+    make a fresh uuid each time); everything else."""
+    metadata = dict(spawn.metadata)
+    entity = metadata.get("run_entity")
+    if isinstance(entity, dict):
+        metadata["run_entity"] = {k: v for k, v in entity.items() if k != "uuid"}
+    identity = {
+        "task": spawn.task_id,
+        "outputs": spawn.outputs,
+        "inputs": spawn.inputs,
+        "metadata": metadata,
+        "run": spawn.source_job_serial,
+    }
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class SpawnManager(JobManager):
+    def _spawning_job(self, conn: Connection, serial: int) -> Job:
+        job = spawn_rows.lock_job(conn, serial)
+        if job is None:
+            raise NotFound(f"no job with serial {serial}", serial=serial)
+        if job.state != JobState.RUNNING:
+            raise Conflict(f"job {serial} is {job.state}: only a Running job spawns", serial=serial)
+        return job
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    def spawn_task(
+        self,
+        serial: int,
+        *,
+        task_type_name: str,
+        task_type_version: str | None,
+        name: str,
+        spawn_key: str | None = None,
+        inputs: Sequence[dict[str, Any]] = (),
+    ) -> tuple[Task, str]:
+        """The task spawned by job ``serial``'s task with ``spawn_key`` (default: ``name``):
+        created now in the job's workflow, or the one created before. With its key."""
+        key = spawn_key or name
+        with self._write_and_notify() as conn:
+            spawner = self._spawning_job(conn, serial)
+            workflow_id = spawner.workflow_id
+            tasks = self._tasks(conn, workflow_id)
+            existing = spawn_rows.spawned_task_id(conn, spawner.task_id, key)
+            if existing is None:
+                found = task_type_rows.find(conn, task_type_name, task_type_version)
+                if not found:
+                    which = f"version {task_type_version}" if task_type_version else "any version"
+                    raise NotFound(
+                        f"task type {task_type_name!r} ({which}) is not installed; find the "
+                        "installed versions with find_task_types",
+                        task_type=task_type_name,
+                        version=task_type_version,
+                    )
+                if any(t.name == name for t in tasks):
+                    raise Conflict(
+                        f"the workflow has a task named {name!r} already (not one this task "
+                        f"spawned with key {key!r}); spawn the task with another name",
+                        task=name,
+                    )
+                checked = spawned_task_inputs(found[0], list(inputs), tasks)
+                existing = spawn_rows.insert_spawned_task(
+                    conn,
+                    workflow_id=workflow_id,
+                    name=name,
+                    task_type_id=found[0].id,
+                    inputs=checked,
+                    spawned_by_task_id=spawner.task_id,
+                    spawn_key=key,
+                    now=self.now(),
+                )
+                self._log(
+                    conn,
+                    f"job {serial}",
+                    "task.spawn",
+                    f"job {serial} spawned task {name} ({found[0].name} {found[0].version})",
+                    workflow_id=workflow_id,
+                    job_serial=serial,
+                )
+            # Read past the cache: this transaction may still roll back.
+            task = next(t for t in workflow_rows.list_tasks(conn, workflow_id) if t.id == existing)
+            return task, key
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def spawn_jobs(self, serial: int, spawns: Sequence[JobSpawn]) -> list[SpawnedJob]:
+        """Spawn a batch of jobs from job ``serial`` in one transaction; the jobs, in order
+        (those spawned before with the same key are answered as they are now)."""
+        if len(spawns) > MAX_JOBS_PER_CALL:
+            raise InvalidInput(
+                f"{len(spawns)} jobs in one call; send at most {MAX_JOBS_PER_CALL} per call"
+            )
+        with self._write_and_notify() as conn:
+            spawner = self._spawning_job(conn, serial)
+            tasks = self._tasks(conn, spawner.workflow_id)
+            sources = self._check_spawns(conn, spawner, tasks, spawns)
+            keys = [job_spawn_key(s) for s in spawns]
+            serials = spawn_rows.spawned_jobs(conn, serial, keys)
+            answered = spawn_rows.spawned_job_summaries(conn, list(serials.values()))
+            by_key = {key: answered[s] for key, s in serials.items()}
+            new = [(s, key) for s, key in _first_of_each(spawns, keys) if key not in by_key]
+            if new:
+                created = self._insert(conn, spawner, tasks, sources, new)
+                by_key.update(created)
+                self._log(
+                    conn,
+                    f"job {serial}",
+                    "job.spawn",
+                    f"job {serial} spawned {len(created)} jobs",
+                    workflow_id=spawner.workflow_id,
+                    job_serial=serial,
+                )
+            return [by_key[key] for key in keys]
+
+    def _check_spawns(
+        self, conn: Connection, spawner: Job, tasks: list[Task], spawns: Sequence[JobSpawn]
+    ) -> dict[int, Job]:
+        """Refuse a batch with anything wrong in it (before any change); the source jobs."""
+        by_id = {t.id: t for t in tasks}
+        wanted = {s.source_job_serial for s in spawns if s.source_job_serial is not None}
+        sources = spawn_rows.get_jobs(conn, sorted(wanted))
+        for number, spawn in enumerate(spawns):
+            where = f"jobs[{number}]"
+            task = by_id.get(spawn.task_id)
+            if task is None:
+                raise NotFound(
+                    f"{where}: no task with id {spawn.task_id} in the spawning job's workflow",
+                    task=spawn.task_id,
+                )
+            if spawn.state not in SPAWN_STATES:
+                raise InvalidInput(
+                    f"{where}: a job is spawned Done or Obsolete, not {spawn.state!r}",
+                    state=spawn.state,
+                )
+            problem = check_outputs(task.task_type, spawn.outputs) or check_job_inputs(
+                task.task_type, spawn.inputs
+            )
+            if problem:
+                raise InvalidInput(f"{where}: {problem}", task=task.name)
+            if spawn.sort_order is not None and not is_key(spawn.sort_order):
+                raise InvalidInput(
+                    f"{where}: {spawn.sort_order!r} is not a sort order; make sort orders "
+                    "with get_new_source_job_sort_orders",
+                    sort_order=spawn.sort_order,
+                )
+            _check_metadata(where, spawn.metadata)
+            if spawn.source_job_serial is not None:
+                source = sources.get(spawn.source_job_serial)
+                if source is None or source.workflow_id != spawner.workflow_id:
+                    raise NotFound(
+                        f"{where}: no job with serial {spawn.source_job_serial} in the "
+                        "spawning job's workflow",
+                        serial=spawn.source_job_serial,
+                    )
+        return sources
+
+    def _insert(
+        self,
+        conn: Connection,
+        spawner: Job,
+        tasks: list[Task],
+        sources: dict[int, Job],
+        new: list[tuple[JobSpawn, str]],
+    ) -> dict[str, SpawnedJob]:
+        by_id = {t.id: t for t in tasks}
+        now = self.now()
+        run_of = self._new_runs(conn, spawner.workflow_id, [s for s, _ in new])
+        for spawn, _ in new:
+            if spawn.source_job_serial is not None:
+                run_of[id(spawn)] = sources[spawn.source_job_serial].run_id
+        joined = {run_of[id(s)] for s, _ in new if s.source_job_serial is not None}
+        runs = _RunsInMemory(by_id, spawn_rows.live_jobs_in_runs(conn, sorted(joined)))
+        rows: list[dict[str, Any]] = [
+            {
+                "workflow_id": spawner.workflow_id,
+                "run_id": run_of[id(spawn)],
+                "task_id": spawn.task_id,
+                "task_type_id": by_id[spawn.task_id].task_type.id,
+                "state": spawn.state,
+                "inputs": spawn.inputs,
+                "outputs": spawn.outputs,
+                "metadata": spawn.metadata,
+                "error": "",
+                "log": "",
+                "attempt": 0,
+                "created_at": now,
+                "finished_at": now if spawn.state == JobState.DONE else None,
+                "spawned_by_job": spawner.serial,
+                "spawn_key": key,
+            }
+            for spawn, key in new
+        ]
+        for (spawn, _), row in zip(new, rows, strict=True):
+            runs.add(spawn, row["run_id"])
+        serials = spawn_rows.insert_jobs(conn, rows)
+        followers = []
+        for row in rows:
+            if row["state"] == JobState.DONE:
+                followers.extend(runs.followers(row, tasks, now))
+        spawn_rows.insert_followers(conn, followers)
+        return {
+            key: SpawnedJob(
+                serial=serial,
+                run_id=row["run_id"],
+                task_id=row["task_id"],
+                state=row["state"],
+                spawned_by_job=spawner.serial,
+            )
+            for (_, key), row, serial in zip(new, rows, serials, strict=True)
+        }
+
+    def _new_runs(
+        self, conn: Connection, workflow_id: int, spawns: list[JobSpawn]
+    ) -> dict[int, int]:
+        """Insert a run for each spawn that starts one; id(spawn) -> run id."""
+        starting = [s for s in spawns if s.source_job_serial is None]
+        if not starting:
+            return {}
+        given = [s.sort_order for s in starting if s.sort_order is not None]
+        last = max([*given, run_rows.last_sort_order(conn, workflow_id) or ""]) or None
+        fresh = iter(keys_after(last, sum(1 for s in starting if s.sort_order is None)))
+        entities = [_entity(s.metadata) for s in starting]
+        entity_ids = spawn_rows.entity_ids(conn, [e for e in entities if e is not None])
+        now = self.now()
+        rows = []
+        for spawn, entity in zip(starting, entities, strict=True):
+            sort_order = spawn.sort_order or next(fresh)
+            rows.append(
+                {
+                    "workflow_id": workflow_id,
+                    "name": spawn.metadata.get("run_display_name") or f"Run {sort_order}",
+                    "sort_order": sort_order,
+                    "entity_id": entity_ids[entity.uuid] if entity else None,
+                    "priority": "normal",
+                    "obsolete": False,
+                    "created_at": now,
+                }
+            )
+        ids = spawn_rows.insert_runs(conn, rows)
+        return {id(spawn): run_id for spawn, run_id in zip(starting, ids, strict=True)}
+
+    # -- sort orders and states -------------------------------------------------------------
+
+    def sort_orders(self, serial: int) -> list[str]:
+        """The sort orders of the runs of job ``serial``'s workflow, in order."""
+        with self.store.read() as conn:
+            job = spawn_rows.get_jobs(conn, [serial]).get(serial)
+            if job is None:
+                raise NotFound(f"no job with serial {serial}", serial=serial)
+            return spawn_rows.sort_orders(conn, job.workflow_id)
+
+    def set_spawned_state(self, spawner: int, serial: int, state: str) -> Job:
+        """Change the state of a job that job ``spawner`` spawned (Obsolete -> Done creates
+        its followers then); a job already in ``state`` is answered as it is."""
+        with self.store.read() as conn:
+            job = spawn_rows.get_jobs(conn, [serial]).get(serial)
+        if job is None:
+            raise NotFound(f"no job with serial {serial}", serial=serial)
+        if job.spawned_by_job != spawner:
+            raise Forbidden(
+                f"job {serial} was not spawned by job {spawner}; a job changes the state of "
+                "the jobs it spawned only",
+                serial=serial,
+            )
+        if job.state == state:
+            return job  # already so: a retried spawning job sets it again
+        return self.update_state(serial, state, actor=f"job {spawner}")
+
+
+class _RunsInMemory:
+    """The live jobs of the runs a batch touches, by run: those of the runs it joins (read
+    once) and the ones it spawns; what follower rule needs, without reading them back."""
+
+    def __init__(self, by_id: dict[int, Task], live: list[Job]) -> None:
+        self.by_id = by_id
+        self.live: dict[int, set[str]] = defaultdict(set)
+        self.done: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for job in live:
+            self._record(job.task_id, job.run_id, job.state, job.outputs)
+
+    def _record(self, task_id: int, run_id: int, state: str, outputs: dict[str, Any]) -> None:
+        if state == JobState.OBSOLETE:
+            return
+        name = self.by_id[task_id].name
+        self.live[run_id].add(name)
+        if state == JobState.DONE:
+            self.done[run_id][name] = outputs
+
+    def add(self, spawn: JobSpawn, run_id: int) -> None:
+        """Record a spawned job; refuse a second live job of one task in one run."""
+        name = self.by_id[spawn.task_id].name
+        if spawn.state != JobState.OBSOLETE and name in self.live[run_id]:
+            raise Conflict(
+                f"the run of job {spawn.source_job_serial} has a live job of task {name!r} "
+                "already; a run has one live job per task",
+                task=name,
+                serial=spawn.source_job_serial,
+            )
+        self._record(spawn.task_id, run_id, spawn.state, spawn.outputs)
+
+    def followers(
+        self, row: dict[str, Any], tasks: list[Task], now: datetime
+    ) -> list[dict[str, Any]]:
+        """The rows of the follower jobs of a job spawned Done (SPEC section 2)."""
+        run_id = row["run_id"]
+        plans = decide_followers(
+            self.by_id[row["task_id"]], tasks, self.done[run_id], self.live[run_id]
+        )
+        rows = []
+        for plan in plans:
+            self.live[run_id].add(self.by_id[plan.task_id].name)
+            rows.append(
+                {
+                    "workflow_id": row["workflow_id"],
+                    "run_id": run_id,
+                    "task_id": plan.task_id,
+                    "task_type_id": self.by_id[plan.task_id].task_type.id,
+                    "state": plan.state.value,
+                    "inputs": plan.inputs,
+                    "outputs": {},
+                    "metadata": {},
+                    "error": "",
+                    "log": "",
+                    "attempt": 0,
+                    "created_at": now,
+                }
+            )
+        return rows
+
+
+def _first_of_each(spawns: Sequence[JobSpawn], keys: list[str]) -> list[tuple[JobSpawn, str]]:
+    """Each spawn with its key, a key repeated in the batch only once (the same job)."""
+    seen: set[str] = set()
+    result = []
+    for spawn, key in zip(spawns, keys, strict=True):
+        if key not in seen:
+            seen.add(key)
+            result.append((spawn, key))
+    return result
+
+
+def _entity(metadata: dict[str, Any]) -> Entity | None:
+    value = metadata.get("run_entity")
+    if not isinstance(value, dict):
+        return None
+    return Entity(
+        uuid=str(value["uuid"]), name=str(value["name"]), type=str(value.get("type", "Entity"))
+    )
+
+
+def _check_metadata(where: str, metadata: dict[str, Any]) -> None:
+    for key in ("run_display_name", "display_name"):
+        value = metadata.get(key)
+        if value is not None and not isinstance(value, str):
+            raise InvalidInput(f"{where}: metadata.{key} must be a string", field=key)
+    entity = metadata.get("run_entity")
+    if entity is None:
+        return
+    if (
+        not isinstance(entity, dict)
+        or not isinstance(entity.get("uuid"), str)
+        or not entity["uuid"]
+        or len(entity["uuid"]) > 64
+        or not isinstance(entity.get("name"), str)
+    ):
+        raise InvalidInput(
+            f"{where}: metadata.run_entity must be an Entity value "
+            "{'type': 'Entity', 'uuid': ..., 'name': ...} (create_output_entity makes one)",
+            field="run_entity",
+        )

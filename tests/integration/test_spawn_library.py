@@ -1,0 +1,142 @@
+"""Spawning from a script: ``runyard.task.spawn`` and the ``xfworkerutil`` facade, against
+the in-process server (SQLite and PostgreSQL), as the seed's search script spawns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from runyard import task
+from runyard.client import RemoteError
+from runyard.compat import xfsortorder, xfworkerutil
+from runyard.store.schema import jobs, runs
+from runyard.task import spawn
+from tests.integration.test_task_library import Script, script  # noqa: F401
+
+SELECT = {"name": "Test.Source", "version": "1.0.0.0"}
+
+
+@pytest.fixture
+def run(script: Script) -> Script:  # noqa: F811 (the fixture of test_task_library)
+    """A script running as a job of the Linear workflow, with its job token."""
+    return script
+
+
+def connection(run: Script) -> xfworkerutil.ServerConnection:
+    client = run.job.client()
+    return xfworkerutil.ServerConnection(client=client, job_serial=run.job.serial)
+
+
+def count(run: Script, table: Any) -> int:
+    with run.server.ry.store.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def search(run: Script) -> tuple[list[int], dict[str, Any]]:
+    """The seed script's 'filename' mode: per run a select job created Obsolete, an add job
+    in its run, then the select job set Done; a follower task takes the select output."""
+    worker = xfworkerutil.XFWorkerJob()
+    conn = connection(run)
+    select_type, *_ = worker.find_xf_task_types(conn, "Test.Source")
+    select_task = worker.spawn_xf_task_basic(conn, select_type, "A", spawn_key="A", inputs=[])
+    add_task = worker.spawn_xf_task_basic(conn, select_type, "B", spawn_key="B")
+    follower = spawn.spawn_task(
+        "Test.Double",
+        "Twice",
+        inputs=[{"key": "value", "source": {"mode": "output", "task": "A", "key": "value"}}],
+    )
+    existing = worker.get_existing_job_sort_orders(conn)
+    orders = xfsortorder.get_new_source_job_sort_orders(existing, 3)
+    serials = []
+    for n, order in enumerate(orders):
+        entity = worker.create_output_entity(f"uuid-{run.running.lease}-{n}", f"sample {n}")
+        metadata = {"run_display_name": f"run {n}", "display_name": f"a{n}", "run_entity": entity}
+        select_job = worker.spawn_xf_job_basic(
+            conn,
+            select_type,
+            select_task,
+            outputs={"value": n},
+            state="Obsolete",
+            sort_order=order,
+            metadata=metadata,
+        )
+        worker.spawn_xf_job_basic(
+            conn,
+            select_type,
+            add_task,
+            source_job_serial=select_job["serial"],
+            outputs={"value": 10 + n},
+        )
+        xfworkerutil.update_xf_job(conn, select_job, state="Done")
+        serials.append(select_job["serial"])
+    conn.close()
+    return serials, follower
+
+
+def test_the_seed_scripts_spawning_creates_runs_and_their_followers(run: Script) -> None:
+    runs_before = count(run, runs)
+    serials, follower = search(run)
+    assert count(run, runs) == runs_before + 3
+    with run.server.ry.store.read() as conn:
+        rows = conn.execute(
+            select(jobs.c.run_id, jobs.c.state, jobs.c.inputs).where(
+                jobs.c.task_id == follower["id"]
+            )
+        ).all()
+        run_names = dict(conn.execute(select(runs.c.id, runs.c.name)).tuples().all())
+    assert sorted(r.inputs["value"] for r in rows) == [0, 1, 2]
+    assert {r.state for r in rows} == {"Queued"}
+    assert sorted(run_names[r.run_id] for r in rows) == ["run 0", "run 1", "run 2"]
+    jobs_after = count(run, jobs)
+    # The same search again (as a retried job would run it): nothing new, same jobs.
+    again, _ = search(run)
+    assert again == serials
+    assert count(run, jobs) == jobs_after and count(run, runs) == runs_before + 3
+
+
+def test_jobs_that_are_not_read_are_sent_in_batches(run: Script) -> None:
+    conn = connection(run)
+    conn.jobs.size = 4
+    worker = xfworkerutil.XFWorkerJob()
+    task_a = worker.spawn_xf_task_basic(conn, SELECT, "A", spawn_key="A")
+    before = count(run, runs)
+    pending = [
+        worker.spawn_xf_job_basic(conn, SELECT, task_a, outputs={"value": n}) for n in range(6)
+    ]
+    assert count(run, runs) == before + 4 and len(conn.jobs) == 2  # one batch sent
+    assert pending[5]["state"] == "Done"  # reading a job sends its batch
+    assert count(run, runs) == before + 6 and len(conn.jobs) == 0
+    assert len({job["run_id"] for job in pending}) == 6
+    assert dict(pending[0])["serial"] == pending[0]["serial"]
+
+
+def test_a_refused_batch_fails_where_it_is_read(run: Script) -> None:
+    conn = connection(run)
+    task_a = spawn.spawn_task(SELECT, "A")
+    job = conn.jobs.add(task_a, outputs={"value": "not a number"})
+    with pytest.raises(RemoteError, match="output 'value'"):
+        job["serial"]
+    with pytest.raises(task.TaskError, match="this job was not spawned"):
+        job["serial"]
+    with pytest.raises(task.TaskError, match="Done or Obsolete"):
+        conn.jobs.add(task_a, state="Queued")
+
+
+def test_the_library_functions(run: Script) -> None:
+    [newest] = spawn.find_task_types("Test.Source")
+    task_a = spawn.spawn_task(newest, "A", spawn_key="a")
+    assert spawn.spawn_task(newest, "A again", spawn_key="a")["id"] == task_a["id"]
+    orders = spawn.new_sort_orders(2)
+    assert orders[0] > spawn.existing_sort_orders()[-1]
+    made = spawn.spawn_jobs(
+        [
+            spawn.job_spec(task_a, outputs={"value": 1}, sort_order=orders[0], state="Obsolete"),
+            spawn.job_spec(task_a, outputs={"value": 2}, sort_order=orders[1]),
+        ]
+    )
+    assert [j["state"] for j in made] == ["Obsolete", "Done"]
+    assert spawn.existing_sort_orders()[-2:] == orders
+    assert spawn.set_job_state(made[0]["serial"], "Done")["state"] == "Done"
+    assert spawn.set_job_state(made[0]["serial"], "Done")["state"] == "Done"  # idempotent
