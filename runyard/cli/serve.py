@@ -81,13 +81,39 @@ class Server:
 
 
 class _Uvicorn(uvicorn.Server):
-    """Uvicorn that also ends long-polling claims when asked to stop (Ctrl-C, SIGTERM)."""
+    """Uvicorn that, asked to stop (Ctrl-C, SIGTERM), first lets the local worker finish or
+    give back its jobs (it needs the server for that), then ends long-polling claims and
+    stops serving. A second signal makes the local worker give its jobs back at once."""
 
     def __init__(self, config: uvicorn.Config, runyard: Runyard) -> None:
         super().__init__(config)
         self.runyard = runyard
+        self.local_worker: tuple[Worker, threading.Thread] | None = None
+        self._draining: threading.Thread | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.local_worker is None or not self.local_worker[1].is_alive():
+            self.runyard.changed.close()
+            super().handle_exit(sig, frame)
+            return
+        worker, _ = self.local_worker
+        if worker.stopping.is_set():
+            console.print("Giving the local worker's running jobs back now")
+        elif worker.held:
+            console.print(
+                f"Stopping: the local worker finishes its running jobs (at most "
+                f"{worker.config.grace_seconds:.0f} s); stop again to give them back now"
+            )
+        worker.stop()
+        if self._draining is None:
+            self._draining = threading.Thread(
+                target=self._exit_after_worker, args=(sig, frame), daemon=True
+            )
+            self._draining.start()
+
+    def _exit_after_worker(self, sig: int, frame: FrameType | None) -> None:
+        assert self.local_worker is not None
+        self.local_worker[1].join()
         self.runyard.changed.close()
         super().handle_exit(sig, frame)
 
@@ -135,6 +161,7 @@ def run_up(
             server.stop()
 
     thread = threading.Thread(target=work, daemon=True, name="local-worker")
+    server.uvicorn.local_worker = (worker, thread)
     thread.start()
     try:
         server.serve()

@@ -17,6 +17,7 @@ has threads is not safe, which is why the worker does not fork itself.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import importlib
@@ -124,6 +125,13 @@ def _run_child(request: dict[str, Any]) -> int:
         traceback.print_exc()
         return 70
     code = _run_script(sys.argv[0])
+    # What the interpreter does at exit and os._exit skips: wait for the script's
+    # non-daemon threads, run its atexit handlers.
+    for step in (threading._shutdown, atexit._run_exitfuncs):  # type: ignore[attr-defined]
+        try:
+            step()
+        except BaseException:
+            traceback.print_exc()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
@@ -214,6 +222,8 @@ class ForkServer:
         self._started: dict[int, tuple[threading.Event, list[Any]]] = {}
         self._children: dict[int, ForkedProcess] = {}
         self._early_exits: dict[int, int] = {}
+        self._abandoned: set[int] = set()  # requests start() gave up on: kill if forked
+        self._killed: set[int] = set()  # their pids: the exit is nobody's
         self.alive = True
         self._reader = threading.Thread(target=self._read, daemon=True, name="forkserver")
         self._reader.start()
@@ -241,7 +251,12 @@ class ForkServer:
             assert self.process.stdin is not None
             self.process.stdin.write(json.dumps(request).encode() + b"\n")
             self.process.stdin.flush()
-        if not done.wait(30) or not box or "pid" not in box[0]:
+        if not done.wait(30):
+            with self._lock:
+                if self._started.pop(request_id, None) is not None:
+                    self._abandoned.add(request_id)  # the runner starts it another way
+                    raise RuntimeError("no answer")
+        if not box or "pid" not in box[0]:
             raise RuntimeError(box[0].get("error", "no answer") if box else "no answer")
         return self._children_for(box[0]["pid"])
 
@@ -260,9 +275,19 @@ class ForkServer:
             message = json.loads(line)
             with self._lock:
                 if "id" in message:
+                    if message["id"] in self._abandoned:
+                        self._abandoned.discard(message["id"])
+                        if "pid" in message:  # forked after all: not a second run of the job
+                            self._killed.add(message["pid"])
+                            with contextlib.suppress(OSError):
+                                os.kill(message["pid"], signal.SIGKILL)
+                        continue
                     done, box = self._started.pop(message["id"])
                     box.append(message)
                     done.set()
+                    continue
+                if message["pid"] in self._killed:
+                    self._killed.discard(message["pid"])
                     continue
                 child = self._children.pop(message["pid"], None)
                 if child is None:

@@ -178,8 +178,13 @@ def job_environment(claimed: Claimed, server: str, workdir: Path) -> dict[str, s
 def run(claimed: Claimed, prepared: Prepared, forkserver: ForkServer | None) -> Outcome:
     """Run the script to its end (or its timeout); what it printed is the job log."""
     timeout = claimed.task_type.get("timeout_seconds")
+    if claimed.released.is_set() or claimed.stale.is_set():  # while it was being prepared
+        return Outcome(ok=False, outputs={}, error="not started", workdir=prepared.workdir)
     process = start(prepared, forkserver)
-    claimed.process = process
+    with claimed.reporting:  # a release or lost lease that came first kills it now
+        claimed.process = process
+        if claimed.released.is_set() or claimed.stale.is_set():
+            kill_group(process)
     try:
         code = process.wait(timeout=timeout)
         timed_out = False
@@ -233,6 +238,12 @@ class LogPump:
         self.offset = 0
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._lock = threading.Lock()
+        self._unsent = ""  # read, but the heartbeat carrying it did not arrive
+
+    def put_back(self, text: str) -> None:
+        """Text that could not be delivered: the next ``read`` returns it first."""
+        with self._lock:
+            self._unsent = text + self._unsent
 
     def read(self, *, final: bool = False) -> str:
         with self._lock:
@@ -250,13 +261,20 @@ class LogPump:
             text = self._decoder.decode(data, final=final)
             if skipped:
                 text = f"[... {skipped} bytes of output skipped ...]\n" + text
+            if self._unsent:
+                text, self._unsent = self._unsent + text, ""
+                if len(text) > self.max_chunk:  # a long outage: keep the end
+                    dropped = len(text) - self.max_chunk
+                    text = f"[... {dropped} characters of output skipped ...]\n" + text[dropped:]
             return text
 
 
-def result(claimed: Claimed, outcome: Outcome) -> dict[str, Any]:
+def result(claimed: Claimed, outcome: Outcome) -> dict[str, Any] | None:
     """The report of a finished job, with the rest of its log (taken under the job's lock,
     after any heartbeat that carried earlier output)."""
     with claimed.reporting:
+        if claimed.released.is_set():
+            return None  # given back meanwhile: another worker runs it
         claimed.finished = True
         rest = claimed.log.read(final=True) if claimed.log else ""
     item: dict[str, Any] = {"serial": claimed.serial, "lease": claimed.lease, "log": rest}
@@ -268,8 +286,10 @@ def result(claimed: Claimed, outcome: Outcome) -> dict[str, Any]:
 def beat(claimed: Claimed) -> dict[str, Any] | None:
     """The heartbeat of a held job with its new output; None once it is being reported.
     The caller holds ``claimed.reporting`` until the heartbeat has been answered."""
-    if claimed.finished or claimed.released.is_set():
+    if claimed.released.is_set():
         return None
+    if claimed.finished:  # reported (or about to be): only keep its lease alive
+        return {"serial": claimed.serial, "lease": claimed.lease, "log": ""}
     text = claimed.log.read() if claimed.log else ""
     return {"serial": claimed.serial, "lease": claimed.lease, "log": text}
 
@@ -277,7 +297,7 @@ def beat(claimed: Claimed) -> dict[str, Any] | None:
 def lost(claimed: Claimed) -> None:
     """The server refused the job's lease (aborted, or given to another worker): stop it."""
     claimed.stale.set()
-    if claimed.process is not None:
+    if claimed.process is not None and not claimed.finished:
         kill_group(claimed.process)
 
 

@@ -35,6 +35,7 @@ from runyard.worker.forkserver import ForkServer
 from runyard.worker.runner import Claimed, Outcome, ScriptCache
 
 log = logging.getLogger("runyard.worker")
+MAX_CLAIM = 256  # the most jobs the server hands out per claim (ClaimRequest.max)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,7 +47,9 @@ class WorkerConfig:
     max_jobs: int = 2
     provides: tuple[str, ...] = ()
     burst: bool = False
-    poll_seconds: float = 10.0
+    # Longest wait of an idle worker's claim (the server answers at once when a job comes):
+    # also how long a stop signal may wait for that request to return.
+    poll_seconds: float = 2.0
     # How often the leases of held jobs are renewed, with the scripts' new output: also how
     # soon an aborted job's script is killed.
     heartbeat_seconds: float = 1.0
@@ -164,8 +167,10 @@ class Worker:
             with self._changed:
                 # While results are waiting or being reported, that report claims.
                 self._changed.wait_for(
-                    lambda: self.stopping.is_set()
-                    or (self._room() > 0 and not self.results and not self._reports_in_flight),
+                    lambda: (
+                        self.stopping.is_set()
+                        or (self._room() > 0 and not self.results and not self._reports_in_flight)
+                    ),
                     timeout=1.0,
                 )
                 room = self._room()
@@ -188,7 +193,7 @@ class Worker:
         try:
             answer: list[dict[str, Any]] = self.client.post(
                 "/api/workers/claim",
-                {"worker": self.config.name, "max": room, "wait": wait},
+                {"worker": self.config.name, "max": min(room, MAX_CLAIM), "wait": wait},
                 timeout=wait + 30,
             )
             return answer
@@ -224,6 +229,7 @@ class Worker:
                 claimed.started_at = time.monotonic()
                 self._busy_slots += 1
                 self.started += 1
+            item = None
             try:
                 item = self._run(claimed)
             finally:
@@ -240,6 +246,8 @@ class Worker:
 
     def _run(self, claimed: Claimed) -> dict[str, Any] | None:
         """Run one job; its report, or None when there is nothing to report."""
+        if claimed.released.is_set() or claimed.stale.is_set():
+            return None  # given back or aborted before it started
         try:
             prepared = runner.prepare(claimed, self.scripts, self.jobs_root, self.config.server)
             claimed.workdir = prepared.workdir
@@ -283,19 +291,30 @@ class Worker:
         body = {
             "worker": self.config.name,
             "results": [item for _, item in batch],
-            "claim": 0 if self.stopping.is_set() else room,
+            "claim": 0 if self.stopping.is_set() else min(room, MAX_CLAIM),
         }
         answer: dict[str, Any] = {}
-        for attempt in range(5):
+        delay = 1.0
+        while True:
             try:
                 answer = self.client.post("/api/workers/report", body)
                 break
             except Unreachable as exc:
-                log.warning("%s; reporting again (%d)", exc.message, attempt + 1)
-                time.sleep(1.0 + attempt)
+                log.warning("%s; reporting again in %.0f s", exc.message, delay)
             except RemoteError as exc:
-                log.error("the server refused a report: %s", exc.message)
+                if exc.status_code < 500:
+                    log.error(
+                        "the server refused a report (%d results): %s", len(batch), exc.message
+                    )
+                    break
+                log.warning("the server failed a report: %s; reporting again", exc.message)
+            # The heartbeat keeps these jobs' leases alive: retry until the server answers
+            # (or refuses the lease), unless the worker is told to stop at once.
+            if self._release_now.wait(delay):
+                log.error("%d result(s) not reported; their leases will expire", len(batch))
                 break
+            delay = min(2 * delay, 10.0)
+            body["claim"] = 0 if self.stopping.is_set() else body["claim"]
         answers = {a["serial"]: a for a in answer.get("results", [])}
         with self._changed:
             for claimed, item in batch:
@@ -327,7 +346,7 @@ class Worker:
                 if left <= 0:
                     break
                 self._changed.wait(min(left, 0.2))
-            running = [c for c in self.held.values() if c.process is not None]
+            running = [c for c in self.held.values() if not c.finished]
         for claimed in running:
             self._release(claimed)
 
@@ -355,8 +374,9 @@ class Worker:
             if claimed.finished:
                 return
             claimed.released.set()
-        if claimed.process is not None:
-            runner.kill_group(claimed.process)
+            process = claimed.process
+        if process is not None:
+            runner.kill_group(process)
         try:
             self.client.post(f"/api/jobs/{claimed.serial}/release", {"lease": claimed.lease})
             log.info("job %s given back: Queued again for another worker", claimed.serial)
@@ -392,9 +412,17 @@ class Worker:
                     beats.append(item)
             if not beats:
                 return
-            answer = self.client.post(
-                "/api/workers/heartbeat", {"worker": self.config.name, "beats": beats}
-            )
+            try:
+                answer = self.client.post(
+                    "/api/workers/heartbeat", {"worker": self.config.name, "beats": beats}
+                )
+            except Exception:
+                # Not delivered: the output goes with the next heartbeat (or the report).
+                texts = {b["serial"]: b["log"] for b in beats}
+                for claimed in locked:
+                    if claimed.log is not None and texts.get(claimed.serial):
+                        claimed.log.put_back(texts[claimed.serial])
+                raise
             for claimed in held:
                 if claimed.serial in answer["refused"]:
                     runner.lost(claimed)
@@ -409,5 +437,9 @@ class Worker:
             self._empty_trash()
 
     def _empty_trash(self) -> None:
-        while self._trash:
-            shutil.rmtree(self._trash.popleft(), ignore_errors=True)
+        while True:
+            try:
+                path = self._trash.popleft()
+            except IndexError:
+                return
+            shutil.rmtree(path, ignore_errors=True)
