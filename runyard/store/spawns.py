@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Connection,
+    DateTime,
+    Integer,
+    Text,
+    bindparam,
+    cast,
+    column,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from runyard.models import Entity, Job, SpawnedJob, TaskInput
 from runyard.store.jobs import LIVE, from_row, select_jobs
-from runyard.store.schema import entities, jobs, runs, tasks
+from runyard.store.schema import Timestamp, entities, jobs, runs, tasks
 from runyard.store.workflows import bump_tasks_version, source_to_json
 
 CHUNK = 5000  # values per IN (...) list: below every backend's limit of bound parameters
@@ -124,10 +140,11 @@ def _insert_in_order(
     conn: Connection, table: Any, key: Any, rows: Sequence[dict[str, Any]]
 ) -> list[int]:
     """Insert ``rows`` (all with the same columns) with few statements; their keys, in the
-    order of ``rows``. PostgreSQL: INSERT ... RETURNING in parameter order. SQLite (which
-    SQLAlchemy would run row by row to keep that order): the keys are given explicitly, after
-    the largest one, which is safe because a write transaction holds SQLite's only write
-    lock (``BEGIN IMMEDIATE``): no other writer can take a key meanwhile."""
+    order of ``rows``. The keys are given explicitly. SQLite: after the largest one, which is
+    safe because a write transaction holds SQLite's only write lock (``BEGIN IMMEDIATE``), so
+    no other writer can take a key meanwhile (SQLAlchemy would insert row by row to return
+    keys in order). PostgreSQL: taken from the key's sequence, then one INSERT ... SELECT
+    from a JSON parameter."""
     if not rows:
         return []
     if conn.dialect.name == "sqlite":
@@ -137,8 +154,62 @@ def _insert_in_order(
             insert(table), [{**row, key.name: k} for row, k in zip(rows, keys, strict=True)]
         )
         return keys
-    result = conn.execute(insert(table).returning(key, sort_by_parameter_order=True), rows)
-    return [int(i) for i in result.scalars()]
+    keys = _next_keys(conn, key, len(rows))
+    keyed = [{key.name: k, **row} for row, k in zip(rows, keys, strict=True)]
+    conn.execute(_pg_insert_from_json(table, keyed))
+    return keys
+
+
+def _record_type(table_column: Any) -> Any:
+    """The type of ``column`` in a ``json_to_recordset`` record (strings as text: assigned
+    to the column's own type on insert)."""
+    kind = table_column.type
+    if isinstance(kind, Integer | BigInteger):
+        return BigInteger()
+    if isinstance(kind, JSON):
+        return postgresql.JSON()
+    if isinstance(kind, Boolean):
+        return Boolean()
+    if isinstance(kind, Timestamp):
+        return DateTime(timezone=True)
+    return Text()
+
+
+def _pg_insert_from_json(table: Any, rows: Sequence[dict[str, Any]]) -> Any:
+    """``INSERT INTO table (...) SELECT ... FROM json_to_recordset(:rows)``: one statement and
+    one parameter for any number of rows, parsed by PostgreSQL (a multi-row VALUES statement
+    of 10,000 rows costs seconds of query parsing in the driver)."""
+    names = list(rows[0])
+    for table_column in table.c:
+        default = table_column.default
+        if table_column.name not in names and default is not None and default.is_scalar:
+            names.append(table_column.name)
+    defaults = {n: table.c[n].default.arg for n in names if n not in rows[0]}
+    complete = [defaults | row for row in rows]
+    payload = json.dumps(complete, default=_json_value, separators=(",", ":"))
+    record = (
+        func.json_to_recordset(cast(bindparam("rows", payload, type_=Text), postgresql.JSON))
+        .table_valued(*[column(name, _record_type(table.c[name])) for name in names])
+        .render_derived(with_types=True)
+    )
+    return postgresql.insert(table).from_select(names, select(*[record.c[n] for n in names]))
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} in a bulk insert")
+
+
+def _next_keys(conn: Connection, key: Any, n: int) -> list[int]:
+    """``n`` new values of the sequence behind the key column ``key`` (PostgreSQL)."""
+    sequence = conn.execute(
+        select(func.pg_get_serial_sequence(key.table.name, key.name))
+    ).scalar_one()
+    values = conn.execute(
+        select(func.nextval(sequence)).select_from(func.generate_series(1, n))
+    ).scalars()
+    return sorted(int(v) for v in values)
 
 
 def insert_runs(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -155,10 +226,17 @@ def insert_followers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert follower jobs, skipping any whose (task, run) has a live job already."""
     if not rows:
         return
-    statement = _dialect_insert(conn, jobs).on_conflict_do_nothing(
-        index_elements=["task_id", "run_id"], index_where=text("state <> 'Obsolete'")
+    if conn.dialect.name == "sqlite":
+        statement = sqlite.insert(jobs).on_conflict_do_nothing(
+            index_elements=["task_id", "run_id"], index_where=text("state <> 'Obsolete'")
+        )
+        conn.execute(statement, rows)
+        return
+    conn.execute(
+        _pg_insert_from_json(jobs, rows).on_conflict_do_nothing(
+            index_elements=["task_id", "run_id"], index_where=text("state <> 'Obsolete'")
+        )
     )
-    conn.execute(statement, rows)
 
 
 def spawned_job_summaries(conn: Connection, serials: Sequence[int]) -> dict[int, SpawnedJob]:
