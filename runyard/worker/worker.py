@@ -84,15 +84,21 @@ class Worker:
     # -- life cycle ------------------------------------------------------------------------
 
     def register(self) -> None:
-        self.client.post(
-            "/api/workers/register",
-            {
-                "name": self.config.name,
-                "provides": list(self.config.provides),
-                "max_jobs": self.config.max_jobs,
-                "version": runyard.__version__,
-            },
-        )
+        """Announce this worker; while the server cannot be reached, try again every 2 s."""
+        body = {
+            "name": self.config.name,
+            "provides": list(self.config.provides),
+            "max_jobs": self.config.max_jobs,
+            "version": runyard.__version__,
+        }
+        while True:
+            try:
+                self.client.post("/api/workers/register", body)
+                return
+            except Unreachable as exc:
+                log.warning("%s; trying again in 2 s", exc.message)
+                if self.stopping.wait(2.0):
+                    raise
 
     def run(self) -> int:
         """Work until stopped (or, with ``burst``, until nothing is left); jobs started."""
@@ -253,6 +259,11 @@ class Worker:
             claimed.workdir = prepared.workdir
             claimed.log = runner.LogPump(prepared.log)
             outcome = runner.run(claimed, prepared, self.forkserver)
+        except Unreachable as exc:
+            # The script could not be fetched: not the job's fault, another try may work.
+            log.warning("job %s: %s; giving it back", claimed.serial, exc.message)
+            self._release(claimed)
+            return None
         except Exception as exc:
             log.exception("job %s: worker error", claimed.serial)
             outcome = Outcome(
@@ -397,6 +408,8 @@ class Worker:
                 continue
             try:
                 self._beat(held)
+            except Unreachable as exc:
+                log.warning("heartbeat: %s; trying again", exc.message)
             except Exception:
                 log.exception("heartbeat failed; trying again")
 
