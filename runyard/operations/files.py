@@ -46,6 +46,39 @@ class Upload:
         self.handle.close()
         self.path.unlink(missing_ok=True)
 
+    def verify(self, size: int | None, sha256: str | None, *, what: str, undone: str) -> str:
+        """Flush the received file to disk and check it against the announced ``size`` and
+        ``sha256`` (errors name ``what`` and say ``undone``); its SHA-256."""
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        actual: str = self.digest.hexdigest()
+        if size is not None and size != self.size:
+            raise InvalidInput(
+                f"{what} has the wrong size: received {self.size} bytes, {size} were "
+                f"announced; {undone}, send it again",
+                size=self.size,
+                expected_size=size,
+            )
+        if sha256 is not None and sha256.lower() != actual:
+            raise InvalidInput(
+                f"{what} is corrupt: its SHA-256 is {actual}, not {sha256}; {undone}, send it "
+                "again",
+                sha256=actual,
+                expected_sha256=sha256.lower(),
+            )
+        return actual
+
+    def move_to(self, target: Path) -> None:
+        """Make the verified file visible as ``target``, durably (the rename survives a
+        power cut)."""
+        os.replace(self.path, target)
+        fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
 
 class FileManager(Operations):
     @property
@@ -91,26 +124,12 @@ class FileManager(Operations):
         """Check the received file and make it visible; on any problem it is discarded."""
         try:
             check_announced(expected_size, expected_sha256)
-            upload.handle.flush()
-            os.fsync(upload.handle.fileno())
-            upload.handle.close()
-            sha256 = upload.digest.hexdigest()
-            if expected_size is not None and expected_size != upload.size:
-                raise InvalidInput(
-                    f"upload of {upload.filename!r} has the wrong size: received {upload.size} "
-                    f"bytes, {expected_size} were announced; nothing was stored, send it again",
-                    filename=upload.filename,
-                    size=upload.size,
-                    expected_size=expected_size,
-                )
-            if expected_sha256 is not None and expected_sha256.lower() != sha256:
-                raise InvalidInput(
-                    f"upload of {upload.filename!r} is corrupt: its SHA-256 is {sha256}, "
-                    f"not {expected_sha256}; nothing was stored, send it again",
-                    filename=upload.filename,
-                    sha256=sha256,
-                    expected_sha256=expected_sha256.lower(),
-                )
+            sha256 = upload.verify(
+                expected_size,
+                expected_sha256,
+                what=f"upload of {upload.filename!r}",
+                undone="nothing was stored",
+            )
             stored = StoredFile(
                 id=secrets.token_hex(16),
                 filename=upload.filename,
@@ -120,8 +139,7 @@ class FileManager(Operations):
             )
             target = self.path_of(stored.id)
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(upload.path, target)
-            _fsync_folder(target.parent)  # the rename survives a power cut, like the row
+            upload.move_to(target)
         except BaseException:
             upload.discard()
             raise
@@ -178,11 +196,3 @@ def check_announced(size: int | None, sha256: str | None) -> None:
             f"sha256 must be the file's SHA-256 as 64 hexadecimal digits; got {sha256!r}",
             sha256=sha256,
         )
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -276,27 +276,13 @@ class UserDataManager(Operations):
         """Check the received file and rename it over its target; on any problem the
         temporary file is removed and the target is left as it was."""
         try:
-            upload.handle.flush()
-            os.fsync(upload.handle.fileno())
-            upload.handle.close()
-            sha256 = upload.digest.hexdigest()
-            if expected_size is not None and expected_size != upload.size:
-                raise InvalidInput(
-                    f"write of {upload.virtual_path} has the wrong size: received "
-                    f"{upload.size} bytes, {expected_size} were announced; nothing was "
-                    "written, send it again",
-                    size=upload.size,
-                    expected_size=expected_size,
-                )
-            if expected_sha256 is not None and expected_sha256.lower() != sha256:
-                raise InvalidInput(
-                    f"write of {upload.virtual_path} is corrupt: its SHA-256 is {sha256}, not "
-                    f"{expected_sha256}; nothing was written, send it again",
-                    sha256=sha256,
-                    expected_sha256=expected_sha256.lower(),
-                )
-            os.replace(upload.path, upload.target)
-            _fsync_folder(upload.target.parent)  # the rename survives a power cut
+            upload.verify(
+                expected_size,
+                expected_sha256,
+                what=f"write of {upload.virtual_path}",
+                undone="nothing was written",
+            )
+            upload.move_to(upload.target)
         except BaseException:
             upload.discard()
             raise
@@ -322,8 +308,7 @@ class UserDataManager(Operations):
         mapping = _mapping_of(self.mappings(), path)
         if mapping is None:
             raise NotFound(
-                f"no User Data root covers {path} (an admin maps one with 'runyard userdata "
-                "map')",
+                f"no User Data root covers {path} (an admin maps one with 'runyard userdata map')",
                 path=path,
             )
         real_root = Path(os.path.realpath(mapping.folder))
@@ -397,11 +382,3 @@ def _listed(entry: os.DirEntry[str], real_root: Path) -> UserDataFile | UserData
     except OSError:  # removed meanwhile, or unreadable
         return None
     return None
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from runyard.errors import Forbidden, InvalidInput, InvalidPackage
 from runyard.models import Entity, Job, Lease
 from runyard.operations import Principal, Runyard
+from runyard.operations.files import Upload
 from runyard.operations.spawns import JobSpawn
 from runyard.operations.userdata_tokens import UserDataToken
 from runyard.packages import (
@@ -297,13 +298,8 @@ async def upload_file(
     """Store a file (the request body, streamed); ``size`` and ``sha256`` are checked when
     given. Answers the file's reference, to put in a job's outputs."""
     require(caller, "admin", "job")
-    upload = ry.files.begin_upload(filename)
-    try:
-        async for chunk in request.stream():
-            upload.write(chunk)
-    except BaseException:
-        upload.discard()
-        raise
+    upload = ry.files.begin_upload(filename, size=size, sha256=sha256)
+    await _receive(request, upload)
     stored = await run_in_threadpool(
         ry.files.commit,
         upload,
@@ -312,6 +308,16 @@ async def upload_file(
         job_serial=caller.job_serial,
     )
     return stored.reference()
+
+
+async def _receive(request: Request, upload: Upload) -> None:
+    """Stream the request body into ``upload``; a broken transfer leaves nothing behind."""
+    try:
+        async for chunk in request.stream():
+            await run_in_threadpool(upload.write, chunk)
+    except BaseException:
+        upload.discard()
+        raise
 
 
 def download_file(file_id: str, ry: Ry, caller: Caller) -> FileResponse:
@@ -394,12 +400,7 @@ async def write_userdata_file(
     upload = await run_in_threadpool(
         ry.userdata.begin_write, token, path, size=size, sha256=sha256
     )
-    try:
-        async for chunk in request.stream():
-            upload.write(chunk)
-    except BaseException:
-        upload.discard()
-        raise
+    await _receive(request, upload)
     written = await run_in_threadpool(
         ry.userdata.commit_write, upload, expected_size=size, expected_sha256=sha256
     )
