@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -336,3 +337,20 @@ def test_only_a_running_job_token_spawns(server: Server) -> None:
     )
     assert other.status_code == 403
     assert counts(server) == before
+
+
+def test_spawned_jobs_are_stored_as_other_jobs_are(server: Server) -> None:
+    """The bulk inserts bind values as the columns' types do: timestamps read back whole."""
+    job = start_a_job(server)
+    found, twice = found_and_doubled(server, job)
+    [spawned] = spawn_jobs(server, job, {"task": found["id"], "outputs": {"value": 3}}).json()
+    stored = server.client.get(f"/api/jobs/{spawned['serial']}").json()
+    created = datetime.fromisoformat(stored["created_at"])
+    assert created.tzinfo is not None and abs(datetime.now(UTC) - created).total_seconds() < 60
+    assert stored["finished_at"] == stored["created_at"]
+    assert stored["outputs"] == {"value": 3} and stored["metadata"] == {}
+    [follower] = jobs_of_task(server, twice["id"])
+    with server.ry.store.read() as conn:
+        raw = dict(conn.execute(select(jobs.c.serial, jobs.c.created_at)).tuples().all())
+    assert raw[follower["serial"]] == raw[spawned["serial"]]
+    assert raw[job.serial] <= raw[spawned["serial"]]
