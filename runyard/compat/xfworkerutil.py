@@ -128,6 +128,7 @@ class XFWorkerJob:
             "metadata": self._job.metadata,
         }
         self._csv_outputs: set[Path] = set()
+        self._connections: list[ServerConnection] = []  # open ones, for finish to flush
         logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
 
     @property
@@ -142,7 +143,11 @@ class XFWorkerJob:
 
     def finish(self, outputs: Mapping[str, Any] | None = None) -> NoReturn:
         """End the job as Done with ``outputs``. A ``Path`` value is uploaded first: as a
-        ``CSV`` value if it came from ``create_output_csv``, else as a ``ForeignFile``."""
+        ``CSV`` value if it came from ``create_output_csv``, else as a ``ForeignFile``.
+        Spawned jobs not sent yet (``finish`` inside a ``server_connection`` block) are sent
+        first."""
+        for connection in self._connections:
+            connection.close()
         values = {}
         for key, value in (outputs or {}).items():
             values[key] = (
@@ -216,8 +221,12 @@ class XFWorkerJob:
 
         with Client(self._job.server, self._job.token) as client:
             connection = ServerConnection(client=client, job_serial=self._job.serial)
-            yield connection
-            connection.close()
+            self._connections.append(connection)
+            try:
+                yield connection
+                connection.close()
+            finally:
+                self._connections.remove(connection)
 
     def find_xf_task_types(self, connection: ServerConnection, name: str) -> list[dict[str, Any]]:
         """All installed versions of the task type ``name``, newest first (empty if none)."""

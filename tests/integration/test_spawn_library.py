@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from runyard import task
-from runyard.client import RemoteError
+from runyard.client import Client, RemoteError
 from runyard.compat import xfsortorder, xfworkerutil
 from runyard.store.schema import jobs, runs
 from runyard.task import spawn
@@ -140,3 +141,25 @@ def test_the_library_functions(run: Script) -> None:
     assert spawn.existing_sort_orders()[-2:] == orders
     assert spawn.set_job_state(made[0]["serial"], "Done")["state"] == "Done"
     assert spawn.set_job_state(made[0]["serial"], "Done")["state"] == "Done"  # idempotent
+
+
+def test_finish_inside_the_connection_block_sends_the_jobs_not_sent_yet(
+    run: Script, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runyard.client
+
+    def client(server: str, token: str) -> Client:
+        made = Client(server, token)
+        made._http.close()
+        made._http = TestClient(run.server.client.app, headers=run.running.as_job)  # type: ignore[assignment]
+        return made
+
+    monkeypatch.setattr(runyard.client, "Client", client)
+    worker = xfworkerutil.XFWorkerJob()
+    before = count(run, runs)
+    with pytest.raises(SystemExit), worker.server_connection() as conn:
+        task_a = worker.spawn_xf_task_basic(conn, SELECT, "A")
+        worker.spawn_xf_job_basic(conn, SELECT, task_a, outputs={"value": 1})
+        assert count(run, runs) == before
+        worker.finish({})
+    assert count(run, runs) == before + 1
