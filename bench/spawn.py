@@ -77,7 +77,10 @@ def main() -> None:
         first, second = one_repeat(args.runs)
         firsts.append(first)
         seconds.append(second)
-        print(f"repeat {number + 1}: spawned {args.runs} runs in {first:.2f} s; again {second:.2f} s")
+        print(
+            f"repeat {number + 1}: spawned {args.runs} runs in {first:.2f} s; "
+            f"again {second:.2f} s"
+        )
     print(
         f"spawn-{args.runs}: median {median(firsts):.2f} s "
         f"({args.runs / median(firsts):,.0f} runs/s, each with a follower job); "
