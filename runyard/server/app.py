@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 import runyard
 from runyard.errors import RunyardError
 from runyard.operations import Runyard
-from runyard.server import api
+from runyard.server import api, protocol
 
 log = logging.getLogger("runyard.server")
 
@@ -53,14 +53,14 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("GET", "/api/userdata/list", api.list_userdata),
     ("GET", "/api/userdata/file", api.read_userdata_file),
     ("PUT", "/api/userdata/file", api.write_userdata_file),
-    ("POST", "/api/workers/register", api.register_worker),
-    ("POST", "/api/workers/claim", api.claim_jobs),
-    ("POST", "/api/workers/report", api.worker_report),
-    ("POST", "/api/workers/heartbeat", api.worker_heartbeat),
-    ("POST", "/api/jobs/{serial}/heartbeat", api.heartbeat),
-    ("POST", "/api/jobs/{serial}/complete", api.complete_job),
-    ("POST", "/api/jobs/{serial}/fail", api.fail_job),
-    ("POST", "/api/jobs/{serial}/release", api.release_job),
+    ("POST", "/api/workers/register", protocol.register_worker),
+    ("POST", "/api/workers/claim", protocol.claim_jobs),
+    ("POST", "/api/workers/report", protocol.worker_report),
+    ("POST", "/api/workers/heartbeat", protocol.worker_heartbeat),
+    ("POST", "/api/jobs/{serial}/heartbeat", protocol.heartbeat),
+    ("POST", "/api/jobs/{serial}/complete", protocol.complete_job),
+    ("POST", "/api/jobs/{serial}/fail", protocol.fail_job),
+    ("POST", "/api/jobs/{serial}/release", protocol.release_job),
     ("GET", "/api/workers", api.list_workers),
     ("POST", "/api/tokens/worker", api.create_worker_token),
     ("GET", "/api/activity", api.activity),

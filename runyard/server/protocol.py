@@ -1,0 +1,108 @@
+"""HTTP handlers of the worker protocol: register, claim, report, heartbeat, complete, fail,
+release. Every call but registration and claims carries the job's lease."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from runyard.models import Job, Lease
+from runyard.operations import Runyard
+from runyard.server import schemas as s
+from runyard.server.deps import Caller, Ry, require
+
+# -- the worker protocol ----------------------------------------------------------------------
+
+
+def register_worker(body: s.WorkerRegistration, ry: Ry, caller: Caller) -> dict[str, Any]:
+    require(caller, "admin", "worker")
+    worker = ry.workers.register(
+        body.name, provides=body.provides, max_jobs=body.max_jobs, version=body.version
+    )
+    return s.worker_json(worker)
+
+
+async def claim_jobs(
+    body: s.ClaimRequest, request: Request, ry: Ry, caller: Caller
+) -> list[dict[str, Any]]:
+    """Claim up to ``max`` jobs; wait up to ``wait`` seconds for one (long poll). A worker
+    that went away while waiting gets nothing: jobs claimed for it are given back at once."""
+    require(caller, "admin", "worker")
+    worker = await run_in_threadpool(ry.workers.get, body.worker)
+    deadline = time.monotonic() + body.wait
+    while True:
+        seen = ry.changed.version
+        if await request.is_disconnected():
+            return []
+        claimed = await run_in_threadpool(
+            ry.leases.claim, worker.id, list(worker.provides), body.max
+        )
+        remaining = deadline - time.monotonic()
+        if claimed or remaining <= 0 or body.max == 0 or ry.changed.closed:
+            break
+        await run_in_threadpool(ry.changed.wait, seen, min(remaining, 0.5))
+    if await request.is_disconnected():
+        for job, lease in claimed:
+            await run_in_threadpool(ry.leases.release, job.serial, lease.lease_id)
+        return []
+    return await run_in_threadpool(_claimed_json, ry, claimed)
+
+
+def _claimed_json(ry: Runyard, claimed: list[tuple[Job, Lease]]) -> list[dict[str, Any]]:
+    """What a worker gets for each claimed job: the job, its lease, a token for the
+    script, and the task type (to fetch and start its script)."""
+    return [
+        {
+            "job": s.job_json(job),
+            "lease": s.lease_json(lease),
+            "token": ry.auth.job_token(job.serial, lease.lease_id),
+            "task_type": s.task_type_json(ry.task_types.get_by_id(job.task_type_id)),
+        }
+        for job, lease in claimed
+    ]
+
+
+def worker_report(body: s.WorkerReport, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Record finished jobs and claim up to ``claim`` more, in one round trip: ``results``
+    per reported job (its new state, or the error that refused it) and ``claimed``."""
+    require(caller, "admin", "worker")
+    results = ry.leases.report([r.model_dump() for r in body.results])
+    claimed: list[tuple[Job, Lease]] = []
+    if body.claim:
+        worker = ry.workers.get(body.worker)
+        claimed = ry.leases.claim(worker.id, list(worker.provides), body.claim)
+    return {"results": results, "claimed": _claimed_json(ry, claimed)}
+
+
+def worker_heartbeat(body: s.WorkerHeartbeat, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Renew the leases of all of a worker's jobs (with their new log text); ``refused``:
+    the jobs the worker must stop (aborted, or given to another worker)."""
+    require(caller, "admin", "worker")
+    refused = ry.leases.heartbeats([(b.serial, b.lease, b.log) for b in body.beats])
+    return {"refused": refused}
+
+
+def heartbeat(serial: int, body: s.Heartbeat, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Renew a job's lease, adding the script's new output to the job log."""
+    require(caller, "admin", "worker")
+    return s.lease_json(ry.leases.heartbeat(serial, body.lease, body.log))
+
+
+def complete_job(serial: int, body: s.Completion, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Record a job's outputs: Done, with its followers created."""
+    require(caller, "admin", "worker")
+    return s.job_json(ry.leases.complete(serial, body.lease, body.outputs, body.log))
+
+
+def fail_job(serial: int, body: s.Failure, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Record a job's failure: its message, the rest of its log, its kept working folder."""
+    require(caller, "admin", "worker")
+    return s.job_json(ry.leases.fail(serial, body.lease, body.error, body.log, body.workdir))
+
+
+def release_job(serial: int, body: s.LeaseBody, ry: Ry, caller: Caller) -> dict[str, Any]:
+    require(caller, "admin", "worker")
+    return s.job_json(ry.leases.release(serial, body.lease))
