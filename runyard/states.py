@@ -125,6 +125,16 @@ def resolve_inputs(
     return inputs, needs_user
 
 
+def new_job(
+    task: Task, done_outputs: Mapping[str, Mapping[str, Any]]
+) -> tuple[dict[str, Any], JobState]:
+    """The inputs and first state of a new job of ``task`` in a run whose upstream jobs are
+    Done: Waiting when a user must act (an interactive task, or inputs to enter), else Queued."""
+    inputs, needs_user = resolve_inputs(task, done_outputs)
+    interactive = task.task_type.interface.kind == "interactive"
+    return inputs, JobState.WAITING if needs_user or interactive else JobState.QUEUED
+
+
 def decide_followers(
     done_task: Task,
     tasks: Iterable[Task],
@@ -147,14 +157,8 @@ def decide_followers(
             continue  # one job per workflow, not per run: see the reduce issue
         if not upstream.issubset(done_outputs):
             continue
-        inputs, needs_user = resolve_inputs(task, done_outputs)
-        plans.append(
-            FollowerPlan(
-                task_id=task.id,
-                inputs=inputs,
-                state=JobState.WAITING if needs_user else JobState.QUEUED,
-            )
-        )
+        inputs, state = new_job(task, done_outputs)
+        plans.append(FollowerPlan(task_id=task.id, inputs=inputs, state=state))
     return plans
 
 

@@ -15,6 +15,7 @@ from rich.table import Table
 from runyard.cli import context as ctx
 from runyard.cli.context import DataDir, ServerUrl, Token, console
 from runyard.cli.jobs import job_app
+from runyard.cli.workflows import WorkflowName, task_app, workflow_app
 from runyard.errors import InvalidInput, RunyardError
 from runyard.packages import folder_zip_bytes
 
@@ -25,9 +26,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
-workflow_app = typer.Typer(
-    help="List, start, stop, obsolete and lock workflows.", no_args_is_help=True
-)
 run_app = typer.Typer(help="Start runs.", no_args_is_help=True)
 token_app = typer.Typer(help="Create tokens.", no_args_is_help=True)
 export_app = typer.Typer(help="Export packages.", no_args_is_help=True)
@@ -36,6 +34,7 @@ userdata_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(workflow_app, name="workflow")
+app.add_typer(task_app, name="task")
 app.add_typer(run_app, name="run")
 app.add_typer(token_app, name="token")
 app.add_typer(export_app, name="export")
@@ -44,7 +43,6 @@ app.add_typer(job_app, name="job")
 
 Host = typer.Option(None, "--host", help="Address to listen on [env: RUNYARD_HOST].")
 Port = typer.Option(None, "--port", help="Port (0: any free one) [env: RUNYARD_PORT].")
-WorkflowName = Annotated[str, typer.Argument(help="The workflow's name.", show_default=False)]
 DatabaseUrl = typer.Option(
     None, "--database-url", help="sqlite:///PATH or postgresql://... [env: RUNYARD_DATABASE_URL]."
 )
@@ -206,58 +204,6 @@ def export_workflow(
         data = client.get(f"/api/workflows/{name}/export")
     output.write_bytes(data)
     console.print(f"wrote {output}")
-
-
-@workflow_app.command("list")
-def workflow_list(
-    data_dir: Path | None = DataDir, server: str | None = ServerUrl, token: str | None = Token
-) -> None:
-    """List workflows with their runs and jobs by state.
-
-    Example: runyard workflow list
-    """
-    with ctx.client(data_dir, server, token) as client:
-        rows = client.get("/api/workflows")
-    table = Table("Workflow", "State", "Locked", "Runs", "Jobs")
-    for w in rows:
-        jobs = ", ".join(f"{n} {state}" for state, n in sorted(w["jobs"].items()))
-        table.add_row(w["name"], w["state"], "yes" if w["locked"] else "", str(w["runs"]), jobs)
-    console.print(table)
-
-
-def _workflow_action(
-    action: str, name: str, data_dir: Path | None, server: str | None, token: str | None
-) -> None:
-    with ctx.client(data_dir, server, token) as client:
-        answer = client.post(f"/api/workflows/{name}/{action}")
-    locked = " (locked)" if answer["locked"] else ""
-    console.print(f"workflow {answer['name']}: {answer['state']}{locked}")
-
-
-WORKFLOW_ACTIONS = {
-    "start": "Start a workflow: its jobs are processed.",
-    "stop": "Stop a workflow (back to Draft): no new jobs start.",
-    "obsolete": "Obsolete a workflow (soft delete); starting it again restores it.",
-    "lock": "Lock a workflow: its state cannot change until it is unlocked (admins).",
-    "unlock": "Unlock a locked workflow.",
-}
-
-
-def _add_workflow_action(action: str, summary: str) -> None:
-    def command(
-        name: WorkflowName,
-        data_dir: Path | None = DataDir,
-        server: str | None = ServerUrl,
-        token: str | None = Token,
-    ) -> None:
-        _workflow_action(action, name, data_dir, server, token)
-
-    command.__doc__ = f"{summary}\n\nExample: runyard workflow {action} Study"
-    workflow_app.command(action)(command)
-
-
-for _action, _summary in WORKFLOW_ACTIONS.items():
-    _add_workflow_action(_action, _summary)
 
 
 @run_app.command("new")

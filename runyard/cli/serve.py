@@ -42,6 +42,7 @@ class Server:
                 key="RUNYARD_PORT",
             ) from None
         self.runyard = Runyard(settings).open()
+        self.runyard.task_types.install_builtin()
         self.admin_token = self.runyard.auth.ensure_admin_token()
         self.url = f"http://{settings.host}:{self.sock.getsockname()[1]}"
         config = uvicorn.Config(

@@ -8,10 +8,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
+from runyard.builtin import package_folders
 from runyard.errors import Conflict, InvalidPackage, NotFound
 from runyard.models import TaskType
 from runyard.operations.base import Operations
-from runyard.packages import TaskTypePackage, version_key, write_files
+from runyard.packages import TaskTypePackage, load_package, version_key, write_files
 from runyard.store import task_types as task_type_rows
 
 
@@ -64,6 +67,20 @@ class TaskTypeManager(Operations):
                 shutil.rmtree(final, ignore_errors=True)
                 raise
         return replace(installed, id=new_id), True
+
+    def install_builtin(self) -> list[TaskType]:
+        """Install the task types that ship with Runyard (``runyard.builtin``) if they are
+        not installed yet; all of them. Safe to call by several servers at once."""
+        installed = []
+        for folder in package_folders():
+            package = load_package(folder)
+            assert isinstance(package, TaskTypePackage), folder
+            try:
+                tt, _ = self.install(package, actor="runyard")
+            except IntegrityError:  # another server installed it just now
+                tt, _ = self.install(package, actor="runyard")
+            installed.append(tt)
+        return installed
 
     def list_all(self) -> list[TaskType]:
         with self.store.read() as conn:

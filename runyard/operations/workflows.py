@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
-from runyard.errors import Conflict
+from sqlalchemy import Connection
+
+from runyard.errors import Conflict, NotFound
 from runyard.models import Task, TaskType, Workflow
 from runyard.operations.base import Operations
 from runyard.packages import WorkflowPackage, resolve_workflow, workflow_package_bytes
-from runyard.states import WORKFLOW_TRANSITIONS, JobState, WorkflowState
+from runyard.states import WORKFLOW_TRANSITIONS, JobState, WorkflowState, new_job
 from runyard.store import jobs as job_rows
 from runyard.store import runs as run_rows
 from runyard.store import task_types as task_type_rows
 from runyard.store import workflows as workflow_rows
+from runyard.validation import spawned_task_inputs
 
 
 class WorkflowManager(Operations):
@@ -129,6 +134,90 @@ class WorkflowManager(Operations):
             updated = workflow_rows.get_workflow(conn, id=workflow.id)
             assert updated is not None
             return updated
+
+    def add_task(
+        self,
+        workflow_name: str,
+        name: str,
+        *,
+        task_type_name: str,
+        task_type_version: str | None = None,
+        inputs: Sequence[dict[str, Any]] = (),
+        actor: str = "system",
+    ) -> tuple[Task, int]:
+        """Add a task at the end of a workflow (inputs checked as a package's are) and give it
+        a job in every run whose upstream jobs are Done; the task and how many jobs."""
+        with self._write_and_notify() as conn:
+            workflow = self._workflow(conn, workflow_name)
+            if workflow.locked or workflow.state == WorkflowState.OBSOLETE:
+                why = "locked" if workflow.locked else "Obsolete"
+                raise Conflict(
+                    f"workflow {workflow.name!r} is {why}; no task can be added to it",
+                    workflow=workflow.name,
+                )
+            tasks = self._tasks(conn, workflow.id)
+            if any(t.name == name for t in tasks):
+                raise Conflict(
+                    f"workflow {workflow.name!r} has a task named {name!r} already",
+                    workflow=workflow.name,
+                    task=name,
+                )
+            found = task_type_rows.find(conn, task_type_name, task_type_version)
+            if not found:
+                which = f"version {task_type_version}" if task_type_version else "any version"
+                raise NotFound(
+                    f"task type {task_type_name!r} ({which}) is not installed",
+                    task_type=task_type_name,
+                )
+            checked = spawned_task_inputs(found[0], list(inputs), tasks)
+            task_id = workflow_rows.insert_task(
+                conn,
+                workflow_id=workflow.id,
+                name=name,
+                task_type_id=found[0].id,
+                inputs=checked,
+                now=self.now(),
+            )
+            task = next(t for t in workflow_rows.list_tasks(conn, workflow.id) if t.id == task_id)
+            created = self._jobs_for_existing_runs(conn, task)
+            self._log(
+                conn,
+                actor,
+                "task.add",
+                f"added task {name} ({found[0].name} {found[0].version}) with {created} jobs",
+                workflow_id=workflow.id,
+            )
+            return task, created
+
+    def _jobs_for_existing_runs(self, conn: Connection, task: Task) -> int:
+        """Create the jobs of a new task in the runs whose upstream jobs are all Done."""
+        upstream = task.upstream_names()
+        if not upstream or task.task_type.interface.kind == "reduce":
+            return 0
+        names = {t.id: t.name for t in workflow_rows.list_tasks(conn, task.workflow_id)}
+        done: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for job in job_rows.jobs_of_workflow(conn, task.workflow_id):
+            if job.state == JobState.DONE:
+                done[job.run_id][names[job.task_id]] = job.outputs
+        live_runs = {r.id for r in run_rows.list_runs(conn, task.workflow_id)}
+        now, created = self.now(), 0
+        for run_id, outputs in done.items():
+            if run_id not in live_runs or not upstream.issubset(outputs):
+                continue
+            inputs, state = new_job(task, outputs)
+            serial = job_rows.insert_job(
+                conn,
+                if_no_live_job=True,
+                workflow_id=task.workflow_id,
+                run_id=run_id,
+                task_id=task.id,
+                task_type_id=task.task_type.id,
+                state=state.value,
+                inputs=inputs,
+                created_at=now,
+            )
+            created += serial is not None
+        return created
 
     def status(self, name: str) -> dict[str, Any]:
         """The runs x tasks table: every run with its live job per task."""

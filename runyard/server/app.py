@@ -32,6 +32,7 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("GET", "/api/workflows/{name}/export", api.export_workflow),
     ("GET", "/api/workflows/{name}/status", api.workflow_status),
     ("POST", "/api/workflows/{name}/runs", api.new_run),
+    ("POST", "/api/workflows/{name}/tasks", api.add_task),
     ("POST", "/api/workflows/{name}/{action}", api.workflow_action),
     ("PUT", "/api/runs/{run_id}/priority", api.set_run_priority),
     ("GET", "/api/jobs/{serial}", api.get_job),

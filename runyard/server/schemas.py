@@ -139,6 +139,12 @@ class SpawnTask(Body):
     inputs: list[SpawnTaskInput] = Field(default=[], max_length=1000)
 
 
+class NewTask(Body):
+    name: str = Field(min_length=1, max_length=200)
+    task_type: TaskTypeRef
+    inputs: list[SpawnTaskInput] = Field(default=[], max_length=1000)
+
+
 class SpawnJob(Body):
     task: int = Field(description="The id of the task (as spawned tasks are answered).")
     outputs: dict[str, Any] = {}

@@ -1,0 +1,19 @@
+"""The task types that ship with Runyard, installed by the server when it starts.
+
+``packages/`` holds them as ordinary task type packages (``metadata.json``,
+``interface.json``, ``main.py``): ``Lucid.Util.SearchFolderFilesBySuffix`` (its code is
+``runyard.builtin.search``) and the source and add tasks ``XF.Data.SelectFolder``,
+``XF.Data.SelectForeignFile``, ``XF.Data.AddForeignFile``, ``XF.Data.SelectImage`` and
+``XF.Data.AddImage``, whose jobs are created with their outputs. See docs/builtin.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PACKAGES = Path(__file__).resolve().parent / "packages"
+
+
+def package_folders() -> list[Path]:
+    """The folders of the built-in task type packages, by name."""
+    return sorted(p for p in PACKAGES.iterdir() if (p / "metadata.json").is_file())

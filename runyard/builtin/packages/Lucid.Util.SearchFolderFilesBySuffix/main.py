@@ -1,0 +1,3 @@
+from runyard.builtin import search
+
+search.main()

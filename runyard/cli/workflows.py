@@ -1,0 +1,118 @@
+"""``runyard workflow`` and ``runyard task``: list, start, stop, obsolete and lock workflows;
+add tasks to them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from runyard.cli import context as ctx
+from runyard.cli.context import DataDir, ServerUrl, Token, console
+from runyard.errors import InvalidInput
+
+workflow_app = typer.Typer(
+    help="List, start, stop, obsolete and lock workflows.", no_args_is_help=True
+)
+task_app = typer.Typer(help="Add tasks to workflows.", no_args_is_help=True)
+
+WorkflowName = Annotated[str, typer.Argument(help="The workflow's name.", show_default=False)]
+
+
+@workflow_app.command("list")
+def workflow_list(
+    data_dir: Path | None = DataDir, server: str | None = ServerUrl, token: str | None = Token
+) -> None:
+    """List workflows with their runs and jobs by state.
+
+    Example: runyard workflow list
+    """
+    with ctx.client(data_dir, server, token) as client:
+        rows = client.get("/api/workflows")
+    table = Table("Workflow", "State", "Locked", "Runs", "Jobs")
+    for w in rows:
+        jobs = ", ".join(f"{n} {state}" for state, n in sorted(w["jobs"].items()))
+        table.add_row(w["name"], w["state"], "yes" if w["locked"] else "", str(w["runs"]), jobs)
+    console.print(table)
+
+
+def _workflow_action(
+    action: str, name: str, data_dir: Path | None, server: str | None, token: str | None
+) -> None:
+    with ctx.client(data_dir, server, token) as client:
+        answer = client.post(f"/api/workflows/{name}/{action}")
+    locked = " (locked)" if answer["locked"] else ""
+    console.print(f"workflow {answer['name']}: {answer['state']}{locked}")
+
+
+WORKFLOW_ACTIONS = {
+    "start": "Start a workflow: its jobs are processed.",
+    "stop": "Stop a workflow (back to Draft): no new jobs start.",
+    "obsolete": "Obsolete a workflow (soft delete); starting it again restores it.",
+    "lock": "Lock a workflow: its state cannot change until it is unlocked (admins).",
+    "unlock": "Unlock a locked workflow.",
+}
+
+
+def _add_workflow_action(action: str, summary: str) -> None:
+    def command(
+        name: WorkflowName,
+        data_dir: Path | None = DataDir,
+        server: str | None = ServerUrl,
+        token: str | None = Token,
+    ) -> None:
+        _workflow_action(action, name, data_dir, server, token)
+
+    command.__doc__ = f"{summary}\n\nExample: runyard workflow {action} Study"
+    workflow_app.command(action)(command)
+
+
+for _action, _summary in WORKFLOW_ACTIONS.items():
+    _add_workflow_action(_action, _summary)
+
+
+@task_app.command("add")
+def task_add(
+    workflow: WorkflowName,
+    name: Annotated[str, typer.Argument(help="The new task's name.", show_default=False)],
+    task_type: Annotated[
+        str, typer.Option("--type", help="Its task type: NAME or NAME==VERSION (default: newest).")
+    ],
+    inputs: Annotated[
+        str,
+        typer.Option(
+            "--inputs",
+            help='Input sources (JSON): [{"key": K, "source": {"mode": "output", "task": T, '
+            '"key": OUT}}, ...]; inputs left out get their default.',
+        ),
+    ] = "[]",
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Add a task at the end of a workflow; it gets a job in every run whose upstream jobs
+    are Done (and in every later run).
+
+    Example: runyard task add Study Measure --type Lab.Measure --inputs
+    '[{"key": "scan", "source": {"mode": "output", "task": ".AIM", "key": "foreign_file"}}]'
+    """
+    try:
+        sources = json.loads(inputs)
+    except ValueError as exc:
+        raise InvalidInput(f"--inputs is not valid JSON: {exc}") from None
+    type_name, _, version = task_type.partition("==")
+    body: dict[str, Any] = {
+        "name": name,
+        "task_type": {"name": type_name, "version": version or None},
+        "inputs": sources,
+    }
+    with ctx.client(data_dir, server, token) as client:
+        answer = client.post(f"/api/workflows/{workflow}/tasks", body)
+    tt = answer["task_type"]
+    console.print(
+        f"added task {answer['name']} ({tt['name']} {tt['version']}) to {workflow}: "
+        f"{answer['jobs_created']} jobs created"
+    )
