@@ -8,15 +8,24 @@ task gets one job per spawned run (existing ones and later ones)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.acceptance.conftest import Installation
+from tests.acceptance.conftest import (
+    Installation,
+    Worker,
+    start_server,
+    start_worker,
+    stop,
+    wait_for,
+)
 from tests.conftest import FIXTURES, TASK_TYPES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -221,3 +230,99 @@ def test_the_built_in_search_task(up: Installation, tmp_path: Path) -> None:
     search_everything(up, tmp_path, "Lucid.Util.SearchFolderFilesBySuffix", cases)
     [regex_run] = [r for r in up.status("Search-suffix_regex")["runs"] if r["name"] == "first"]
     assert regex_run["jobs"]["Search"]["outputs"] == {"runs": 2}
+
+
+# -- a crash in the middle of spawning ------------------------------------------------------
+
+GROUPS = 400
+LEASE_SECONDS = 3
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (its fork server, the job scripts), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def crash(worker: Worker) -> None:
+    """The worker's machine dies: the worker, its fork server and the job's script, at once."""
+    for pid in [worker.process.pid, *descendants(worker.process.pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    worker.kill()
+
+
+@pytest.mark.parametrize("search_type", ["conformance", "built-in"])
+def test_a_search_whose_worker_dies_mid_spawn_gives_each_file_one_run(
+    search_type: str, tmp_path: Path, database_url: str
+) -> None:
+    if search_type == "conformance":
+        script = conformance_script()
+        if script is None:
+            pytest.skip(f"{SCRIPT} not found: set RUNYARD_CONFORMANCE_DIR to its folder")
+        task_type = "Conformance.SearchFolderFilesBySuffix"
+        package = tmp_path / "conformance"
+        shutil.copytree(FIXTURES / "conformance" / "SearchFolderFilesBySuffix", package)
+        shutil.copyfile(script, package / "main.py")
+    else:
+        task_type, package = "Lucid.Util.SearchFolderFilesBySuffix", None
+    extra = () if database_url.startswith("sqlite") else ("--database-url", database_url)
+    server = start_server(
+        tmp_path / "server", *extra, env={"RUNYARD_LEASE_SECONDS": str(LEASE_SECONDS)}
+    )
+    workers: list[Worker] = []
+    try:
+        scans = tmp_path / "scans"
+        scans.mkdir()
+        names = [f"S{i:04}" for i in range(GROUPS)]
+        for name in names:
+            (scans / f"{name}_SCAN.AIM").write_text("scan")
+            (scans / f"{name}_SEG.AIM").write_text("segmentation")
+        server.cli("userdata", "map", "/Scans/", str(scans))
+        workflow = search_workflow(tmp_path, "Crash", task_type, "_SCAN.AIM|_SEG.AIM", "filename")
+        server.cli("import", *([str(package)] if package else []), str(workflow))
+        server.cli("workflow", "start", "Crash")
+        workers.append(start_worker(server, "first", tmp_path / "first"))
+        server.cli("run", "new", "Crash", "Folder", "--outputs", json.dumps({"folder": FOLDER}))
+
+        def whole_runs() -> int:
+            status = server.api("GET", "/api/workflows/Crash/status")
+            return sum(
+                r["jobs"].get("_SCAN.AIM", {}).get("state") == "Done"
+                and r["jobs"].get("_SEG.AIM", {}).get("state") == "Done"
+                for r in status["runs"]
+            )
+
+        wait_for(lambda: whole_runs() >= 5, "the search spawning its first runs", interval=0.02)
+        crash(workers[0])
+        assert whole_runs() < GROUPS, "the crash came too late: spawning was over"
+
+        workers.append(start_worker(server, "second", tmp_path / "second"))
+        status = server.status("Crash", "--wait")
+        [searched] = [r for r in status["runs"] if "Folder" in r["jobs"]]
+        job = server.job(searched["jobs"]["Search"]["serial"])
+        assert (job["state"], job["attempt"], job["worker"]) == ("Done", 2, "second")
+        spawned = [r for r in status["runs"] if "Folder" not in r["jobs"]]
+        assert sorted(r["name"] for r in spawned) == names  # each file group once
+        for run in spawned:
+            files = {t: run["jobs"][t]["outputs"]["foreign_file"]["filename"] for t in
+                     ("_SCAN.AIM", "_SEG.AIM")}  # fmt: skip
+            assert files == {"_SCAN.AIM": f"{run['name']}_SCAN.AIM",
+                             "_SEG.AIM": f"{run['name']}_SEG.AIM"}  # fmt: skip
+            assert {run["jobs"][t]["state"] for t in ("_SCAN.AIM", "_SEG.AIM")} == {"Done"}
+    finally:
+        for worker in workers:
+            crash(worker)
+        stop(server)
