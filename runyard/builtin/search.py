@@ -35,6 +35,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from runyard import task
+from runyard.errors import RunyardError
 from runyard.task import spawn, userdata, virtualpath
 
 MODES = ("standalone", "filename", "dirname", "suffix_regex")
@@ -315,6 +316,6 @@ def main() -> None:
     job = task.current_job()
     try:
         runs = search(job)
-    except (SearchError, task.TaskError) as exc:
+    except (SearchError, task.TaskError, RunyardError) as exc:
         task.fail(str(exc))
     task.finish({"runs": runs})
