@@ -122,6 +122,7 @@ class Run:
     priority: str = "normal"
     obsolete: bool = False
     entity: Entity | None = None
+    study: bool = False  # the workflow's own run, holding its reduce jobs; never listed
 
 
 @dataclass(frozen=True, kw_only=True)

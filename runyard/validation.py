@@ -7,7 +7,7 @@ from typing import Any
 from runyard.errors import InvalidInput
 from runyard.models import InputSource, Parameter, Task, TaskInput, TaskType
 from runyard.packages import check_value
-from runyard.packages.parameters import supported_modes
+from runyard.packages.parameters import connects, supported_modes
 
 
 def check_outputs(task_type: TaskType, outputs: dict[str, Any]) -> str | None:
@@ -54,7 +54,10 @@ def spawned_task_inputs(
         if not isinstance(source, dict):
             raise InvalidInput(f"{where}: source must be an object like {{'mode': 'none'}}")
         listed[param.key] = TaskInput(
-            key=param.key, source=_checked_source(where, param, source, by_name, by_id)
+            key=param.key,
+            source=_checked_source(
+                where, param, source, by_name, by_id, task_type.interface.kind
+            ),
         )
     return tuple(
         listed.get(p.key)
@@ -74,6 +77,7 @@ def _checked_source(
     source: dict[str, Any],
     by_name: dict[str, Task],
     by_id: dict[int, Task],
+    kind: str,
 ) -> InputSource:
     mode = source.get("mode")
     modes = supported_modes(param)
@@ -102,7 +106,7 @@ def _checked_source(
                 field=f"{where}.source.task",
             )
         output = upstream.task_type.interface.output(str(source.get("key")))
-        if output is None or output.type != param.type:
+        if output is None or not connects(output.type, param.type, kind):
             outputs = ", ".join(f"{o.key} ({o.type})" for o in upstream.task_type.interface.outputs)
             raise InvalidInput(
                 f"{where}: input {param.key!r} needs an output of type {param.type} of task "

@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from runyard.errors import Conflict, IllegalTransition, InvalidInput, NotFound, StaleLease
 from runyard.models import Entity, Job, Task, Workflow
-from runyard.operations.base import Operations
+from runyard.operations.reduce import Reducing, upstream_closure
 from runyard.sortorder import keys_after
 from runyard.states import (
     JobState,
@@ -26,6 +26,7 @@ from runyard.states import (
     sources_of,
 )
 from runyard.store import jobs as job_rows
+from runyard.store import reduce as reduce_rows
 from runyard.store import runs as run_rows
 from runyard.store import workflows as workflow_rows
 from runyard.validation import check_outputs
@@ -34,7 +35,7 @@ ACTIVITY_LEVELS = ("debug", "info", "warning", "error")
 MAX_LOG_CHARS = 1024 * 1024  # the job log keeps the last MiB of output
 
 
-class JobManager(Operations):
+class JobManager(Reducing):
     # -- runs ---------------------------------------------------------------------------
 
     def new_run(
@@ -75,6 +76,7 @@ class JobManager(Operations):
                 now=self.now(),
             )
             job = self._create_job(conn, workflow, tasks, task, run_id, outputs=outputs)
+            self._refresh_reduces(conn, workflow.id, [task.id])
             self._log(
                 conn,
                 actor,
@@ -92,9 +94,17 @@ class JobManager(Operations):
                 priority=priority,
             )
         with self._write_and_notify() as conn:
-            if not run_rows.set_priority(conn, run_id, priority):
+            run = run_rows.get_run(conn, run_id)
+            if run is None or run.study or not run_rows.set_priority(conn, run_id, priority):
                 raise NotFound(f"no run with id {run_id}", run=run_id)
-            self._log(conn, actor, "run.priority", f"run {run_id} priority {priority}")
+            self._refresh_reduces(conn, run.workflow_id)  # paused runs are left out
+            self._log(
+                conn,
+                actor,
+                "run.priority",
+                f"run {run_id} priority {priority}",
+                workflow_id=run.workflow_id,
+            )
 
     def _create_job(
         self,
@@ -212,6 +222,7 @@ class JobManager(Operations):
         if target == JobState.DONE:
             tasks = self._tasks(conn, job.workflow_id)
             self._create_followers(conn, updated, tasks)
+        self._refresh_reduces(conn, job.workflow_id, [job.task_id])
         return updated
 
     def update_state(self, serial: int, state: str, *, actor: str = "system") -> Job:
@@ -292,6 +303,8 @@ class JobManager(Operations):
             tasks = self._tasks(conn, workflow.id)
             by_id = {t.id: t for t in tasks}
             task = by_id[job.task_id]
+            if task.task_type.interface.kind == "reduce":
+                return self._restart_reduce(conn, job, task, tasks, actor)
             live = job_rows.live_jobs_in_run(conn, job.run_id)
             upstream = {
                 by_id[j.task_id].name: j.outputs
@@ -321,6 +334,30 @@ class JobManager(Operations):
                 job_serial=new.serial,
             )
             return new
+
+    def _restart_reduce(
+        self, conn: Connection, job: Job, task: Task, tasks: list[Task], actor: str
+    ) -> Job:
+        """A new reduce job from the current upstream results, even if they did not change."""
+        ids = {t.name: t.id for t in tasks}
+        upstream = {ids[name] for name in upstream_closure(task, tasks)}
+        self._refresh_reduce(conn, task, tasks, upstream, force=True)
+        new = reduce_rows.live_job(conn, task.id, job.run_id)
+        if new is None or new.serial == job.serial:
+            raise Conflict(
+                f"cannot restart reduce job {job.serial} now: runs still have upstream work "
+                "pending, or none has a Done result; it is queued by itself when they are done",
+                serial=job.serial,
+            )
+        self._log(
+            conn,
+            actor,
+            "job.restart",
+            f"job {job.serial} restarted as job {new.serial}",
+            workflow_id=job.workflow_id,
+            job_serial=new.serial,
+        )
+        return new
 
 
 def _job_state(state: str) -> JobState:

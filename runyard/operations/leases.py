@@ -184,7 +184,7 @@ class LeaseManager(JobManager):
                     target = JobState.FAILED
                 else:
                     values, target = {}, JobState.QUEUED
-                job_rows.set_state(
+                changed = job_rows.set_state(
                     conn,
                     serial,
                     target,
@@ -193,4 +193,7 @@ class LeaseManager(JobManager):
                     lease_id=None,
                     **values,
                 )
+                job = job_rows.get_job(conn, serial) if changed else None
+                if job is not None and target == JobState.FAILED:
+                    self._refresh_reduces(conn, job.workflow_id, [job.task_id])
         return len(expired)

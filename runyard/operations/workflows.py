@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 from runyard.errors import Conflict, NotFound
 from runyard.models import Task, TaskType, Workflow
-from runyard.operations.base import Operations
+from runyard.operations.reduce import Reducing
 from runyard.packages import WorkflowPackage, resolve_workflow, workflow_package_bytes
 from runyard.states import WORKFLOW_TRANSITIONS, JobState, WorkflowState, new_job
 from runyard.store import jobs as job_rows
@@ -20,7 +20,7 @@ from runyard.store import workflows as workflow_rows
 from runyard.validation import spawned_task_inputs
 
 
-class WorkflowManager(Operations):
+class WorkflowManager(Reducing):
     def import_package(self, package: WorkflowPackage, *, actor: str = "system") -> Workflow:
         """Create the workflow of a package, whole or not at all."""
         with self.store.write() as conn:
@@ -180,6 +180,7 @@ class WorkflowManager(Operations):
             )
             task = next(t for t in workflow_rows.list_tasks(conn, workflow.id) if t.id == task_id)
             created = self._jobs_for_existing_runs(conn, task)
+            self._refresh_reduces(conn, workflow.id)
             self._log(
                 conn,
                 actor,
@@ -227,15 +228,20 @@ class WorkflowManager(Operations):
             runs = run_rows.list_runs(conn, workflow.id)
             jobs = job_rows.jobs_of_workflow(conn, workflow.id)
         task_names = {t.id: t.name for t in tasks}
+        reduce_ids = {t.id for t in tasks if t.task_type.interface.kind == "reduce"}
         by_run: dict[int, dict[str, Any]] = {r.id: {} for r in runs}
+        reduce: dict[str, Any] = {}
         for job in jobs:
-            if job.run_id in by_run:
-                by_run[job.run_id][task_names[job.task_id]] = {
-                    "serial": job.serial,
-                    "state": job.state,
-                    "outputs": job.outputs,
-                    "error": job.error,
-                }
+            cell = {
+                "serial": job.serial,
+                "state": job.state,
+                "outputs": job.outputs,
+                "error": job.error,
+            }
+            if job.task_id in reduce_ids:
+                reduce[task_names[job.task_id]] = cell
+            elif job.run_id in by_run:
+                by_run[job.run_id][task_names[job.task_id]] = cell
         return {
             "workflow": workflow.name,
             "state": workflow.state,
@@ -243,6 +249,8 @@ class WorkflowManager(Operations):
             # "idle" next to a job that was still running.
             "idle": not any(j.state in (JobState.QUEUED, JobState.RUNNING) for j in jobs),
             "tasks": [t.name for t in tasks],
+            # The live job of each reduce task (one per workflow, not per run).
+            "reduce": reduce,
             "runs": [
                 {
                     "id": r.id,

@@ -34,6 +34,14 @@ def is_list_type(type_name: str) -> bool:
     return base_type(type_name) != type_name
 
 
+def connects(output_type: str, input_type: str, kind: str) -> bool:
+    """Whether an output of ``output_type`` may feed an input of ``input_type`` of a task of
+    ``kind``: the same type, or for a reduce task a list of it (one value per run)."""
+    return output_type == input_type or (
+        kind == "reduce" and is_list_type(input_type) and base_type(input_type) == output_type
+    )
+
+
 def supported_modes(param: Parameter) -> tuple[str, ...]:
     """The modes an input allows; an empty tuple (not stated) allows every mode."""
     return param.supported_modes or INPUT_MODES

@@ -15,7 +15,7 @@ from runyard.models import InputSource, Parameter, TaskInput, TaskType
 from runyard.packages import schemas
 from runyard.packages.documents import read_json, shown, validate
 from runyard.packages.metadata import read_metadata
-from runyard.packages.parameters import base_type, check_value, is_list_type, supported_modes
+from runyard.packages.parameters import check_value, connects, supported_modes
 from runyard.states import find_cycle
 
 TASKS = "tasks.json"
@@ -258,12 +258,7 @@ def _check_connection(
             file=TASKS,
             field=f"{where}.source.key",
         )
-    fits = output.type == param.type or (
-        task_type.interface.kind == "reduce"
-        and is_list_type(param.type)
-        and base_type(param.type) == output.type
-    )
-    if not fits:
+    if not connects(output.type, param.type, task_type.interface.kind):
         raise InvalidPackage(
             f"output {shown(output.key)} of task {shown(source.task)} is {output.type}, but "
             f"input {shown(param.key)} needs {param.type}; connect an output of type "

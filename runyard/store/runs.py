@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from runyard.models import Entity, Run
 from runyard.store.schema import entities, runs
@@ -24,6 +25,7 @@ def from_row(row: Row[Any]) -> Run:
         priority=m["priority"],
         obsolete=m["obsolete"],
         entity=entity,
+        study=m["study"],
     )
 
 
@@ -84,8 +86,33 @@ def lock_run(conn: Connection, run_id: int) -> None:
     conn.execute(select(runs.c.id).where(runs.c.id == run_id).with_for_update())
 
 
+def study_run(conn: Connection, workflow_id: int, now: datetime) -> int:
+    """The id of the workflow's study run (created on first use), locked: the reduce jobs'
+    run, and the lock that serialises every decision about them."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(
+        dialect.insert(runs)
+        .values(
+            workflow_id=workflow_id,
+            name="(study)",
+            sort_order="",
+            priority="normal",
+            obsolete=False,
+            study=True,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["workflow_id"], index_where=text("study"))
+    )
+    found = conn.execute(
+        select(runs.c.id)
+        .where(runs.c.workflow_id == workflow_id, runs.c.study.is_(True))
+        .with_for_update()
+    ).scalar_one()
+    return int(found)
+
+
 def list_runs(conn: Connection, workflow_id: int, *, include_obsolete: bool = False) -> list[Run]:
-    query = _select_runs().where(runs.c.workflow_id == workflow_id)
+    query = _select_runs().where(runs.c.workflow_id == workflow_id, runs.c.study.is_(False))
     if not include_obsolete:
         query = query.where(runs.c.obsolete.is_(False))
     return [from_row(r) for r in conn.execute(query.order_by(runs.c.sort_order, runs.c.id))]
@@ -93,7 +120,9 @@ def list_runs(conn: Connection, workflow_id: int, *, include_obsolete: bool = Fa
 
 def last_sort_order(conn: Connection, workflow_id: int) -> str | None:
     value = conn.execute(
-        select(func.max(runs.c.sort_order)).where(runs.c.workflow_id == workflow_id)
+        select(func.max(runs.c.sort_order)).where(
+            runs.c.workflow_id == workflow_id, runs.c.study.is_(False)
+        )
     ).scalar()
     return str(value) if value is not None else None
 
@@ -107,7 +136,9 @@ def count_runs(conn: Connection, workflow_id: int) -> int:
     return int(
         conn.execute(
             select(func.count()).where(
-                runs.c.workflow_id == workflow_id, runs.c.obsolete.is_(False)
+                runs.c.workflow_id == workflow_id,
+                runs.c.obsolete.is_(False),
+                runs.c.study.is_(False),
             )
         ).scalar_one()
     )

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -131,7 +132,16 @@ runs = Table(
     Column("priority", String(10), nullable=False),
     Column("obsolete", Boolean, nullable=False, default=False),
     Column("created_at", Timestamp(), nullable=False),
+    # The workflow's own run, holding its reduce jobs (one per reduce task); never listed.
+    Column("study", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_runs_workflow_sort", "workflow_id", "sort_order"),
+    Index(
+        "uq_runs_study",
+        "workflow_id",
+        unique=True,
+        sqlite_where=text("study"),
+        postgresql_where=text("study"),
+    ),
 )
 
 workers = Table(

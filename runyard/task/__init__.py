@@ -60,6 +60,13 @@ class CurrentJob:
     token: str
     working_dir: Path
 
+    @property
+    def runs(self) -> list[dict[str, Any]]:
+        """For a reduce job: the runs whose results its list inputs hold, in the same order
+        (run sort order): ``[{"id", "name", "entity"}]``. Empty for other jobs."""
+        runs: list[dict[str, Any]] = self.metadata.get("runs", [])
+        return runs
+
     def client(self) -> Client:
         """A client of the server, authenticated as this job (shared by the calls below)."""
         return self._shared_client
