@@ -9,9 +9,11 @@ from runyard.operations.base import Clock, Notifier, TaskLists, utcnow
 from runyard.operations.files import FileManager
 from runyard.operations.jobs import JobManager
 from runyard.operations.leases import LeaseManager
+from runyard.operations.sessions import SessionManager
 from runyard.operations.spawns import SpawnManager
 from runyard.operations.task_types import TaskTypeManager
 from runyard.operations.userdata import UserDataManager
+from runyard.operations.views import ViewManager
 from runyard.operations.workers import WorkerManager
 from runyard.operations.workflows import WorkflowManager
 from runyard.settings import Settings
@@ -42,6 +44,8 @@ class Runyard:
         )
         self.workers = WorkerManager(*args, **shared)
         self.workflows = WorkflowManager(*args, **shared)
+        self.sessions = SessionManager(*args, auth=self.auth, **shared)
+        self.views = ViewManager(*args, **shared)
 
     def open(self) -> Runyard:
         """Create the data directory and bring the database schema up to date."""

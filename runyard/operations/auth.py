@@ -97,6 +97,10 @@ class AuthManager(Operations):
             )
         if token.startswith("ry_job_"):
             return self._authenticate_job(token)
+        if token.startswith("ry_session_"):
+            raise Unauthorized(
+                "a web UI session token is valid only as the UI's cookie; use the admin token here"
+            )
         if token.startswith("ry_ud_"):
             raise Unauthorized(
                 "a User Data token is valid only for the User Data file calls "

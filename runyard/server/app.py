@@ -15,9 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 import runyard
+from runyard import web
 from runyard.errors import RunyardError
 from runyard.operations import Runyard
-from runyard.server import api, protocol
+from runyard.server import api, protocol, views
 
 log = logging.getLogger("runyard.server")
 
@@ -79,6 +80,8 @@ def create_app(runyard_instance: Runyard) -> FastAPI:
     app.state.runyard = runyard_instance
     for method, path, handler in ROUTES:
         app.add_api_route(path, handler, methods=[method], summary=_summary(handler))
+    views.install(app)  # the runs table by pages and its live changes (server/views.py)
+    web.install(app)  # the web UI (runyard/web/)
     app.add_exception_handler(RunyardError, _runyard_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

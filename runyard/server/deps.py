@@ -24,8 +24,25 @@ def bearer_token(request: Request) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
+# The web UI's session cookie, and the header that must carry the session's CSRF token
+# on every request made with the cookie that may change something.
+SESSION_COOKIE = "runyard_session"
+CSRF_HEADER = "x-runyard-csrf"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def get_principal(request: Request) -> Principal:
-    return get_runyard(request).auth.authenticate(bearer_token(request))
+    """The caller: by its bearer token, else by the web UI's session cookie (with the CSRF
+    header for anything but a read)."""
+    ry = get_runyard(request)
+    token = bearer_token(request)
+    session = request.cookies.get(SESSION_COOKIE)
+    if token or not session:
+        return ry.auth.authenticate(token)
+    principal = ry.sessions.authenticate(session).principal
+    if request.method not in SAFE_METHODS:
+        ry.sessions.check_csrf(session, request.headers.get(CSRF_HEADER, ""))
+    return principal
 
 
 def get_userdata_token(request: Request) -> UserDataToken:

@@ -1,0 +1,115 @@
+"""Statements behind the views of the web UI: a page of runs with their live jobs, and a
+cheap fingerprint that tells whether a workflow's table changed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, exists, func, select
+
+from runyard.models import Run
+from runyard.states import JobState
+from runyard.store import runs as run_rows
+from runyard.store.schema import entities, jobs, runs
+
+LIVE = jobs.c.state != JobState.OBSOLETE.value
+
+# The orders a page of runs can be sorted in: the column and its tie-breaker.
+ORDERS = {
+    "sort_order": (runs.c.sort_order, runs.c.id),
+    "name": (runs.c.name, runs.c.sort_order, runs.c.id),
+}
+
+
+def _select_runs() -> Any:
+    # The columns that ``runs.from_row`` reads.
+    return select(
+        runs,
+        entities.c.uuid.label("entity_uuid"),
+        entities.c.name.label("entity_name"),
+        entities.c.type.label("entity_type"),
+    ).outerjoin(entities, entities.c.id == runs.c.entity_id)
+
+
+def _run_filter(workflow_id: int, state: str | None, name: str | None) -> list[Any]:
+    where: list[Any] = [runs.c.workflow_id == workflow_id, runs.c.obsolete.is_(False)]
+    if name:
+        where.append(runs.c.name.icontains(name, autoescape=True))
+    if state:
+        where.append(exists().where(jobs.c.run_id == runs.c.id, jobs.c.state == state, LIVE))
+    return where
+
+
+def count_runs(
+    conn: Connection, workflow_id: int, *, state: str | None = None, name: str | None = None
+) -> int:
+    """How many live runs of the workflow pass the filters."""
+    query = select(func.count()).select_from(runs).where(*_run_filter(workflow_id, state, name))
+    return int(conn.execute(query).scalar_one())
+
+
+def page_runs(
+    conn: Connection,
+    workflow_id: int,
+    *,
+    offset: int,
+    limit: int,
+    state: str | None = None,
+    name: str | None = None,
+    order: str = "sort_order",
+    descending: bool = False,
+) -> list[Run]:
+    """One page of the live runs that pass the filters, in ``order``."""
+    columns = ORDERS[order]
+    query = (
+        _select_runs()
+        .where(*_run_filter(workflow_id, state, name))
+        .order_by(*(c.desc() if descending else c for c in columns))
+        .offset(offset)
+        .limit(limit)
+    )
+    return [run_rows.from_row(r) for r in conn.execute(query)]
+
+
+def live_jobs_of_runs(conn: Connection, run_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The live jobs of these runs: serial, run, task, state, error, attempt."""
+    if not run_ids:
+        return []
+    query = select(
+        jobs.c.serial,
+        jobs.c.run_id,
+        jobs.c.task_id,
+        jobs.c.state,
+        jobs.c.error,
+        jobs.c.attempt,
+    ).where(jobs.c.run_id.in_(list(run_ids)), LIVE)
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def fingerprint(conn: Connection, workflow_id: int) -> dict[str, Any]:
+    """What changes whenever a cell of the workflow's table changes: the newest job serial,
+    the live jobs by state, the number of runs and the newest run id. A job changing state
+    moves its count from one state to another; a new job raises the newest serial."""
+    by_state = {
+        state: int(n)
+        for state, n in conn.execute(
+            select(jobs.c.state, func.count())
+            .where(jobs.c.workflow_id == workflow_id, LIVE)
+            .group_by(jobs.c.state)
+        )
+    }
+    newest_job = conn.execute(
+        select(func.max(jobs.c.serial)).where(jobs.c.workflow_id == workflow_id)
+    ).scalar()
+    run_count, newest_run = conn.execute(
+        select(func.count(), func.max(runs.c.id)).where(
+            runs.c.workflow_id == workflow_id, runs.c.obsolete.is_(False)
+        )
+    ).one()
+    return {
+        "jobs": by_state,
+        "newest_job": newest_job,
+        "runs": int(run_count),
+        "newest_run": newest_run,
+    }

@@ -1,0 +1,350 @@
+// The runs table of a workflow: runs as rows, tasks as columns, each cell the state of the
+// run's live job of that task. Rows come from the server a block at a time and only the
+// rows in view exist in the page (virtual scrolling), so 100,000 runs scroll as smoothly
+// as ten. A Server-Sent Events stream says when something changed; the rows in view are
+// then fetched again.
+
+import { api } from "./api.js";
+import { ICONS, STATES, append, clear, countChips, debounce, enc, h } from "./dom.js";
+import { jobPanel } from "./job.js";
+import { actionButton, workflowActions } from "./workflows.js";
+
+const ROW_HEIGHT = 30; // px; the same as .runs-row in app.css
+const BLOCK = 200; // runs per request
+const OVERSCAN = 8; // rows drawn above and below the visible ones
+const REFRESH_GAP_MS = 300; // at most about three refreshes a second
+
+export function runsView(main, [name], { notify }) {
+  const filter = { state: "", name: "", order: "sort_order" };
+  let tasks = [];
+  let total = 0;
+  let generation = 0; // raised by every filter change: answers of older requests are dropped
+  const blocks = new Map(); // block index -> runs
+  const loading = new Set(); // "generation:block" of the requests under way
+  const drawn = new Map(); // row index -> {el, run}
+  let closePanel = null;
+  let source = null;
+  let alive = true;
+
+  // -- the page ---------------------------------------------------------------------------
+  const heading = h("h1", {}, name);
+  const wfState = h("span", { class: "wf-state" });
+  const wfButtons = h("span", { class: "actions" });
+  const summary = h("div", { class: "summary" });
+  const count = h("span", { class: "count" });
+  const stateSelect = h(
+    "select",
+    { class: "filter-state", "aria-label": "Filter by job state" },
+    h("option", { value: "" }, "All states"),
+    STATES.filter((s) => s !== "Obsolete").map((s) => h("option", { value: s }, `${ICONS[s]} ${s}`)),
+  );
+  const nameInput = h("input", { type: "search", class: "filter-name", placeholder: "Filter by run name", "aria-label": "Filter by run name" });
+  const orderSelect = h(
+    "select",
+    { class: "order", "aria-label": "Sort" },
+    h("option", { value: "sort_order" }, "Sort order"),
+    h("option", { value: "name" }, "Name"),
+  );
+  const newRunButton = h("button", { type: "button", class: "new-run primary", onclick: () => openNewRun() }, "New Run");
+  const head = h("div", { class: "runs-head runs-row" });
+  const body = h("div", { class: "runs-body" });
+  const scroller = h("div", { class: "runs-scroll", tabindex: "0" }, head, body);
+  const panel = h("aside", { class: "job-panel", hidden: true });
+  const dialog = h("dialog", { class: "new-run-dialog" });
+
+  main.append(
+    h("div", { class: "toolbar" }, h("a", { href: "#/workflows", class: "back" }, "\u2190 Workflows"), heading, wfState, wfButtons, h("span", { class: "grow" }), summary),
+    h("div", { class: "toolbar filters" }, newRunButton, stateSelect, nameInput, orderSelect, h("span", { class: "grow" }), count),
+    h("div", { class: "runs-layout" }, scroller, panel),
+    dialog,
+  );
+
+  // -- data -------------------------------------------------------------------------------
+  function query(offset, limit) {
+    const params = new URLSearchParams({ offset, limit, order: filter.order });
+    if (filter.state) params.set("state", filter.state);
+    if (filter.name) params.set("name", filter.name);
+    return `/api/workflows/${enc(name)}/runs?${params}`;
+  }
+
+  async function fetchBlock(index) {
+    const asked = generation;
+    const key = `${asked}:${index}`;
+    if (loading.has(key)) return;
+    loading.add(key);
+    try {
+      const page = await api("GET", query(index * BLOCK, BLOCK));
+      if (!alive || asked !== generation) return;
+      blocks.set(index, page.runs);
+      setShape(page.tasks, page.total);
+      draw();
+    } catch (exc) {
+      if (alive) notify(exc.message, "error");
+    } finally {
+      loading.delete(key);
+    }
+  }
+
+  function setShape(newTasks, newTotal) {
+    if (newTasks.join("\u0000") !== tasks.join("\u0000")) {
+      tasks = newTasks;
+      scroller.style.setProperty("--tasks", String(Math.max(1, tasks.length)));
+      append(clear(head), h("div", { class: "run-name" }, "Run"), tasks.map((t) => h("div", { class: "cell head", title: t }, t)));
+      for (const row of drawn.values()) row.el.remove();
+      drawn.clear();
+    }
+    if (newTotal !== total) {
+      total = newTotal;
+      body.style.height = `${total * ROW_HEIGHT}px`;
+      count.textContent = `${total.toLocaleString()} run${total === 1 ? "" : "s"}`;
+    }
+  }
+
+  function visibleRange() {
+    const top = Math.max(0, scroller.scrollTop - head.offsetHeight);
+    const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
+    const last = Math.min(total - 1, Math.ceil((top + scroller.clientHeight) / ROW_HEIGHT) + OVERSCAN);
+    return [first, last];
+  }
+
+  // -- drawing ----------------------------------------------------------------------------
+  let frame = 0;
+  function draw() {
+    if (!frame) frame = requestAnimationFrame(drawNow);
+  }
+
+  function drawNow() {
+    frame = 0;
+    const [first, last] = visibleRange();
+    for (const [index, row] of drawn) {
+      if (index < first || index > last) {
+        row.el.remove();
+        drawn.delete(index);
+      }
+    }
+    for (let index = first; index <= last; index += 1) {
+      const runs = blocks.get(Math.floor(index / BLOCK));
+      if (!runs) {
+        fetchBlock(Math.floor(index / BLOCK));
+        continue;
+      }
+      const run = runs[index % BLOCK];
+      const row = drawn.get(index);
+      if (row && row.run === run) continue;
+      const el = run ? runRow(run, index) : h("div", { class: "runs-row placeholder" });
+      el.style.transform = `translateY(${index * ROW_HEIGHT}px)`;
+      if (row) row.el.replaceWith(el);
+      else body.append(el);
+      drawn.set(index, { el, run });
+    }
+  }
+
+  function runRow(run, index) {
+    const title = [run.name, run.entity && `entity ${run.entity.name}`, `sort order ${run.sort_order}`, run.priority !== "normal" && `priority ${run.priority}`]
+      .filter(Boolean)
+      .join("\n");
+    return h(
+      "div",
+      { class: `runs-row run priority-${run.priority}`, role: "row", dataset: { run: String(run.id), index: String(index) } },
+      h("div", { class: "run-name", title }, run.priority === "paused" ? "\u23F8 " : "", run.name),
+      tasks.map((task) => cell(run, task)),
+    );
+  }
+
+  function cell(run, task) {
+    const job = run.jobs[task];
+    if (!job) return h("div", { class: "cell none", title: `${task}: no job` });
+    const title = `${task}: job ${job.serial}, ${job.state}${job.attempt > 1 ? `, attempt ${job.attempt}` : ""}${job.error ? `\n${job.error}` : ""}`;
+    return h(
+      "div",
+      { class: `cell job s-${job.state.toLowerCase()}`, title, dataset: { serial: String(job.serial), task, state: job.state } },
+      h("span", { class: "icon", "aria-hidden": "true" }, ICONS[job.state] || "?"),
+      h("span", { class: "label" }, job.state),
+    );
+  }
+
+  // -- live updates -----------------------------------------------------------------------
+  let refreshing = false;
+  let again = false;
+  async function refreshVisible() {
+    if (refreshing) {
+      again = true;
+      return;
+    }
+    refreshing = true;
+    const [first, last] = visibleRange();
+    const wanted = new Set();
+    for (let i = Math.max(0, first); i <= Math.max(first, last); i += 1) wanted.add(Math.floor(i / BLOCK));
+    for (const index of [...blocks.keys()]) if (!wanted.has(index)) blocks.delete(index);
+    const asked = generation;
+    try {
+      for (const index of wanted) {
+        const page = await api("GET", query(index * BLOCK, BLOCK));
+        if (!alive || asked !== generation) return;
+        blocks.set(index, page.runs);
+        setShape(page.tasks, page.total);
+      }
+      draw();
+    } catch (exc) {
+      if (alive) notify(exc.message, "error");
+    } finally {
+      refreshing = false;
+      if (again && alive) {
+        again = false;
+        setTimeout(refreshVisible, REFRESH_GAP_MS);
+      }
+    }
+  }
+
+  function showWorkflow(state, locked) {
+    wfState.className = `wf-state wf-${state.toLowerCase()}`;
+    wfState.textContent = locked ? `${state} \uD83D\uDD12` : state;
+    append(clear(wfButtons), workflowActions({ state, locked }).map((a) => actionButton(name, a, { notify, after: () => {} })));
+  }
+
+  function listen() {
+    source = new EventSource(`/api/workflows/${enc(name)}/events`);
+    source.addEventListener("changed", (event) => {
+      const change = JSON.parse(event.data);
+      append(clear(summary), countChips(change.jobs));
+      showWorkflow(change.state, change.locked);
+      refreshVisible();
+    });
+    source.addEventListener("error", (event) => {
+      if (event.data) notify(JSON.parse(event.data).error.message, "error");
+    });
+  }
+
+  // -- job information ---------------------------------------------------------------------
+  function openJob(serial, context) {
+    if (closePanel) closePanel();
+    panel.hidden = false;
+    closePanel = jobPanel(panel, serial, {
+      notify,
+      context,
+      onClose: () => {
+        if (closePanel) closePanel();
+        closePanel = null;
+        panel.hidden = true;
+        clear(panel);
+      },
+      onOpen: (next) => openJob(next, context),
+    });
+  }
+
+  body.addEventListener("click", (event) => {
+    const target = event.target.closest(".cell.job");
+    if (!target) return;
+    const row = target.closest(".runs-row");
+    const run = drawn.get(Number(row.dataset.index))?.run;
+    for (const el of body.querySelectorAll(".cell.selected")) el.classList.remove("selected");
+    target.classList.add("selected");
+    openJob(Number(target.dataset.serial), { workflow: name, task: target.dataset.task, run: run && run.name });
+  });
+
+  // -- New Run -----------------------------------------------------------------------------
+  async function openNewRun() {
+    let workflow;
+    try {
+      workflow = await api("GET", `/api/workflows/${enc(name)}`);
+    } catch (exc) {
+      notify(exc.message, "error");
+      return;
+    }
+    const sources = workflow.tasks.filter((t) => !t.inputs.some((i) => i.source.mode === "output"));
+    const taskSelect = h("select", { name: "task" }, sources.map((t) => h("option", { value: t.name }, `${t.name} (${t.task_type.name})`)));
+    const runName = h("input", { name: "name", placeholder: "optional" });
+    const outputs = h("textarea", { name: "outputs", rows: 5, spellcheck: "false" }, "{}");
+    const message = h("p", { class: "form-error", role: "alert" });
+    async function template() {
+      const task = sources.find((t) => t.name === taskSelect.value);
+      if (!task) return;
+      try {
+        const versions = await api("GET", `/api/task-types/${enc(task.task_type.name)}`);
+        const found = versions.find((v) => v.version === task.task_type.version) || versions[0];
+        const keys = ((found && found.interface && found.interface.outputs) || []).map((o) => o.key);
+        outputs.value = JSON.stringify(Object.fromEntries(keys.map((k) => [k, null])), null, 2);
+      } catch {
+        outputs.value = "{}";
+      }
+    }
+    taskSelect.addEventListener("change", template);
+    const form = h(
+      "form",
+      { method: "dialog", class: "new-run-form" },
+      h("h2", {}, `New Run in ${name}`),
+      sources.length ? null : h("p", { class: "form-error" }, "This workflow has no source task."),
+      h("label", {}, "Source task", taskSelect),
+      h("label", {}, "Run name", runName),
+      h("label", {}, "Outputs of the source job (JSON)", outputs),
+      message,
+      h(
+        "div",
+        { class: "buttons" },
+        h("button", { type: "button", class: "cancel", onclick: () => dialog.close() }, "Cancel"),
+        h("button", { type: "submit", class: "primary start-run" }, "Start run"),
+      ),
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      message.textContent = "";
+      let values;
+      try {
+        values = JSON.parse(outputs.value || "{}");
+      } catch (exc) {
+        message.textContent = `The outputs are not valid JSON: ${exc.message}`;
+        return;
+      }
+      const request = { task: taskSelect.value, outputs: values };
+      if (runName.value.trim()) request.name = runName.value.trim();
+      try {
+        const job = await api("POST", `/api/workflows/${enc(name)}/runs`, { json: request });
+        dialog.close();
+        notify(`Run started: source job ${job.serial} is ${job.state}`);
+      } catch (exc) {
+        message.textContent = exc.message;
+      }
+    });
+    append(clear(dialog), form);
+    dialog.showModal();
+    await template();
+  }
+
+  // -- filters -------------------------------------------------------------------------------
+  function restart() {
+    generation += 1;
+    blocks.clear();
+    for (const row of drawn.values()) row.el.remove();
+    drawn.clear();
+    scroller.scrollTop = 0;
+    fetchBlock(0);
+  }
+  stateSelect.addEventListener("change", () => {
+    filter.state = stateSelect.value;
+    restart();
+  });
+  nameInput.addEventListener(
+    "input",
+    debounce(() => {
+      filter.name = nameInput.value.trim();
+      restart();
+    }, 250),
+  );
+  orderSelect.addEventListener("change", () => {
+    filter.order = orderSelect.value;
+    restart();
+  });
+  scroller.addEventListener("scroll", draw, { passive: true });
+  const resize = new ResizeObserver(draw);
+  resize.observe(scroller);
+
+  fetchBlock(0);
+  listen();
+  return () => {
+    alive = false;
+    if (source) source.close();
+    if (closePanel) closePanel();
+    resize.disconnect();
+    if (frame) cancelAnimationFrame(frame);
+  };
+}

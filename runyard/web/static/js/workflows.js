@@ -1,0 +1,138 @@
+// The workflows list: state, runs and live jobs by state; start, stop, obsolete, lock,
+// unlock; import a package; export a workflow.
+
+import { api } from "./api.js";
+import { clear, countChips, enc, h } from "./dom.js";
+
+const REFRESH_MS = 3000;
+
+export function workflowActions(workflow) {
+  if (workflow.locked) return ["unlock"];
+  const actions = {
+    Draft: ["start", "obsolete"],
+    Started: ["stop", "obsolete"],
+    Obsolete: ["start"],
+  }[workflow.state] || [];
+  return [...actions, "lock"];
+}
+
+const ACTION_LABELS = {
+  start: "Start",
+  stop: "Stop",
+  obsolete: "Obsolete",
+  lock: "Lock",
+  unlock: "Unlock",
+};
+
+export function actionButton(name, action, { notify, after }) {
+  return h(
+    "button",
+    {
+      type: "button",
+      class: `action-${action}`,
+      "data-action": action,
+      onclick: async (event) => {
+        event.currentTarget.disabled = true;
+        try {
+          const workflow = await api("POST", `/api/workflows/${enc(name)}/${action}`);
+          notify(`Workflow ${workflow.name}: ${workflow.state}${workflow.locked ? ", locked" : ""}`);
+        } catch (exc) {
+          notify(exc.message, "error");
+        }
+        after();
+      },
+    },
+    ACTION_LABELS[action],
+  );
+}
+
+export function workflowsView(main, _params, { notify }) {
+  const body = h("tbody");
+  const fileInput = h("input", { type: "file", accept: ".xfp,.zip", class: "import-file" });
+  fileInput.addEventListener("change", async () => {
+    const file = fileInput.files[0];
+    if (!file) return;
+    try {
+      const answer = await api("POST", `/api/packages?filename=${enc(file.name)}`, { body: file });
+      const what = answer.workflow || answer.task_type;
+      const kind = answer.kind === "workflow" ? "workflow" : "task type";
+      notify(
+        answer.installed
+          ? `Imported ${kind} ${what.name}${what.version ? " " + what.version : ""}`
+          : `${kind} ${what.name} ${what.version || ""} was installed already`,
+      );
+      load();
+    } catch (exc) {
+      notify(exc.message, "error");
+    }
+    fileInput.value = "";
+  });
+  main.append(
+    h(
+      "div",
+      { class: "toolbar" },
+      h("h1", {}, "Workflows"),
+      h("span", { class: "grow" }),
+      h("label", { class: "button" }, "Import package\u2026", fileInput),
+    ),
+    h(
+      "table",
+      { class: "list workflows" },
+      h(
+        "thead",
+        {},
+        h("tr", {}, ["Name", "State", "Runs", "Jobs", "Actions", ""].map((t) => h("th", {}, t))),
+      ),
+      body,
+    ),
+  );
+
+  let timer = 0;
+  let alive = true;
+  async function load() {
+    clearTimeout(timer);
+    try {
+      const workflows = await api("GET", "/api/workflows");
+      if (!alive) return;
+      clear(body);
+      if (!workflows.length) {
+        body.append(
+          h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No workflow yet: import a workflow package.")),
+        );
+      }
+      for (const w of workflows) body.append(row(w));
+    } catch (exc) {
+      notify(exc.message, "error");
+    }
+    if (alive) timer = setTimeout(load, REFRESH_MS);
+  }
+
+  function row(w) {
+    return h(
+      "tr",
+      { "data-workflow": w.name },
+      h(
+        "td",
+        {},
+        h("a", { href: `#/workflows/${enc(w.name)}`, class: "workflow-name" }, w.name),
+        w.remarks ? h("div", { class: "remarks" }, w.remarks) : null,
+      ),
+      h(
+        "td",
+        {},
+        h("span", { class: `wf-state wf-${w.state.toLowerCase()}` }, w.state),
+        w.locked ? h("span", { class: "locked", title: "locked" }, " \uD83D\uDD12 locked") : null,
+      ),
+      h("td", { class: "num" }, String(w.runs)),
+      h("td", {}, countChips(w.jobs)),
+      h("td", { class: "actions" }, workflowActions(w).map((a) => actionButton(w.name, a, { notify, after: load }))),
+      h("td", {}, h("a", { href: `/api/workflows/${enc(w.name)}/export`, download: `${w.name}.xfp` }, "Export")),
+    );
+  }
+
+  load();
+  return () => {
+    alive = false;
+    clearTimeout(timer);
+  };
+}

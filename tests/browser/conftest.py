@@ -1,0 +1,84 @@
+"""Browser tests: Debian's Chromium, driven by Playwright, against a real ``runyard up`` on a
+loopback port (SQLite), with the test task types and the workflows Talk (Started) and
+Linear (Draft) imported. One server and one browser serve the whole module; each test gets
+a fresh browser context (no cookie) and logs in."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from runyard.packages import folder_zip_bytes
+from tests.acceptance.conftest import Installation, start_up, stop
+from tests.conftest import TASK_TYPES, WORKFLOWS
+
+SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
+VIEWPORT = {"width": 1400, "height": 820}
+
+
+def chromium_path() -> str:
+    """Debian's Chromium (scripts/test installs it); Playwright downloads no browser here."""
+    found = os.environ.get("RUNYARD_TEST_CHROMIUM") or shutil.which("chromium")
+    if not found:
+        pytest.fail("Chromium is not installed: apt-get install chromium (scripts/test does)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
+    installation = start_up(tmp_path_factory.mktemp("browser") / "lab")
+    headers = {"Authorization": f"Bearer {installation.admin_token}"}
+    for folder in [*sorted(TASK_TYPES.iterdir()), WORKFLOWS / "Talk", WORKFLOWS / "Linear"]:
+        httpx.post(
+            installation.url + "/api/packages",
+            content=folder_zip_bytes(folder),
+            headers=headers,
+            timeout=30,
+        ).raise_for_status()
+    installation.api("POST", "/api/workflows/Talk/start")
+    yield installation
+    stop(installation)
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    # --no-sandbox: the tests may run as root (CI does), where Chromium's sandbox refuses.
+    instance = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    context.set_default_timeout(15_000)
+    instance = context.new_page()
+    errors: list[str] = []
+    instance.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield instance
+    context.close()
+    assert not errors, f"errors in the page's scripts: {errors}"
+
+
+def log_in(page: Page, lab: Installation) -> None:
+    page.goto(lab.url + "/")
+    page.get_by_label("Admin token").fill(lab.admin_token)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("header.top")).to_be_visible()
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))

@@ -1,0 +1,190 @@
+"""The web UI in a real browser: log in, the workflows list, start a workflow, New Run and
+cells turning Done without a reload, job information with its live log, restarting a job,
+the workers and activity views, and hostile text shown as text."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Locator, Page, expect
+
+from tests.acceptance.conftest import Installation
+from tests.browser.conftest import log_in, screenshot
+
+HOSTILE_NAME = "<img src=x onerror=\"window.__pwned='name'\"><script>window.__pwned=1</script>"
+
+
+def run_row(page: Page, name: str) -> Locator:
+    return page.locator(".runs-row.run").filter(
+        has=page.locator(".run-name", has_text=re.compile(f"^{re.escape(name)}$"))
+    )
+
+
+def cell(page: Page, run: str, task: str) -> Locator:
+    return run_row(page, run).locator(f'.cell[data-task="{task}"]')
+
+
+def new_run(page: Page, *, name: str, outputs: str) -> None:
+    page.get_by_role("button", name="New Run").click()
+    dialog = page.locator("dialog.new-run-dialog")
+    expect(dialog.get_by_label("Outputs of the source job (JSON)")).to_have_value(
+        re.compile('"value"')
+    )
+    dialog.get_by_label("Run name").fill(name)
+    dialog.get_by_label("Outputs of the source job (JSON)").fill(outputs)
+    dialog.get_by_role("button", name="Start run").click()
+    expect(dialog).to_be_hidden()
+
+
+def test_log_in_with_the_admin_token_shows_the_workflows_list(
+    page: Page, lab: Installation
+) -> None:
+    page.goto(lab.url + "/")
+    expect(page).to_have_url(lab.url + "/ui/")
+    screenshot(page, "login")
+    page.get_by_label("Admin token").fill("ry_admin_not-the-token")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator(".login-error")).to_contain_text("not valid")
+    log_in(page, lab)
+    talk = page.locator('tr[data-workflow="Talk"]')
+    expect(talk.locator(".wf-state")).to_have_text("Started")
+    expect(page.locator('tr[data-workflow="Linear"] .wf-state')).to_have_text("Draft")
+    expect(talk.get_by_role("link", name="Export")).to_have_attribute(
+        "href", "/api/workflows/Talk/export"
+    )
+    cookies = page.context.cookies()
+    [session] = [c for c in cookies if c["name"] == "runyard_session"]
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    # The session survives a reload; logging out ends it.
+    page.reload()
+    expect(talk.locator(".wf-state")).to_have_text("Started")
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_label("Admin token")).to_be_visible()
+    page.reload()
+    expect(page.get_by_label("Admin token")).to_be_visible()
+
+
+def test_start_a_workflow_then_new_run_cells_turn_done_without_reload(
+    page: Page, lab: Installation
+) -> None:
+    log_in(page, lab)
+    linear = page.locator('tr[data-workflow="Linear"]')
+    linear.get_by_role("button", name="Start").click()
+    expect(linear.locator(".wf-state")).to_have_text("Started")
+    screenshot(page, "workflows")
+    linear.get_by_role("link", name="Linear").click()
+    expect(page.locator(".runs-head")).to_contain_text("Double")
+    page.evaluate("window.__notReloaded = true")
+    new_run(page, name="first", outputs='{"value": 4}')
+    new_run(page, name="second", outputs='{"value": -3}')
+    for task in ("Source", "Double", "Add"):
+        expect(cell(page, "first", task)).to_have_attribute("data-state", "Done")
+    # Add refuses negative numbers: the cell turns Failed, with the message in its title.
+    expect(cell(page, "second", "Add")).to_have_attribute("data-state", "Failed")
+    expect(cell(page, "second", "Add")).to_have_attribute("title", re.compile("negative value"))
+    assert page.evaluate("window.__notReloaded") is True
+    # Filters: by state and by name.
+    page.get_by_label("Filter by job state").select_option("Failed")
+    expect(page.locator(".runs-row.run")).to_have_count(1)
+    expect(page.locator(".count")).to_have_text("1 run")
+    page.get_by_label("Filter by job state").select_option("")
+    page.get_by_label("Filter by run name").fill("FIR")
+    expect(page.locator(".runs-row.run")).to_have_count(1)
+    expect(run_row(page, "first")).to_be_visible()
+    page.get_by_label("Filter by run name").fill("")
+    expect(page.locator(".runs-row.run")).to_have_count(2)
+    page.get_by_label("Sort").select_option("name")
+    expect(page.locator(".runs-row.run .run-name").first).to_have_text("first")
+    screenshot(page, "runs")
+
+
+def test_job_information_follows_the_log_live_and_restarts_the_job(
+    page: Page, lab: Installation
+) -> None:
+    log_in(page, lab)
+    page.goto(lab.url + "/ui/#/workflows/Talk")
+    expect(page.locator(".runs-head")).to_contain_text("Talk")
+    new_run(page, name="talker", outputs='{"value": 12}')
+    talk = cell(page, "talker", "Talk")
+    expect(talk).to_have_attribute("data-state", "Running")
+    talk.click()
+    panel = page.locator(".job-panel")
+    log = panel.locator("pre.log")
+    # The log grows while the job runs, without a reload.
+    expect(log).to_contain_text("tick 2 of 12")
+    expect(panel.locator(".job-head .state")).to_have_text(re.compile("Running"))
+    expect(log).to_contain_text("tick 12 of 12")
+    expect(panel.locator(".job-head .state")).to_have_text(re.compile("Done"))
+    expect(panel.locator(".values.inputs")).to_contain_text("12")
+    expect(panel.locator(".facts")).to_contain_text("Attempt")
+    screenshot(page, "job")
+    first_serial = talk.get_attribute("data-serial")
+    panel.get_by_role("button", name="Restart new job").click()
+    expect(page.locator(".notice")).to_contain_text("Restarted")
+    # The table shows the new job in the cell; it runs again and ends Done.
+    expect(talk).not_to_have_attribute("data-serial", first_serial or "")
+    expect(talk).to_have_attribute("data-state", "Done", timeout=20_000)
+    expect(cell(page, "talker", "Add")).to_have_attribute("data-state", "Done")
+    # The job page shows the same information at its own address.
+    page.goto(f"{lab.url}/ui/#/jobs/{first_serial}")
+    expect(page.locator(".job-page .job-head .state")).to_have_text(re.compile("Obsolete"))
+
+
+def test_abort_a_running_job(page: Page, lab: Installation) -> None:
+    log_in(page, lab)
+    page.goto(lab.url + "/ui/#/workflows/Talk")
+    new_run(page, name="aborted", outputs='{"value": 200}')
+    talk = cell(page, "aborted", "Talk")
+    expect(talk).to_have_attribute("data-state", "Running")
+    talk.click()
+    page.locator(".job-panel").get_by_role("button", name="Abort").click()
+    expect(talk).to_have_attribute("data-state", "Aborted")
+    expect(page.locator(".job-panel .job-head .state")).to_have_text(re.compile("Aborted"))
+
+
+def test_hostile_run_name_and_log_line_are_shown_as_text(page: Page, lab: Installation) -> None:
+    lab.api(
+        "POST",
+        "/api/workflows/Talk/runs",
+        {"task": "Source", "outputs": {"value": 0}, "name": HOSTILE_NAME},
+    )
+    log_in(page, lab)
+    page.goto(lab.url + "/ui/#/workflows/Talk")
+    page.get_by_label("Filter by run name").fill("onerror")
+    row = page.locator(".runs-row.run")
+    expect(row).to_have_count(1)
+    expect(row.locator(".run-name")).to_have_text(HOSTILE_NAME)
+    talk = row.locator('.cell[data-task="Talk"]')
+    expect(talk).to_have_attribute("data-state", "Done")
+    talk.click()
+    log = page.locator(".job-panel pre.log")
+    expect(log).to_contain_text("<img src=x onerror=\"window.__pwned='log'\"><script>")
+    assert page.locator("main img, main script").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    page.goto(lab.url + "/ui/#/activity")
+    expect(page.locator("table.activity")).to_contain_text("onerror")
+    assert page.locator("main img").count() == 0
+    assert page.evaluate("window.__pwned") is None
+
+
+def test_workers_and_activity_views(page: Page, lab: Installation) -> None:
+    log_in(page, lab)
+    page.get_by_role("link", name="Workers").click()
+    worker = page.locator("table.workers tbody tr").first
+    expect(worker).to_contain_text("connected")
+    screenshot(page, "workers")
+    page.get_by_role("link", name="Activity").click()
+    expect(page.locator("table.activity")).to_contain_text("logged in to the web UI")
+    screenshot(page, "activity")
+
+
+def test_import_a_package_from_the_workflows_list(page: Page, lab: Installation) -> None:
+    log_in(page, lab)
+    export = page.locator('tr[data-workflow="Talk"]').get_by_role("link", name="Export")
+    with page.expect_download() as download:
+        export.click()
+    path = download.value.path()
+    assert path is not None
+    # Importing the exported package again is refused: its name is taken.
+    page.locator("input.import-file").set_input_files(str(path))
+    expect(page.locator(".notice.error")).to_contain_text("exists already")
