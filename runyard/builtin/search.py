@@ -208,7 +208,7 @@ def image_value(job: task.CurrentJob, found: FoundFile) -> dict[str, Any]:
     path = job.download(file_value(found))
     reader = readers[suffix]
     image = reader(path) if suffix == ".omni" else reader(path, load_pixels=False)  # type: ignore[call-arg]
-    size = image.size  # type: ignore[attr-defined]
+    size = image.size
     return file_value(found) | {"type": "Image", "size": list(size)}
 
 

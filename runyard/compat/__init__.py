@@ -15,8 +15,6 @@ from typing import NoReturn
 
 from runyard.task import TaskError
 
-IMAGES = "OMNI, AIM and ISQ images are not implemented yet"
-
 
 class NotAvailable(TaskError):
     """A compatibility function whose feature this Runyard version does not have yet."""

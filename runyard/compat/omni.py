@@ -1,39 +1,38 @@
-"""``omni``: XamFlow's image module (OMNI images, Scanco AIM and ISQ files; SPEC section 8).
+"""``omni``: XamFlow's image module (OMNI images, Scanco AIM and ISQ files; SPEC section 8),
+as a thin facade over ``runyard.images``, which new scripts should use.
 
-Importable now, because scripts import it even when they handle only ``ForeignFile`` values;
-every entry point raises ``NotAvailable`` until images arrive (docs/compat.md).
+    import omni
+
+    image = omni.Image.load(path)                          # .omni beside its .raw
+    scan = omni.import_from_isq(path, load_pixels=False)   # the header alone: size, spacing
+    mask = image.derive_image("uint8", image.pixels > 3000)
+    mask.save(worker.create_related_path(path, "_mask.omni"))
+
+The formats and the ``Image`` API: docs/images.md; what this module has: docs/compat.md.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from runyard.images import (
+    Calibration,
+    Image,
+    ImageError,
+    ImageMetadata,
+    derive_image,
+    import_from_aim,
+    import_from_isq,
+    load,
+    open_image,
+)
 
-from runyard.compat import IMAGES, not_available
-
-PathArg = str | os.PathLike[str]
-
-
-class Image:
-    """An OMNI image: ``.omni`` metadata beside ``.raw`` pixels (not available yet)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        not_available("omni.Image", IMAGES)
-
-    @classmethod
-    def load(cls, path: PathArg) -> Image:
-        """Open the ``.omni`` image at ``path``."""
-        not_available("omni.Image.load", IMAGES)
-
-
-def import_from_aim(path: PathArg, load_pixels: bool = True) -> Image:
-    """A Scanco ``.AIM`` file as an image (header only with ``load_pixels=False``)."""
-    not_available("omni.import_from_aim", IMAGES)
-
-
-def import_from_isq(path: PathArg, load_pixels: bool = True) -> Image:
-    """A Scanco ``.ISQ`` file as an image (header only with ``load_pixels=False``)."""
-    not_available("omni.import_from_isq", IMAGES)
-
-
-__all__ = ["Image", "import_from_aim", "import_from_isq"]
+__all__ = [
+    "Calibration",
+    "Image",
+    "ImageError",
+    "ImageMetadata",
+    "derive_image",
+    "import_from_aim",
+    "import_from_isq",
+    "load",
+    "open_image",
+]

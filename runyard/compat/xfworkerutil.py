@@ -25,11 +25,11 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from runyard import task as runyard_task
-from runyard.compat import IMAGES, not_available
 from runyard.task import spawn
 
 if TYPE_CHECKING:  # imported when first used, as runyard.task does: scripts start faster
     from runyard.client import Client
+    from runyard.images import Image
 
 
 class ActivityLogLevel(StrEnum):
@@ -143,16 +143,18 @@ class XFWorkerJob:
 
     def finish(self, outputs: Mapping[str, Any] | None = None) -> NoReturn:
         """End the job as Done with ``outputs``. A ``Path`` value is uploaded first: as a
-        ``CSV`` value if it came from ``create_output_csv``, else as a ``ForeignFile``.
-        Spawned jobs not sent yet (``finish`` inside a ``server_connection`` block) are sent
-        first."""
+        ``CSV`` value if it came from ``create_output_csv``, else as a ``ForeignFile``; an
+        ``omni.Image`` as an ``Image`` value (``upload_omni_output``). Spawned jobs not sent
+        yet (``finish`` inside a ``server_connection`` block) are sent first."""
         for connection in self._connections:
             connection.close()
         values = {}
         for key, value in (outputs or {}).items():
-            values[key] = (
-                self._upload(key, Path(value)) if isinstance(value, os.PathLike) else value
-            )
+            if isinstance(value, os.PathLike):
+                value = self._upload(key, Path(value))
+            elif type(value).__module__.startswith("runyard.images"):  # an omni.Image
+                value = self.upload_omni_output(value)
+            values[key] = value
         runyard_task.finish(values)
 
     def _upload(self, key: str, path: Path) -> dict[str, Any]:
@@ -278,11 +280,19 @@ class XFWorkerJob:
         connection.jobs.flush()
         return spawn.existing_sort_orders(client=connection.client)
 
-    def get_omni_image(self, param: dict[str, Any]) -> Any:
-        not_available("xfworkerutil.XFWorkerJob.get_omni_image", IMAGES)
+    # -- images -------------------------------------------------------------------------------
 
-    def upload_omni_output(self, image: Any) -> dict[str, Any]:
-        not_available("xfworkerutil.XFWorkerJob.upload_omni_output", IMAGES)
+    def get_omni_image(self, param: dict[str, Any]) -> Image:
+        """The image of an ``Image`` input (file store or User Data; OMNI, AIM or ISQ),
+        fetched into the working folder: an ``omni.Image`` with memory-mapped pixels
+        (``runyard.task.CurrentJob.download_image``)."""
+        return self._job.download_image(param)
+
+    def upload_omni_output(self, image: Image) -> dict[str, Any]:
+        """Store an ``omni.Image`` in the file store (its ``.omni`` and ``.raw`` files; an
+        image never saved is saved in the working folder first); its ``Image`` value
+        (``runyard.task.CurrentJob.upload_image``)."""
+        return self._job.upload_image(image)
 
 
 def get_xf_userdata_token(connection: ServerConnection, scopes: Sequence[tuple[str, str]]) -> str:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:  # imported when first used: a script that only computes starts faster
     from runyard.client import Client
+    from runyard.images import Image
 from runyard.task import virtualpath
 
 ACTIVITY_LEVELS = ("debug", "info", "warning", "error")
@@ -80,12 +81,19 @@ class CurrentJob:
     def download(self, file: dict[str, Any], target_dir: Path | None = None) -> Path:
         """Fetch a file input (a ``ForeignFile`` value of the file store, or of User Data:
         ``{"source": "userdata", "virtualpath": ..., "filename": ...}``) into the working
-        folder (or ``target_dir``); its local path. The checksum is verified."""
+        folder (or ``target_dir``); its local path. The checksum is verified. An ``Image``
+        value gives its ``.omni`` file with the ``.raw`` beside it (or its AIM / ISQ file)."""
         if not isinstance(file, dict) or "source" not in file:
             raise TaskError(
                 f"download needs a file value like {{'type': 'ForeignFile', 'source': "
                 f"'filestore', 'file_id': ...}}; got {file!r}"
             )
+        if file.get("type") == "Image":  # an .omni and its .raw, or an AIM / ISQ file
+            from runyard.task import images
+
+            folder = Path(target_dir) if target_dir is not None else self.working_dir
+            folder.mkdir(parents=True, exist_ok=True)
+            return images.download(self, file, folder)
         if file["source"] == "filestore":
             file_id = file.get("file_id")
             if not isinstance(file_id, str) or not file_id:
@@ -115,6 +123,19 @@ class CurrentJob:
                 f"got {value_type!r}"
             )
         return self.client().upload(Path(path), filename) | {"type": value_type}
+
+    def download_image(self, value: dict[str, Any], target_dir: Path | None = None) -> Image:
+        """The image of an ``Image`` input (``runyard.images.Image``), fetched like
+        ``download``: OMNI loaded, AIM / ISQ imported, pixels memory-mapped."""
+        from runyard.task import images
+
+        return images.download_image(self, value, target_dir)
+
+    def upload_image(self, image: Image, filename: str | None = None) -> dict[str, Any]:
+        """Store an image (saved as OMNI first if it has no files); its ``Image`` value."""
+        from runyard.task import images
+
+        return images.upload_image(self, image, filename)
 
     def progress(self, fraction: float | None, message: str = "") -> None:
         """Report how far the job is (``fraction`` from 0 to 1, or None), shown in the UI."""

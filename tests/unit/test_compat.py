@@ -171,15 +171,20 @@ def test_activity_levels_are_runyards() -> None:
     assert [level.value for level in xfworkerutil.ActivityLogLevel] == list(task.ACTIVITY_LEVELS)
 
 
-def test_what_is_not_available_yet_says_so(worker: xfworkerutil.XFWorkerJob) -> None:
-    calls = [
-        lambda: worker.get_omni_image({}),
-        lambda: worker.upload_omni_output(None),
-        lambda: omni.Image.load("x.omni"),
-        lambda: omni.import_from_aim("x.aim", load_pixels=False),
-        lambda: omni.import_from_isq("x.isq", load_pixels=False),
-    ]
-    for call in calls:
-        with pytest.raises(NotAvailable, match="is not available in this Runyard version"):
+def test_image_calls_work_and_refuse_bad_input_clearly(
+    worker: xfworkerutil.XFWorkerJob, tmp_path: Path
+) -> None:
+    """The image functions, once NotAvailable, now work (tests/unit/test_images_*.py); what
+    they cannot do fails with a message naming the value or the file."""
+    with pytest.raises(task.TaskError, match="download_image needs an Image value"):
+        worker.get_omni_image({})
+    with pytest.raises(task.TaskError, match=r"upload_image needs a runyard\.images\.Image"):
+        worker.upload_omni_output(None)  # type: ignore[arg-type]
+    for call in (
+        lambda: omni.Image.load(tmp_path / "x.omni"),
+        lambda: omni.import_from_aim(tmp_path / "x.aim", load_pixels=False),
+        lambda: omni.import_from_isq(tmp_path / "SCAN.ISQ;1", load_pixels=False),
+    ):
+        with pytest.raises(omni.ImageError, match="no such file"):
             call()
     assert issubclass(NotAvailable, task.TaskError)
