@@ -58,7 +58,8 @@ def _read(file: scanco.OpenFile, load_pixels: bool) -> Image:
         version, word, start = "AIMDATA_V030", 8, 16
     else:
         version, word, start = "AIMDATA_V020", 4, 0
-    decode = scanco.int64 if word == 8 else scanco.int32
+    # Lengths: unsigned in v020 (pixel data of 2 GiB and more), signed 64-bit in v030.
+    decode = scanco.int64 if word == 8 else scanco.uint32
     pre = file.read(start, 5 * word, "pre-header")
     pre_size, struct_size, log_size, data_size, _associated = (
         decode(pre, i * word) for i in range(5)
@@ -88,7 +89,7 @@ def _read(file: scanco.OpenFile, load_pixels: bool) -> Image:
     elif code in (RUN_LENGTH_BITS, RUN_LENGTH_BYTES):
         # Compressed pixels start with their length in bytes (this integer included).
         length = file.read(struct_start + struct_size + log_size, word, "pixel data length")
-        data_type, stored = "int8", (scanco.int64 if word == 8 else scanco.int32)(length, 0)
+        data_type, stored = "int8", decode(length, 0)
         if stored < word:
             raise ImageError(file.path, f"corrupt pixels: compressed length {stored} bytes")
     else:

@@ -100,6 +100,11 @@ def int32(data: bytes, offset: int) -> int:
     return value
 
 
+def uint32(data: bytes, offset: int) -> int:
+    value: int = struct.unpack_from("<I", data, offset)[0]
+    return value
+
+
 def int64(data: bytes, offset: int) -> int:
     value: int = struct.unpack_from("<q", data, offset)[0]
     return value

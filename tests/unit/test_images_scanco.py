@@ -257,6 +257,20 @@ def test_header_of_a_2_gib_sparse_file_is_read_without_its_pixels(tmp_path: Path
     assert mapped.pixels[-1, -1, -1] == 0
 
 
+@pytest.mark.parametrize("version", [20, 30])
+def test_aim_of_2_gib_and_more_reads_its_header(tmp_path: Path, version: int) -> None:
+    """v020 lengths are unsigned 32-bit: 2 GiB of pixels is 0x80000000, not negative."""
+    small = aim_file(version, np.zeros((1, 1, 1), dtype=np.int16))[:-2]
+    one, big = struct.pack("<3q" if version == 30 else "<3i", 1, 1, 1), (1024, 1024, 1024)
+    data = small.replace(one, struct.pack("<3q" if version == 30 else "<3i", *big), 1)
+    if version == 20:
+        data = data[:12] + struct.pack("<I", 2 * 1024**3) + data[16:]
+    path = write(tmp_path / "BIG.AIM;1", data)
+    os.truncate(path, len(data) + 2 * 1024**3)
+    assert images.import_from_aim(path, load_pixels=False).size == big
+    assert images.import_from_aim(path).pixels[-1, -1, -1] == 0
+
+
 def test_open_image_chooses_the_reader_by_suffix_with_versions(tmp_path: Path) -> None:
     isq = write(tmp_path / "SCAN.ISQ;1", isq_file(ramp((2, 2, 2))))
     aim = write(tmp_path / "scan.Aim;3", aim_file(20, ramp((2, 2, 2))))
