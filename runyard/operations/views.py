@@ -3,6 +3,8 @@ changed (what live updates are driven by)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from runyard.errors import InvalidInput
@@ -11,11 +13,18 @@ from runyard.states import JobState
 from runyard.store import views as view_rows
 
 MAX_PAGE = 1000
+FINGERPRINT_SECONDS = 0.4
 # A cell carries the start of a long error message only; the job has all of it.
 CELL_ERROR_CHARS = 300
 
 
 class ViewManager(Operations):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lock = threading.Lock()
+        # workflow name -> (notifier version, monotonic time, fingerprint)
+        self._fingerprints: dict[str, tuple[int, float, dict[str, Any]]] = {}
+
     def runs_page(
         self,
         name: str,
@@ -29,7 +38,8 @@ class ViewManager(Operations):
     ) -> dict[str, Any]:
         """One page of the runs x tasks table: ``limit`` runs from ``offset`` on, of those
         that pass the filters (a job in ``state``; ``run_name`` in the name, any case), with
-        their live job per task, and how many runs pass the filters in all."""
+        their live job per task, and how many runs pass the filters in all. Reduce tasks are
+        not columns: their one job per workflow is in ``reduce``."""
         if state is not None and state not in {s.value for s in JobState}:
             raise InvalidInput(
                 f"unknown job state {state!r}; use one of " + ", ".join(s.value for s in JobState),
@@ -60,19 +70,18 @@ class ViewManager(Operations):
                 descending=descending,
             )
             jobs = view_rows.live_jobs_of_runs(conn, [r.id for r in page])
+            reduces = any(t.task_type.interface.kind == "reduce" for t in tasks)
+            study = view_rows.study_jobs(conn, workflow.id) if reduces else []
         task_names = {t.id: t.name for t in tasks}
         cells: dict[int, dict[str, Any]] = {r.id: {} for r in page}
         for job in jobs:
-            cells[job["run_id"]][task_names[job["task_id"]]] = {
-                "serial": job["serial"],
-                "state": job["state"],
-                "error": job["error"][:CELL_ERROR_CHARS],
-                "attempt": job["attempt"],
-            }
+            cells[job["run_id"]][task_names[job["task_id"]]] = _cell(job)
         return {
             "workflow": workflow.name,
             "state": workflow.state,
-            "tasks": [t.name for t in tasks],
+            "tasks": [t.name for t in tasks if t.task_type.interface.kind != "reduce"],
+            # The live job of each reduce task (one per workflow, not per run).
+            "reduce": {task_names[j["task_id"]]: _cell(j) for j in study},
             "total": total,
             "offset": offset,
             "limit": limit,
@@ -91,9 +100,31 @@ class ViewManager(Operations):
 
     def fingerprint(self, name: str) -> dict[str, Any]:
         """What changes whenever a cell of the workflow's runs table changes (and the live
-        jobs by state, for the summary). Equal fingerprints: nothing to update."""
+        jobs by state, for the summary). Equal fingerprints: nothing to update. Everyone
+        watching the workflow shares one reading for ``FINGERPRINT_SECONDS``, unless this
+        process changed something meanwhile."""
+        version, now = self.changed.version, time.monotonic()
+        with self._lock:
+            cached = self._fingerprints.get(name)
+        if cached is not None and cached[0] == version and now - cached[1] < FINGERPRINT_SECONDS:
+            return cached[2]
+        found = self._read_fingerprint(name)
+        with self._lock:
+            self._fingerprints[name] = (version, now, found)
+        return found
+
+    def _read_fingerprint(self, name: str) -> dict[str, Any]:
         with self.store.read() as conn:
             workflow = self._workflow(conn, name)
             tasks = self._tasks(conn, workflow.id)
             found = view_rows.fingerprint(conn, workflow.id)
         return found | {"state": workflow.state, "locked": workflow.locked, "tasks": len(tasks)}
+
+
+def _cell(job: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "serial": job["serial"],
+        "state": job["state"],
+        "error": job["error"][:CELL_ERROR_CHARS],
+        "attempt": job["attempt"],
+    }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, select
+from sqlalchemy import Connection, exists, func, select, text
 
 from runyard.models import Run
 from runyard.states import JobState
@@ -33,7 +33,11 @@ def _select_runs() -> Any:
 
 
 def _run_filter(workflow_id: int, state: str | None, name: str | None) -> list[Any]:
-    where: list[Any] = [runs.c.workflow_id == workflow_id, runs.c.obsolete.is_(False)]
+    where: list[Any] = [
+        runs.c.workflow_id == workflow_id,
+        runs.c.obsolete.is_(False),
+        runs.c.study.is_(False),
+    ]
     if name:
         where.append(runs.c.name.icontains(name, autoescape=True))
     if state:
@@ -87,10 +91,19 @@ def live_jobs_of_runs(conn: Connection, run_ids: Sequence[int]) -> list[dict[str
     return [dict(row._mapping) for row in conn.execute(query)]
 
 
+def study_jobs(conn: Connection, workflow_id: int) -> list[dict[str, Any]]:
+    """The live jobs of the workflow's study run (its reduce jobs), as ``live_jobs_of_runs``."""
+    # "runs.study" as it is written in the partial index uq_runs_study, so SQLite uses it.
+    study = select(runs.c.id).where(runs.c.workflow_id == workflow_id, text("runs.study"))
+    run_ids = [int(r) for r in conn.execute(study).scalars()]
+    return live_jobs_of_runs(conn, run_ids)
+
+
 def fingerprint(conn: Connection, workflow_id: int) -> dict[str, Any]:
-    """What changes whenever a cell of the workflow's table changes: the newest job serial,
-    the live jobs by state, the number of runs and the newest run id. A job changing state
-    moves its count from one state to another; a new job raises the newest serial."""
+    """What changes whenever a cell of the workflow's table changes: the live jobs by state,
+    the number of runs and the newest run id. A job changing state moves its count from one
+    state to another; a new job (a restart too) adds to a count. (Renaming a run or changing
+    its priority does not show here.)"""
     by_state = {
         state: int(n)
         for state, n in conn.execute(
@@ -99,17 +112,13 @@ def fingerprint(conn: Connection, workflow_id: int) -> dict[str, Any]:
             .group_by(jobs.c.state)
         )
     }
-    newest_job = conn.execute(
-        select(func.max(jobs.c.serial)).where(jobs.c.workflow_id == workflow_id)
-    ).scalar()
     run_count, newest_run = conn.execute(
         select(func.count(), func.max(runs.c.id)).where(
-            runs.c.workflow_id == workflow_id, runs.c.obsolete.is_(False)
+            runs.c.workflow_id == workflow_id, runs.c.obsolete.is_(False), runs.c.study.is_(False)
         )
     ).one()
     return {
         "jobs": by_state,
-        "newest_job": newest_job,
         "runs": int(run_count),
         "newest_run": newest_run,
     }

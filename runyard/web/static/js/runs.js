@@ -13,6 +13,7 @@ const ROW_HEIGHT = 30; // px; the same as .runs-row in app.css
 const BLOCK = 200; // runs per request
 const OVERSCAN = 8; // rows drawn above and below the visible ones
 const REFRESH_GAP_MS = 300; // at most about three refreshes a second
+const REFRESH_ANYWAY_MS = 30000; // renames and priorities raise no event: look now and then
 
 export function runsView(main, [name], { notify }) {
   const filter = { state: "", name: "", order: "sort_order" };
@@ -32,6 +33,7 @@ export function runsView(main, [name], { notify }) {
   const wfButtons = h("span", { class: "actions" });
   const summary = h("div", { class: "summary" });
   const count = h("span", { class: "count" });
+  const reduceBox = h("span", { class: "reduce" });
   const stateSelect = h(
     "select",
     { class: "filter-state", "aria-label": "Filter by job state" },
@@ -54,7 +56,7 @@ export function runsView(main, [name], { notify }) {
 
   main.append(
     h("div", { class: "toolbar" }, h("a", { href: "#/workflows", class: "back" }, "\u2190 Workflows"), heading, wfState, wfButtons, h("span", { class: "grow" }), summary),
-    h("div", { class: "toolbar filters" }, newRunButton, stateSelect, nameInput, orderSelect, h("span", { class: "grow" }), count),
+    h("div", { class: "toolbar filters" }, newRunButton, stateSelect, nameInput, orderSelect, reduceBox, h("span", { class: "grow" }), count),
     h("div", { class: "runs-layout" }, scroller, panel),
     dialog,
   );
@@ -76,7 +78,7 @@ export function runsView(main, [name], { notify }) {
       const page = await api("GET", query(index * BLOCK, BLOCK));
       if (!alive || asked !== generation) return;
       blocks.set(index, page.runs);
-      setShape(page.tasks, page.total);
+      setShape(page);
       draw();
     } catch (exc) {
       if (alive) notify(exc.message, "error");
@@ -85,7 +87,8 @@ export function runsView(main, [name], { notify }) {
     }
   }
 
-  function setShape(newTasks, newTotal) {
+  function setShape({ tasks: newTasks, total: newTotal, reduce }) {
+    showReduce(reduce || {});
     if (newTasks.join("\u0000") !== tasks.join("\u0000")) {
       tasks = newTasks;
       scroller.style.setProperty("--tasks", String(Math.max(1, tasks.length)));
@@ -105,6 +108,31 @@ export function runsView(main, [name], { notify }) {
     const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
     const last = Math.min(total - 1, Math.ceil((top + scroller.clientHeight) / ROW_HEIGHT) + OVERSCAN);
     return [first, last];
+  }
+
+  // The reduce tasks: one job per workflow, not a column.
+  let reduceKey = "";
+  function showReduce(reduce) {
+    const key = JSON.stringify(reduce);
+    if (key === reduceKey) return;
+    reduceKey = key;
+    append(
+      clear(reduceBox),
+      Object.entries(reduce).map(([task, job]) =>
+        h(
+          "button",
+          {
+            type: "button",
+            class: `reduce-job s-${job.state.toLowerCase()}`,
+            title: `reduce task ${task}: job ${job.serial}, ${job.state}`,
+            dataset: { task, serial: String(job.serial), state: job.state },
+            onclick: () => openJob(job.serial, { workflow: name, task }),
+          },
+          `${task} `,
+          h("span", { class: "state" }, `${ICONS[job.state] || "?"} ${job.state}`),
+        ),
+      ),
+    );
   }
 
   // -- drawing ----------------------------------------------------------------------------
@@ -182,7 +210,7 @@ export function runsView(main, [name], { notify }) {
         const page = await api("GET", query(index * BLOCK, BLOCK));
         if (!alive || asked !== generation) return;
         blocks.set(index, page.runs);
-        setShape(page.tasks, page.total);
+        setShape(page);
       }
       draw();
     } catch (exc) {
@@ -340,8 +368,10 @@ export function runsView(main, [name], { notify }) {
 
   fetchBlock(0);
   listen();
+  const every = setInterval(refreshVisible, REFRESH_ANYWAY_MS);
   return () => {
     alive = false;
+    clearInterval(every);
     if (source) source.close();
     if (closePanel) closePanel();
     resize.disconnect();

@@ -1,0 +1,84 @@
+"""The views the web UI is built on: the runs table by pages (filters, orders, paging) and
+the fingerprint that live updates follow."""
+
+from __future__ import annotations
+
+from runyard.packages import folder_zip_bytes
+from tests.conftest import TASK_TYPES, WORKFLOWS
+from tests.integration.conftest import Server
+
+
+def make_runs(server: Server) -> None:
+    """Linear with 12 runs: 'run-00'..'run-09' Done at their source, then 'waiting 50%'
+    and 'other' whose source jobs wait for a user."""
+    for folder in [*sorted(TASK_TYPES.iterdir()), WORKFLOWS / "Linear"]:
+        server.client.post("/api/packages", content=folder_zip_bytes(folder)).raise_for_status()
+    server.client.post("/api/workflows/Linear/start").raise_for_status()
+    for i in range(10):
+        server.client.post(
+            "/api/workflows/Linear/runs",
+            json={"task": "Source", "outputs": {"value": i}, "name": f"run-{i:02d}"},
+        ).raise_for_status()
+    for name in ("waiting 50%", "other"):
+        server.client.post(
+            "/api/workflows/Linear/runs", json={"task": "Source", "name": name}
+        ).raise_for_status()
+
+
+def page(server: Server, **query: object) -> dict[str, object]:
+    answer = server.client.get("/api/workflows/Linear/runs", params=query)
+    assert answer.status_code == 200, answer.text
+    data: dict[str, object] = answer.json()
+    return data
+
+
+def names(data: dict[str, object]) -> list[str]:
+    runs = data["runs"]
+    assert isinstance(runs, list)
+    return [r["name"] for r in runs]
+
+
+def test_a_page_of_runs_has_its_jobs_and_the_total(server: Server) -> None:
+    make_runs(server)
+    first = page(server, offset=0, limit=5)
+    assert first["total"] == 12 and first["tasks"] == ["Source", "Double", "Add"]
+    assert names(first) == [f"run-{i:02d}" for i in range(5)]
+    runs = first["runs"]
+    assert isinstance(runs, list)
+    source = runs[0]["jobs"]["Source"]
+    assert source["state"] == "Done" and set(source) == {"serial", "state", "error", "attempt"}
+    assert runs[0]["jobs"]["Double"]["state"] == "Queued"
+    assert names(page(server, offset=10, limit=5)) == ["waiting 50%", "other"]
+    assert names(page(server, offset=20, limit=5)) == []
+
+
+def test_runs_are_filtered_by_state_and_name_and_sorted(server: Server) -> None:
+    make_runs(server)
+    waiting = page(server, state="Waiting")
+    assert waiting["total"] == 2 and names(waiting) == ["waiting 50%", "other"]
+    assert names(page(server, name="RUN-0", limit=3)) == ["run-00", "run-01", "run-02"]
+    assert names(page(server, name="50%")) == ["waiting 50%"]  # % is not a wildcard
+    assert page(server, name="_")["total"] == 0
+    by_name = page(server, order="name", desc="true", limit=3)
+    assert names(by_name) == ["waiting 50%", "run-09", "run-08"]
+    assert names(page(server, order="name", limit=2)) == ["other", "run-00"]
+
+
+def test_bad_page_queries_are_refused(server: Server) -> None:
+    make_runs(server)
+    for query in ({"state": "Sleeping"}, {"order": "size"}, {"limit": 5000}, {"offset": -1}):
+        answer = server.client.get("/api/workflows/Linear/runs", params=query)
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_input"
+    missing = server.client.get("/api/workflows/Nope/runs")
+    assert missing.status_code == 404
+
+
+def test_the_fingerprint_changes_with_every_cell(server: Server) -> None:
+    make_runs(server)
+    before = server.ry.views.fingerprint("Linear")
+    assert before["runs"] == 12 and before["jobs"] == {"Done": 10, "Queued": 10, "Waiting": 2}
+    assert server.ry.views.fingerprint("Linear") == before
+    serial = page(server, limit=1)["runs"][0]["jobs"]["Double"]["serial"]  # type: ignore[index]
+    server.client.post(f"/api/jobs/{serial}/state", json={"state": "Aborted"}).raise_for_status()
+    after = server.ry.views.fingerprint("Linear")
+    assert after != before and after["jobs"]["Aborted"] == 1
