@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -227,24 +226,18 @@ def spawn_task(body: s.SpawnTask, ry: Ry, caller: Caller) -> dict[str, Any]:
     return s.task_json(task, key)
 
 
-def spawn_jobs(body: s.SpawnJobs, ry: Ry, caller: Caller) -> list[dict[str, Any]]:
+def spawn_jobs(body: s.SpawnJobsBody, ry: Ry, caller: Caller) -> list[dict[str, Any]]:
     """Spawn a batch of jobs (at most 10,000) in one transaction: each starts a new run, or
     joins the run of ``source_job_serial``. Jobs spawned before by this job with the same
     content are answered as they are (a retried job spawns nothing twice). Answers, per
     job: ``serial``, ``run_id``, ``task_id``, ``state``, ``spawned_by_job``."""
-    spawns = [
-        JobSpawn(
-            task_id=j.task,
-            outputs=j.outputs,
-            state=j.state,
-            sort_order=j.sort_order,
-            metadata=j.metadata,
-            inputs=j.inputs,
-            source_job_serial=j.source_job_serial,
-        )
-        for j in body.jobs
-    ]
-    return [asdict(job) for job in ry.spawns.spawn_jobs(_spawner(caller), spawns)]
+    spawns = [_job_spawn(item) for item in s.spawn_job_items(body)]
+    return [s.spawned_job_json(job) for job in ry.spawns.spawn_jobs(_spawner(caller), spawns)]
+
+
+def _job_spawn(item: dict[str, Any]) -> JobSpawn:
+    fields = dict(item)
+    return JobSpawn(task_id=fields.pop("task"), **fields)
 
 
 def change_spawned_job_state(
@@ -329,9 +322,7 @@ def delete_userdata_mapping(root: str, ry: Ry, caller: Caller) -> dict[str, Any]
     return {"root": root, "unmapped": True}
 
 
-def create_userdata_token(
-    body: s.UserDataTokenRequest, ry: Ry, caller: Caller
-) -> dict[str, Any]:
+def create_userdata_token(body: s.UserDataTokenRequest, ry: Ry, caller: Caller) -> dict[str, Any]:
     """A short-lived token for the User Data file calls, allowing only ``scopes``:
     ``[["list"|"read"|"write", virtual path], ...]``."""
     require(caller, "admin", "job")
@@ -372,9 +363,7 @@ async def write_userdata_file(
     """Write a User Data file (the request body, streamed); ``size`` and ``sha256`` are
     checked when given, and the file appears only once it is whole. Needs a User Data token
     with a ``write`` scope."""
-    upload = await run_in_threadpool(
-        ry.userdata.begin_write, token, path, size=size, sha256=sha256
-    )
+    upload = await run_in_threadpool(ry.userdata.begin_write, token, path, size=size, sha256=sha256)
     await _receive(request, upload)
     written = await run_in_threadpool(
         ry.userdata.commit_write, upload, expected_size=size, expected_sha256=sha256

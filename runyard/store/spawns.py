@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     Text,
+    any_,
     bindparam,
     cast,
     column,
@@ -102,17 +103,35 @@ def insert_spawned_task(
     return existing
 
 
-def spawned_jobs(conn: Connection, spawned_by_job: int, keys: Sequence[str]) -> dict[str, int]:
-    """Spawn key -> serial of the jobs that ``spawned_by_job`` spawned before with these keys."""
-    found: dict[str, int] = {}
-    for chunk in _chunks(list(keys)):
-        rows = conn.execute(
-            select(jobs.c.spawn_key, jobs.c.serial).where(
-                jobs.c.spawned_by_job == spawned_by_job, jobs.c.spawn_key.in_(chunk)
-            )
+def spawned_jobs(
+    conn: Connection, spawned_by_job: int, keys: Sequence[str]
+) -> dict[str, SpawnedJob]:
+    """Spawn key -> the job that ``spawned_by_job`` spawned before with that key, as it is."""
+    columns = (jobs.c.spawn_key, jobs.c.serial, jobs.c.run_id, jobs.c.task_id, jobs.c.state)
+    rows = conn.execute(
+        select(*columns).where(
+            jobs.c.spawned_by_job == spawned_by_job, _one_of(conn, jobs.c.spawn_key, keys)
         )
-        found.update({str(key): int(serial) for key, serial in rows})
-    return found
+    )
+    return {
+        key: SpawnedJob(
+            serial=serial,
+            run_id=run_id,
+            task_id=task_id,
+            state=state,
+            spawned_by_job=spawned_by_job,
+        )
+        for key, serial, run_id, task_id, state in rows
+    }
+
+
+def _one_of(conn: Connection, text_column: Any, values: Sequence[str]) -> Any:
+    """``text_column`` is one of ``values``, any number of them in one parameter (an array on
+    PostgreSQL, a JSON array on SQLite): no statement of thousands of parameters to build."""
+    if conn.dialect.name == "postgresql":
+        return text_column == any_(bindparam("values", list(values), type_=postgresql.ARRAY(Text)))
+    listed = func.json_each(bindparam("values", json.dumps(list(values)), type_=Text))
+    return text_column.in_(select(listed.table_valued("value").c.value))
 
 
 def entity_ids(conn: Connection, items: Sequence[Entity]) -> dict[str, int]:
@@ -131,33 +150,93 @@ def entity_ids(conn: Connection, items: Sequence[Entity]) -> dict[str, int]:
             entities,
             entities.c.id,
             [{"uuid": e.uuid, "name": e.name, "type": e.type} for e in missing],
+            {},
         )
         ids.update({e.uuid: id_ for e, id_ in zip(missing, new_ids, strict=True)})
     return ids
 
 
 def _insert_in_order(
-    conn: Connection, table: Any, key: Any, rows: Sequence[dict[str, Any]]
+    conn: Connection,
+    table: Any,
+    key: Any,
+    rows: Sequence[dict[str, Any]],
+    common: dict[str, Any],
 ) -> list[int]:
-    """Insert ``rows`` (all with the same columns) with few statements; their keys, in the
-    order of ``rows``. The keys are given explicitly. SQLite: after the largest one, which is
-    safe because a write transaction holds SQLite's only write lock (``BEGIN IMMEDIATE``), so
-    no other writer can take a key meanwhile (SQLAlchemy would insert row by row to return
-    keys in order). PostgreSQL: taken from the key's sequence, then one INSERT ... SELECT
-    from a JSON parameter."""
+    """Insert ``rows`` (all with the same columns, and the values of ``common`` in every
+    row) with few statements; their keys, in the order of ``rows``. The keys are given
+    explicitly. SQLite: after the largest one, which is safe because a write transaction
+    holds SQLite's only write lock (``BEGIN IMMEDIATE``), so no other writer can take a key
+    meanwhile (SQLAlchemy would insert row by row to return keys in order). PostgreSQL:
+    taken from the key's sequence, then one INSERT ... SELECT from a JSON parameter."""
     if not rows:
         return []
     if conn.dialect.name == "sqlite":
         first = int(conn.execute(select(func.coalesce(func.max(key), 0))).scalar_one()) + 1
         keys = list(range(first, first + len(rows)))
-        conn.execute(
-            insert(table), [{**row, key.name: k} for row, k in zip(rows, keys, strict=True)]
-        )
+        _sqlite_insert(conn, insert(table), table, rows, common, {key.name: keys})
         return keys
     keys = _next_keys(conn, key, len(rows))
-    keyed = [{key.name: k, **row} for row, k in zip(rows, keys, strict=True)]
+    keyed = [{key.name: k, **common, **row} for row, k in zip(rows, keys, strict=True)]
     conn.execute(_pg_insert_from_json(table, keyed))
     return keys
+
+
+def _defaults(table: Any, names: Iterable[str]) -> dict[str, Any]:
+    """The scalar defaults of the columns of ``table`` not in ``names``: a single insert gets
+    them from SQLAlchemy, a bulk insert states them."""
+    given = set(names)
+    return {
+        c.name: c.default.arg
+        for c in table.c
+        if c.name not in given and c.default is not None and c.default.is_scalar
+    }
+
+
+def _sqlite_insert(
+    conn: Connection,
+    statement: Any,
+    table: Any,
+    rows: Sequence[dict[str, Any]],
+    common: dict[str, Any],
+    extra: dict[str, Sequence[Any]] | None = None,
+) -> None:
+    """Run ``statement`` (an INSERT into ``table``) for every row with one driver-level
+    ``executemany``. The values are bound here, by their column's type: those of ``common``
+    (and the columns' defaults) once for every row, the others once per distinct value where
+    values can be told apart (SQLAlchemy's executemany binds every value of every row on its
+    own: most of the time of a 10,000-row insert). ``extra``: more columns, a value per row."""
+    columns: dict[str, Sequence[Any]] = {name: [row[name] for row in rows] for name in rows[0]}
+    columns.update(extra or {})
+    same = common | _defaults(table, [*columns, *common])
+    compiled = statement.values({n: bindparam(n) for n in [*columns, *same]}).compile(
+        dialect=conn.dialect
+    )
+    bound = [
+        [_bind(table.c[name], [same[name]], conn)[0]] * len(rows)
+        if name in same
+        else _bind(table.c[name], columns[name], conn)
+        for name in compiled.positiontup
+    ]
+    conn.exec_driver_sql(str(compiled), list(zip(*bound, strict=True)))
+
+
+def _bind(table_column: Any, values: Sequence[Any], conn: Connection) -> Sequence[Any]:
+    """``values`` as the driver takes them for ``table_column`` (JSON as text, timestamps
+    as SQLite stores them)."""
+    process = table_column.type._cached_bind_processor(conn.dialect)
+    if process is None:
+        return values
+    if isinstance(table_column.type, JSON):
+        empty = process({})  # most inputs, outputs and metadata: one encoding for them all
+        return [empty if type(v) is dict and not v else process(v) for v in values]
+    done: dict[Any, Any] = {}
+    result = []
+    for value in values:
+        if value not in done:
+            done[value] = process(value)
+        result.append(done[value])
+    return result
 
 
 def _record_type(table_column: Any) -> Any:
@@ -186,19 +265,22 @@ def _pg_insert_from_json(table: Any, rows: Sequence[dict[str, Any]]) -> Any:
             names.append(table_column.name)
     defaults = {n: table.c[n].default.arg for n in names if n not in rows[0]}
     complete = [defaults | row for row in rows]
-    payload = json.dumps(complete, default=_json_value, separators=(",", ":"))
+    times: dict[datetime, str] = {}  # most rows have the same timestamps: format them once
+
+    def json_value(value: Any) -> Any:
+        if isinstance(value, datetime):
+            if value not in times:
+                times[value] = value.isoformat()
+            return times[value]
+        raise TypeError(f"cannot store {type(value).__name__} in a bulk insert")
+
+    payload = json.dumps(complete, default=json_value, separators=(",", ":"))
     record = (
         func.json_to_recordset(cast(bindparam("rows", payload, type_=Text), postgresql.JSON))
         .table_valued(*[column(name, _record_type(table.c[name])) for name in names])
         .render_derived(with_types=True)
     )
     return postgresql.insert(table).from_select(names, select(*[record.c[n] for n in names]))
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot store {type(value).__name__} in a bulk insert")
 
 
 def _next_keys(conn: Connection, key: Any, n: int) -> list[int]:
@@ -212,46 +294,41 @@ def _next_keys(conn: Connection, key: Any, n: int) -> list[int]:
     return sorted(int(v) for v in values)
 
 
-def insert_runs(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert runs; their ids, in the order of ``rows``."""
-    return _insert_in_order(conn, runs, runs.c.id, rows)
+def insert_runs(
+    conn: Connection, rows: Sequence[dict[str, Any]], common: dict[str, Any]
+) -> list[int]:
+    """Insert runs (all with the same columns; ``common``: values of every run); their ids,
+    in the order of ``rows``."""
+    return _insert_in_order(conn, runs, runs.c.id, rows, common)
 
 
-def insert_jobs(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert jobs (all with the same columns); their serials, in the order of ``rows``."""
-    return _insert_in_order(conn, jobs, jobs.c.serial, rows)
+def insert_jobs(
+    conn: Connection, rows: Sequence[dict[str, Any]], common: dict[str, Any]
+) -> list[int]:
+    """Insert jobs (all with the same columns; ``common``: values of every job); their
+    serials, in the order of ``rows``."""
+    return _insert_in_order(conn, jobs, jobs.c.serial, rows, common)
 
 
-def insert_followers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert follower jobs, skipping any whose (task, run) has a live job already."""
+def insert_followers(
+    conn: Connection, rows: Sequence[dict[str, Any]], common: dict[str, Any]
+) -> None:
+    """Insert follower jobs (as ``insert_jobs``), skipping any whose (task, run) has a live
+    job already."""
     if not rows:
         return
     if conn.dialect.name == "sqlite":
         statement = sqlite.insert(jobs).on_conflict_do_nothing(
             index_elements=["task_id", "run_id"], index_where=text("state <> 'Obsolete'")
         )
-        conn.execute(statement, rows)
+        _sqlite_insert(conn, statement, jobs, rows, common)
         return
+    rows = [common | row for row in rows]
     conn.execute(
         _pg_insert_from_json(jobs, rows).on_conflict_do_nothing(
             index_elements=["task_id", "run_id"], index_where=text("state <> 'Obsolete'")
         )
     )
-
-
-def spawned_job_summaries(conn: Connection, serials: Sequence[int]) -> dict[int, SpawnedJob]:
-    found: dict[int, SpawnedJob] = {}
-    columns = (jobs.c.serial, jobs.c.run_id, jobs.c.task_id, jobs.c.state, jobs.c.spawned_by_job)
-    for chunk in _chunks(list(serials)):
-        for row in conn.execute(select(*columns).where(jobs.c.serial.in_(chunk))):
-            found[row.serial] = SpawnedJob(
-                serial=row.serial,
-                run_id=row.run_id,
-                task_id=row.task_id,
-                state=row.state,
-                spawned_by_job=row.spawned_by_job,
-            )
-    return found
 
 
 def get_jobs(conn: Connection, serials: Sequence[int]) -> dict[int, Job]:
