@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, select, text
+from sqlalchemy import Connection, func, select, text
 
 from runyard.models import Run
 from runyard.states import JobState
@@ -41,7 +41,12 @@ def _run_filter(workflow_id: int, state: str | None, name: str | None) -> list[A
     if name:
         where.append(runs.c.name.icontains(name, autoescape=True))
     if state:
-        where.append(exists().where(jobs.c.run_id == runs.c.id, jobs.c.state == state, LIVE))
+        # The runs of the jobs in that state (index ix_jobs_state), rather than a look into
+        # the jobs of every run: fast for the rare states people filter by (Failed).
+        with_state = select(jobs.c.run_id).where(
+            jobs.c.state == state, jobs.c.workflow_id == workflow_id
+        )
+        where.append(runs.c.id.in_(with_state))
     return where
 
 
