@@ -84,6 +84,10 @@ class Task:
     position: int = 0
     task_type: TaskType
     inputs: tuple[TaskInput, ...] = ()
+    spawned_by: int | None = None  # the id of the task whose job spawned this one
+
+    def input_source(self, key: str) -> InputSource:
+        return next(i.source for i in self.inputs if i.key == key)
 
     def upstream_names(self) -> set[str]:
         return {i.source.task for i in self.inputs if i.source.mode == "output" and i.source.task}

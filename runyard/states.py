@@ -46,6 +46,7 @@ W, Q, R, D, F, A, OB = JobState
 # (from, to) -> the name of the transition, used in the diagram and in error messages.
 TRANSITIONS: dict[tuple[JobState, JobState], str] = {
     (W, Q): "inputs submitted",
+    (W, D): "outputs submitted (interactive)",
     (W, A): "abort",
     (W, OB): "obsolete",
     (Q, R): "claim",

@@ -15,6 +15,7 @@ from rich.table import Table
 from runyard.cli import context as ctx
 from runyard.cli.context import DataDir, ServerUrl, Token, console
 from runyard.cli.jobs import job_app
+from runyard.cli.runs import run_app
 from runyard.cli.workflows import WorkflowName, task_app, workflow_app
 from runyard.errors import InvalidInput, RunyardError
 from runyard.packages import folder_zip_bytes
@@ -26,7 +27,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
-run_app = typer.Typer(help="Start runs.", no_args_is_help=True)
 token_app = typer.Typer(help="Create tokens.", no_args_is_help=True)
 export_app = typer.Typer(help="Export packages.", no_args_is_help=True)
 userdata_app = typer.Typer(
@@ -206,33 +206,6 @@ def export_workflow(
     console.print(f"wrote {output}")
 
 
-@run_app.command("new")
-def run_new(
-    workflow: WorkflowName,
-    task: Annotated[str, typer.Argument(help="The source task where the run starts.")],
-    outputs: Annotated[
-        str | None, typer.Option("--outputs", help="Source job outputs (JSON).")
-    ] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Run name.")] = None,
-    data_dir: Path | None = DataDir,
-    server: str | None = ServerUrl,
-    token: str | None = Token,
-) -> None:
-    """Start a new run at a source task.
-
-    Example: runyard run new Study Select --outputs '{"value": 3}' --name sample-1
-    """
-    body: dict[str, Any] = {"task": task, "name": name}
-    if outputs is not None:
-        try:
-            body["outputs"] = json.loads(outputs)
-        except ValueError as exc:
-            raise InvalidInput(f"--outputs is not valid JSON: {exc}") from None
-    with ctx.client(data_dir, server, token) as client:
-        job = client.post(f"/api/workflows/{workflow}/runs", body)
-    console.print(f"run {job['run_id']}: job {job['serial']} {job['state']}")
-
-
 @app.command()
 def status(
     workflow: WorkflowName,
@@ -255,13 +228,28 @@ def status(
             else client.get(f"/api/workflows/{workflow}/status")
         )
     if as_json:
-        print(json.dumps({k: data[k] for k in ("workflow", "tasks", "runs")}, indent=2))
+        keys = ("workflow", "tasks", "runs", "reduce")
+        print(json.dumps({k: data[k] for k in keys}, indent=2))
         return
-    table = Table("Run", *data["tasks"], title=f"{data['workflow']} ({data['state']})")
+    per_run = [t for t in data["tasks"] if t not in data["reduce"]]
+    table = Table("Run", *per_run, title=f"{data['workflow']} ({data['state']})")
+    stale = 0
     for run in data["runs"]:
-        cells = [run["jobs"].get(t, {}).get("state", "") for t in data["tasks"]]
+        cells = []
+        for task in per_run:
+            job = run["jobs"].get(task, {})
+            stale += "stale" in job
+            cells.append(job.get("state", "") + (" (stale)" if "stale" in job else ""))
         table.add_row(run["name"], *cells)
     console.print(table)
+    for task, job in data["reduce"].items():
+        console.print(f"reduce {task}: job {job['serial']} {job['state']}", highlight=False)
+    if stale:
+        console.print(
+            f"{stale} stale jobs (computed with an older configuration); see 'runyard job show' "
+            f"and re-run them with 'runyard workflow rerun-stale {data['workflow']}'",
+            highlight=False,
+        )
 
 
 def _wait(client: Any, workflow: str, *, quiet: bool) -> dict[str, Any]:

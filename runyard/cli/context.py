@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from runyard.client import Client
-from runyard.errors import RunyardError
+from runyard.errors import InvalidInput, RunyardError
 from runyard.settings import Settings
 
 console = Console()
@@ -55,3 +55,11 @@ def locate_server(data_dir: Path | None, server: str | None, token: str | None) 
 def fail(exc: RunyardError) -> typer.Exit:
     errors.print(f"[red]error:[/red] {exc.message}", highlight=False)
     return typer.Exit(1)
+
+
+def json_option(text: str, option: str) -> Any:
+    """The JSON value of a command-line option, or an error naming the option."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{option} is not valid JSON: {exc}") from None

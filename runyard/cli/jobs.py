@@ -13,7 +13,10 @@ import typer
 from runyard.cli import context as ctx
 from runyard.cli.context import DataDir, ServerUrl, Token, console
 
-job_app = typer.Typer(help="Show jobs, follow their logs, abort them.", no_args_is_help=True)
+job_app = typer.Typer(
+    help="Show jobs, follow their logs; abort, restart, rename them; submit a user's values.",
+    no_args_is_help=True,
+)
 
 Serial = Annotated[int, typer.Argument(help="The job's serial number.", metavar="SERIAL")]
 FINISHED = ("Done", "Failed", "Aborted", "Obsolete")
@@ -36,6 +39,11 @@ def show(
     if as_json:
         console.print_json(json.dumps(job))
         return
+    console.print(
+        f"job {serial}: task {job['task']}, run {job['run']['name']} ({job['run']['id']})",
+        highlight=False,
+        markup=False,
+    )
     fields = ("state", "attempt", "worker", "created_at", "started_at", "finished_at")
     for key in fields:
         console.print(f"{key:12} {job.get(key)}", highlight=False, markup=False)
@@ -45,6 +53,15 @@ def show(
         console.print(f"{'workdir':12} {job['workdir']}", highlight=False, markup=False)
     if job.get("error"):
         console.print(f"error\n{job['error']}", highlight=False, markup=False)
+    if job.get("stale"):
+        console.print(f"{'stale':12} {job['stale']}", highlight=False, markup=False)
+    made = job["provenance"]
+    console.print(
+        f"{'computed by':12} {made['task_type']['name']} {made['task_type']['version']} "
+        f"(configuration {made['configuration']})",
+        highlight=False,
+        markup=False,
+    )
 
 
 @job_app.command("log")
@@ -88,4 +105,66 @@ def abort(
     """
     with ctx.client(data_dir, server, token) as client:
         job = client.post(f"/api/jobs/{serial}/state", {"state": "Aborted"})
+    console.print(f"job {serial}: {job['state']}")
+
+
+@job_app.command("restart")
+def restart(
+    serial: Serial,
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Restart a job as a new job with its task's current configuration; it and its
+    followers in the run become Obsolete (the followers are made again).
+
+    Example: runyard job restart 42
+    """
+    with ctx.client(data_dir, server, token) as client:
+        job = client.post(f"/api/jobs/{serial}/restart")
+    console.print(f"job {serial} restarted as job {job['serial']} ({job['state']})")
+
+
+@job_app.command("rename")
+def rename(
+    serial: Serial,
+    name: Annotated[str, typer.Argument(help="The job's new display name.")],
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Give a job a display name.
+
+    Example: runyard job rename 42 "threshold, second try"
+    """
+    with ctx.client(data_dir, server, token) as client:
+        client.put(f"/api/jobs/{serial}/name", {"name": name})
+    console.print(f"job {serial}: {name}", highlight=False, markup=False)
+
+
+@job_app.command("submit")
+def submit(
+    serial: Serial,
+    inputs: Annotated[
+        str | None, typer.Option("--inputs", help="The values of the inputs it asks for (JSON).")
+    ] = None,
+    outputs: Annotated[
+        str | None, typer.Option("--outputs", help="An interactive job's outputs (JSON).")
+    ] = None,
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Answer a Waiting job: the inputs a user enters (it is then Queued), or the outputs of
+    an interactive job (it is then Done). Every value is checked against the interface.
+
+    Example: runyard job submit 42 --inputs '{"threshold": 220.5, "unit": "mg HA/ccm"}'
+    """
+    body: dict[str, Any] = {}
+    if inputs is not None:
+        body["inputs"] = ctx.json_option(inputs, "--inputs")
+    if outputs is not None:
+        body["outputs"] = ctx.json_option(outputs, "--outputs")
+    with ctx.client(data_dir, server, token) as client:
+        job = client.post(f"/api/jobs/{serial}/submit", body)
     console.print(f"job {serial}: {job['state']}")

@@ -3,7 +3,6 @@ add tasks to them."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,12 +11,11 @@ from rich.table import Table
 
 from runyard.cli import context as ctx
 from runyard.cli.context import DataDir, ServerUrl, Token, console
-from runyard.errors import InvalidInput
 
 workflow_app = typer.Typer(
     help="List, start, stop, obsolete and lock workflows.", no_args_is_help=True
 )
-task_app = typer.Typer(help="Add tasks to workflows.", no_args_is_help=True)
+task_app = typer.Typer(help="Add, edit and delete the tasks of workflows.", no_args_is_help=True)
 
 WorkflowName = Annotated[str, typer.Argument(help="The workflow's name.", show_default=False)]
 
@@ -99,10 +97,7 @@ def task_add(
     Example: runyard task add Study Measure --type Lab.Measure --inputs
     '[{"key": "scan", "source": {"mode": "output", "task": ".AIM", "key": "foreign_file"}}]'
     """
-    try:
-        sources = json.loads(inputs)
-    except ValueError as exc:
-        raise InvalidInput(f"--inputs is not valid JSON: {exc}") from None
+    sources = ctx.json_option(inputs, "--inputs")
     type_name, _, version = task_type.partition("==")
     body: dict[str, Any] = {
         "name": name,
@@ -115,4 +110,79 @@ def task_add(
     console.print(
         f"added task {answer['name']} ({tt['name']} {tt['version']}) to {workflow}: "
         f"{answer['jobs_created']} jobs created"
+    )
+
+
+TaskName = Annotated[str, typer.Argument(help="The task's name.", show_default=False)]
+
+
+@task_app.command("edit")
+def task_edit(
+    workflow: WorkflowName,
+    task: TaskName,
+    inputs: Annotated[
+        str | None, typer.Option("--inputs", help="The new input sources (JSON, as for add).")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Another installed version of its task type.")
+    ] = None,
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Change a task's input sources or task type version while the workflow is stopped; its
+    Done jobs and their followers become stale.
+
+    Example: runyard task edit Study Threshold --inputs
+    '[{"key": "lower", "source": {"mode": "fixed", "fixed_value": 250}}]'
+    """
+    body: dict[str, Any] = {"task_type_version": version}
+    if inputs is not None:
+        body["inputs"] = ctx.json_option(inputs, "--inputs")
+    with ctx.client(data_dir, server, token) as client:
+        answer = client.put(f"/api/workflows/{workflow}/tasks/{task}", body)
+    tt = answer["task_type"]
+    console.print(f"task {task} edited ({tt['name']} {tt['version']})", highlight=False)
+
+
+@task_app.command("delete")
+def task_delete(
+    workflow: WorkflowName,
+    task: TaskName,
+    followers: Annotated[
+        bool, typer.Option("--followers", help="Delete the tasks that follow it too.")
+    ] = False,
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Delete a task and its jobs while the workflow is stopped.
+
+    Example: runyard task delete Study Threshold --followers
+    """
+    with ctx.client(data_dir, server, token) as client:
+        answer = client.delete(
+            f"/api/workflows/{workflow}/tasks/{task}", params={"followers": followers}
+        )
+    console.print(f"deleted {', '.join(answer['deleted'])}", highlight=False, markup=False)
+
+
+@workflow_app.command("rerun-stale")
+def rerun_stale(
+    workflow: WorkflowName,
+    task: Annotated[str | None, typer.Option("--task", help="Only this task's jobs.")] = None,
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Re-run the stale jobs (computed with an older configuration), in dependency order;
+    nothing up to date re-runs.
+
+    Example: runyard workflow rerun-stale Study --task Threshold
+    """
+    with ctx.client(data_dir, server, token) as client:
+        answer = client.post(f"/api/workflows/{workflow}/rerun-stale", {"task": task})
+    console.print(
+        f"{answer['jobs']} stale jobs re-run ({len(answer['restarted'])} restarted, their "
+        "followers made again)"
     )

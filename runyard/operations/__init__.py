@@ -9,6 +9,7 @@ from runyard.operations.base import Clock, Notifier, TaskLists, utcnow
 from runyard.operations.files import FileManager
 from runyard.operations.jobs import JobManager
 from runyard.operations.leases import LeaseManager
+from runyard.operations.runs import RunManager
 from runyard.operations.sessions import SessionManager
 from runyard.operations.spawns import SpawnManager
 from runyard.operations.task_types import TaskTypeManager
@@ -37,6 +38,7 @@ class Runyard:
         self.files = FileManager(*args, **shared)
         self.jobs = JobManager(*args, **shared)
         self.leases = LeaseManager(*args, **shared)
+        self.runs = RunManager(*args, **shared)
         self.spawns = SpawnManager(*args, **shared)
         self.task_types = TaskTypeManager(*args, **shared)
         self.userdata = UserDataManager(

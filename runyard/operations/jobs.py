@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from runyard.errors import Conflict, IllegalTransition, InvalidInput, NotFound, StaleLease
 from runyard.models import Entity, Job, Task, Workflow
-from runyard.operations.reduce import Reducing, upstream_closure
+from runyard.operations.reduce import Reducing, awaited_tasks
 from runyard.sortorder import keys_after
 from runyard.states import (
     JobState,
@@ -66,7 +66,7 @@ class JobManager(Reducing):
                     "a new run starts at a source task",
                     task=task.name,
                 )
-            sort_order = _next_sort_order(conn, workflow.id)
+            sort_order = next_sort_order(conn, workflow.id)
             run_id = run_rows.insert_run(
                 conn,
                 workflow_id=workflow.id,
@@ -297,6 +297,13 @@ class JobManager(Reducing):
                     f"job {serial} is Obsolete; restart the live job of its task instead",
                     serial=serial,
                 )
+            run = run_rows.get_run(conn, job.run_id)
+            if run is not None and run.obsolete:
+                raise Conflict(
+                    f"job {serial} is in run {run.name!r}, which is obsolete; restore the run "
+                    "first",
+                    serial=serial,
+                )
             run_rows.lock_run(conn, job.run_id)
             workflow = workflow_rows.get_workflow(conn, id=job.workflow_id)
             assert workflow is not None
@@ -339,9 +346,7 @@ class JobManager(Reducing):
         self, conn: Connection, job: Job, task: Task, tasks: list[Task], actor: str
     ) -> Job:
         """A new reduce job from the current upstream results, even if they did not change."""
-        ids = {t.name: t.id for t in tasks}
-        upstream = {ids[name] for name in upstream_closure(task, tasks)}
-        self._refresh_reduce(conn, task, tasks, upstream, force=True)
+        self._refresh_reduce(conn, task, tasks, awaited_tasks(task, tasks), force=True)
         new = reduce_rows.live_job(conn, task.id, job.run_id)
         if new is None or new.serial == job.serial:
             raise Conflict(
@@ -369,5 +374,5 @@ def _job_state(state: str) -> JobState:
         ) from None
 
 
-def _next_sort_order(conn: Connection, workflow_id: int) -> str:
+def next_sort_order(conn: Connection, workflow_id: int) -> str:
     return keys_after(run_rows.last_sort_order(conn, workflow_id), 1)[0]

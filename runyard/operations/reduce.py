@@ -48,6 +48,25 @@ def upstream_closure(task: Task, tasks: Iterable[Task]) -> set[str]:
     return found
 
 
+def awaited_tasks(reduce: Task, tasks: Iterable[Task]) -> set[int]:
+    """The ids of the tasks whose pending jobs a reduce waits for: every task upstream of it,
+    and the tasks whose jobs spawned those (a search still spawning runs), with theirs."""
+    every = list(tasks)
+    by_id = {t.id: t for t in every}
+    by_name = {t.name: t for t in every}
+    awaited: set[int] = set()
+    todo = [by_name[name].id for name in upstream_closure(reduce, every)]
+    while todo:
+        task = by_id.get(todo.pop())
+        if task is None or task.id in awaited:
+            continue
+        awaited.add(task.id)
+        todo.extend(by_name[name].id for name in upstream_closure(task, every))
+        if task.spawned_by is not None:
+            todo.append(task.spawned_by)
+    return awaited
+
+
 class Reducing(Operations):
     """Keeps each reduce task's one job in step with the results of the active runs."""
 
@@ -61,9 +80,8 @@ class Reducing(Operations):
         if not reduces:
             return
         changed = None if changed_task_ids is None else set(changed_task_ids)
-        ids = {t.name: t.id for t in tasks}
         for reduce in reduces:
-            upstream = {ids[name] for name in upstream_closure(reduce, tasks)}
+            upstream = awaited_tasks(reduce, tasks)
             if changed is None or upstream & changed:
                 self._refresh_reduce(conn, reduce, tasks, upstream)
 

@@ -4,19 +4,29 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection
 
-from runyard.errors import Conflict, NotFound
+from runyard.errors import Conflict, InvalidInput, NotFound
 from runyard.models import Task, TaskType, Workflow
 from runyard.operations.reduce import Reducing
+from runyard.operations.stale import stale_in
 from runyard.packages import WorkflowPackage, resolve_workflow, workflow_package_bytes
-from runyard.states import WORKFLOW_TRANSITIONS, JobState, WorkflowState, new_job
+from runyard.states import (
+    WORKFLOW_TRANSITIONS,
+    JobState,
+    WorkflowState,
+    downstream_tasks,
+    find_cycle,
+    new_job,
+)
 from runyard.store import jobs as job_rows
 from runyard.store import runs as run_rows
 from runyard.store import task_types as task_type_rows
 from runyard.store import workflows as workflow_rows
+from runyard.store.workflows import source_to_json
 from runyard.validation import spawned_task_inputs
 
 
@@ -220,6 +230,99 @@ class WorkflowManager(Reducing):
             created += serial is not None
         return created
 
+    def edit_task(
+        self,
+        workflow_name: str,
+        task_name: str,
+        *,
+        inputs: Sequence[dict[str, Any]] | None = None,
+        task_type_version: str | None = None,
+        actor: str = "system",
+    ) -> Task:
+        """Change a task's input sources and/or its task type version, while the workflow is
+        stopped (Draft). Its Done jobs, and what follows them, become stale."""
+        with self._write_and_notify() as conn:
+            workflow, tasks, task = self._editable(conn, workflow_name, task_name)
+            task_type = task.task_type
+            if task_type_version is not None:
+                found = task_type_rows.find(conn, task_type.name, task_type_version)
+                if not found:
+                    raise NotFound(
+                        f"task type {task_type.name} {task_type_version} is not installed",
+                        task_type=task_type.name,
+                        version=task_type_version,
+                    )
+                task_type = found[0]
+            entries = inputs if inputs is not None else [
+                {"key": i.key, "source": source_to_json(i.source)} for i in task.inputs
+            ]  # fmt: skip
+            others = [t for t in tasks if t.id != task.id]
+            checked = spawned_task_inputs(task_type, list(entries), others)
+            edited = replace(task, task_type=task_type, inputs=checked)
+            cycle = find_cycle({t.name: t.upstream_names() for t in [*others, edited]})
+            if cycle:
+                raise InvalidInput(
+                    f"these sources would make a cycle: {' -> '.join(cycle)}", task=task.name
+                )
+            workflow_rows.set_task(conn, edited)
+            self._log(
+                conn,
+                actor,
+                "task.edit",
+                f"task {task.name} edited ({task_type.name} {task_type.version})",
+                workflow_id=workflow.id,
+            )
+            return edited
+
+    def delete_task(
+        self, workflow_name: str, task_name: str, *, followers: bool = False, actor: str = "system"
+    ) -> list[str]:
+        """Delete a task and its jobs, while the workflow is stopped; with ``followers``,
+        every task downstream of it too (else a task that others take inputs from is kept).
+        The names of the tasks deleted."""
+        with self._write_and_notify() as conn:
+            workflow, tasks, task = self._editable(conn, workflow_name, task_name)
+            downstream = downstream_tasks(task.name, tasks)
+            if downstream and not followers:
+                raise Conflict(
+                    f"tasks {', '.join(sorted(downstream))} take inputs from {task.name}; "
+                    "delete them with it (--followers) or connect them elsewhere first",
+                    task=task.name,
+                )
+            doomed = [t for t in tasks if t.name in downstream | {task.name}]
+            running = job_rows.count_by_state(conn, workflow.id, [t.id for t in doomed])
+            if running.get(JobState.RUNNING, 0):
+                raise Conflict(
+                    f"{running[JobState.RUNNING]} jobs of these tasks are still Running; "
+                    "wait for them or abort them first",
+                    task=task.name,
+                )
+            workflow_rows.delete_tasks(conn, workflow.id, [t.id for t in doomed])
+            self._refresh_reduces(conn, workflow.id)
+            names = [t.name for t in doomed]
+            self._log(
+                conn,
+                actor,
+                "task.delete",
+                f"deleted task(s) {', '.join(names)}",
+                workflow_id=workflow.id,
+            )
+            return names
+
+    def _editable(
+        self, conn: Connection, workflow_name: str, task_name: str
+    ) -> tuple[Workflow, list[Task], Task]:
+        workflow = self._workflow(conn, workflow_name)
+        if workflow.locked or workflow.state != WorkflowState.DRAFT:
+            why = "locked" if workflow.locked else workflow.state
+            raise Conflict(
+                f"workflow {workflow.name!r} is {why}; tasks are edited while it is stopped "
+                f"(runyard workflow stop {workflow.name})",
+                workflow=workflow.name,
+            )
+        tasks = self._tasks(conn, workflow.id)
+        return workflow, tasks, self._task(tasks, task_name, workflow)
+
     def status(self, name: str) -> dict[str, Any]:
         """The runs x tasks table: every run with its live job per task."""
         with self.store.read() as conn:
@@ -227,6 +330,7 @@ class WorkflowManager(Reducing):
             tasks = self._tasks(conn, workflow.id)
             runs = run_rows.list_runs(conn, workflow.id)
             jobs = job_rows.jobs_of_workflow(conn, workflow.id)
+            stale = stale_in(conn, tasks, jobs)
         task_names = {t.id: t.name for t in tasks}
         reduce_ids = {t.id for t in tasks if t.task_type.interface.kind == "reduce"}
         by_run: dict[int, dict[str, Any]] = {r.id: {} for r in runs}
@@ -238,6 +342,8 @@ class WorkflowManager(Reducing):
                 "outputs": job.outputs,
                 "error": job.error,
             }
+            if job.serial in stale:
+                cell["stale"] = stale[job.serial]
             if job.task_id in reduce_ids:
                 reduce[task_names[job.task_id]] = cell
             elif job.run_id in by_run:

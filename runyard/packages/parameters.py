@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, time
 from typing import Any
+from uuid import UUID
 
 from runyard.models import Parameter
 from runyard.packages.documents import shown
@@ -70,7 +73,47 @@ def check_item(type_name: str, constraints: Mapping[str, Any], value: Any) -> st
         return f"must be one of {', '.join(shown(c) for c in enum)}; found {shown(value)}"
     if _is_number(value):
         return _number_problem(constraints, value)
+    if isinstance(value, str) and isinstance(constraints.get("format"), str):
+        return _format_problem(constraints["format"], value)
     return None
+
+
+def _format_problem(name: str, value: str) -> str | None:
+    """What is wrong with ``value`` for the string format ``name`` (formats Runyard does not
+    know are not checked)."""
+    check = FORMATS.get(name)
+    if check is None or check(value):
+        return None
+    return f"must be a {name} ({FORMAT_EXAMPLES[name]}); found {shown(value)}"
+
+
+def _parses(parse: Callable[[str], object]) -> Callable[[str], bool]:
+    def check(value: str) -> bool:
+        try:
+            parse(value)
+        except ValueError:
+            return False
+        return True
+
+    return check
+
+
+FORMATS: dict[str, Callable[[str], bool]] = {
+    "date": _parses(date.fromisoformat),
+    "date-time": _parses(datetime.fromisoformat),
+    "time": _parses(time.fromisoformat),
+    "uuid": _parses(UUID),
+    "email": lambda v: re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", v) is not None,
+    "uri": lambda v: re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]+", v) is not None,
+}
+FORMAT_EXAMPLES = {
+    "date": "like 2026-11-26",
+    "date-time": "like 2026-11-26T14:30:00",
+    "time": "like 14:30:00",
+    "uuid": "like 1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+    "email": "like name@lab.org",
+    "uri": "like https://lab.org/scan",
+}
 
 
 def _has_type(type_name: str, value: Any) -> bool:

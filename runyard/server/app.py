@@ -18,7 +18,7 @@ import runyard
 from runyard import web
 from runyard.errors import RunyardError
 from runyard.operations import Runyard
-from runyard.server import api, protocol, views
+from runyard.server import api, protocol, study, views
 
 log = logging.getLogger("runyard.server")
 
@@ -33,10 +33,19 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("GET", "/api/workflows/{name}/export", api.export_workflow),
     ("GET", "/api/workflows/{name}/status", api.workflow_status),
     ("POST", "/api/workflows/{name}/runs", api.new_run),
-    ("POST", "/api/workflows/{name}/tasks", api.add_task),
+    ("POST", "/api/workflows/{name}/tasks", study.add_task),
+    ("PUT", "/api/workflows/{name}/tasks/{task}", study.edit_task),
+    ("DELETE", "/api/workflows/{name}/tasks/{task}", study.delete_task),
+    ("POST", "/api/workflows/{name}/rerun-stale", study.rerun_stale),
     ("POST", "/api/workflows/{name}/{action}", api.workflow_action),
     ("PUT", "/api/runs/{run_id}/priority", api.set_run_priority),
-    ("GET", "/api/jobs/{serial}", api.get_job),
+    ("PUT", "/api/runs/{run_id}/name", study.rename_run),
+    ("POST", "/api/runs/{run_id}/copy", study.copy_run),
+    ("POST", "/api/runs/{run_id}/obsolete", study.obsolete_run),
+    ("POST", "/api/runs/{run_id}/restore", study.restore_run),
+    ("GET", "/api/jobs/{serial}", study.get_job),
+    ("PUT", "/api/jobs/{serial}/name", study.rename_job),
+    ("POST", "/api/jobs/{serial}/submit", study.submit_job),
     ("GET", "/api/jobs/{serial}/log", api.job_log),
     ("POST", "/api/jobs/{serial}/progress", api.job_progress),
     ("POST", "/api/jobs/{serial}/activity", api.job_activity),

@@ -150,6 +150,28 @@ class NewTask(Body):
     inputs: list[SpawnTaskInput] = Field(default=[], max_length=1000)
 
 
+class Name(Body):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class OptionalName(Body):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class Submission(Body):
+    inputs: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = None
+
+
+class TaskEdit(Body):
+    inputs: list[SpawnTaskInput] | None = Field(default=None, max_length=1000)
+    task_type_version: str | None = None
+
+
+class RerunStale(Body):
+    task: str | None = None
+
+
 class SpawnJob(Body):
     task: int = Field(description="The id of the task (as spawned tasks are answered).")
     outputs: dict[str, Any] = {}

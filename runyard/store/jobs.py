@@ -209,12 +209,14 @@ def expired_leases(conn: Connection, now: datetime) -> list[tuple[int, int]]:
     return [(r.serial, r.attempt) for r in rows]
 
 
-def count_by_state(conn: Connection, workflow_id: int) -> dict[str, int]:
-    rows = conn.execute(
-        select(jobs.c.state, func.count())
-        .where(jobs.c.workflow_id == workflow_id, LIVE)
-        .group_by(jobs.c.state)
-    )
+def count_by_state(
+    conn: Connection, workflow_id: int, task_ids: list[int] | None = None
+) -> dict[str, int]:
+    """The live jobs of a workflow (of some of its tasks) by state."""
+    query = select(jobs.c.state, func.count()).where(jobs.c.workflow_id == workflow_id, LIVE)
+    if task_ids is not None:
+        query = query.where(jobs.c.task_id.in_(task_ids))
+    rows = conn.execute(query.group_by(jobs.c.state))
     return {state: int(n) for state, n in rows}
 
 
@@ -271,3 +273,11 @@ def set_progress(conn: Connection, serial: int, progress: dict[str, Any]) -> boo
         .values(progress=progress)
     )
     return result.rowcount == 1
+
+
+def set_metadata(conn: Connection, serial: int, metadata: dict[str, Any]) -> None:
+    conn.execute(update(jobs).where(jobs.c.serial == serial).values(metadata=metadata))
+
+
+def set_inputs(conn: Connection, serial: int, inputs: dict[str, Any]) -> None:
+    conn.execute(update(jobs).where(jobs.c.serial == serial).values(inputs=inputs))

@@ -142,3 +142,17 @@ def count_runs(conn: Connection, workflow_id: int) -> int:
             )
         ).scalar_one()
     )
+
+
+def set_name(conn: Connection, run_id: int, name: str) -> None:
+    conn.execute(update(runs).where(runs.c.id == run_id).values(name=name))
+
+
+def set_obsolete(conn: Connection, run_id: int, obsolete: bool) -> bool:
+    """Obsolete or restore a run; False if it already was so."""
+    result = conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id, runs.c.obsolete.is_(not obsolete))
+        .values(obsolete=obsolete)
+    )
+    return result.rowcount == 1

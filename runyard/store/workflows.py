@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from runyard.models import InputSource, Task, TaskInput, Workflow
 from runyard.store import task_types as task_type_rows
-from runyard.store.schema import task_types, tasks, workflows
+from runyard.store.schema import jobs, task_types, tasks, workflows
 
 
 def workflow_from_row(row: Row[Any]) -> Workflow:
@@ -157,6 +157,27 @@ def list_tasks(conn: Connection, workflow_id: int) -> list[Task]:
                 position=m[tasks.c.position],
                 task_type=task_type,
                 inputs=_task_inputs(m[tasks.c.inputs]),
+                spawned_by=m[tasks.c.spawned_by_task_id],
             )
         )
     return result
+
+
+def set_task(conn: Connection, task: Task) -> None:
+    """Store a task's task type version and input sources."""
+    conn.execute(
+        update(tasks)
+        .where(tasks.c.id == task.id)
+        .values(
+            task_type_id=task.task_type.id,
+            inputs=[{"key": i.key, "source": source_to_json(i.source)} for i in task.inputs],
+        )
+    )
+    bump_tasks_version(conn, task.workflow_id)
+
+
+def delete_tasks(conn: Connection, workflow_id: int, task_ids: list[int]) -> None:
+    """Delete tasks with their jobs (the rows of the jobs go with them)."""
+    conn.execute(delete(jobs).where(jobs.c.task_id.in_(task_ids)))
+    conn.execute(delete(tasks).where(tasks.c.id.in_(task_ids)))
+    bump_tasks_version(conn, workflow_id)

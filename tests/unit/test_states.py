@@ -41,8 +41,8 @@ def task(
     )
 
 
-def test_done_is_reached_only_from_running_and_from_obsolete_spawned_jobs() -> None:
-    assert sources_of(JobState.DONE) == {JobState.RUNNING, JobState.OBSOLETE}
+def test_done_is_reached_from_running_obsolete_spawned_and_waiting_interactive_jobs() -> None:
+    assert sources_of(JobState.DONE) == {JobState.RUNNING, JobState.OBSOLETE, JobState.WAITING}
 
 
 def test_every_state_can_become_obsolete_except_obsolete() -> None:

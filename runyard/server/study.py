@@ -1,0 +1,111 @@
+"""HTTP handlers of the operations on a running study: runs (rename, copy, obsolete,
+restore), jobs (information, rename, submit a user's values) and tasks (add, edit, delete,
+re-run the stale results)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runyard.server import schemas as s
+from runyard.server.deps import Caller, Ry, require, require_job_access
+
+
+def run_json(run: Any) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "name": run.name,
+        "sort_order": run.sort_order,
+        "priority": run.priority,
+        "obsolete": run.obsolete,
+        "entity": run.entity.to_json() if run.entity else None,
+    }
+
+
+# -- runs -------------------------------------------------------------------------------------
+
+
+def rename_run(run_id: int, body: s.Name, ry: Ry, caller: Caller) -> dict[str, Any]:
+    require(caller, "admin")
+    return run_json(ry.runs.rename(run_id, body.name, actor=caller.name))
+
+
+def copy_run(run_id: int, body: s.OptionalName, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """A new run with the same entity and source outputs (its followers are created)."""
+    require(caller, "admin")
+    return run_json(ry.runs.copy(run_id, body.name, actor=caller.name))
+
+
+def obsolete_run(run_id: int, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Obsolete a run: it leaves the table, no job of it starts, reduces leave it out."""
+    require(caller, "admin")
+    return run_json(ry.runs.set_obsolete(run_id, True, actor=caller.name))
+
+
+def restore_run(run_id: int, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Restore an obsolete run as it was."""
+    require(caller, "admin")
+    return run_json(ry.runs.set_obsolete(run_id, False, actor=caller.name))
+
+
+# -- jobs -------------------------------------------------------------------------------------
+
+
+def get_job(serial: int, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """The job information: the job, its run and task, whether it is stale, its provenance."""
+    require_job_access(caller, serial)
+    job, info = ry.runs.info(serial)
+    return s.job_json(job) | info
+
+
+def rename_job(serial: int, body: s.Name, ry: Ry, caller: Caller) -> dict[str, Any]:
+    require(caller, "admin")
+    return s.job_json(ry.runs.rename_job(serial, body.name, actor=caller.name))
+
+
+def submit_job(serial: int, body: s.Submission, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """A user's values for a Waiting job: ``inputs`` it asks for, or an interactive job's
+    ``outputs``. Refused with the problem of each field (``details.errors``)."""
+    require(caller, "admin")
+    job = ry.runs.submit(serial, inputs=body.inputs, outputs=body.outputs, actor=caller.name)
+    return s.job_json(job)
+
+
+# -- tasks ------------------------------------------------------------------------------------
+
+
+def add_task(name: str, body: s.NewTask, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Add a task to a workflow; it gets a job in every run whose upstream jobs are Done."""
+    require(caller, "admin")
+    task, created = ry.workflows.add_task(
+        name,
+        body.name,
+        task_type_name=body.task_type.name,
+        task_type_version=body.task_type.version,
+        inputs=[i.model_dump() for i in body.inputs],
+        actor=caller.name,
+    )
+    return s.task_json(task) | {"jobs_created": created}
+
+
+def edit_task(name: str, task: str, body: s.TaskEdit, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Change a task's input sources and/or task type version (workflow stopped)."""
+    require(caller, "admin")
+    inputs = None if body.inputs is None else [i.model_dump() for i in body.inputs]
+    edited = ry.workflows.edit_task(
+        name, task, inputs=inputs, task_type_version=body.task_type_version, actor=caller.name
+    )
+    return s.task_json(edited)
+
+
+def delete_task(
+    name: str, task: str, ry: Ry, caller: Caller, followers: bool = False
+) -> dict[str, Any]:
+    """Delete a task and its jobs (workflow stopped); with ``followers=true`` its followers."""
+    require(caller, "admin")
+    return {"deleted": ry.workflows.delete_task(name, task, followers=followers)}
+
+
+def rerun_stale(name: str, body: s.RerunStale, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Restart the stale jobs of a workflow (or of one task) in dependency order."""
+    require(caller, "admin")
+    return ry.runs.rerun_stale(name, body.task, actor=caller.name)
