@@ -120,20 +120,6 @@ def workflow_action(name: str, action: str, ry: Ry, caller: Caller) -> dict[str,
     return s.workflow_json(workflow)
 
 
-def add_task(name: str, body: s.NewTask, ry: Ry, caller: Caller) -> dict[str, Any]:
-    """Add a task to a workflow; it gets a job in every run whose upstream jobs are Done."""
-    require(caller, "admin")
-    task, created = ry.workflows.add_task(
-        name,
-        body.name,
-        task_type_name=body.task_type.name,
-        task_type_version=body.task_type.version,
-        inputs=[i.model_dump() for i in body.inputs],
-        actor=caller.name,
-    )
-    return s.task_json(task) | {"jobs_created": created}
-
-
 def export_workflow(name: str, ry: Ry, caller: Caller) -> Response:
     data = ry.workflows.export_package(name)
     return Response(
@@ -163,11 +149,6 @@ def set_run_priority(run_id: int, body: s.Priority, ry: Ry, caller: Caller) -> d
 
 
 # -- jobs -------------------------------------------------------------------------------------
-
-
-def get_job(serial: int, ry: Ry, caller: Caller) -> dict[str, Any]:
-    require_job_access(caller, serial)
-    return s.job_json(ry.jobs.get(serial))
 
 
 def job_log(serial: int, ry: Ry, caller: Caller, offset: int = 0) -> PlainTextResponse:
