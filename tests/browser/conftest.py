@@ -20,6 +20,8 @@ from tests.conftest import TASK_TYPES, WORKFLOWS
 
 SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 820}
+# How long an expectation waits (jobs run for real; a loaded CI machine is slow).
+expect.set_options(timeout=20_000)
 
 
 def chromium_path() -> str:
