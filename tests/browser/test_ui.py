@@ -71,7 +71,6 @@ def test_start_a_workflow_then_new_run_cells_turn_done_without_reload(
     linear = page.locator('tr[data-workflow="Linear"]')
     linear.get_by_role("button", name="Start").click()
     expect(linear.locator(".wf-state")).to_have_text("Started")
-    screenshot(page, "workflows")
     linear.get_by_role("link", name="Linear").click()
     expect(page.locator(".runs-head")).to_contain_text("Double")
     page.evaluate("window.__notReloaded = true")
@@ -169,6 +168,8 @@ def test_hostile_run_name_and_log_line_are_shown_as_text(page: Page, lab: Instal
 
 def test_workers_and_activity_views(page: Page, lab: Installation) -> None:
     log_in(page, lab)
+    expect(page.locator('tr[data-workflow="Talk"] .chip').first).to_be_visible()
+    screenshot(page, "workflows")
     page.get_by_role("link", name="Workers").click()
     worker = page.locator("table.workers tbody tr").first
     expect(worker).to_contain_text("connected")

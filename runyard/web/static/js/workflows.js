@@ -125,7 +125,7 @@ export function workflowsView(main, _params, { notify }) {
       ),
       h("td", { class: "num" }, String(w.runs)),
       h("td", {}, countChips(w.jobs)),
-      h("td", { class: "actions" }, workflowActions(w).map((a) => actionButton(w.name, a, { notify, after: load }))),
+      h("td", { class: "actions" }, h("div", {}, workflowActions(w).map((a) => actionButton(w.name, a, { notify, after: load })))),
       h("td", {}, h("a", { href: `/api/workflows/${enc(w.name)}/export`, download: `${w.name}.xfp` }, "Export")),
     );
   }
