@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from runyard.client import Client
 from runyard.errors import InvalidInput, RunyardError
@@ -53,7 +54,7 @@ def locate_server(data_dir: Path | None, server: str | None, token: str | None) 
 
 
 def fail(exc: RunyardError) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {exc.message}", highlight=False)
+    errors.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 

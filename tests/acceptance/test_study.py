@@ -104,3 +104,47 @@ def test_a_changed_setting_makes_its_results_stale_and_rerun_stale_redoes_them(
         2 * (v + 20) for v in range(100)
     ]
     assert "0 stale jobs re-run" in up.cli("workflow", "rerun-stale", "Tuned").stdout
+
+
+def test_run_job_and_task_operations_through_the_cli(up: Installation) -> None:
+    up.cli("import", *[str(TASK_TYPES / t) for t in ("Source", "Double", "Add", "Weigh")],
+           str(WORKFLOWS / "Linear"), str(WORKFLOWS / "Weighing"))  # fmt: skip
+    for workflow in ("Linear", "Weighing"):
+        up.cli("workflow", "start", workflow)
+    up.cli("run", "new", "Linear", "Source", "--outputs", '{"value": 5}', "--name", "s1")
+    [run] = up.status("Linear", "--wait")["runs"]
+    rid = str(run["id"])
+    assert "renamed" in up.cli("run", "rename", rid, "sample 1").stdout
+    assert "created" in up.cli("run", "copy", rid, "--name", "sample 1b").stdout
+    up.cli("run", "priority", rid, "high")
+    up.cli("run", "obsolete", rid)
+    refused = up.cli("run", "rename", rid, "x", check=False)
+    assert refused.returncode == 1 and "is obsolete; restore it first" in refused.stderr
+    up.cli("run", "restore", rid)
+    runs = {r["name"]: r for r in up.status("Linear", "--wait")["runs"]}
+    assert set(runs) == {"sample 1", "sample 1b"} and runs["sample 1"]["priority"] == "high"
+    assert runs["sample 1b"]["jobs"]["Add"]["outputs"] == {"value": 20}
+
+    add = str(runs["sample 1"]["jobs"]["Add"]["serial"])
+    up.cli("job", "rename", add, "plus ten")
+    restarted = up.cli("job", "restart", add).stdout
+    assert f"job {add} restarted as job" in restarted
+    shown = up.cli("job", "show", add).stdout
+    assert "Obsolete" in shown and "computed by" in shown and "Test.Add 1.0.0.0" in shown
+
+    up.cli("run", "new", "Weighing", "Source", "--outputs", '{"value": 4}', "--name", "w")
+    weigh = str(up.status("Weighing")["runs"][0]["jobs"]["Weigh"]["serial"])
+    bad = up.cli("job", "submit", weigh, "--inputs", '{"factor": 99, "unit": "mm"}', check=False)
+    assert bad.returncode == 1
+    assert "factor: must be at most 10; found 99" in bad.stderr
+    assert "measured: a value is required" in bad.stderr
+    good = '{"factor": 1.5, "unit": "mm", "measured": "2026-11-26"}'
+    assert "Queued" in up.cli("job", "submit", weigh, "--inputs", good).stdout
+    [weighed] = up.status("Weighing", "--wait")["runs"]
+    assert weighed["jobs"]["Weigh"]["outputs"] == {"weight": 6.0, "unit": "mm"}
+
+    running = up.cli("task", "delete", "Linear", "Double", check=False)
+    assert running.returncode == 1 and "while it is stopped" in running.stderr
+    up.cli("workflow", "stop", "Linear")
+    assert "Add" in up.cli("task", "delete", "Linear", "Double", "--followers").stdout
+    assert up.status("Linear")["tasks"] == ["Source"]
