@@ -349,10 +349,11 @@ def live_jobs_in_runs(conn: Connection, run_ids: Sequence[int]) -> list[Job]:
 
 
 def sort_orders(conn: Connection, workflow_id: int) -> list[str]:
-    """The sort orders of every run of the workflow (Obsolete ones too), in order."""
+    """The sort orders of every run of the workflow (Obsolete ones too, not the study run),
+    in order."""
     rows = conn.execute(
         select(runs.c.sort_order)
-        .where(runs.c.workflow_id == workflow_id)
+        .where(runs.c.workflow_id == workflow_id, runs.c.study.is_(False))
         .order_by(runs.c.sort_order, runs.c.id)
     )
     return [str(v) for v in rows.scalars()]

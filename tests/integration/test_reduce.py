@@ -69,6 +69,7 @@ def test_the_reduce_job_is_queued_once_no_run_has_upstream_work_pending(reduced:
     assert [r["name"] for r in job.metadata["runs"]] == ["r0", "r1", "r2"]
     status = reduced.workflows.status("Reduced")
     assert [r["name"] for r in status["runs"]] == ["r0", "r1", "r2"], "the study run is hidden"
+    assert len(reduced.spawns.sort_orders(job.serial)) == 3, "also from spawning scripts"
     assert status["reduce"]["Table"]["state"] == "Queued" and not status["idle"]
 
 
