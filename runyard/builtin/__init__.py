@@ -4,7 +4,9 @@
 ``interface.json``, ``main.py``): ``Lucid.Util.SearchFolderFilesBySuffix`` (its code is
 ``runyard.builtin.search``) and the source and add tasks ``XF.Data.SelectFolder``,
 ``XF.Data.SelectForeignFile``, ``XF.Data.AddForeignFile``, ``XF.Data.SelectImage`` and
-``XF.Data.AddImage``, whose jobs are created with their outputs. See docs/builtin.md.
+``XF.Data.AddImage``, whose jobs are created with their outputs; and the image task types
+``Runyard.Image.Threshold``, ``Runyard.Image.Statistics`` and ``Runyard.Image.StudyTable``
+(their code is ``runyard.builtin.images``). See docs/builtin.md.
 """
 
 from __future__ import annotations

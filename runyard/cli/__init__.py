@@ -69,23 +69,44 @@ def up(
 
 @app.command()
 def demo(
-    data_dir: Annotated[
-        Path, typer.Option("--data-dir", help="Where the demo keeps its data.")
+    folder: Annotated[
+        Path,
+        typer.Option(
+            "--dir",
+            help="The demo's folder: its scans (userdata/), the Runyard data directory "
+            "(runyard/) and the study tables (*.csv).",
+        ),
     ] = Path("runyard-demo"),
-    runs: Annotated[int, typer.Option("--runs", help="How many runs to add.")] = 20,
+    scans: Annotated[
+        int,
+        typer.Option(
+            "--scans",
+            min=1,
+            max=500,
+            help="How many single scans to make in a new demo folder (a folder that has "
+            "its scans already keeps them).",
+        ),
+    ] = 30,
+    max_jobs: Annotated[int, typer.Option("--max-jobs", min=1, help="Local job slots.")] = 4,
     exit_when_done: Annotated[
-        bool, typer.Option("--exit", help="Stop when every job is done.")
+        bool, typer.Option("--exit", help="Stop when the study tables are written.")
     ] = False,
     port: int | None = Port,
 ) -> None:
-    """Run the built-in example workflow end to end on SQLite (server and local worker).
+    """Run the imaging demo end to end on SQLite (server and local worker).
 
-    Example: runyard demo --runs 50 --exit
+    Makes synthetic micro-CT scans (AIM, ISQ, OMNI) as User Data, searches them (one run per
+    scan), thresholds them, measures BV/TV and density, and writes one CSV per study into
+    its folder. Running it again in the same folder shows the same study (docs/demo.md).
+
+    Example: runyard demo --exit
     """
     from runyard.cli.demo import run_demo
 
-    settings = ctx.settings(port=port).with_overrides(data_dir=data_dir.resolve(), database_url="")
-    run_demo(settings, runs, exit_when_done)
+    settings = ctx.settings(port=port).with_overrides(
+        data_dir=folder.resolve() / "runyard", database_url=""
+    )
+    run_demo(folder.resolve(), settings, scans, max_jobs, exit_when_done)
 
 
 @app.command()

@@ -97,6 +97,9 @@ def test_built_in_task_types_install_once_and_again_without_change(ry: Runyard) 
         "XF.Data.AddForeignFile",
         "XF.Data.SelectImage",
         "XF.Data.AddImage",
+        "Runyard.Image.Threshold",
+        "Runyard.Image.Statistics",
+        "Runyard.Image.StudyTable",
     }
     assert ry.task_types.install_builtin() == first  # a second start changes nothing
     [search] = ry.task_types.find("Lucid.Util.SearchFolderFilesBySuffix")

@@ -1,0 +1,3 @@
+from runyard.builtin import images
+
+images.threshold_main()
