@@ -61,7 +61,7 @@ def phantom_pixels(seed: int, size: tuple[int, int, int]) -> tuple[np.ndarray[An
     x, y, z = np.ogrid[: size[0], : size[1], : size[2]]
     bone = np.zeros(size, dtype=bool)
     for _ in range(int(rng.integers(3, 7))):  # spheres
-        r = rng.uniform(3, min(size) / 5)
+        r = rng.uniform(2.5, max(3.0, min(size) / 5))
         cx, cy, cz = (rng.uniform(r, n - r) for n in size)
         bone |= (x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2 <= r * r
     for _ in range(int(rng.integers(2, 6))):  # rods along z, y or x
