@@ -135,6 +135,9 @@ runs = Table(
     # The workflow's own run, holding its reduce jobs (one per reduce task); never listed.
     Column("study", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_runs_workflow_sort", "workflow_id", "sort_order"),
+    # The runs table's pages (live runs in sort order) and its order by name.
+    Index("ix_runs_workflow_live_sort", "workflow_id", "obsolete", "study", "sort_order"),
+    Index("ix_runs_workflow_name", "workflow_id", "name"),
     Index(
         "uq_runs_study",
         "workflow_id",
@@ -238,4 +241,5 @@ activity_log = Table(
     Column("job_serial", Integer, nullable=True),
     Column("message", Text, nullable=False),
     Index("ix_activity_log_at", "at"),
+    Index("ix_activity_log_job", "job_serial"),
 )
