@@ -92,11 +92,13 @@ FOLDER = {"type": "Folder", "source": "userdata", "virtualpath": "/Scans/"}
 
 
 def conformance_script() -> Path | None:
-    """The conformance script: in $RUNYARD_CONFORMANCE_DIR, or shared/conformance/ beside the
-    checkout (it is a reference kept outside the repository)."""
+    """The conformance script: in $RUNYARD_CONFORMANCE_DIR, else shared/conformance/ beside the
+    checkout or in /work (the team's machines keep the shared references there; the script
+    is a reference kept outside the repository)."""
     places = [
         os.environ.get("RUNYARD_CONFORMANCE_DIR", ""),
         str(REPO.parent / "shared" / "conformance"),
+        "/work/shared/conformance",
     ]
     for place in places:
         if place and (Path(place) / SCRIPT).is_file():
