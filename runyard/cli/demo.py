@@ -232,6 +232,7 @@ def _report(
         f"\nWeb UI: {server.url}/ui/  (log in with the admin token in "
         f"{settings.admin_token_file})\nAPI: {server.url}/docs",
         highlight=False,
+        soft_wrap=True,
     )
     return failed
 
@@ -243,7 +244,7 @@ def _show(name: str, path: Path) -> None:
     for row in rows[:8]:
         table.add_row(*(_short(v) for v in row))
     console.print(table)
-    console.print(f"CSV: {path}", highlight=False)
+    console.print(f"CSV: {path}", highlight=False, soft_wrap=True)
 
 
 def _short(value: str) -> str:

@@ -62,11 +62,11 @@ def phantom_pixels(seed: int, size: tuple[int, int, int]) -> tuple[np.ndarray[An
     bone = np.zeros(size, dtype=bool)
     for _ in range(int(rng.integers(3, 7))):  # spheres
         r = rng.uniform(2.5, max(3.0, min(size) / 5))
-        cx, cy, cz = (rng.uniform(r, n - r) for n in size)
+        cx, cy, cz = (rng.uniform(0, n) for n in size)  # partly outside the image, maybe
         bone |= (x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2 <= r * r
     for _ in range(int(rng.integers(2, 6))):  # rods along z, y or x
         r = rng.uniform(1.5, 3.5)
-        a, b = rng.uniform(r, min(size) - r, 2)
+        a, b = rng.uniform(0, min(size), 2)
         axis = int(rng.integers(0, 3))
         across = [(y, z), (x, z), (x, y)][axis]
         bone |= (across[0] - a) ** 2 + (across[1] - b) ** 2 <= r * r
