@@ -1,5 +1,6 @@
-"""Views of a workflow for the web UI: the runs table one page at a time, and whether it
-changed (what live updates are driven by)."""
+"""Views of a workflow for the web UI: the runs table one page at a time (stale cells,
+queued jobs no worker can run), whether it changed (what live updates are driven by), and a
+job's history."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import threading
 import time
 from typing import Any
 
-from runyard.errors import InvalidInput
+from runyard.errors import InvalidInput, NotFound
+from runyard.models import Job, Task, Worker
 from runyard.operations.base import Operations
+from runyard.operations.stale import stale_in
 from runyard.states import JobState
+from runyard.store import jobs as job_rows
 from runyard.store import views as view_rows
+from runyard.store import workers as worker_rows
 
 MAX_PAGE = 1000
 FINGERPRINT_SECONDS = 0.4
@@ -72,16 +77,24 @@ class ViewManager(Operations):
             jobs = view_rows.live_jobs_of_runs(conn, [r.id for r in page])
             reduces = any(t.task_type.interface.kind == "reduce" for t in tasks)
             study = view_rows.study_jobs(conn, workflow.id) if reduces else []
+            stale = stale_in(conn, tasks, jobs)
+            missing = workers_missing(tasks, worker_rows.list_workers(conn))
         task_names = {t.id: t.name for t in tasks}
         cells: dict[int, dict[str, Any]] = {r.id: {} for r in page}
         for job in jobs:
-            cells[job["run_id"]][task_names[job["task_id"]]] = _cell(job)
+            cell = _cell(job, stale.get(job.serial))
+            if job.state == JobState.QUEUED and job.task_id in missing:
+                cell["worker_missing"] = missing[job.task_id]
+            cells[job.run_id][task_names[job.task_id]] = cell
         return {
             "workflow": workflow.name,
             "state": workflow.state,
             "tasks": [t.name for t in tasks if t.task_type.interface.kind != "reduce"],
             # The live job of each reduce task (one per workflow, not per run).
-            "reduce": {task_names[j["task_id"]]: _cell(j) for j in study},
+            "reduce": {task_names[j.task_id]: _cell(j, None) for j in study},
+            # {task: the dependency packages no registered worker provides} for the tasks
+            # that no worker can run (their Queued jobs wait for one).
+            "worker_missing": {task_names[i]: deps for i, deps in missing.items()},
             "total": total,
             "offset": offset,
             "limit": limit,
@@ -120,11 +133,67 @@ class ViewManager(Operations):
             found = view_rows.fingerprint(conn, workflow.id)
         return found | {"state": workflow.state, "locked": workflow.locked, "tasks": len(tasks)}
 
+    def job_history(self, serial: int) -> list[dict[str, Any]]:
+        """What happened to a job, oldest first: created, started and finished (from its
+        timings) and its entries in the activity log (state changes made by people, submits,
+        restarts, its script's messages)."""
+        with self.store.read() as conn:
+            job = job_rows.get_job(conn, serial)
+            if job is None:
+                raise NotFound(f"no job with serial {serial}", serial=serial)
+            entries = view_rows.job_activity(conn, serial)
+        return job_history(job, entries)
 
-def _cell(job: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "serial": job["serial"],
-        "state": job["state"],
-        "error": job["error"][:CELL_ERROR_CHARS],
-        "attempt": job["attempt"],
+
+def job_history(job: Job, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events of ``job`` from its timings and its activity ``entries``, by time."""
+    events: list[dict[str, Any]] = [
+        {"at": job.created_at, "what": "created", "actor": "", "message": ""},
+    ]
+    if job.started_at:
+        events.append({"at": job.started_at, "what": "started", "actor": job.worker or "",
+                       "message": f"attempt {job.attempt}"})  # fmt: skip
+    if job.finished_at and job.state in (JobState.DONE, JobState.FAILED, JobState.ABORTED):
+        events.append({"at": job.finished_at, "what": job.state, "actor": job.worker or "",
+                       "message": job.error[:CELL_ERROR_CHARS]})  # fmt: skip
+    for entry in entries:
+        events.append(
+            {
+                "at": entry["at"],
+                "what": entry["action"],
+                "actor": entry["actor"],
+                "message": entry["message"],
+                "level": entry["level"],
+            }
+        )
+    events = [e for e in events if e["at"] is not None]
+    events.sort(key=lambda e: e["at"])
+    return [e | {"at": e["at"].isoformat()} for e in events]
+
+
+def workers_missing(tasks: list[Task], workers: list[Worker]) -> dict[int, list[str]]:
+    """{task id: the dependency packages missing} for the tasks whose task type no
+    registered worker can run (a worker runs it when it provides every dependency). The
+    packages listed are those no worker provides; when each is provided by some worker but
+    none provides them all, all of them."""
+    provided = [set(w.provides) for w in workers]
+    anywhere = set().union(*provided)
+    missing: dict[int, list[str]] = {}
+    for task in tasks:
+        needed = {d.name for d in task.task_type.dependencies}
+        if any(needed <= have for have in provided):
+            continue
+        missing[task.id] = sorted(needed - anywhere) or sorted(needed)
+    return missing
+
+
+def _cell(job: Job, stale: str | None) -> dict[str, Any]:
+    cell: dict[str, Any] = {
+        "serial": job.serial,
+        "state": job.state,
+        "error": job.error[:CELL_ERROR_CHARS],
+        "attempt": job.attempt,
     }
+    if stale:
+        cell["stale"] = stale
+    return cell

@@ -29,6 +29,21 @@ from runyard.store import workflows as workflow_rows
 from runyard.store.workflows import source_to_json
 from runyard.validation import spawned_task_inputs
 
+MAX_WORKFLOW_NAME = 200
+
+
+def workflow_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a new workflow (it is part of addresses: no slash), or None."""
+    if not name.strip():
+        return "a workflow needs a name"
+    if len(name) > MAX_WORKFLOW_NAME:
+        return f"at most {MAX_WORKFLOW_NAME} characters, not {len(name)}"
+    if name != name.strip():
+        return "no spaces at its start or end"
+    if any(c in name for c in "/\\") or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "no slash, backslash or control character"
+    return None
+
 
 class WorkflowManager(Reducing):
     def import_package(self, package: WorkflowPackage, *, actor: str = "system") -> Workflow:
@@ -63,6 +78,25 @@ class WorkflowManager(Reducing):
                 "workflow.import",
                 f"imported workflow {package.name} with {len(resolved)} tasks",
                 workflow_id=workflow_id,
+            )
+            workflow = workflow_rows.get_workflow(conn, id=workflow_id)
+            assert workflow is not None
+            return workflow
+
+    def create(self, name: str, remarks: str = "", *, actor: str = "system") -> Workflow:
+        """A new, empty ``Draft`` workflow (tasks are added to it afterwards)."""
+        problem = workflow_name_problem(name)
+        if problem:
+            raise InvalidInput(f"workflow name {name!r}: {problem}", field="name")
+        with self.store.write() as conn:
+            if workflow_rows.get_workflow(conn, name=name) is not None:
+                raise Conflict(
+                    f"a workflow named {name!r} exists already; choose another name",
+                    workflow=name,
+                )
+            workflow_id = workflow_rows.insert_workflow(conn, name, remarks, self.now())
+            self._log(
+                conn, actor, "workflow.create", f"created workflow {name}", workflow_id=workflow_id
             )
             workflow = workflow_rows.get_workflow(conn, id=workflow_id)
             assert workflow is not None

@@ -1,5 +1,6 @@
 """HTTP handlers of the views the web UI is built on (and that scripts may use too): the
-runs table one page at a time, and a stream of its changes (Server-Sent Events)."""
+runs table one page at a time, a stream of its changes (Server-Sent Events), a job's history,
+creating an empty workflow, and slices of images as PNG."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from runyard.errors import RunyardError
-from runyard.operations import Runyard
-from runyard.server.deps import Caller, Ry
+from runyard.errors import InvalidInput, RunyardError
+from runyard.images import Image
+from runyard.operations import Runyard, previews
+from runyard.server import schemas as s
+from runyard.server.deps import Caller, Ry, require, require_job_access
 
 # How often a stream looks whether this server process changed something (cheap: a
 # counter), and how often it asks the database anyway (changes made by other processes).
@@ -88,9 +92,81 @@ def _event(kind: str, data: dict[str, Any]) -> str:
     return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
+class NewWorkflow(s.Body):
+    name: str = Field(min_length=1, max_length=200)
+    remarks: str = Field(default="", max_length=100_000)
+
+
+def create_workflow(body: NewWorkflow, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Create an empty Draft workflow (add its tasks with POST .../tasks)."""
+    require(caller, "admin")
+    workflow = ry.workflows.create(body.name, body.remarks, actor=caller.name)
+    return s.workflow_json(workflow) | {"tasks": []}
+
+
+def job_history(serial: int, ry: Ry, caller: Caller) -> list[dict[str, Any]]:
+    """A job's history, oldest first: created, started, finished, and its activity entries."""
+    require_job_access(caller, serial)
+    return ry.views.job_history(serial)
+
+
+def _image(ry: Runyard, file_id: str | None, raw_file_id: str | None, path: str | None) -> Image:
+    if path:
+        return previews.userdata_image(ry.userdata, path)
+    if file_id and raw_file_id:
+        return previews.filestore_image(ry.files, file_id, raw_file_id)
+    raise InvalidInput("name the image: file_id and raw_file_id (file store) or path (User Data)")
+
+
+def image_info(
+    ry: Ry,
+    caller: Caller,
+    file_id: str | None = None,
+    raw_file_id: str | None = None,
+    path: str | None = None,
+) -> dict[str, Any]:
+    """An image's size, geometry and data type, with a window and level for its slices."""
+    require(caller, "admin")
+    return previews.describe(_image(ry, file_id, raw_file_id, path))
+
+
+def image_slice(
+    ry: Ry,
+    caller: Caller,
+    axis: str = "z",
+    index: int = 0,
+    file_id: str | None = None,
+    raw_file_id: str | None = None,
+    path: str | None = None,
+    window: float | None = None,
+    level: float | None = None,
+    overlay: bool = False,
+) -> Response:
+    """One slice of an image as PNG: grey through ``window`` and ``level`` (default: the
+    slice's 1st to 99th percentile), or with ``overlay=true`` a segmentation's labels in
+    see-through colours. File store images by ``file_id`` and ``raw_file_id``; User Data
+    images by ``path``."""
+    require(caller, "admin")
+    cut = previews.slice_of(_image(ry, file_id, raw_file_id, path), axis, index)
+    if overlay:
+        body = previews.overlay_png(cut)
+    else:
+        if window is None or level is None:
+            low, high = previews.percentiles(cut)
+            window, level = (
+                (high - low, (high + low) / 2) if window is None else (window, level or 0)
+            )
+        body = previews.grey_png(cut, window, level)
+    return Response(body, media_type="image/png", headers={"cache-control": "private, max-age=60"})
+
+
 ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("GET", "/api/workflows/{name}/runs", workflow_runs),
     ("GET", "/api/workflows/{name}/events", workflow_events),
+    ("POST", "/api/workflows", create_workflow),
+    ("GET", "/api/jobs/{serial}/history", job_history),
+    ("GET", "/api/images/info", image_info),
+    ("GET", "/api/images/slice", image_slice),
 ]
 
 

@@ -8,10 +8,11 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, text
 
-from runyard.models import Run
+from runyard.models import Job, Run
 from runyard.states import JobState
+from runyard.store import jobs as job_rows
 from runyard.store import runs as run_rows
-from runyard.store.schema import entities, jobs, runs
+from runyard.store.schema import activity_log, entities, jobs, runs
 
 LIVE = jobs.c.state != JobState.OBSOLETE.value
 
@@ -81,22 +82,30 @@ def page_runs(
     return [run_rows.from_row(r) for r in conn.execute(query)]
 
 
-def live_jobs_of_runs(conn: Connection, run_ids: Sequence[int]) -> list[dict[str, Any]]:
-    """The live jobs of these runs: serial, run, task, state, error, attempt."""
+# The columns of a job the table needs (not its log, which can be large).
+_JOB_COLUMNS = [c for c in jobs.c if c.name != "log"]
+
+
+def live_jobs_of_runs(conn: Connection, run_ids: Sequence[int]) -> list[Job]:
+    """The live jobs of these runs (their inputs and outputs too: staleness needs them)."""
     if not run_ids:
         return []
-    query = select(
-        jobs.c.serial,
-        jobs.c.run_id,
-        jobs.c.task_id,
-        jobs.c.state,
-        jobs.c.error,
-        jobs.c.attempt,
-    ).where(jobs.c.run_id.in_(list(run_ids)), LIVE)
-    return [dict(row._mapping) for row in conn.execute(query)]
+    query = select(*_JOB_COLUMNS).where(jobs.c.run_id.in_(list(run_ids)), LIVE)
+    return [job_rows.from_row(row) for row in conn.execute(query)]
 
 
-def study_jobs(conn: Connection, workflow_id: int) -> list[dict[str, Any]]:
+def job_activity(conn: Connection, serial: int, limit: int = 200) -> list[dict[str, Any]]:
+    """The activity log entries of one job, oldest first (index ix_activity_log_job)."""
+    query = (
+        select(activity_log)
+        .where(activity_log.c.job_serial == serial)
+        .order_by(activity_log.c.id.desc())
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in reversed(list(conn.execute(query)))]
+
+
+def study_jobs(conn: Connection, workflow_id: int) -> list[Job]:
     """The live jobs of the workflow's study run (its reduce jobs), as ``live_jobs_of_runs``."""
     # "runs.study" as it is written in the partial index uq_runs_study, so SQLite uses it.
     study = select(runs.c.id).where(runs.c.workflow_id == workflow_id, text("runs.study"))
