@@ -16,6 +16,8 @@ from runyard.states import JobState
 from runyard.store import jobs as job_rows
 from runyard.store import views as view_rows
 from runyard.store import workers as worker_rows
+from runyard.store import workflows as workflow_rows
+from runyard.store.task_types import parameter_to_json
 
 MAX_PAGE = 1000
 FINGERPRINT_SECONDS = 0.4
@@ -132,6 +134,40 @@ class ViewManager(Operations):
             tasks = self._tasks(conn, workflow.id)
             found = view_rows.fingerprint(conn, workflow.id)
         return found | {"state": workflow.state, "locked": workflow.locked, "tasks": len(tasks)}
+
+    def job_form(self, serial: int) -> dict[str, Any]:
+        """What a user may enter for a job: its workflow and task, the interface's kind, the
+        inputs it asks for (``ui`` and ``define_on_first`` inputs still empty, with the task's
+        template), and for an interactive job its outputs; ``waiting`` says whether the job
+        takes them now."""
+        with self.store.read() as conn:
+            job = job_rows.get_job(conn, serial)
+            if job is None:
+                raise NotFound(f"no job with serial {serial}", serial=serial)
+            workflow = workflow_rows.get_workflow(conn, id=job.workflow_id)
+            assert workflow is not None
+            task = next(t for t in self._tasks(conn, job.workflow_id) if t.id == job.task_id)
+        interface = task.task_type.interface
+        by_key = {p.key: p for p in interface.inputs}
+        asked = [
+            parameter_to_json(by_key[i.key])
+            | {"mode": i.source.mode, "template": i.source.template}
+            for i in task.inputs
+            if i.source.mode in ("ui", "define_on_first")
+            and job.inputs.get(i.key) is None
+            and i.key in by_key
+        ]
+        return {
+            "workflow": workflow.name,
+            "task": task.name,
+            "task_type": {"name": task.task_type.name, "version": task.task_type.version},
+            "kind": interface.kind,
+            "waiting": job.state == JobState.WAITING,
+            "inputs": asked,
+            "outputs": [parameter_to_json(p) for p in interface.outputs]
+            if interface.kind == "interactive"
+            else [],
+        }
 
     def job_history(self, serial: int) -> list[dict[str, Any]]:
         """What happened to a job, oldest first: created, started and finished (from its

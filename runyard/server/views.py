@@ -110,6 +110,12 @@ def job_history(serial: int, ry: Ry, caller: Caller) -> list[dict[str, Any]]:
     return ry.views.job_history(serial)
 
 
+def job_form(serial: int, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """What a user may enter for a job: the inputs it asks for, an interactive job's outputs."""
+    require_job_access(caller, serial)
+    return ry.views.job_form(serial)
+
+
 def _image(ry: Runyard, file_id: str | None, raw_file_id: str | None, path: str | None) -> Image:
     if path:
         return previews.userdata_image(ry.userdata, path)
@@ -165,6 +171,7 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("GET", "/api/workflows/{name}/events", workflow_events),
     ("POST", "/api/workflows", create_workflow),
     ("GET", "/api/jobs/{serial}/history", job_history),
+    ("GET", "/api/jobs/{serial}/form", job_form),
     ("GET", "/api/images/info", image_info),
     ("GET", "/api/images/slice", image_slice),
 ]

@@ -16,7 +16,7 @@ HOSTILE_NAME = "<img src=x onerror=\"window.__pwned='name'\"><script>window.__pw
 
 def run_row(page: Page, name: str) -> Locator:
     return page.locator(".runs-row.run").filter(
-        has=page.locator(".run-name", has_text=re.compile(f"^{re.escape(name)}$"))
+        has=page.locator(".run-name .text", has_text=re.compile(f"^{re.escape(name)}$"))
     )
 
 
@@ -93,7 +93,7 @@ def test_start_a_workflow_then_new_run_cells_turn_done_without_reload(
     page.get_by_label("Filter by run name").fill("")
     expect(page.locator(".runs-row.run")).to_have_count(2)
     page.get_by_label("Sort").select_option("name")
-    expect(page.locator(".runs-row.run .run-name").first).to_have_text("first")
+    expect(page.locator(".runs-row.run .run-name .text").first).to_have_text("first")
     screenshot(page, "runs")
 
 
@@ -115,7 +115,7 @@ def test_job_information_follows_the_log_live_and_restarts_the_job(
     expect(log).to_contain_text("tick 20 of 20")
     expect(panel.locator(".job-head .state")).to_have_text(re.compile("Done"))
     expect(panel.locator(".values.inputs")).to_contain_text("20")
-    expect(panel.locator(".facts")).to_contain_text("Attempt")
+    expect(panel.locator(".job-facts")).to_contain_text("Attempt")
     screenshot(page, "job")
     first_serial = talk.get_attribute("data-serial")
     panel.get_by_role("button", name="Restart new job").click()
@@ -152,7 +152,7 @@ def test_hostile_run_name_and_log_line_are_shown_as_text(page: Page, lab: Instal
     page.get_by_label("Filter by run name").fill("onerror")
     row = page.locator(".runs-row.run")
     expect(row).to_have_count(1)
-    expect(row.locator(".run-name")).to_have_text(HOSTILE_NAME)
+    expect(row.locator(".run-name .text")).to_have_text(HOSTILE_NAME)
     talk = row.locator('.cell[data-task="Talk"]')
     expect(talk).to_have_attribute("data-state", "Done")
     talk.click()

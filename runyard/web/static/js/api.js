@@ -13,11 +13,12 @@ export class ApiError extends Error {
     super(error.message || `the server answered ${status}`);
     this.status = status;
     this.code = error.code || "http_error";
+    this.details = error.details || {};
   }
 }
 
-export async function api(method, path, { json, body, text = false } = {}) {
-  const init = { method, headers: {}, credentials: "same-origin", cache: "no-store" };
+export async function api(method, path, { json, body, text = false, headers = {} } = {}) {
+  const init = { method, headers: { ...headers }, credentials: "same-origin", cache: "no-store" };
   if (method !== "GET" && method !== "HEAD") init.headers["X-Runyard-CSRF"] = csrf;
   if (json !== undefined) {
     init.headers["Content-Type"] = "application/json";

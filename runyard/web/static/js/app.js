@@ -1,9 +1,11 @@
 // The web UI: log in, then one view per address (#/workflows, #/workflows/NAME,
-// #/jobs/SERIAL, #/workers, #/activity).
+// #/workflows/NAME/edit, #/jobs/SERIAL, #/userdata, #/workers, #/activity).
 
 import { api, setCsrf } from "./api.js";
 import { append, clear, h } from "./dom.js";
 import { activityView, workersView } from "./admin.js";
+import { editorView } from "./editor.js";
+import { userDataView } from "./userdata.js";
 import { jobPage } from "./job.js";
 import { runsView } from "./runs.js";
 import { workflowsView } from "./workflows.js";
@@ -18,6 +20,8 @@ const noticeBox = document.querySelector(".notice");
 const ROUTES = [
   [/^#\/workflows\/?$/, "workflows", () => workflowsView],
   [/^#\/workflows\/([^/]+)$/, "workflows", () => runsView],
+  [/^#\/workflows\/([^/]+)\/edit$/, "workflows", () => editorView],
+  [/^#\/userdata$/, "userdata", () => userDataView],
   [/^#\/jobs\/(\d+)$/, "workflows", () => jobPage],
   [/^#\/workers$/, "workers", () => workersView],
   [/^#\/activity$/, "activity", () => activityView],
@@ -28,15 +32,16 @@ let started = false;
 let noticeTimer = 0;
 
 // A message for the user at the top of the page: errors stay until closed.
-export function notify(message, kind = "info") {
+export function notify(message, kind = "info", action = null) {
   clearTimeout(noticeTimer);
   append(clear(noticeBox), 
     h("span", { class: "notice-text" }, message),
+    action ? h("button", { type: "button", class: "notice-action", onclick: () => { noticeBox.hidden = true; action.run(); } }, action.label) : null,
     h("button", { type: "button", class: "link", onclick: () => (noticeBox.hidden = true) }, "\u00D7"),
   );
   noticeBox.className = `notice ${kind}`;
   noticeBox.hidden = false;
-  if (kind !== "error") noticeTimer = setTimeout(() => (noticeBox.hidden = true), 4000);
+  if (kind !== "error") noticeTimer = setTimeout(() => (noticeBox.hidden = true), action ? 10000 : 4000);
 }
 
 function route() {

@@ -1,8 +1,12 @@
-// Job information: state, inputs, outputs (files downloadable), error, worker, attempt,
-// timings, and the log, followed live while the job runs; abort and restart.
+// Job information: state, inputs, outputs (files downloadable, images viewable as slices),
+// error, worker, attempt, timings, provenance, whether it is stale, its history, a reduce
+// job's runs, and the log, followed live while the job runs; abort, restart and rename; the
+// form of a job waiting for a user's values.
 
 import { api } from "./api.js";
 import { FINAL, append, clear, duration, enc, h, stateBadge, when } from "./dom.js";
+import { parameterForm } from "./forms.js";
+import { imageButton, isImage } from "./image.js";
 
 const POLL_MS = 1000;
 const ABORTABLE = new Set(["Waiting", "Queued", "Running"]);
@@ -24,7 +28,11 @@ function size(bytes) {
   return unit ? `${n.toFixed(1)} ${units[unit]}` : `${n} bytes`;
 }
 
-export function renderValue(value) {
+export function renderValue(value, { key, images, notify } = {}) {
+  if (isImage(value) && images) {
+    const where = value.virtualpath ? `${value.virtualpath}${value.virtualpath.endsWith("/") ? value.filename : ""}` : value.filename;
+    return h("span", { class: "image-value" }, `\uD83D\uDDBC ${where} `, value.size ? `(${value.size.join(" \u00D7 ")}) ` : "", imageButton(key, images, notify));
+  }
   if (isFile(value)) {
     return h(
       "span",
@@ -38,14 +46,15 @@ export function renderValue(value) {
   return h("span", { class: "value" }, String(value));
 }
 
-function values(title, object) {
+function values(title, object, notify) {
   const keys = Object.keys(object || {});
+  const images = Object.fromEntries(keys.filter((k) => isImage(object[k])).map((k) => [k, object[k]]));
   return h(
     "section",
     { class: `values ${title.toLowerCase()}` },
     h("h3", {}, title),
     keys.length
-      ? h("dl", {}, keys.map((k) => [h("dt", {}, k), h("dd", {}, renderValue(object[k]))]))
+      ? h("dl", {}, keys.map((k) => [h("dt", {}, k), h("dd", {}, renderValue(object[k], { key: k, images, notify }))]))
       : h("p", { class: "muted" }, "none"),
   );
 }
@@ -56,6 +65,10 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
   let timer = 0;
   let offset = 0; // characters of the log shown so far (code points, as the server counts)
   let job = null;
+  let formShownFor = ""; // "serial:state" whose form is drawn (not redrawn while typing)
+  let historyFor = ""; // the state the history was read in
+  const formBox = h("div", { class: "job-form" });
+  const extra = h("div", { class: "job-extra" });
   const logText = document.createTextNode("");
   const logBox = h("pre", { class: "log", tabindex: "0" }, logText);
   const details = h("div", { class: "job-details" });
@@ -71,8 +84,10 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
     ),
     where,
     buttons,
+    formBox,
     details,
     h("section", { class: "log-section" }, h("h3", {}, "Log"), logBox),
+    extra,
   );
 
   async function act(label, method, path, json) {
@@ -86,10 +101,29 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
     }
   }
 
+  function rename() {
+    const input = h("input", { class: "job-name-input", "aria-label": "Job name", value: (job.metadata && job.metadata.display_name) || "" });
+    const form = h("form", { class: "inline-form" }, input, h("button", { type: "submit", class: "primary" }, "Rename"), h("button", { type: "button", onclick: () => form.remove() }, "Cancel"));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        await api("PUT", `/api/jobs/${serial}/name`, { json: { name: input.value } });
+        notify(`Job ${serial} renamed`);
+        form.remove();
+        refresh();
+      } catch (exc) {
+        notify(exc.message, "error");
+      }
+    });
+    buttons.after(form);
+    input.focus();
+  }
+
   function render() {
-    title.replaceChildren(`Job ${job.serial} `, stateBadge(job.state));
+    const shownName = job.metadata && job.metadata.display_name;
+    title.replaceChildren(`Job ${job.serial} `, shownName ? h("span", { class: "job-name" }, shownName) : "", stateBadge(job.state));
     where.replaceChildren(
-      [context.workflow && `Workflow ${context.workflow}`, context.task && `task ${context.task}`, context.run && `run ${context.run}`]
+      [job.run && !job.run.study && `run ${job.run.name}`, job.task && `task ${job.task}`, context.workflow && `workflow ${context.workflow}`]
         .filter(Boolean)
         .join(" \u00B7 ") || `run ${job.run_id}, task ${job.task_id}`,
     );
@@ -100,6 +134,7 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
       RESTARTABLE.has(job.state)
         ? h("button", { type: "button", class: "restart", onclick: () => act("Restarted", "POST", `/api/jobs/${serial}/restart`) }, "Restart new job")
         : null,
+      job.state !== "Obsolete" ? h("button", { type: "button", class: "rename", onclick: rename }, "Rename") : null,
       h("a", { href: `#/jobs/${serial}`, class: "permalink" }, "Open as page"),
     );
     const facts = [
@@ -117,12 +152,92 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
     }
     if (job.workdir) facts.push(["Kept folder", job.workdir]);
     if (job.spawned_by_job) facts.push(["Spawned by", `job ${job.spawned_by_job}`]);
+    const prov = job.provenance;
+    const runs = job.metadata && Array.isArray(job.metadata.runs) ? job.metadata.runs : null;
     append(clear(details), 
-      h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+      job.stale ? h("p", { class: "stale-note", title: "This result was computed from something its task no longer uses" }, "\u26A0 Stale: ", job.stale) : null,
+      h("dl", { class: "facts job-facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
       job.error ? h("section", { class: "error" }, h("h3", {}, "Error"), h("pre", { class: "error-text" }, job.error)) : null,
-      values("Inputs", job.inputs),
-      values("Outputs", job.outputs),
+      values("Inputs", job.inputs, notify),
+      values("Outputs", job.outputs, notify),
+      prov
+        ? h("section", { class: "provenance" }, h("h3", {}, "Provenance"),
+            h("dl", { class: "facts provenance-facts" },
+              h("dt", {}, "Task type"), h("dd", {}, `${prov.task_type.name} ${prov.task_type.version}`),
+              h("dt", {}, "Configuration"), h("dd", {}, h("code", {}, prov.configuration)),
+              h("dt", {}, "Computed"), h("dd", {}, prov.computed ? `yes${prov.worker ? `, by worker ${prov.worker}` : ""}` : "not yet")))
+        : null,
+      runs
+        ? h("section", { class: "reduce-runs" }, h("h3", {}, `Runs reduced (${runs.length})`),
+            h("ol", { class: "runs-list" }, runs.map((r) => h("li", { "data-run": String(r.id) }, r.name, r.entity && r.entity.name ? h("span", { class: "muted" }, ` \u00B7 ${r.entity.name}`) : ""))))
+        : null,
     );
+    showForm();
+  }
+
+  // The form of a Waiting job that asks for a user's values (or an interactive job's outputs).
+  async function showForm() {
+    const key = `${job.serial}:${job.state}`;
+    if (key === formShownFor) return;
+    formShownFor = key;
+    clear(formBox);
+    if (job.state !== "Waiting") return;
+    let spec;
+    try {
+      spec = await api("GET", `/api/jobs/${serial}/form`);
+    } catch (exc) {
+      notify(exc.message, "error");
+      return;
+    }
+    if (!alive || (!spec.inputs.length && !spec.outputs.length)) return;
+    const inputs = parameterForm(spec.inputs, { values: Object.fromEntries(spec.inputs.map((p) => [p.key, p.template])), notify });
+    const outputs = spec.outputs.length ? parameterForm(spec.outputs, { notify }) : null;
+    const form = h(
+      "form",
+      { class: "submit-form", novalidate: true },
+      h("h3", {}, spec.kind === "interactive" ? "This interactive job waits for you" : "This job waits for your values"),
+      spec.inputs.length ? [h("h4", {}, "Inputs"), inputs.element] : null,
+      outputs ? [h("h4", {}, "Outputs"), outputs.element] : null,
+      h("button", { type: "submit", class: "primary submit-job" }, "Submit"),
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const body = {};
+      try {
+        if (spec.inputs.length) body.inputs = inputs.values();
+        if (outputs) body.outputs = outputs.values();
+      } catch (exc) {
+        inputs.showErrors({}, exc.message);
+        return;
+      }
+      try {
+        const answer = await api("POST", `/api/jobs/${serial}/submit`, { json: body });
+        notify(`Submitted: job ${answer.serial} is ${answer.state}`);
+        refresh();
+      } catch (exc) {
+        const errors = (exc.details && exc.details.errors) || {};
+        const mine = (keys) => Object.fromEntries(Object.entries(errors).filter(([k]) => keys.includes(k)));
+        inputs.showErrors(mine(spec.inputs.map((p) => p.key)), exc.message);
+        if (outputs) outputs.showErrors(mine(spec.outputs.map((p) => p.key)));
+        if (!Object.keys(errors).length) notify(exc.message, "error");
+      }
+    });
+    append(formBox, form);
+  }
+
+  async function readHistory() {
+    try {
+      const events = await api("GET", `/api/jobs/${serial}/history`);
+      if (!alive) return;
+      append(
+        clear(extra),
+        h("section", { class: "history" }, h("h3", {}, "History"),
+          h("table", { class: "list history-table" },
+            h("tbody", {}, events.map((e) => h("tr", { class: e.level ? `level-${e.level}` : "" }, h("td", { class: "nowrap" }, when(e.at)), h("td", {}, e.what), h("td", {}, e.actor), h("td", {}, e.message)))))),
+      );
+    } catch (exc) {
+      if (alive) notify(exc.message, "error");
+    }
   }
 
   async function readLog() {
@@ -141,6 +256,10 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
       if (!alive) return;
       render();
       await readLog();
+      if (!historyFor || historyFor !== job.state) {
+        historyFor = job.state;
+        readHistory();
+      }
     } catch (exc) {
       if (alive) notify(exc.message, "error");
       return;

@@ -3,6 +3,8 @@
 
 import { api } from "./api.js";
 import { clear, countChips, enc, h } from "./dom.js";
+import { newWorkflowDialog } from "./editor.js";
+import { markdown } from "./markdown.js";
 
 const REFRESH_MS = 3000;
 
@@ -73,6 +75,7 @@ export function workflowsView(main, _params, { notify }) {
       { class: "toolbar" },
       h("h1", {}, "Workflows"),
       h("span", { class: "grow" }),
+      h("button", { type: "button", class: "new-workflow primary", onclick: () => newWorkflowDialog({ notify }) }, "New workflow\u2026"),
       h("label", { class: "button" }, "Import package\u2026", fileInput),
     ),
     h(
@@ -97,7 +100,7 @@ export function workflowsView(main, _params, { notify }) {
       clear(body);
       if (!workflows.length) {
         body.append(
-          h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No workflow yet: import a workflow package.")),
+          h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No workflow yet: create one or import a workflow package.")),
         );
       }
       for (const w of workflows) body.append(row(w));
@@ -115,7 +118,7 @@ export function workflowsView(main, _params, { notify }) {
         "td",
         {},
         h("a", { href: `#/workflows/${enc(w.name)}`, class: "workflow-name" }, w.name),
-        w.remarks ? h("div", { class: "remarks" }, w.remarks) : null,
+        w.remarks ? h("div", { class: "remarks" }, markdown(w.remarks)) : null,
       ),
       h(
         "td",
@@ -126,7 +129,7 @@ export function workflowsView(main, _params, { notify }) {
       h("td", { class: "num" }, String(w.runs)),
       h("td", {}, countChips(w.jobs)),
       h("td", { class: "actions" }, h("div", {}, workflowActions(w).map((a) => actionButton(w.name, a, { notify, after: load })))),
-      h("td", {}, h("a", { href: `/api/workflows/${enc(w.name)}/export`, download: `${w.name}.xfp` }, "Export")),
+      h("td", { class: "links" }, h("a", { href: `#/workflows/${enc(w.name)}/edit`, class: "edit-link" }, "Edit"), " ", h("a", { href: `/api/workflows/${enc(w.name)}/export`, download: `${w.name}.xfp` }, "Export")),
     );
   }
 

@@ -1,0 +1,272 @@
+// The workflow editor: tasks as boxes with their inputs and outputs, each input's source
+// (none, fixed, define_on_first, ui, or the output of another task of the same type), adding a
+// task from the task type list (its description and interface shown), deleting a task with
+// its followers, starting and stopping. The server checks every change too (types, modes,
+// cycles) and its message is shown.
+
+import { api } from "./api.js";
+import { append, clear, enc, h } from "./dom.js";
+import { markdown } from "./markdown.js";
+import { actionButton, workflowActions } from "./workflows.js";
+
+const MODE_LABELS = { none: "none", fixed: "fixed value", define_on_first: "asked the first time", ui: "asked every time", output: "output of a task" };
+
+function typeKey(tt) {
+  return `${tt.name}\u0000${tt.version}`;
+}
+
+function parseFixed(param, text) {
+  if (param.type === "String") return text;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`${param.key}: ${JSON.stringify(text)} is not a ${param.type} (write JSON)`);
+  }
+}
+
+// The source editor of one input: answers {row, read() -> source}.
+function sourceEditor(param, source, upstream) {
+  const modes = [...(param.supported_modes && param.supported_modes.length ? param.supported_modes : ["none", "fixed"])];
+  const candidates = upstream.flatMap((t) => t.outputs.filter((o) => o.type === param.type).map((o) => ({ task: t.name, key: o.key })));
+  const mode = h("select", { class: "source-mode", "aria-label": `Source of ${param.key}` }, modes.map((m) => h("option", { value: m, selected: source.mode === m }, MODE_LABELS[m] || m)));
+  const output = h(
+    "select",
+    { class: "source-output", "aria-label": `Output for ${param.key}` },
+    candidates.length ? candidates.map((c) => h("option", { value: `${c.task}\u0000${c.key}`, selected: source.task === c.task && source.key === c.key }, `${c.task} \u2192 ${c.key}`)) : h("option", { value: "" }, `no ${param.type} output upstream`),
+  );
+  const shownFixed = source.fixed_value ?? param.default;
+  const fixed = h("input", { class: "source-fixed", "aria-label": `Value of ${param.key}`, value: shownFixed === undefined || shownFixed === null ? "" : param.type === "String" ? shownFixed : JSON.stringify(shownFixed) });
+  const sync = () => {
+    output.hidden = mode.value !== "output";
+    fixed.hidden = mode.value !== "fixed";
+  };
+  mode.addEventListener("change", sync);
+  sync();
+  const row = h(
+    "li",
+    { class: "port input", "data-input": param.key },
+    h("span", { class: "port-dot", "aria-hidden": "true" }),
+    h("span", { class: "port-key" }, param.key),
+    h("span", { class: "port-type" }, param.type),
+    h("span", { class: "source" }, mode, output, fixed),
+  );
+  return {
+    row,
+    read() {
+      if (mode.value === "output") {
+        if (!output.value) throw new Error(`${param.key}: no ${param.type} output to connect upstream`);
+        const [task, key] = output.value.split("\u0000");
+        return { mode: "output", task, key };
+      }
+      if (mode.value === "fixed") return { mode: "fixed", fixed_value: parseFixed(param, fixed.value) };
+      return { mode: mode.value };
+    },
+  };
+}
+
+export function editorView(main, [name], { notify }) {
+  let alive = true;
+  let types = new Map(); // "name\0version" -> task type
+  let byName = new Map(); // task type name -> newest version
+  const heading = h("h1", {}, `Edit ${name}`);
+  const state = h("span", { class: "wf-state" });
+  const actions = h("span", { class: "actions" });
+  const remarks = h("div", { class: "remarks-box" });
+  const canvas = h("div", { class: "editor-canvas" });
+  const addBox = h("section", { class: "add-task panel" });
+  main.append(
+    h("div", { class: "toolbar" }, h("a", { href: "#/workflows", class: "back" }, "\u2190 Workflows"), heading, state, actions, h("span", { class: "grow" }), h("a", { href: `#/workflows/${enc(name)}`, class: "button runs-link" }, "Runs table")),
+    remarks,
+    h("div", { class: "editor-layout" }, canvas, addBox),
+  );
+
+  async function load() {
+    let workflow;
+    try {
+      const [wf, all] = await Promise.all([api("GET", `/api/workflows/${enc(name)}`), types.size ? null : api("GET", "/api/task-types")]);
+      workflow = wf;
+      if (all) {
+        types = new Map(all.map((tt) => [typeKey(tt), tt]));
+        byName = new Map();
+        for (const tt of all) if (!byName.has(tt.name)) byName.set(tt.name, tt);
+      }
+    } catch (exc) {
+      notify(exc.message, "error");
+      return;
+    }
+    if (!alive) return;
+    state.className = `wf-state wf-${workflow.state.toLowerCase()}`;
+    state.textContent = workflow.locked ? `${workflow.state} \uD83D\uDD12` : workflow.state;
+    append(clear(actions), workflowActions(workflow).map((a) => actionButton(name, a, { notify, after: load })));
+    append(clear(remarks), workflow.remarks ? markdown(workflow.remarks) : null);
+    const editable = workflow.state === "Draft" && !workflow.locked;
+    const tasks = workflow.tasks.map((t) => {
+      const tt = types.get(typeKey(t.task_type)) || byName.get(t.task_type.name);
+      return { ...t, type: tt, outputs: (tt && tt.interface.outputs) || [] };
+    });
+    append(
+      clear(canvas),
+      tasks.length ? null : h("p", { class: "empty" }, "No task yet: add one from the task types on the right."),
+      editable ? null : h("p", { class: "muted editor-note" }, workflow.locked ? "The workflow is locked." : "Stop the workflow (back to Draft) to change its tasks' inputs or delete tasks; tasks can be added while it runs."),
+      tasks.map((t, i) => taskBox(t, tasks.slice(0, i), editable)),
+    );
+    drawAdd(tasks, !workflow.locked && workflow.state !== "Obsolete");
+  }
+
+  function taskBox(task, upstream, editable) {
+    const params = new Map(((task.type && task.type.interface.inputs) || []).map((p) => [p.key, p]));
+    const editors = task.inputs.filter((i) => params.has(i.key)).map((i) => sourceEditor(params.get(i.key), i.source, upstream));
+    const save = h("button", { type: "button", class: "save-inputs primary", disabled: !editable }, "Save inputs");
+    save.addEventListener("click", async () => {
+      let inputs;
+      try {
+        inputs = task.inputs.filter((i) => params.has(i.key)).map((i, n) => ({ key: i.key, source: editors[n].read() }));
+      } catch (exc) {
+        notify(exc.message, "error");
+        return;
+      }
+      try {
+        await api("PUT", `/api/workflows/${enc(name)}/tasks/${enc(task.name)}`, { json: { inputs } });
+        notify(`Task ${task.name}: inputs saved`);
+      } catch (exc) {
+        notify(exc.message, "error");
+      }
+      load();
+    });
+    const remove = h("button", { type: "button", class: "delete-task danger", disabled: !editable }, "Delete");
+    remove.addEventListener("click", async () => {
+      if (!confirm(`Delete task ${task.name}, the tasks that take inputs from it, and their jobs?`)) return;
+      try {
+        const answer = await api("DELETE", `/api/workflows/${enc(name)}/tasks/${enc(task.name)}?followers=true`);
+        notify(`Deleted ${answer.deleted.join(", ")}`);
+      } catch (exc) {
+        notify(exc.message, "error");
+      }
+      load();
+    });
+    return h(
+      "div",
+      { class: `task-box kind-${task.type ? task.type.interface.kind : "unknown"}`, "data-task": task.name },
+      h("div", { class: "task-head" }, h("strong", {}, task.name), h("span", { class: "muted" }, ` ${task.task_type.name} ${task.task_type.version}`)),
+      h("ul", { class: "ports inputs" }, editors.length ? editors.map((e) => e.row) : h("li", { class: "muted" }, "no inputs")),
+      h("ul", { class: "ports outputs" }, task.outputs.map((o) => h("li", { class: "port output", "data-output": o.key }, h("span", { class: "port-key" }, o.key), h("span", { class: "port-type" }, o.type), h("span", { class: "port-dot", "aria-hidden": "true" })))),
+      h("div", { class: "task-actions" }, editors.length ? save : null, remove),
+    );
+  }
+
+  function drawAdd(tasks, allowed) {
+    const choices = [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+    const select = h("select", { class: "task-type", "aria-label": "Task type" }, choices.map((tt) => h("option", { value: tt.name }, `${tt.display_name || tt.name} (${tt.name} ${tt.version})`)));
+    const taskName = h("input", { class: "task-name", "aria-label": "Task name", placeholder: "name of the task" });
+    const about = h("div", { class: "task-type-about" });
+    const inputsBox = h("ul", { class: "ports inputs" });
+    let editors = [];
+    const show = () => {
+      const tt = byName.get(select.value);
+      if (!tt) return;
+      taskName.value = uniqueName(tt.display_name || tt.name.split(".").pop(), tasks);
+      append(
+        clear(about),
+        h("p", {}, tt.summary || h("span", { class: "muted" }, "no description")),
+        h("p", { class: "muted" }, `${tt.interface.kind}${tt.dependencies.length ? ` \u00B7 needs ${tt.dependencies.map((d) => d.name).join(", ")}` : ""}`),
+        h("div", { class: "interface" },
+          h("h4", {}, "Outputs"),
+          h("ul", {}, tt.interface.outputs.map((o) => h("li", {}, h("code", {}, o.key), ` ${o.type}`, o.description ? h("span", { class: "muted" }, ` \u2014 ${o.description}`) : ""))),
+        ),
+      );
+      editors = tt.interface.inputs.map((p) => {
+        const start = p.supported_modes && p.supported_modes.includes("output") && tasks.some((t) => t.outputs.some((o) => o.type === p.type))
+          ? { mode: "output", ...lastOutput(p, tasks) }
+          : p.default !== undefined ? { mode: "fixed", fixed_value: p.default } : { mode: (p.supported_modes && p.supported_modes[0]) || "none" };
+        const editor = sourceEditor(p, start, tasks);
+        if (p.description) editor.row.append(h("span", { class: "muted description" }, p.description));
+        return editor;
+      });
+      append(clear(inputsBox), editors.length ? editors.map((e) => e.row) : h("li", { class: "muted" }, "no inputs"));
+    };
+    select.addEventListener("change", show);
+    const form = h(
+      "form",
+      { class: "add-task-form" },
+      h("h2", {}, "Add a task"),
+      h("label", {}, "Task type ", select),
+      about,
+      h("label", {}, "Name ", taskName),
+      h("h4", {}, "Inputs"),
+      inputsBox,
+      h("button", { type: "submit", class: "primary add-task-button", disabled: !allowed }, "Add task"),
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const tt = byName.get(select.value);
+      let inputs;
+      try {
+        inputs = tt.interface.inputs.map((p, n) => ({ key: p.key, source: editors[n].read() }));
+      } catch (exc) {
+        notify(exc.message, "error");
+        return;
+      }
+      try {
+        const answer = await api("POST", `/api/workflows/${enc(name)}/tasks`, { json: { name: taskName.value.trim(), task_type: { name: tt.name, version: tt.version }, inputs } });
+        notify(`Task ${answer.name} added${answer.jobs_created ? ` with ${answer.jobs_created} jobs` : ""}`);
+      } catch (exc) {
+        notify(exc.message, "error");
+      }
+      load();
+    });
+    append(clear(addBox), form);
+    show();
+  }
+
+  load();
+  return () => {
+    alive = false;
+  };
+}
+
+function uniqueName(base, tasks) {
+  const taken = new Set(tasks.map((t) => t.name));
+  let candidate = base;
+  for (let n = 2; taken.has(candidate); n += 1) candidate = `${base} ${n}`;
+  return candidate;
+}
+
+function lastOutput(param, tasks) {
+  for (let i = tasks.length - 1; i >= 0; i -= 1) {
+    const found = tasks[i].outputs.find((o) => o.type === param.type);
+    if (found) return { task: tasks[i].name, key: found.key };
+  }
+  return {};
+}
+
+// "New workflow…": a dialog that creates an empty Draft workflow and opens its editor.
+export function newWorkflowDialog({ notify }) {
+  const dialog = h("dialog", { class: "new-workflow-dialog" });
+  const nameInput = h("input", { name: "name", required: true, "aria-label": "Workflow name" });
+  const remarks = h("textarea", { name: "remarks", rows: 5, "aria-label": "Remarks (Markdown)" });
+  const message = h("p", { class: "form-error", role: "alert" });
+  const form = h(
+    "form",
+    { class: "new-run-form" },
+    h("h2", {}, "New workflow"),
+    h("label", {}, "Name", nameInput),
+    h("label", {}, "Remarks (Markdown: *emphasis*, `code`, lists, links)", remarks),
+    message,
+    h("div", { class: "buttons" }, h("button", { type: "button", onclick: () => dialog.close() }, "Cancel"), h("button", { type: "submit", class: "primary create-workflow" }, "Create")),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const made = await api("POST", "/api/workflows", { json: { name: nameInput.value, remarks: remarks.value } });
+      dialog.close();
+      notify(`Workflow ${made.name} created`);
+      location.hash = `#/workflows/${enc(made.name)}/edit`;
+    } catch (exc) {
+      message.textContent = exc.message;
+    }
+  });
+  dialog.addEventListener("close", () => dialog.remove());
+  append(dialog, form);
+  document.body.append(dialog);
+  dialog.showModal();
+}

@@ -1,0 +1,177 @@
+// User Data: the browser of the mapped folders (listed through a short-lived User Data token
+// that the page asks for as the admin), the mappings (admins add and remove them), and a
+// picker that answers a User Data file or folder value.
+
+import { api } from "./api.js";
+import { append, clear, enc, h, when } from "./dom.js";
+
+let cached = null; // {token, roots, until}
+
+async function listToken() {
+  if (cached && cached.until > Date.now()) return cached;
+  const roots = (await api("GET", "/api/userdata/mappings")).map((m) => m.root);
+  if (!roots.length) return { token: "", roots };
+  const answer = await api("POST", "/api/userdata/tokens", { json: { scopes: roots.map((r) => ["list", r]) } });
+  const until = Math.min(new Date(answer.expires_at).getTime() - 30000, Date.now() + 5 * 60000);
+  cached = { token: answer.token, roots, until };
+  return cached;
+}
+
+export async function listFolder(path) {
+  const { token } = await listToken();
+  return api("GET", `/api/userdata/list?path=${enc(path)}`, { headers: { Authorization: `Bearer ${token}` } });
+}
+
+function size(bytes) {
+  return bytes >= 1048576 ? `${(bytes / 1048576).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} bytes`;
+}
+
+// A folder browser drawn into ``box``; ``onPick({kind: "file"|"folder", path, name})``.
+export function browser(box, { notify, onPick, pickFolders = false, pickFiles = true }) {
+  const crumbs = h("div", { class: "ud-path" });
+  const list = h("table", { class: "list ud-list" });
+  append(clear(box), crumbs, list);
+
+  async function showRoots() {
+    let roots = [];
+    try {
+      roots = (await listToken()).roots;
+    } catch (exc) {
+      notify(exc.message, "error");
+    }
+    append(clear(crumbs), h("strong", {}, "User Data"));
+    append(
+      clear(list),
+      h("tbody", {}, roots.length
+        ? roots.map((root) => h("tr", { class: "ud-folder", "data-path": root }, h("td", {}, h("a", { href: "#", onclick: (e) => { e.preventDefault(); open(root); } }, `\uD83D\uDCC1 ${root}`)), h("td", {}, pickFolders ? pickButton("folder", root, root) : "")))
+        : h("tr", {}, h("td", { class: "empty" }, "No User Data folder is mapped yet."))),
+    );
+  }
+
+  function pickButton(kind, path, name) {
+    return h("button", { type: "button", class: "pick", onclick: () => onPick({ kind, path, name }) }, "Choose");
+  }
+
+  async function open(path) {
+    let listing;
+    try {
+      listing = await listFolder(path);
+    } catch (exc) {
+      notify(exc.message, "error");
+      return;
+    }
+    const parts = path.split("/").filter(Boolean);
+    append(
+      clear(crumbs),
+      h("a", { href: "#", onclick: (e) => { e.preventDefault(); showRoots(); } }, "User Data"),
+      parts.map((part, i) => {
+        const to = `/${parts.slice(0, i + 1).join("/")}/`;
+        return [" / ", h("a", { href: "#", onclick: (e) => { e.preventDefault(); open(to); } }, part)];
+      }),
+    );
+    const rows = [
+      ...listing.folders.map((f) =>
+        h("tr", { class: "ud-folder", "data-path": path + f.virtual_name },
+          h("td", {}, h("a", { href: "#", onclick: (e) => { e.preventDefault(); open(path + f.virtual_name); } }, `\uD83D\uDCC1 ${f.name}`)),
+          h("td", {}),
+          h("td", {}, pickFolders ? pickButton("folder", path + f.virtual_name, f.name) : "")),
+      ),
+      ...listing.files.map((f) =>
+        h("tr", { class: "ud-file", "data-path": path + f.name },
+          h("td", {}, `\uD83D\uDCC4 ${f.name}`),
+          h("td", { class: "num" }, size(f.size), " \u00B7 ", when(f.mtime)),
+          h("td", {}, pickFiles ? pickButton("file", path + f.name, f.name) : "")),
+      ),
+    ];
+    append(clear(list), h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { class: "empty" }, "This folder is empty."))));
+  }
+
+  showRoots();
+  return { open };
+}
+
+// A dialog to pick a User Data file or folder: answers the pick, or null when cancelled.
+export function pickUserData({ notify, folders = false, files = true, title = "Choose from User Data" }) {
+  return new Promise((resolve) => {
+    const box = h("div", { class: "ud-browser" });
+    const dialog = h("dialog", { class: "ud-dialog" });
+    const done = (value) => {
+      dialog.close();
+      dialog.remove();
+      resolve(value);
+    };
+    append(dialog, h("h2", {}, title), box, h("div", { class: "buttons" }, h("button", { type: "button", onclick: () => done(null) }, "Cancel")));
+    document.body.append(dialog);
+    browser(box, { notify, onPick: done, pickFolders: folders, pickFiles: files });
+    dialog.showModal();
+  });
+}
+
+// The value of a pick for an output or input of ``type`` (ForeignFile, Folder, Image).
+export function userDataValue(type, pick) {
+  if (type === "Folder" || pick.kind === "folder") return { type: "Folder", source: "userdata", virtualpath: pick.path };
+  return { type, source: "userdata", virtualpath: pick.path, filename: pick.name };
+}
+
+export function userDataView(main, _params, { notify }) {
+  const mappings = h("tbody");
+  const root = h("input", { name: "root", placeholder: "/Scans/", "aria-label": "Virtual root" });
+  const folder = h("input", { name: "folder", placeholder: "/data/scans", "aria-label": "Server folder", size: 40 });
+  const box = h("div", { class: "ud-browser panel" });
+  async function loadMappings() {
+    try {
+      const found = await api("GET", "/api/userdata/mappings");
+      append(
+        clear(mappings),
+        found.length
+          ? found.map((m) =>
+              h("tr", { "data-root": m.root }, h("td", {}, m.root), h("td", {}, h("code", {}, m.folder)), h("td", {}, when(m.created_at)),
+                h("td", {}, h("button", { type: "button", class: "danger remove-mapping", onclick: () => remove(m.root) }, "Remove"))),
+            )
+          : h("tr", {}, h("td", { colspan: 4, class: "empty" }, "No mapping yet.")),
+      );
+    } catch (exc) {
+      notify(exc.message, "error");
+    }
+    cached = null;
+    browser(box, { notify, onPick: () => {}, pickFiles: false });
+  }
+  async function remove(path) {
+    if (!confirm(`Remove the mapping of ${path}? The files stay where they are.`)) return;
+    try {
+      await api("DELETE", `/api/userdata/mappings?root=${enc(path)}`);
+      notify(`Mapping ${path} removed`);
+    } catch (exc) {
+      notify(exc.message, "error");
+    }
+    loadMappings();
+  }
+  const form = h(
+    "form",
+    { class: "toolbar add-mapping" },
+    root,
+    " \u2192 ",
+    folder,
+    h("button", { type: "submit", class: "primary" }, "Map folder"),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await api("PUT", "/api/userdata/mappings", { json: { root: root.value.trim(), folder: folder.value.trim() } });
+      notify(`Mapped ${root.value.trim()}`);
+      form.reset();
+    } catch (exc) {
+      notify(exc.message, "error");
+    }
+    loadMappings();
+  });
+  main.append(
+    h("div", { class: "toolbar" }, h("h1", {}, "User Data")),
+    box,
+    h("h3", {}, "Mappings (admins)"),
+    h("table", { class: "list mappings" }, h("thead", {}, h("tr", {}, ["Virtual root", "Server folder", "Since", ""].map((t) => h("th", {}, t)))), mappings),
+    form,
+  );
+  loadMappings();
+  return () => {};
+}
