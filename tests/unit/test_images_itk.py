@@ -3,9 +3,10 @@ writes: AIM v020, AIM v030 and ISQ, compared with what ITK itself reads back."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-import warnings
+import atexit
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,59 +15,83 @@ import pytest
 
 from runyard import images
 
-
-def _load_itk() -> Any:
-    """``itk``, with the modules these tests use loaded. ITK's SWIG modules warn
-    (DeprecationWarning) while they load, lazily, at first use; under the suite's
-    warnings-are-errors that warning crashes the interpreter inside the module's
-    initialisation, so they are loaded here with that warning ignored."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import itk  # pinned in the test extra: these tests never skip
-
-        with tempfile.TemporaryDirectory() as folder:
-            for name, dtype in (("a.isq", np.int16), ("b.aim", np.float32)):
-                image = itk.image_from_array(np.zeros((2, 2, 2), dtype))
-                image.GetMetaDataDictionary()["CreationDate"] = CREATED
-                itk.MetaDataObject[itk.D].New()
-                itk.imwrite(image, os.path.join(folder, name))
-                itk.array_from_image(itk.imread(os.path.join(folder, name)))
-                itk.ScancoImageIO.New()
-    return itk
-
-
 CREATED = "26-NOV-2026 10:11:12.345"
-itk = _load_itk()
-
 VERSIONS = {"v020.aim": "AIMDATA_V020   ", "v030.aim": "AIMDATA_V030   ", "scan.isq": None}
+TOOL = Path(__file__).resolve().parents[1] / "itk_tool.py"
+
+
+class _Itk:
+    """The ITK process (tests/itk_tool.py), started on first use, ended with the tests."""
+
+    process: subprocess.Popen[str] | None = None
+
+    @classmethod
+    def call(cls, request: dict[str, Any]) -> dict[str, Any]:
+        if cls.process is None:
+            cls.process = subprocess.Popen(
+                [sys.executable, str(TOOL)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            atexit.register(cls.process.kill)
+        assert cls.process.stdin is not None and cls.process.stdout is not None
+        cls.process.stdin.write(json.dumps(request) + "\n")
+        cls.process.stdin.flush()
+        answer: dict[str, Any] = json.loads(cls.process.stdout.readline())
+        if "error" in answer:
+            raise AssertionError(f"ITK: {answer['error']}")
+        return dict(answer["ok"])
+
+
+class ItkHeader:
+    """What ITK's ScancoImageIO read of a file's header, with its getters' names."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+
+    def GetDimensions(self, axis: int) -> int:
+        return int(self.fields["dimensions"][axis])
+
+    def GetSpacing(self, axis: int) -> float:
+        return float(self.fields["spacing"][axis])
+
+    def GetOrigin(self, axis: int) -> float:
+        return float(self.fields["origin"][axis])
+
+    def GetVersion(self) -> str:
+        return str(self.fields["version"])
+
+    def GetMuScaling(self) -> float:
+        return float(self.fields["mu_scaling"])
+
+    def GetMuWater(self) -> float:
+        return float(self.fields["mu_water"])
+
+    def GetRescaleUnits(self) -> str:
+        return str(self.fields["rescale_units"])
+
+    def GetRescaleSlope(self) -> float:
+        return float(self.fields["rescale_slope"])
+
+    def GetRescaleIntercept(self) -> float:
+        return float(self.fields["rescale_intercept"])
+
+    def GetCreationDate(self) -> str:
+        return str(self.fields["creation_date"])
 
 
 def itk_write(path: Path, pixels: np.ndarray, *, calibrated: bool = False) -> None:
     """Write ``pixels`` (indexed x, y, z) with ITK; the version from the name's table."""
-    image = itk.image_from_array(np.ascontiguousarray(pixels.transpose(2, 1, 0)))
-    image.SetSpacing([0.5, 0.25, 0.125])
-    image.SetOrigin([1.0, 2.0, 3.0])
-    fields = image.GetMetaDataDictionary()
-    fields["CreationDate"] = CREATED
-    fields["ModificationDate"] = CREATED
-    if VERSIONS[path.name]:
-        fields["Version"] = VERSIONS[path.name]
-    if calibrated:
-        for key, value in {"MuScaling": 4096.0, "MuWater": 0.24, "RescaleSlope": 1603.5,
-                           "RescaleIntercept": -391.2}.items():  # fmt: skip
-            number = itk.MetaDataObject[itk.D].New()  # a Python float would be a C float
-            number.SetMetaDataObjectValue(value)
-            fields.Set(key, number)
-        fields["RescaleUnits"] = "mg HA/ccm"
-    itk.imwrite(image, str(path))
+    npy = path.with_name(path.name + ".in.npy")
+    np.save(npy, pixels)
+    _Itk.call({"op": "write", "path": str(path), "pixels": str(npy),
+               "version": VERSIONS.get(path.name), "calibrated": calibrated,
+               "created": CREATED})  # fmt: skip
 
 
-def itk_read(path: Path) -> tuple[Any, np.ndarray]:
-    io = itk.ScancoImageIO.New()
-    io.SetFileName(str(path))
-    io.ReadImageInformation()
-    pixels = itk.array_from_image(itk.imread(str(path))).transpose(2, 1, 0)
-    return io, pixels
+def itk_read(path: Path) -> tuple[ItkHeader, np.ndarray]:
+    npy = path.with_name(path.name + ".out.npy")
+    fields = _Itk.call({"op": "read", "path": str(path), "pixels": str(npy)})
+    return ItkHeader(fields), np.load(npy)
 
 
 def ramp(dtype: str = "int16") -> np.ndarray:

@@ -14,7 +14,7 @@ from runyard import images
 from runyard.examples.phantoms import CALIBRATIONS
 from runyard.images import Calibration, Image
 from runyard.images.scanco_writer import scanco_calibration, write_aim, write_isq
-from tests.unit.test_images_itk import itk_read  # ITK loaded as those tests load it
+from tests.unit.test_images_itk import itk_read  # ITK runs in a process of its own
 
 CREATED = datetime(2026, 1, 15, 9, 30, 5, 250000)
 
