@@ -68,6 +68,7 @@ export function editorView(main, [name], { notify }) {
   let alive = true;
   let types = new Map(); // "name\0version" -> task type
   let byName = new Map(); // task type name -> newest version
+  let chosenType = ""; // the task type chosen in "Add a task" (kept when it is drawn again)
   const heading = h("h1", {}, `Edit ${name}`);
   const state = h("span", { class: "wf-state" });
   const actions = h("span", { class: "actions" });
@@ -156,7 +157,7 @@ export function editorView(main, [name], { notify }) {
 
   function drawAdd(tasks, allowed) {
     const choices = [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
-    const select = h("select", { class: "task-type", "aria-label": "Task type" }, choices.map((tt) => h("option", { value: tt.name }, `${tt.display_name || tt.name} (${tt.name} ${tt.version})`)));
+    const select = h("select", { class: "task-type", "aria-label": "Task type" }, choices.map((tt) => h("option", { value: tt.name, selected: tt.name === chosenType }, `${tt.display_name || tt.name} (${tt.name} ${tt.version})`)));
     const taskName = h("input", { class: "task-name", "aria-label": "Task name", placeholder: "name of the task" });
     const about = h("div", { class: "task-type-about" });
     const inputsBox = h("ul", { class: "ports inputs" });
@@ -164,6 +165,7 @@ export function editorView(main, [name], { notify }) {
     const show = () => {
       const tt = byName.get(select.value);
       if (!tt) return;
+      chosenType = tt.name;
       taskName.value = uniqueName(tt.display_name || tt.name.split(".").pop(), tasks);
       append(
         clear(about),
