@@ -466,6 +466,8 @@ export function runsView(main, [name], { notify }) {
   }
 
   // -- New Run -----------------------------------------------------------------------------
+  dialog.addEventListener("close", () => clear(dialog));
+
   async function openNewRun() {
     let workflow;
     try {
@@ -500,7 +502,8 @@ export function runsView(main, [name], { notify }) {
         const versions = await api("GET", `/api/task-types/${enc(task.task_type.name)}`);
         const found = versions.find((v) => v.version === task.task_type.version) || versions[0];
         const params = (found && found.interface && found.interface.outputs) || [];
-        outputs.value = JSON.stringify(Object.fromEntries(params.map((p) => [p.key, null])), null, 2);
+        // What the user typed meanwhile is kept.
+        if (!typed) outputs.value = JSON.stringify(Object.fromEntries(params.map((p) => [p.key, null])), null, 2);
         for (const p of params.filter((p) => PICKED_TYPES.has(p.type))) {
           pickers.append(
             h("button", {
@@ -515,10 +518,15 @@ export function runsView(main, [name], { notify }) {
           );
         }
       } catch {
-        outputs.value = "{}";
+        if (!typed) outputs.value = "{}";
       }
     }
-    taskSelect.addEventListener("change", template);
+    let typed = false;
+    outputs.addEventListener("input", () => (typed = true));
+    taskSelect.addEventListener("change", () => {
+      typed = false;
+      template();
+    });
     const form = h(
       "form",
       { method: "dialog", class: "new-run-form" },
