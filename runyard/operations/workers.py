@@ -19,6 +19,7 @@ class WorkerManager(Operations):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._known: dict[str, tuple[float, Worker]] = {}
+
     def register(
         self, name: str, *, provides: list[str], max_jobs: int, version: str = ""
     ) -> Worker:
