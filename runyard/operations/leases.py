@@ -18,6 +18,7 @@ from runyard.operations.jobs import MAX_LOG_CHARS, JobManager
 from runyard.states import JobState
 from runyard.store import jobs as job_rows
 from runyard.store import task_types as task_type_rows
+from runyard.store.jobs import storable
 from runyard.validation import check_outputs
 
 
@@ -57,7 +58,8 @@ class LeaseManager(JobManager):
     def complete(self, serial: int, lease_id: str, outputs: dict[str, Any], log: str = "") -> Job:
         """Record a job's outputs and its Done state, and create its followers, at once.
         Outputs that do not fit the interface fail the job instead. ``log`` is the output
-        not sent with a heartbeat yet."""
+        not sent with a heartbeat yet. The same call repeated (its answer was lost) is
+        answered with the job as the first call left it, and records nothing."""
         with self._write_and_notify() as conn:
             job = job_rows.get_job(conn, serial)
             if job is None:
@@ -65,36 +67,72 @@ class LeaseManager(JobManager):
             task_type = task_type_rows.get(conn, job.task_type_id)
             assert task_type is not None
             problem = check_outputs(task_type, outputs)
-            self._append_log(conn, serial, lease_id, log)
-            common = {"lease_id": None, "finished_at": self.now()}
-            if problem:
+            try:
+                self._append_log(conn, serial, lease_id, log)
+                # The lease id stays on the finished job: it marks who finished it.
+                common = {"lease_expires_at": None, "finished_at": self.now()}
+                if problem:
+                    return self._transition(
+                        conn, serial, JobState.FAILED, held_lease=lease_id, error=problem, **common
+                    )
                 return self._transition(
-                    conn, serial, JobState.FAILED, held_lease=lease_id, error=problem, **common
+                    conn,
+                    serial,
+                    JobState.DONE,
+                    held_lease=lease_id,
+                    outputs=outputs,
+                    error="",
+                    **common,
                 )
-            return self._transition(
-                conn,
-                serial,
-                JobState.DONE,
-                held_lease=lease_id,
-                outputs=outputs,
-                error="",
-                **common,
-            )
+            except StaleLease:
+                repeated = (
+                    self._finished_by(
+                        conn, serial, lease_id, JobState.FAILED, error=storable(problem)
+                    )
+                    if problem
+                    else self._finished_by(conn, serial, lease_id, JobState.DONE, outputs=outputs)
+                )
+                if repeated is None:
+                    raise
+                return repeated
 
     def fail(self, serial: int, lease_id: str, error: str, log: str = "", workdir: str = "") -> Job:
         """The script failed: its message, the rest of its log and the working folder that
-        the worker kept for inspection."""
+        the worker kept for inspection. Repeated, as ``complete``."""
         with self._write_and_notify() as conn:
-            self._append_log(conn, serial, lease_id, log)
-            return self._transition(
-                conn,
-                serial,
-                JobState.FAILED,
-                held_lease=lease_id,
-                error=error or "failed",
-                finished_at=self.now(),
-                workdir=workdir,
-            )
+            try:
+                self._append_log(conn, serial, lease_id, log)
+                return self._transition(
+                    conn,
+                    serial,
+                    JobState.FAILED,
+                    held_lease=lease_id,
+                    error=error or "failed",
+                    finished_at=self.now(),
+                    lease_expires_at=None,
+                    workdir=workdir,
+                )
+            except StaleLease:
+                repeated = self._finished_by(
+                    conn, serial, lease_id, JobState.FAILED, error=storable(error or "failed")
+                )
+                if repeated is None:
+                    raise
+                return repeated
+
+    @staticmethod
+    def _finished_by(
+        conn: Connection, serial: int, lease_id: str, state: JobState, **outcome: Any
+    ) -> Job | None:
+        """The job, if this lease already finished it with the same outcome (``state`` and
+        the ``outputs`` or ``error`` recorded): the report is a repetition."""
+        if job_rows.finished_by(conn, serial, lease_id) != state:
+            return None
+        job = job_rows.get_job(conn, serial)
+        assert job is not None
+        if any(getattr(job, name) != value for name, value in outcome.items()):
+            return None
+        return job
 
     def set_progress(self, serial: int, fraction: float | None, message: str) -> None:
         """What a running script reports about how far it is (shown in the UI)."""

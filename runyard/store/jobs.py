@@ -230,6 +230,19 @@ def current_lease(conn: Connection, serial: int) -> str | None:
     return str(value) if value is not None else None
 
 
+def finished_by(conn: Connection, serial: int, lease_id: str) -> str | None:
+    """The state of a job that the lease ``lease_id`` finished (Done or Failed, its lease id
+    kept as the mark of who finished it); None if that lease did not finish it."""
+    value = conn.execute(
+        select(jobs.c.state).where(
+            jobs.c.serial == serial,
+            jobs.c.lease_id == lease_id,
+            jobs.c.state.in_([JobState.DONE.value, JobState.FAILED.value]),
+        )
+    ).scalar()
+    return str(value) if value is not None else None
+
+
 def storable(text: str) -> str:
     """Text as every backend can store it: PostgreSQL refuses NUL characters in text."""
     return text.replace("\x00", "\ufffd")

@@ -1,0 +1,103 @@
+"""The worker protocol's edge cases (in-process server, SQLite and PostgreSQL): answers that
+are lost on the way back, leases given back, the job log across attempts, and which worker a
+worker token may speak for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.integration.conftest import RunningJob, Server, error, start_a_job, start_jobs
+
+
+def report(server: Server, job: RunningJob, result: dict[str, Any], claim: int = 0) -> Any:
+    body = {
+        "worker": "w1",
+        "results": [{"serial": job.serial, "lease": job.lease} | result],
+        "claim": claim,
+    }
+    return server.client.post("/api/workers/report", json=body, headers=job.as_worker)
+
+
+def job_log(server: Server, serial: int) -> str:
+    r = server.client.get(f"/api/jobs/{serial}/log")
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def jobs_of_runs(server: Server) -> list[dict[str, int]]:
+    """{task: job serial} of each run of Linear."""
+    status = server.client.get("/api/workflows/Linear/status").json()
+    return [{t: j["serial"] for t, j in run["jobs"].items()} for run in status["runs"]]
+
+
+# -- lost answers ---------------------------------------------------------------------------
+
+
+def test_a_repeated_report_of_a_done_job_under_its_lease_is_answered_as_done_once(
+    server: Server,
+) -> None:
+    job = start_a_job(server)
+    result = {"ok": True, "outputs": {"value": 4}, "log": "the end\n"}
+    first = report(server, job, result)
+    assert first.status_code == 200 and first.json()["results"] == [
+        {"serial": job.serial, "state": "Done"}
+    ]
+    followers = jobs_of_runs(server)
+    # The answer was lost: the worker reports the same result again.
+    again = report(server, job, result)
+    assert again.status_code == 200, again.text
+    assert again.json()["results"] == [{"serial": job.serial, "state": "Done"}]
+    assert job_log(server, job.serial) == "the end\n", "the log is not recorded twice"
+    assert jobs_of_runs(server) == followers, "no second follower"
+    # The single call is just as idempotent.
+    r = server.client.post(
+        f"/api/jobs/{job.serial}/complete",
+        json={"lease": job.lease, "outputs": {"value": 4}, "log": "the end\n"},
+        headers=job.as_worker,
+    )
+    assert r.status_code == 200 and r.json()["state"] == "Done"
+    assert job_log(server, job.serial) == "the end\n"
+
+
+def test_a_repeated_report_of_a_failed_job_under_its_lease_is_answered_as_failed_once(
+    server: Server,
+) -> None:
+    job = start_a_job(server)
+    result = {"ok": False, "error": "no scan", "log": "Traceback\n", "workdir": "/w/job-1"}
+    assert report(server, job, result).json()["results"][0]["state"] == "Failed"
+    again = report(server, job, result)
+    assert again.status_code == 200, again.text
+    assert again.json()["results"] == [{"serial": job.serial, "state": "Failed"}]
+    assert job_log(server, job.serial) == "Traceback\n"
+    assert server.client.get(f"/api/jobs/{job.serial}").json()["error"] == "no scan"
+
+
+def test_a_report_under_another_lease_or_of_another_outcome_is_still_stale(
+    server: Server,
+) -> None:
+    done, failed = start_jobs(server, 2)
+    report(server, done, {"ok": True, "outputs": {"value": 1}}).raise_for_status()
+    report(server, failed, {"ok": False, "error": "bad"}).raise_for_status()
+    for job, result in [
+        (done, {"ok": False, "error": "late"}),  # not what this lease reported
+        (RunningJob(done.serial, "other-lease", "", done.worker_token), {"ok": True}),
+        (RunningJob(failed.serial, "other-lease", "", failed.worker_token), {"ok": False}),
+    ]:
+        (answer,) = report(server, job, result).json()["results"]
+        assert answer["serial"] == job.serial and answer["error"]["code"] == "stale_lease"
+    # A job given up by its lease (made Obsolete by a user) refuses its old lease.
+    server.client.post(
+        f"/api/jobs/{done.serial}/state", json={"state": "Obsolete"}
+    ).raise_for_status()
+    (answer,) = report(server, done, {"ok": True, "outputs": {"value": 1}}).json()["results"]
+    assert answer["error"]["code"] == "stale_lease"
+    assert (
+        error(
+            server.client.post(
+                f"/api/jobs/{done.serial}/complete",
+                json={"lease": done.lease, "outputs": {"value": 1}},
+                headers=done.as_worker,
+            )
+        )["code"]
+        == "stale_lease"
+    )

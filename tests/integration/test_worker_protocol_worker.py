@@ -1,0 +1,161 @@
+"""The worker itself against the in-process server (SQLite and PostgreSQL), through a client
+that can lose answers or hold requests: what it does when an answer is lost, its fork server
+dies, the server hangs, or a job is dropped."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from runyard.client import Client, Unreachable, _remote_error
+from runyard.packages import folder_zip_bytes
+from runyard.worker.worker import Worker, WorkerConfig
+from tests.conftest import TASK_TYPES, WORKFLOWS
+from tests.integration.conftest import Server
+
+
+class InProcessClient(Client):
+    """The worker's client, calling the in-process server as its worker token. ``lose``:
+    paths whose next answer is lost after the server handled the call; ``before``: called
+    with each (path, body) before the call is made."""
+
+    def __init__(self, test_client: TestClient, token: str) -> None:
+        super().__init__("http://testserver", token)
+        self._http.close()
+        self._tc = test_client
+        self._auth = {"Authorization": f"Bearer {token}"}
+        self.lose: list[str] = []
+        self.before: Callable[[str, Any], None] = lambda path, body: None
+        self.calls: list[str] = []
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        self.before(path, json)
+        self.calls.append(path)
+        response = self._tc.request(
+            method, path, json=json, content=content, params=params, headers=self._auth
+        )
+        if path in self.lose:
+            self.lose.remove(path)
+            raise Unreachable(f"the answer to {path} was lost")
+        if response.status_code >= 400:
+            raise _remote_error(response)
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.content
+
+
+@dataclass
+class Lab:
+    server: Server
+    root: Path
+    token: str
+    workers: list[tuple[Worker, threading.Thread]] = field(default_factory=list)
+
+    def worker(self, name: str = "w1", **options: Any) -> tuple[Worker, InProcessClient]:
+        """A burst worker (not started yet) named ``name``, with its own folder."""
+        config = WorkerConfig(
+            server="http://testserver",
+            token=self.token,
+            name=name,
+            data_dir=self.root / name,
+            burst=True,
+            **options,
+        )
+        worker = Worker(config)
+        client = InProcessClient(self.server.client, self.token)
+        worker.client = worker.scripts.client = client
+        return worker, client
+
+    def start(self, worker: Worker) -> threading.Thread:
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        self.workers.append((worker, thread))
+        return thread
+
+    def run(self, worker: Worker) -> None:
+        """Run a burst worker until nothing is left."""
+        thread = self.start(worker)
+        thread.join(timeout=120)
+        assert not thread.is_alive(), "the burst worker did not stop"
+
+    def new_run(self, workflow: str, value: int) -> None:
+        self.server.client.post(
+            f"/api/workflows/{workflow}/runs", json={"task": "Source", "outputs": {"value": value}}
+        ).raise_for_status()
+
+    def job(self, serial: int) -> dict[str, Any]:
+        answer: dict[str, Any] = self.server.client.get(f"/api/jobs/{serial}").json()
+        return answer
+
+    def serials(self, workflow: str, task: str) -> list[int]:
+        status = self.server.client.get(f"/api/workflows/{workflow}/status").json()
+        return [run["jobs"][task]["serial"] for run in status["runs"] if task in run["jobs"]]
+
+
+@pytest.fixture
+def lab(server: Server, tmp_path: Path) -> Iterator[Lab]:
+    client = server.client
+    for folder in [*sorted(TASK_TYPES.iterdir()), WORKFLOWS / "Linear", WORKFLOWS / "Sleepy"]:
+        client.post("/api/packages", content=folder_zip_bytes(folder)).raise_for_status()
+    for workflow in ("Linear", "Sleepy"):
+        client.post(f"/api/workflows/{workflow}/start").raise_for_status()
+    token = client.post("/api/tokens/worker", json={"name": "w1"}).json()["token"]
+    lab = Lab(server=server, root=tmp_path / "workers", token=token)
+    yield lab
+    for worker, thread in lab.workers:
+        worker.stop()
+        worker.stop()  # a second time: give running jobs back at once
+        thread.join(timeout=60)
+
+
+def job_folders(worker: Worker) -> list[Path]:
+    return sorted(worker.jobs_root.glob("job-*")) if worker.jobs_root.is_dir() else []
+
+
+def wait_for_pid(worker: Worker, serial: int, thread: threading.Thread) -> int:
+    """The process id of job ``serial``'s Sleep script, once it has started."""
+    done = threading.Event()
+    while not done.wait(0.02):
+        assert thread.is_alive(), "the worker stopped before the job started"
+        for folder in job_folders(worker):
+            if folder.name.startswith(f"job-{serial}-") and (folder / "pid.json").is_file():
+                return int(json.loads((folder / "pid.json").read_text())["pid"])
+    raise AssertionError("unreachable")
+
+
+# -- lost answers ---------------------------------------------------------------------------
+
+
+def test_a_worker_whose_report_answer_is_lost_reports_again_and_the_job_is_done(
+    lab: Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    lab.new_run("Linear", 1)
+    worker, client = lab.worker(max_jobs=1, fast_start=False)
+    client.lose.append("/api/workers/report")
+    with caplog.at_level(logging.WARNING, logger="runyard.worker"):
+        lab.run(worker)
+    assert client.calls.count("/api/workers/report") >= 2, "reported again"
+    (serial,) = lab.serials("Linear", "Double")
+    job = lab.job(serial)
+    assert (job["state"], job["attempt"]) == ("Done", 1)
+    # The follower that the lost answer handed out waits for its lease to expire.
+    assert lab.job(lab.serials("Linear", "Add")[0])["state"] == "Running"
+    assert not [r for r in caplog.records if "no longer held" in r.getMessage()], caplog.text
+    assert job_folders(worker) == [], "the Done jobs' folders are deleted"
