@@ -262,9 +262,7 @@ def spawn_runs(
                 for add_task, found in zip(add_tasks, group.files[1:], strict=True)
             ]
         )
-        for first in firsts:
-            if first["state"] != "Done":
-                spawn.set_job_state(first["serial"], "Done")
+        spawn.set_job_states([f["serial"] for f in firsts if f["state"] != "Done"], "Done")
     return firsts
 
 

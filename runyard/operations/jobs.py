@@ -236,17 +236,7 @@ class JobManager(Reducing):
             current = job_rows.get_job(conn, serial)
             if current is None:
                 raise NotFound(f"no job with serial {serial}", serial=serial)
-            check_transition(current.state, target)
-            if target == JobState.DONE and current.state != JobState.OBSOLETE:
-                raise IllegalTransition(
-                    f"job {serial} is {current.state}: only a job created Obsolete (by a spawn) "
-                    "is set Done through the API; a running job is completed by its worker",
-                    serial=serial,
-                )
-            values: dict[str, Any] = {"lease_id": None}
-            if target == JobState.DONE:
-                values["finished_at"] = self.now()
-            job = self._transition(conn, serial, target, **values)
+            job = self._set_state(conn, current, target)
             self._log(
                 conn,
                 actor,
@@ -256,6 +246,20 @@ class JobManager(Reducing):
                 job_serial=serial,
             )
             return job
+
+    def _set_state(self, conn: Connection, current: Job, target: JobState) -> Job:
+        """A state change asked for from outside the worker protocol, checked."""
+        check_transition(current.state, target)
+        if target == JobState.DONE and current.state != JobState.OBSOLETE:
+            raise IllegalTransition(
+                f"job {current.serial} is {current.state}: only a job created Obsolete (by a "
+                "spawn) is set Done through the API; a running job is completed by its worker",
+                serial=current.serial,
+            )
+        values: dict[str, Any] = {"lease_id": None}
+        if target == JobState.DONE:
+            values["finished_at"] = self.now()
+        return self._transition(conn, current.serial, target, **values)
 
     def log(self, serial: int, offset: int = 0) -> str:
         """The job's log from character ``offset`` on (to follow a running job's output)."""

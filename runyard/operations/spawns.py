@@ -321,6 +321,44 @@ class SpawnManager(JobManager):
             return job  # already so: a retried spawning job sets it again
         return self.update_state(serial, state, actor=f"job {spawner}")
 
+    def set_spawned_states(self, spawner: int, serials: Sequence[int], state: str) -> list[Job]:
+        """``set_spawned_state`` for many jobs in one transaction (all or none); the jobs."""
+        if len(serials) > MAX_JOBS_PER_CALL:
+            raise InvalidInput(
+                f"{len(serials)} jobs in one call; send at most {MAX_JOBS_PER_CALL} per call"
+            )
+        target = JobState(state) if state in set(JobState) else None
+        if target not in (JobState.DONE, JobState.OBSOLETE):
+            raise InvalidInput(f"spawned jobs are set Done or Obsolete, not {state!r}")
+        with self._write_and_notify() as conn:
+            found = spawn_rows.get_jobs(conn, list(serials))
+            for serial in serials:
+                job = found.get(serial)
+                if job is None:
+                    raise NotFound(f"no job with serial {serial}", serial=serial)
+                if job.spawned_by_job != spawner:
+                    raise Forbidden(
+                        f"job {serial} was not spawned by job {spawner}; a job changes the "
+                        "state of the jobs it spawned only",
+                        serial=serial,
+                    )
+            changed = [
+                self._set_state(conn, found[serial], target)
+                for serial in dict.fromkeys(serials)
+                if found[serial].state != target
+            ]
+            if changed:
+                self._log(
+                    conn,
+                    f"job {spawner}",
+                    "job.state",
+                    f"job {spawner} set {len(changed)} spawned jobs {target}",
+                    workflow_id=changed[0].workflow_id,
+                    job_serial=spawner,
+                )
+            now = spawn_rows.get_jobs(conn, list(serials))
+            return [now[serial] for serial in serials]
+
 
 class _RunsInMemory:
     """The live jobs of the runs a batch touches, by run: those of the runs it joins (read

@@ -228,6 +228,14 @@ def change_spawned_job_state(
     return s.job_json(ry.spawns.set_spawned_state(_spawner(caller), serial, body.state))
 
 
+def change_spawned_job_states(
+    body: s.SpawnedStates, ry: Ry, caller: Caller
+) -> list[dict[str, Any]]:
+    """Change the state of many jobs this job spawned, in one transaction."""
+    jobs = ry.spawns.set_spawned_states(_spawner(caller), body.serials, body.state)
+    return [s.job_json(job) for job in jobs]
+
+
 def spawn_sort_orders(ry: Ry, caller: Caller) -> list[str]:
     """The sort orders of the runs of the job's workflow, in order."""
     return ry.spawns.sort_orders(_spawner(caller))

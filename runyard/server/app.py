@@ -54,6 +54,7 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("POST", "/api/spawn/tasks", api.spawn_task),
     ("POST", "/api/spawn/jobs", api.spawn_jobs),
     ("POST", "/api/spawn/jobs/{serial}/state", api.change_spawned_job_state),
+    ("POST", "/api/spawn/jobs/state", api.change_spawned_job_states),
     ("GET", "/api/spawn/sort-orders", api.spawn_sort_orders),
     ("POST", "/api/files", api.upload_file),
     ("GET", "/api/files/{file_id}", api.download_file),

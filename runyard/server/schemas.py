@@ -54,6 +54,11 @@ class JobStateChange(Body):
     state: str
 
 
+class SpawnedStates(Body):
+    serials: list[int] = Field(max_length=10_000)
+    state: str = "Done"
+
+
 class WorkerRegistration(Body):
     name: str = Field(min_length=1, max_length=200)
     provides: list[str] = []

@@ -44,6 +44,7 @@ __all__ = [
     "find_task_types",
     "new_sort_orders",
     "set_job_state",
+    "set_job_states",
     "spawn_jobs",
     "spawn_task",
 ]
@@ -147,6 +148,18 @@ def set_job_state(
         f"/api/spawn/jobs/{int(serial)}/state", {"state": state}
     )
     return job
+
+
+def set_job_states(
+    serials: Sequence[int], state: str = "Done", *, client: Client | None = None
+) -> list[dict[str, Any]]:
+    """``set_job_state`` for many jobs, ``BATCH`` per call (one transaction each); the jobs."""
+    caller = _caller(client)
+    answered: list[dict[str, Any]] = []
+    for start in range(0, len(serials), BATCH):
+        chunk = [int(s) for s in serials[start : start + BATCH]]
+        answered.extend(caller.post("/api/spawn/jobs/state", {"serials": chunk, "state": state}))
+    return answered
 
 
 class PendingJob(Mapping[str, Any]):

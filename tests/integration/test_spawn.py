@@ -148,6 +148,28 @@ def test_an_obsolete_source_job_creates_its_followers_when_set_done(server: Serv
     assert follower["run_id"] == source["run_id"] and follower["inputs"] == {"value": 5}
 
 
+def test_many_spawned_jobs_are_set_done_in_one_call_all_or_none(server: Server) -> None:
+    job = start_a_job(server)
+    found, twice = found_and_doubled(server, job)
+    items = [{"task": found["id"], "outputs": {"value": v}, "state": "Obsolete"} for v in (1, 2)]
+    sources = [j["serial"] for j in spawn_jobs(server, job, *items).json()]
+    states = "/api/spawn/jobs/state"
+    refused = [
+        ({"serials": [*sources, job.serial], "state": "Done"}, 403, "not spawned by job"),
+        ({"serials": [*sources, 999_999], "state": "Done"}, 404, "no job with serial 999999"),
+        ({"serials": sources, "state": "Queued"}, 422, "Done or Obsolete, not 'Queued'"),
+    ]
+    for body, status, words in refused:
+        response = server.client.post(states, json=body, headers=job.as_job)
+        assert response.status_code == status and words in error(response)["message"]
+    assert jobs_of_task(server, twice["id"]) == [], "nothing changed"
+    done = server.client.post(states, json={"serials": sources}, headers=job.as_job)
+    assert [j["state"] for j in done.json()] == ["Done", "Done"]
+    assert sorted(j["inputs"]["value"] for j in jobs_of_task(server, twice["id"])) == [1, 2]
+    again = server.client.post(states, json={"serials": sources}, headers=job.as_job)
+    assert again.status_code == 200 and len(jobs_of_task(server, twice["id"])) == 2
+
+
 def test_a_job_joins_the_run_of_its_source_job(server: Server) -> None:
     job = start_a_job(server)
     found, _ = found_and_doubled(server, job)
