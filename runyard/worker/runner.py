@@ -62,6 +62,12 @@ class Claimed:
         )
 
 
+class GiveBack(Exception):
+    """The job could not run for a reason of the worker's own (its fork server died under
+    it): its script is stopped, and the job goes back to the server (the attempt not
+    counted) for this or another worker to run again."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Outcome:
     ok: bool
@@ -176,7 +182,8 @@ def job_environment(claimed: Claimed, server: str, workdir: Path) -> dict[str, s
 
 
 def run(claimed: Claimed, prepared: Prepared, forkserver: ForkServer | None) -> Outcome:
-    """Run the script to its end (or its timeout); what it printed is the job log."""
+    """Run the script to its end (or its timeout); what it printed is the job log. Raises
+    ``GiveBack`` if the fork server dies under the job."""
     timeout = claimed.task_type.get("timeout_seconds")
     if claimed.released.is_set() or claimed.stale.is_set():  # while it was being prepared
         return Outcome(ok=False, outputs={}, error="not started", workdir=prepared.workdir)
@@ -192,9 +199,9 @@ def run(claimed: Claimed, prepared: Prepared, forkserver: ForkServer | None) -> 
         kill_group(process)
         code = process.wait()
         timed_out = True
-    except RuntimeError as exc:  # the fork server died under the job
+    except RuntimeError as exc:  # the fork server died under the job: not the job's fault
         kill_group(process)
-        return _failed(prepared, f"worker error: {exc}")
+        raise GiveBack(str(exc)) from None
     result = _read_result(prepared.workdir / "result.json")
     if timed_out:
         error = f"timed out after {timeout} s (the task type's timeout); the script was killed"

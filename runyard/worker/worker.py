@@ -67,6 +67,7 @@ class Worker:
         self.scripts = ScriptCache(self.client, config.data_dir / "task-types")
         self.jobs_root = config.data_dir / "jobs"
         self.forkserver: ForkServer | None = None
+        self._forkserver_lock = threading.Lock()
         self.started = 0  # jobs started so far
         self.stopping = threading.Event()
         self._release_now = threading.Event()
@@ -128,8 +129,9 @@ class Worker:
                 thread.join()
             self._finished = True
             self._empty_trash()
-            if self.forkserver is not None:
-                self.forkserver.close()
+            with self._forkserver_lock:
+                if self.forkserver is not None:
+                    self.forkserver.close()
         return self.started
 
     def stop(self, *_: object) -> None:
@@ -258,10 +260,14 @@ class Worker:
             prepared = runner.prepare(claimed, self.scripts, self.jobs_root, self.config.server)
             claimed.workdir = prepared.workdir
             claimed.log = runner.LogPump(prepared.log)
-            outcome = runner.run(claimed, prepared, self.forkserver)
+            outcome = runner.run(claimed, prepared, self._live_forkserver())
         except Unreachable as exc:
             # The script could not be fetched: not the job's fault, another try may work.
             log.warning("job %s: %s; giving it back", claimed.serial, exc.message)
+            self._release(claimed)
+            return None
+        except runner.GiveBack as exc:
+            log.warning("job %s: %s; giving it back", claimed.serial, exc)
             self._release(claimed)
             return None
         except Exception as exc:
@@ -275,6 +281,16 @@ class Worker:
             log.warning("job %s: lease lost meanwhile; result dropped", claimed.serial)
             return None
         return runner.result(claimed, outcome)
+
+    def _live_forkserver(self) -> ForkServer | None:
+        """The fork server; a new one if it has died (its jobs were given back)."""
+        with self._forkserver_lock:
+            server = self.forkserver
+            if server is not None and not server.alive and not self.stopping.is_set():
+                log.warning("the fork server stopped; starting a new one")
+                server.close()
+                self.forkserver = ForkServer(runner.COMPAT_DIR)
+            return self.forkserver
 
     # -- reporting ---------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,14 +129,22 @@ def job_folders(worker: Worker) -> list[Path]:
     return sorted(worker.jobs_root.glob("job-*")) if worker.jobs_root.is_dir() else []
 
 
-def wait_for_pid(worker: Worker, serial: int, thread: threading.Thread) -> int:
-    """The process id of job ``serial``'s Sleep script, once it has started."""
+def wait_for_pid(
+    worker: Worker, serial: int, thread: threading.Thread, other_than: Collection[int] = ()
+) -> int:
+    """The process id of job ``serial``'s Sleep script (not one of ``other_than``), once it
+    has started."""
     done = threading.Event()
     while not done.wait(0.02):
         assert thread.is_alive(), "the worker stopped before the job started"
         for folder in job_folders(worker):
-            if folder.name.startswith(f"job-{serial}-") and (folder / "pid.json").is_file():
-                return int(json.loads((folder / "pid.json").read_text())["pid"])
+            try:
+                if folder.name.startswith(f"job-{serial}-"):
+                    pid = int(json.loads((folder / "pid.json").read_text())["pid"])
+                    if pid not in other_than:
+                        return pid
+            except FileNotFoundError:
+                continue
     raise AssertionError("unreachable")
 
 
@@ -159,3 +167,39 @@ def test_a_worker_whose_report_answer_is_lost_reports_again_and_the_job_is_done(
     assert lab.job(lab.serials("Linear", "Add")[0])["state"] == "Running"
     assert not [r for r in caplog.records if "no longer held" in r.getMessage()], caplog.text
     assert job_folders(worker) == [], "the Done jobs' folders are deleted"
+
+
+# -- the fork server ------------------------------------------------------------------------
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+
+
+def test_the_jobs_of_a_fork_server_that_died_are_given_back_and_run_from_a_new_one(
+    lab: Lab,
+) -> None:
+    lab.new_run("Sleepy", 60)
+    (serial,) = lab.serials("Sleepy", "Sleep")
+    worker, client = lab.worker(max_jobs=1)
+    thread = lab.start(worker)
+    first = wait_for_pid(worker, serial, thread)
+    assert worker.forkserver is not None
+    dead = worker.forkserver.process
+    assert parent(first) == dead.pid, "started from the fork server"
+    dead.kill()
+    second = wait_for_pid(worker, serial, thread, other_than={first})
+    assert not running(first), "the first script was killed"
+    assert worker.forkserver.process.pid != dead.pid
+    assert parent(second) == worker.forkserver.process.pid, "started from a new fork server"
+    assert f"/api/jobs/{serial}/release" in client.calls, "given back, not failed"
+    job = lab.job(serial)
+    assert (job["state"], job["attempt"], job["error"]) == ("Running", 1, "")
