@@ -6,10 +6,11 @@ compatibility modules, the HTTP client), and then forks a child per job. Each ch
 its own process in its own session (process group) with its own working folder, environment
 and log file, exactly like a plain subprocess: isolation is kept, only the start is cheap.
 
-Protocol (one JSON object per line): the worker writes ``{"id", "argv", "cwd", "env",
-"path", "log"}`` to the server's stdin; the server answers ``{"id", "pid"}`` (or
-``{"id", "error"}``) and later ``{"pid", "status"}`` when the child ends (``status`` is the
-exit code, or minus the signal number, as ``subprocess`` reports it).
+Protocol (one JSON object per line, over two pipes of their own, so that whatever a
+preloaded module prints to stdout goes to the worker's output and not into the protocol): the
+worker writes ``{"id", "argv", "cwd", "env", "path", "log"}``; the server answers
+``{"id", "pid"}`` (or ``{"id", "error"}``) and later ``{"pid", "status"}`` when the child ends
+(``status`` is the exit code, or minus the signal number, as ``subprocess`` reports it).
 
 The server side (``serve``) runs in its own single-threaded process: forking a process that
 has threads is not safe, which is why the worker does not fork itself.
@@ -41,6 +42,12 @@ OPTIONAL_PRELOAD = ("numpy",)
 # -- the fork server process ------------------------------------------------------------------
 
 
+def serve_fds(requests_fd: int, answers_fd: int, compat_dir: str) -> None:
+    """The fork server's main: the protocol's pipes are the file descriptors it was given."""
+    with open(requests_fd, "rb", buffering=0) as requests, open(answers_fd, "wb") as answers:
+        serve(requests, answers, compat_dir)
+
+
 def serve(requests: IO[bytes], answers: IO[bytes], compat_dir: str) -> None:
     """Fork a child per request until ``requests`` ends."""
     _preload(compat_dir)
@@ -51,7 +58,8 @@ def serve(requests: IO[bytes], answers: IO[bytes], compat_dir: str) -> None:
     selector = selectors.DefaultSelector()
     selector.register(requests, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
-    inherited = (wake_read, wake_write)  # stdin and stdout are replaced in the child
+    # Closed in each child: it must not hold the protocol's pipes open.
+    inherited = (wake_read, wake_write, requests.fileno(), answers.fileno())
     buffer = b""
     while True:
         for key, _ in selector.select():
@@ -208,15 +216,29 @@ class ForkServer:
     """The worker's handle on its fork server process."""
 
     def __init__(self, compat_dir: str) -> None:
-        code = "import sys; from runyard.worker.forkserver import serve; " + (
-            f"serve(sys.stdin.buffer, sys.stdout.buffer, {compat_dir!r})"
+        request_read, request_write = os.pipe()
+        answer_read, answer_write = os.pipe()
+        code = "from runyard.worker.forkserver import serve_fds; " + (
+            f"serve_fds({request_read}, {answer_write}, {compat_dir!r})"
         )
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", code],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            start_new_session=True,
-        )
+        try:
+            # Its stdout and stderr are the worker's: a module that prints while it is
+            # preloaded shows there, and cannot break the protocol.
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", code],
+                stdin=subprocess.DEVNULL,
+                pass_fds=(request_read, answer_write),
+                start_new_session=True,
+            )
+        except BaseException:
+            for fd in (request_write, answer_read):
+                os.close(fd)
+            raise
+        finally:
+            os.close(request_read)
+            os.close(answer_write)
+        self._requests = open(request_write, "wb")
+        self._answers = open(answer_read, "rb")
         self._lock = threading.Lock()
         self._next_id = 0
         self._started: dict[int, tuple[threading.Event, list[Any]]] = {}
@@ -248,9 +270,12 @@ class ForkServer:
                 "path": path,
                 "log": str(log),
             }
-            assert self.process.stdin is not None
-            self.process.stdin.write(json.dumps(request).encode() + b"\n")
-            self.process.stdin.flush()
+            try:
+                self._requests.write(json.dumps(request).encode() + b"\n")
+                self._requests.flush()
+            except OSError as exc:  # it died: the reader sees the end of its answers
+                self._started.pop(request_id, None)
+                raise RuntimeError(f"the fork server has stopped ({exc})") from None
         if not done.wait(30):
             with self._lock:
                 if self._started.pop(request_id, None) is not None:
@@ -270,8 +295,7 @@ class ForkServer:
             return child
 
     def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
+        for line in self._answers:
             message = json.loads(line)
             with self._lock:
                 if "id" in message:
@@ -302,14 +326,12 @@ class ForkServer:
                 child._set_status(None)
 
     def close(self) -> None:
-        if self.process.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.process.stdin.close()
+        with contextlib.suppress(OSError):
+            self._requests.close()
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
         self._reader.join(timeout=5)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        self._answers.close()

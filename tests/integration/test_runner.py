@@ -147,3 +147,29 @@ def test_the_log_pump_keeps_characters_split_across_reads_and_marks_skipped_outp
     text = pump.read()
     assert text.startswith("[... 95 bytes of output skipped ...]\n")
     assert text.endswith("last line\n")
+
+
+def test_a_preloaded_module_that_prints_does_not_break_the_fork_server(tmp_path: Path) -> None:
+    compat = tmp_path / "compat"
+    compat.mkdir()
+    (compat / "chatty.py").write_text(
+        "import os, sys\n"
+        "print('hello from a preloaded module')\n"
+        "sys.stdout.flush()\n"
+        "os.register_at_fork(after_in_parent=lambda: print('forked', flush=True))\n"
+    )
+    server = ForkServer(str(compat))
+    try:
+        _, prepared = job(tmp_path, "print('job output')\n")
+        process = server.start(
+            prepared.command,
+            cwd=prepared.workdir,
+            env=prepared.env,
+            path=prepared.path,
+            log=prepared.log,
+        )
+        assert process.wait(timeout=60) == 0
+        assert server.alive
+        assert prepared.log.read_text() == "job output\n"
+    finally:
+        server.close()
