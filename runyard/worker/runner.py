@@ -277,22 +277,21 @@ class LogPump:
 
 
 def result(claimed: Claimed, outcome: Outcome) -> dict[str, Any] | None:
-    """The report of a finished job, with the rest of its log (taken under the job's lock,
-    after any heartbeat that carried earlier output)."""
+    """The report of a finished job; from now on heartbeats read no more of its log, and
+    the reporter adds the rest (``log``) once the heartbeats under way are answered."""
     with claimed.reporting:
         if claimed.released.is_set():
             return None  # given back meanwhile: another worker runs it
         claimed.finished = True
-        rest = claimed.log.read(final=True) if claimed.log else ""
-    item: dict[str, Any] = {"serial": claimed.serial, "lease": claimed.lease, "log": rest}
+    item: dict[str, Any] = {"serial": claimed.serial, "lease": claimed.lease, "log": ""}
     if outcome.ok:
         return item | {"ok": True, "outputs": outcome.outputs}
     return item | {"ok": False, "error": outcome.error, "workdir": str(outcome.workdir or "")}
 
 
 def beat(claimed: Claimed) -> dict[str, Any] | None:
-    """The heartbeat of a held job with its new output; None once it is being reported.
-    The caller holds ``claimed.reporting`` until the heartbeat has been answered."""
+    """The heartbeat of a held job with its new output; None once it is given back. The
+    caller holds ``claimed.reporting`` while this reads."""
     if claimed.released.is_set():
         return None
     if claimed.finished:  # reported (or about to be): only keep its lease alive

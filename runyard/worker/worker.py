@@ -79,6 +79,7 @@ class Worker:
         self.results: list[tuple[Claimed, dict[str, Any]]] = []
         self._busy_slots = 0
         self._reports_in_flight = 0
+        self._beating = False  # a heartbeat request is on its way
         self._finished = False
         self._trash: deque[Path] = deque()
 
@@ -315,6 +316,7 @@ class Worker:
         return self.stopping.is_set() and self._busy_slots == 0 and not self.waiting
 
     def _report(self, batch: list[tuple[Claimed, dict[str, Any]]], room: int) -> None:
+        self._log_rests(batch)
         body = {
             "worker": self.config.name,
             "results": [item for _, item in batch],
@@ -430,13 +432,16 @@ class Worker:
                 log.exception("heartbeat failed; trying again")
 
     def _beat(self, held: list[Claimed]) -> None:
-        locked = []
+        """One heartbeat for the held jobs. No job's lock is held while the request waits
+        for the server: a job that ends meanwhile is queued for its report, whose rest of
+        the log is read only once this heartbeat has been answered (``_log_rests``)."""
+        with self._changed:
+            self._beating = True
         try:
             beats = []
             for claimed in held:
-                claimed.reporting.acquire()
-                locked.append(claimed)
-                item = runner.beat(claimed)
+                with claimed.reporting:
+                    item = runner.beat(claimed)
                 if item is not None:
                     beats.append(item)
             if not beats:
@@ -448,16 +453,26 @@ class Worker:
             except Exception:
                 # Not delivered: the output goes with the next heartbeat (or the report).
                 texts = {b["serial"]: b["log"] for b in beats}
-                for claimed in locked:
+                for claimed in held:
                     if claimed.log is not None and texts.get(claimed.serial):
                         claimed.log.put_back(texts[claimed.serial])
                 raise
             for claimed in held:
                 if claimed.serial in answer["refused"]:
-                    runner.lost(claimed)
+                    with claimed.reporting:
+                        runner.lost(claimed)
         finally:
-            for claimed in locked:
-                claimed.reporting.release()
+            with self._changed:
+                self._beating = False
+                self._changed.notify_all()
+
+    def _log_rests(self, batch: list[tuple[Claimed, dict[str, Any]]]) -> None:
+        """Put the rest of each finished job's log into its report: after any heartbeat
+        that carried earlier output (heartbeats read no more of a finished job's log)."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._beating)
+        for claimed, item in batch:
+            item["log"] = claimed.log.read(final=True) if claimed.log else ""
 
     def _clean_loop(self) -> None:
         """Delete the working folders of Done jobs off the jobs' path."""

@@ -17,9 +17,10 @@ from fastapi.testclient import TestClient
 
 from runyard.client import Client, Unreachable, _remote_error
 from runyard.packages import folder_zip_bytes
+from runyard.worker.runner import Claimed, LogPump
 from runyard.worker.worker import Worker, WorkerConfig
 from tests.conftest import TASK_TYPES, WORKFLOWS
-from tests.integration.conftest import Server
+from tests.integration.conftest import Server, start_a_job
 
 
 class InProcessClient(Client):
@@ -163,6 +164,7 @@ def test_a_worker_whose_report_answer_is_lost_reports_again_and_the_job_is_done(
     (serial,) = lab.serials("Linear", "Double")
     job = lab.job(serial)
     assert (job["state"], job["attempt"]) == ("Done", 1)
+    assert lab.server.client.get(f"/api/jobs/{serial}/log").text == "doubling 1\n"
     # The follower that the lost answer handed out waits for its lease to expire.
     assert lab.job(lab.serials("Linear", "Add")[0])["state"] == "Running"
     assert not [r for r in caplog.records if "no longer held" in r.getMessage()], caplog.text
@@ -203,3 +205,27 @@ def test_the_jobs_of_a_fork_server_that_died_are_given_back_and_run_from_a_new_o
     assert f"/api/jobs/{serial}/release" in client.calls, "given back, not failed"
     job = lab.job(serial)
     assert (job["state"], job["attempt"], job["error"]) == ("Running", 1, "")
+
+
+# -- heartbeats -----------------------------------------------------------------------------
+
+
+def test_a_heartbeat_holds_no_job_lock_while_it_waits_for_the_server(
+    server: Server, tmp_path: Path
+) -> None:
+    job = start_a_job(server)
+    worker = Worker(
+        WorkerConfig(
+            server="http://testserver", token=job.worker_token, name="w1", data_dir=tmp_path
+        )
+    )
+    client = InProcessClient(server.client, job.worker_token)
+    worker.client = client
+    claimed = Claimed(serial=job.serial, lease=job.lease, token=job.job_token, job={}, task_type={})
+    (tmp_path / "job.log").write_text("line 1\n")
+    claimed.log = LogPump(tmp_path / "job.log")
+    locked_during_request: list[bool] = []
+    client.before = lambda path, body: locked_during_request.append(claimed.reporting.locked())
+    worker._beat([claimed])
+    assert locked_during_request == [False], "a finishing or released job need not wait"
+    assert server.client.get(f"/api/jobs/{job.serial}/log").text == "line 1\n"
