@@ -115,17 +115,18 @@ def study_jobs(conn: Connection, workflow_id: int) -> list[Job]:
 
 def fingerprint(conn: Connection, workflow_id: int) -> dict[str, Any]:
     """What changes whenever a cell of the workflow's table changes: the live jobs by state,
-    the number of runs and the newest run id. A job changing state moves its count from one
-    state to another; a new job (a restart too) adds to a count. (Renaming a run or changing
-    its priority does not show here.)"""
-    by_state = {
-        state: int(n)
-        for state, n in conn.execute(
-            select(jobs.c.state, func.count())
-            .where(jobs.c.workflow_id == workflow_id, LIVE)
-            .group_by(jobs.c.state)
-        )
-    }
+    the number of runs, the newest run id and the newest live job. A job changing state moves
+    its count from one state to another; a new job (a restart too) is a newer serial.
+    (Renaming a run or changing its priority does not show here.)"""
+    by_state: dict[str, int] = {}
+    newest_job = 0
+    for state, n, newest in conn.execute(
+        select(jobs.c.state, func.count(), func.max(jobs.c.serial))
+        .where(jobs.c.workflow_id == workflow_id, LIVE)
+        .group_by(jobs.c.state)
+    ):
+        by_state[state] = int(n)
+        newest_job = max(newest_job, int(newest))
     run_count, newest_run = conn.execute(
         select(func.count(), func.max(runs.c.id)).where(
             runs.c.workflow_id == workflow_id, runs.c.obsolete.is_(False), runs.c.study.is_(False)
@@ -135,4 +136,7 @@ def fingerprint(conn: Connection, workflow_id: int) -> dict[str, Any]:
         "jobs": by_state,
         "runs": int(run_count),
         "newest_run": newest_run,
+        # A restarted job that runs and finishes between two readings leaves the counts as
+        # they were; its new serial does not.
+        "newest_job": newest_job,
     }

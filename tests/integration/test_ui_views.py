@@ -82,3 +82,21 @@ def test_the_fingerprint_changes_with_every_cell(server: Server) -> None:
     server.client.post(f"/api/jobs/{serial}/state", json={"state": "Aborted"}).raise_for_status()
     after = server.ry.views.fingerprint("Linear")
     assert after != before and after["jobs"]["Aborted"] == 1
+
+
+def test_the_fingerprint_changes_when_a_restarted_job_ends_as_the_old_one_did(
+    server: Server,
+) -> None:
+    """A restart whose new job runs and ends between two readings leaves every count as it
+    was: the fingerprint still changes (a table showing the new job Running must update)."""
+    from tests.integration.test_engine import run_all, worker_id
+
+    make_runs(server)
+    ry = server.ry
+    run_all(ry, worker_id(ry))
+    before = ry.views.fingerprint("Linear")
+    last = [r["jobs"]["Add"]["serial"] for r in page(server)["runs"] if "Add" in r["jobs"]]
+    ry.jobs.restart_new_job(last[-1])
+    assert run_all(ry, worker_id(ry)) == 1
+    after = ry.views.fingerprint("Linear")
+    assert after["jobs"] == before["jobs"] and after != before
