@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,5 +83,12 @@ def log_in(page: Page, lab: Installation) -> None:
 
 
 def screenshot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    """Save the page as docs/screenshots/NAME.png when RUNYARD_SCREENSHOTS=1 (to refresh the
+    documentation's pictures), else take it into a temporary folder: a test run leaves the
+    checkout as it was."""
+    if os.environ.get("RUNYARD_SCREENSHOTS") == "1":
+        folder = SCREENSHOTS
+    else:
+        folder = Path(tempfile.gettempdir()) / "runyard-screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"))
