@@ -39,6 +39,9 @@ PRELOAD = ("json", "csv", "logging", "pathlib", "uuid", "httpx", "runyard.task",
 OPTIONAL_PRELOAD = ("numpy",)
 
 
+PR_SET_PDEATHSIG = 1
+_prctl: Any = None  # libc's prctl, on Linux
+
 # -- the fork server process ------------------------------------------------------------------
 
 
@@ -55,6 +58,7 @@ def serve(requests: IO[bytes], answers: IO[bytes], compat_dir: str) -> None:
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    children: set[int] = set()  # forked and not reaped: their groups may be killed
     selector = selectors.DefaultSelector()
     selector.register(requests, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
@@ -70,13 +74,28 @@ def serve(requests: IO[bytes], answers: IO[bytes], compat_dir: str) -> None:
                 buffer += chunk
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
-                    _answer(answers, _start(json.loads(line), inherited))
+                    request = json.loads(line)
+                    if "kill" in request:
+                        if request["kill"] in children:
+                            with contextlib.suppress(OSError):
+                                os.killpg(request["kill"], signal.SIGKILL)
+                        continue
+                    answer = _start(request, inherited)
+                    if "pid" in answer:
+                        children.add(answer["pid"])
+                    _answer(answers, answer)
             else:
                 os.read(wake_read, 4096)
-        _reap(answers)
+        _reap(answers, children)
 
 
 def _preload(compat_dir: str) -> None:
+    global _prctl
+    if sys.platform == "linux":
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            _prctl = ctypes.CDLL(None, use_errno=True).prctl
     sys.path.insert(0, compat_dir)
     for name in PRELOAD:
         importlib.import_module(name)
@@ -95,11 +114,16 @@ def _preload(compat_dir: str) -> None:
 
 
 def _start(request: dict[str, Any], inherited: tuple[int, ...]) -> dict[str, Any]:
+    parent = os.getpid()
     try:
         pid = os.fork()
     except OSError as exc:
         return {"id": request["id"], "error": f"fork failed: {exc}"}
     if pid == 0:  # the child never returns
+        if _prctl is not None:  # killed if the fork server dies (its job is given back)
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:
+                os._exit(70)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for fd in inherited:
@@ -169,7 +193,7 @@ def _text_stream(fd: int) -> io.TextIOWrapper:
     return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", write_through=True)
 
 
-def _reap(answers: IO[bytes]) -> None:
+def _reap(answers: IO[bytes], children: set[int]) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -177,6 +201,7 @@ def _reap(answers: IO[bytes]) -> None:
             return
         if pid == 0:
             return
+        children.discard(pid)
         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         _answer(answers, {"pid": pid, "status": code})
 
@@ -192,10 +217,11 @@ def _answer(answers: IO[bytes], message: dict[str, Any]) -> None:
 class ForkedProcess:
     """A job process started by the fork server: what the runner needs of ``Popen``."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, server: ForkServer) -> None:
         self.pid = pid
         self.returncode: int | None = None
         self._ended = threading.Event()
+        self._server = server
 
     def _set_status(self, status: int | None) -> None:
         self.returncode = status
@@ -210,6 +236,13 @@ class ForkedProcess:
         if self.returncode is None:
             raise RuntimeError("the worker's fork server stopped while the job ran")
         return self.returncode
+
+    def kill_group(self) -> None:
+        """Kill the process group, through the fork server (which kills it only while the
+        process is not reaped). If the fork server has died, the kernel killed the process
+        already."""
+        if not self._ended.is_set():
+            self._server.kill(self.pid)
 
 
 class ForkServer:
@@ -271,8 +304,7 @@ class ForkServer:
                 "log": str(log),
             }
             try:
-                self._requests.write(json.dumps(request).encode() + b"\n")
-                self._requests.flush()
+                self._send(request)
             except OSError as exc:  # it died: the reader sees the end of its answers
                 self._started.pop(request_id, None)
                 raise RuntimeError(f"the fork server has stopped ({exc})") from None
@@ -285,9 +317,20 @@ class ForkServer:
             raise RuntimeError(box[0].get("error", "no answer") if box else "no answer")
         return self._children_for(box[0]["pid"])
 
+    def kill(self, pid: int) -> None:
+        """Have the fork server kill the process group of its child ``pid`` (if it has not
+        reaped it yet)."""
+        with self._lock, contextlib.suppress(OSError):
+            self._send({"kill": pid})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        """Write one request (under ``_lock``)."""
+        self._requests.write(json.dumps(message).encode() + b"\n")
+        self._requests.flush()
+
     def _children_for(self, pid: int) -> ForkedProcess:
         with self._lock:
-            child = ForkedProcess(pid)
+            child = ForkedProcess(pid, self)
             if pid in self._early_exits:
                 child._set_status(self._early_exits.pop(pid))
             else:
@@ -304,7 +347,7 @@ class ForkServer:
                         if "pid" in message:  # forked after all: not a second run of the job
                             self._killed.add(message["pid"])
                             with contextlib.suppress(OSError):
-                                os.kill(message["pid"], signal.SIGKILL)
+                                self._send({"kill": message["pid"]})
                         continue
                     done, box = self._started.pop(message["id"])
                     box.append(message)

@@ -5,9 +5,11 @@ or fail on the server, under the job's lease)."""
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -26,10 +28,51 @@ from runyard.worker.forkserver import ForkedProcess, ForkServer
 
 log = logging.getLogger("runyard.worker")
 
-JobProcess = subprocess.Popen[bytes] | ForkedProcess
 RUNYARD_SOURCE = str(Path(runyard.__file__).resolve().parent.parent)
 # The compatibility modules (xfworkerutil, network, xfsortorder, omni), importable by name.
 COMPAT_DIR = str(Path(runyard.__file__).resolve().parent / "compat")
+
+
+class PlainProcess:
+    """A job process started as a plain subprocess, waited for without being reaped: it is
+    reaped under a lock, and its group is killed under the same lock only while it is not
+    reaped yet. An unreaped process keeps its pid, so its group id cannot belong to a new
+    process (the next job's, say) when ``kill_group`` signals it."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self._lock = threading.Lock()
+        self._pidfd: int | None = None
+        with contextlib.suppress(AttributeError, OSError):  # Linux 5.3 and later
+            self._pidfd = os.pidfd_open(popen.pid)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self._pidfd is None:  # no pidfd: the plain wait (it reaps on its own)
+            return self.popen.wait(timeout)
+        if self.popen.returncode is None:
+            readable, _, _ = select.select([self._pidfd], [], [], timeout)
+            if not readable:  # readable once it has ended (not reaped yet)
+                raise subprocess.TimeoutExpired(self.popen.args, timeout or 0)
+        with self._lock:
+            code = self.popen.wait()
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
+        return code
+
+    def kill_group(self) -> None:
+        with self._lock:
+            if self.popen.returncode is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.pid, signal.SIGKILL)
+
+
+JobProcess = PlainProcess | ForkedProcess
 
 
 @dataclass(kw_only=True)
@@ -151,7 +194,7 @@ def start(prepared: Prepared, forkserver: ForkServer | None) -> JobProcess:
         except RuntimeError as exc:
             log.warning("fork server: %s; starting a plain subprocess", exc)
     with open(prepared.log, "ab") as log_file:
-        return subprocess.Popen(
+        popen = subprocess.Popen(
             prepared.command,
             cwd=prepared.workdir,
             env=prepared.env,
@@ -160,6 +203,7 @@ def start(prepared: Prepared, forkserver: ForkServer | None) -> JobProcess:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+    return PlainProcess(popen)
 
 
 def job_environment(claimed: Claimed, server: str, workdir: Path) -> dict[str, str]:
@@ -308,10 +352,9 @@ def lost(claimed: Claimed) -> None:
 
 
 def kill_group(process: JobProcess) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    """Kill the job's whole process group, if its process is not reaped yet (a reaped
+    process's pid may be reused)."""
+    process.kill_group()
 
 
 def _read_result(path: Path) -> dict[str, Any]:

@@ -173,3 +173,17 @@ def test_a_preloaded_module_that_prints_does_not_break_the_fork_server(tmp_path:
         assert prepared.log.read_text() == "job output\n"
     finally:
         server.close()
+
+
+def test_the_group_of_a_job_process_that_was_reaped_is_never_signalled(
+    tmp_path: Path, start_with: ForkServer | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a job's process is reaped, its pid (and group id) may belong to a new process,
+    such as the next job's: killing the group must do nothing then."""
+    _, prepared = job(tmp_path, "print('done')\n")
+    process = runner.start(prepared, start_with)
+    assert process.wait(timeout=60) == 0
+    signalled: list[tuple[int, int]] = []
+    monkeypatch.setattr(os, "killpg", lambda pid, sig: signalled.append((pid, sig)))
+    runner.kill_group(process)
+    assert signalled == []
