@@ -201,7 +201,15 @@ class LeaseManager(JobManager):
             job = job_rows.get_job(conn, serial)
             attempt = max(0, (job.attempt if job else 1) - 1)
             return self._transition(
-                conn, serial, JobState.QUEUED, held_lease=lease_id, attempt=attempt, started_at=None
+                conn,
+                serial,
+                JobState.QUEUED,
+                held_lease=lease_id,
+                attempt=attempt,
+                started_at=None,
+                lease_id=None,
+                lease_expires_at=None,
+                worker_id=None,
             )
 
     def expire_leases(self) -> int:
@@ -220,8 +228,8 @@ class LeaseManager(JobManager):
                         "finished_at": now,
                     }
                     target = JobState.FAILED
-                else:
-                    values, target = {}, JobState.QUEUED
+                else:  # queued again: no worker holds it
+                    values, target = {"worker_id": None}, JobState.QUEUED
                 changed = job_rows.set_state(
                     conn,
                     serial,

@@ -4,8 +4,13 @@ worker token may speak for."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+import sqlalchemy as sa
+
+from runyard.store.schema import jobs
 from tests.integration.conftest import RunningJob, Server, error, start_a_job, start_jobs
 
 
@@ -101,3 +106,37 @@ def test_a_report_under_another_lease_or_of_another_outcome_is_still_stale(
         )["code"]
         == "stale_lease"
     )
+
+
+# -- giving jobs back -----------------------------------------------------------------------
+
+
+def lease_and_worker(server: Server, serial: int) -> tuple[Any, Any]:
+    with server.ry.store.read() as conn:
+        row = conn.execute(
+            sa.select(jobs.c.lease_id, jobs.c.worker_id).where(jobs.c.serial == serial)
+        ).one()
+    return row.lease_id, row.worker_id
+
+
+def test_a_job_given_back_keeps_no_lease_and_no_worker(server: Server) -> None:
+    job = start_a_job(server)
+    r = server.client.post(
+        f"/api/jobs/{job.serial}/release", json={"lease": job.lease}, headers=job.as_worker
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["state"], r.json()["attempt"], r.json()["worker"]) == ("Queued", 0, None)
+    assert lease_and_worker(server, job.serial) == (None, None)
+
+
+def test_a_job_whose_lease_expired_is_queued_with_no_lease_and_no_worker(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = start_a_job(server)
+    later = datetime.now(UTC) + timedelta(seconds=server.ry.settings.lease_seconds + 1)
+    monkeypatch.setattr(server.ry.leases, "now", lambda: later)
+    assert server.ry.leases.expire_leases() == 1
+    queued = server.client.get(f"/api/jobs/{job.serial}").json()
+    assert (queued["state"], queued["attempt"], queued["worker"]) == ("Queued", 1, None)
+    assert lease_and_worker(server, job.serial) == (None, None)
+
