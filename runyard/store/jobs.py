@@ -7,7 +7,19 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, case, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Row,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from runyard.models import Job, Lease
@@ -252,31 +264,32 @@ def read_log(conn: Connection, serial: int) -> str | None:
     return conn.execute(select(jobs.c.log).where(jobs.c.serial == serial)).scalar()
 
 
+LOG_MARKER = "[... earlier output dropped: the log keeps the last part only ...]\n"
+
+
 def append_log(conn: Connection, serial: int, lease_id: str, text: str, limit: int) -> bool:
     """Add ``text`` to a Running job's log under its lease, keeping at most the last ``limit``
-    characters; False if the lease is not the job's current one."""
-    current = conn.execute(
-        select(jobs.c.log).where(
+    characters; False if the lease is not the job's current one. One statement that appends
+    in SQL: the log is neither read nor sent back, and cut only once it is over ``limit``."""
+    text = storable(text)
+    joined = jobs.c.log + text
+    length = func.length(jobs.c.log) + len(text)
+    # Over the limit: the marker, then the last ``limit - len(marker)`` characters.
+    start = cast(length - (limit - len(LOG_MARKER)) + 1, Integer)
+    log = case(
+        (length <= limit, joined),
+        else_=literal(LOG_MARKER) + func.substr(joined, start),
+    )
+    result = conn.execute(
+        update(jobs)
+        .where(
             jobs.c.serial == serial,
             jobs.c.lease_id == lease_id,
             jobs.c.state == JobState.RUNNING.value,
         )
-    ).first()
-    if current is None:
-        return False
-    conn.execute(
-        update(jobs)
-        .where(jobs.c.serial == serial)
-        .values(log=_capped(current.log + storable(text), limit))
+        .values(log=log)
     )
-    return True
-
-
-def _capped(log: str, limit: int) -> str:
-    if len(log) <= limit:
-        return log
-    marker = "[... earlier output dropped: the log keeps the last part only ...]\n"
-    return marker + log[len(log) - limit + len(marker) :]
+    return result.rowcount == 1
 
 
 def set_progress(conn: Connection, serial: int, progress: dict[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from runyard.operations.jobs import MAX_LOG_CHARS
 from runyard.store.schema import jobs
 from tests.integration.conftest import RunningJob, Server, error, start_a_job, start_jobs
 
@@ -139,4 +140,29 @@ def test_a_job_whose_lease_expired_is_queued_with_no_lease_and_no_worker(
     queued = server.client.get(f"/api/jobs/{job.serial}").json()
     assert (queued["state"], queued["attempt"], queued["worker"]) == ("Queued", 1, None)
     assert lease_and_worker(server, job.serial) == (None, None)
+
+
+# -- the job log ----------------------------------------------------------------------------
+
+
+def test_a_heartbeat_appends_to_the_log_without_sending_the_log_back(server: Server) -> None:
+    job = start_a_job(server)
+    big = "a" * (MAX_LOG_CHARS // 2)
+    heartbeat = {"lease": job.lease, "log": big}
+    url = f"/api/jobs/{job.serial}/heartbeat"
+    server.client.post(url, json=heartbeat, headers=job.as_worker).raise_for_status()
+    sent: list[Any] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append(parameters)
+
+    engine = server.ry.store.engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        heartbeat["log"] = "b\n"
+        server.client.post(url, json=heartbeat, headers=job.as_worker).raise_for_status()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert max(len(repr(p)) for p in sent) < 1000, "the log is not read and written again"
+    assert job_log(server, job.serial) == big + "b\n"
 
