@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Integer,
     Row,
+    String,
     case,
     cast,
     func,
@@ -182,6 +183,7 @@ def claim(
             started_at=now,
             attempt=jobs.c.attempt + 1,
             progress=None,
+            log=_attempt_separator(worker_id, now),
         )
         if not ok:
             continue
@@ -196,6 +198,24 @@ def claim(
             )
         )
     return claimed
+
+
+def _attempt_separator(worker_id: int, now: datetime) -> Any:
+    """The job log of a claimed job (in SQL): the log of earlier attempts, if any, then a
+    line that says where the new attempt starts."""
+    worker = select(workers.c.name).where(workers.c.id == worker_id).scalar_subquery()
+    line = (
+        literal("----- attempt ")
+        + cast(jobs.c.attempt + 1, String)  # the new attempt (SET sees the old row)
+        + " on worker "
+        + func.coalesce(worker, "?")
+        + f" at {now.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC -----\n"
+    )
+    return case(
+        (jobs.c.log == "", ""),
+        (func.substr(jobs.c.log, func.length(jobs.c.log)) == "\n", jobs.c.log + line),
+        else_=jobs.c.log + "\n" + line,
+    )
 
 
 def renew_lease(conn: Connection, serial: int, lease_id: str, expires: datetime) -> bool:

@@ -4,6 +4,7 @@ worker token may speak for."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -166,3 +167,37 @@ def test_a_heartbeat_appends_to_the_log_without_sending_the_log_back(server: Ser
     assert max(len(repr(p)) for p in sent) < 1000, "the log is not read and written again"
     assert job_log(server, job.serial) == big + "b\n"
 
+
+def claim(server: Server, job: RunningJob) -> RunningJob:
+    """Claim the job again as worker w1 (it is the only Queued one)."""
+    (claimed,) = server.client.post(
+        "/api/workers/claim", json={"worker": "w1", "max": 1}, headers=job.as_worker
+    ).json()
+    assert claimed["job"]["serial"] == job.serial
+    return RunningJob(job.serial, claimed["lease"]["lease"], claimed["token"], job.worker_token)
+
+
+ATTEMPT = r"----- attempt (\d+) on worker w1 at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC -----\n"
+
+
+def test_a_new_attempt_starts_its_log_with_a_separator_line(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = start_a_job(server)
+    assert job_log(server, first.serial) == "", "no separator before the first attempt"
+    url = f"/api/jobs/{first.serial}/heartbeat"
+    body = {"lease": first.lease, "log": "attempt one, cut off"}  # no newline at the end
+    server.client.post(url, json=body, headers=first.as_worker).raise_for_status()
+    later = datetime.now(UTC) + timedelta(seconds=server.ry.settings.lease_seconds + 1)
+    monkeypatch.setattr(server.ry.leases, "now", lambda: later)
+    server.ry.leases.expire_leases()
+    second = claim(server, first)
+    body = {"lease": second.lease, "log": "attempt two\n"}
+    server.client.post(url, json=body, headers=second.as_worker).raise_for_status()
+    server.client.post(
+        f"/api/jobs/{first.serial}/release", json={"lease": second.lease}, headers=first.as_worker
+    ).raise_for_status()
+    claim(server, first)
+    log = job_log(server, first.serial)
+    assert re.fullmatch(f"attempt one, cut off\n{ATTEMPT}attempt two\n{ATTEMPT}", log), log
+    assert re.findall(ATTEMPT, log) == ["2", "2"], "a job given back does not count an attempt"
