@@ -244,8 +244,10 @@ class Worker:
             finally:
                 with self._changed:
                     self._busy_slots -= 1
-                    if item is None:
+                    if item is None:  # given back or dropped: nothing of it is kept
                         self.held.pop(claimed.serial, None)
+                        if claimed.workdir is not None:
+                            self._trash.append(claimed.workdir)
                     else:
                         self.results.append((claimed, item))
                     self._changed.notify_all()
@@ -351,7 +353,10 @@ class Worker:
                 got = answers.get(claimed.serial, {})
                 if "error" in got:
                     log.warning("job %s: %s", claimed.serial, got["error"]["message"])
-                elif got.get("state") == "Done" and claimed.workdir is not None:
+                # Only a Failed job's folder is kept (for inspection): also when the
+                # report was not answered and the job failed here.
+                failed = got.get("state") == "Failed" or (not got and not item.get("ok"))
+                if not failed and claimed.workdir is not None:
                     self._trash.append(claimed.workdir)
             self._changed.notify_all()
         self._take(answer.get("claimed", []))
@@ -475,7 +480,8 @@ class Worker:
             item["log"] = claimed.log.read(final=True) if claimed.log else ""
 
     def _clean_loop(self) -> None:
-        """Delete the working folders of Done jobs off the jobs' path."""
+        """Delete the working folders of jobs that are not Failed (Done, given back,
+        dropped) off the jobs' path."""
         while not self._finished:
             time.sleep(0.5)
             self._empty_trash()

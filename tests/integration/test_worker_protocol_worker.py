@@ -229,3 +229,26 @@ def test_a_heartbeat_holds_no_job_lock_while_it_waits_for_the_server(
     worker._beat([claimed])
     assert locked_during_request == [False], "a finishing or released job need not wait"
     assert server.client.get(f"/api/jobs/{job.serial}/log").text == "line 1\n"
+
+
+# -- working folders ------------------------------------------------------------------------
+
+
+def test_the_working_folders_of_dropped_and_given_back_jobs_are_deleted(lab: Lab) -> None:
+    lab.new_run("Sleepy", 60)
+    lab.new_run("Sleepy", 60)
+    aborted, given_back = lab.serials("Sleepy", "Sleep")
+    worker, _ = lab.worker(max_jobs=2)
+    thread = lab.start(worker)
+    wait_for_pid(worker, aborted, thread)
+    wait_for_pid(worker, given_back, thread)
+    lab.server.client.post(
+        f"/api/jobs/{aborted}/state", json={"state": "Aborted"}
+    ).raise_for_status()
+    worker.stop()
+    worker.stop()  # again: give the running job back at once
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert lab.job(aborted)["state"] == "Aborted"
+    assert (lab.job(given_back)["state"], lab.job(given_back)["attempt"]) == ("Queued", 0)
+    assert job_folders(worker) == []
