@@ -9,16 +9,31 @@ from typing import Any
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from runyard.errors import Forbidden
 from runyard.models import Job, Lease
-from runyard.operations import Runyard
+from runyard.operations import Principal, Runyard
 from runyard.server import schemas as s
 from runyard.server.deps import Caller, Ry, require
 
 # -- the worker protocol ----------------------------------------------------------------------
 
 
-def register_worker(body: s.WorkerRegistration, ry: Ry, caller: Caller) -> dict[str, Any]:
+def require_worker(caller: Principal, name: str) -> None:
+    """An admin or worker token; a worker token speaks only for its own worker (the name it
+    was created for), an admin token for any (the local worker of ``runyard up``)."""
     require(caller, "admin", "worker")
+    if caller.kind == "worker" and caller.name != name:
+        raise Forbidden(
+            f"this is the worker token of {caller.name}; it may not act as worker {name!r}: "
+            f"start the worker with --name {caller.name}, or create a token for {name} "
+            f"(runyard token create-worker {name})",
+            worker=name,
+            token_worker=caller.name,
+        )
+
+
+def register_worker(body: s.WorkerRegistration, ry: Ry, caller: Caller) -> dict[str, Any]:
+    require_worker(caller, body.name)
     worker = ry.workers.register(
         body.name, provides=body.provides, max_jobs=body.max_jobs, version=body.version
     )
@@ -30,7 +45,7 @@ async def claim_jobs(
 ) -> list[dict[str, Any]]:
     """Claim up to ``max`` jobs; wait up to ``wait`` seconds for one (long poll). A worker
     that went away while waiting gets nothing: jobs claimed for it are given back at once."""
-    require(caller, "admin", "worker")
+    require_worker(caller, body.worker)
     worker = await run_in_threadpool(ry.workers.get, body.worker)
     deadline = time.monotonic() + body.wait
     while True:
@@ -68,7 +83,7 @@ def _claimed_json(ry: Runyard, claimed: list[tuple[Job, Lease]]) -> list[dict[st
 def worker_report(body: s.WorkerReport, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Record finished jobs and claim up to ``claim`` more, in one round trip: ``results``
     per reported job (its new state, or the error that refused it) and ``claimed``."""
-    require(caller, "admin", "worker")
+    require_worker(caller, body.worker)
     results = ry.leases.report([r.model_dump() for r in body.results])
     claimed: list[tuple[Job, Lease]] = []
     if body.claim:
@@ -80,7 +95,7 @@ def worker_report(body: s.WorkerReport, ry: Ry, caller: Caller) -> dict[str, Any
 def worker_heartbeat(body: s.WorkerHeartbeat, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Renew the leases of all of a worker's jobs (with their new log text); ``refused``:
     the jobs the worker must stop (aborted, or given to another worker)."""
-    require(caller, "admin", "worker")
+    require_worker(caller, body.worker)
     refused = ry.leases.heartbeats([(b.serial, b.lease, b.log) for b in body.beats])
     return {"refused": refused}
 

@@ -201,3 +201,31 @@ def test_a_new_attempt_starts_its_log_with_a_separator_line(
     log = job_log(server, first.serial)
     assert re.fullmatch(f"attempt one, cut off\n{ATTEMPT}attempt two\n{ATTEMPT}", log), log
     assert re.findall(ATTEMPT, log) == ["2", "2"], "a job given back does not count an attempt"
+
+
+# -- which worker a token speaks for --------------------------------------------------------
+
+
+def test_a_worker_token_may_not_speak_for_another_worker(server: Server) -> None:
+    job = start_a_job(server)  # its worker token is w1's
+    calls = [
+        ("/api/workers/register", {"name": "w2", "max_jobs": 1}),
+        ("/api/workers/claim", {"worker": "w2", "max": 1}),
+        ("/api/workers/report", {"worker": "w2", "results": [], "claim": 1}),
+        ("/api/workers/heartbeat", {"worker": "w2", "beats": []}),
+    ]
+    for path, body in calls:
+        r = server.client.post(path, json=body, headers=job.as_worker)
+        assert r.status_code == 403, (path, r.text)
+        assert error(r)["code"] == "forbidden"
+        assert "worker token of w1" in error(r)["message"] and "w2" in error(r)["message"]
+    # Under its own name it may; the admin token may speak for any worker (runyard up).
+    r = server.client.post(
+        "/api/workers/report", json={"worker": "w1", "claim": 1}, headers=job.as_worker
+    )
+    assert r.status_code == 200, r.text
+    server.client.post(
+        "/api/workers/register", json={"name": "w2", "max_jobs": 1}
+    ).raise_for_status()
+    r = server.client.post("/api/workers/claim", json={"worker": "w2", "max": 1})
+    assert r.status_code == 200, r.text
