@@ -11,6 +11,11 @@ preloaded module prints to stdout goes to the worker's output and not into the p
 worker writes ``{"id", "argv", "cwd", "env", "path", "log"}``; the server answers
 ``{"id", "pid"}`` (or ``{"id", "error"}``) and later ``{"pid", "status"}`` when the child ends
 (``status`` is the exit code, or minus the signal number, as ``subprocess`` reports it).
+``{"kill": pid}`` kills a child's process group: the fork server, the child's parent, does it
+only while it has not reaped the child (a reaped child's pid, so its group id, may already
+belong to a new process, such as the next job's). Each child gets SIGKILL from the kernel if
+the fork server dies (``PR_SET_PDEATHSIG``, Linux): the worker gives its job back then, and
+must not leave the script running.
 
 The server side (``serve``) runs in its own single-threaded process: forking a process that
 has threads is not safe, which is why the worker does not fork itself.
