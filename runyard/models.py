@@ -180,6 +180,7 @@ class Worker:
     max_jobs: int = 1
     version: str = ""
     last_seen: datetime | None = None
+    max_jobs_limit: int | None = None  # an admin's limit; claims never exceed it
 
 
 @dataclass(frozen=True, kw_only=True)

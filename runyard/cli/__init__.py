@@ -16,6 +16,7 @@ from runyard.cli import context as ctx
 from runyard.cli.context import DataDir, ServerUrl, Token, console
 from runyard.cli.jobs import job_app
 from runyard.cli.runs import run_app
+from runyard.cli.workers import workers_app
 from runyard.cli.workflows import WorkflowName, task_app, workflow_app
 from runyard.errors import InvalidInput, RunyardError
 from runyard.packages import folder_zip_bytes
@@ -40,6 +41,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(export_app, name="export")
 app.add_typer(userdata_app, name="userdata")
 app.add_typer(job_app, name="job")
+app.add_typer(workers_app, name="workers")
 
 Host = typer.Option(None, "--host", help="Address to listen on [env: RUNYARD_HOST].")
 Port = typer.Option(None, "--port", help="Port (0: any free one) [env: RUNYARD_PORT].")

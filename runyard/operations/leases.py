@@ -18,15 +18,22 @@ from runyard.operations.jobs import MAX_LOG_CHARS, JobManager
 from runyard.states import JobState
 from runyard.store import jobs as job_rows
 from runyard.store import task_types as task_type_rows
+from runyard.store import workers as worker_rows
 from runyard.store.jobs import storable
 from runyard.validation import check_outputs
 
 
 class LeaseManager(JobManager):
-    def claim(self, worker_id: int, provides: list[str], limit: int) -> list[tuple[Job, Lease]]:
-        """Claim up to ``limit`` jobs that a worker providing ``provides`` can run."""
+    def claim(
+        self, worker_id: int, provides: list[str], limit: int, *, cap: int | None = None
+    ) -> list[tuple[Job, Lease]]:
+        """Claim up to ``limit`` jobs that a worker providing ``provides`` can run; with
+        ``cap`` (an admin's limit), never more than ``cap`` Running at once."""
         # Look first without the write lock: most claims of a waiting worker find nothing.
         with self.store.read() as conn:
+            if cap is not None:
+                held = worker_rows.running_jobs(conn, worker_id).get(worker_id, [])
+                limit = min(limit, cap - len(held))
             ids = task_type_rows.ids_runnable_with(conn, provides)
             if limit <= 0 or not job_rows.any_claimable(conn, ids):
                 return []

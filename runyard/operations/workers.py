@@ -65,3 +65,23 @@ class WorkerManager(Operations):
     def list_all(self) -> list[Worker]:
         with self.store.read() as conn:
             return worker_rows.list_workers(conn)
+
+    def set_limit(self, name: str, limit: int | None, *, actor: str = "system") -> Worker:
+        """Limit a worker's concurrent jobs (0: it takes no new job; None: only the limit it
+        registered with). Claims respect it within ``WORKER_CACHE_SECONDS``."""
+        if limit is not None and limit < 0:
+            raise InvalidInput(f"a limit is 0 or more, not {limit}", field="max_jobs")
+        with self.store.write() as conn:
+            if not worker_rows.set_limit(conn, name, limit):
+                raise NotFound(f"no worker named {name!r} has registered", worker=name)
+            shown = "none (its own)" if limit is None else str(limit)
+            self._log(conn, actor, "worker.limit", f"worker {name}: max concurrent jobs {shown}")
+            worker = worker_rows.get_worker(conn, name)
+        assert worker is not None
+        self._known.pop(name, None)
+        return worker
+
+    def running(self) -> dict[int, list[int]]:
+        """{worker id: serials of its Running jobs}."""
+        with self.store.read() as conn:
+            return worker_rows.running_jobs(conn)

@@ -369,8 +369,16 @@ def create_worker_token(body: s.WorkerTokenRequest, ry: Ry, caller: Caller) -> d
 
 
 def list_workers(ry: Ry, caller: Caller) -> list[dict[str, Any]]:
+    """Every worker with what it provides, its job slots, an admin's limit, its Running jobs."""
     require(caller, "admin")
-    return [s.worker_json(w) for w in ry.workers.list_all()]
+    running = ry.workers.running()
+    return [s.worker_json(w, running.get(w.id)) for w in ry.workers.list_all()]
+
+
+def limit_worker(name: str, body: s.WorkerLimit, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Limit a worker's concurrent jobs (``{"max_jobs": N}``; null lifts the limit)."""
+    require(caller, "admin")
+    return s.worker_json(ry.workers.set_limit(name, body.max_jobs, actor=caller.name))
 
 
 def activity(ry: Ry, caller: Caller, limit: int = 100) -> list[dict[str, Any]]:

@@ -74,6 +74,7 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("POST", "/api/jobs/{serial}/fail", protocol.fail_job),
     ("POST", "/api/jobs/{serial}/release", protocol.release_job),
     ("GET", "/api/workers", api.list_workers),
+    ("PUT", "/api/workers/{name}/max-jobs", api.limit_worker),
     ("POST", "/api/tokens/worker", api.create_worker_token),
     ("GET", "/api/activity", api.activity),
 ]

@@ -53,7 +53,7 @@ async def claim_jobs(
         if await request.is_disconnected():
             return []
         claimed = await run_in_threadpool(
-            ry.leases.claim, worker.id, list(worker.provides), body.max
+            ry.leases.claim, worker.id, list(worker.provides), body.max, cap=worker.max_jobs_limit
         )
         remaining = deadline - time.monotonic()
         if claimed or remaining <= 0 or body.max == 0 or ry.changed.closed:
@@ -88,7 +88,9 @@ def worker_report(body: s.WorkerReport, ry: Ry, caller: Caller) -> dict[str, Any
     claimed: list[tuple[Job, Lease]] = []
     if body.claim:
         worker = ry.workers.get(body.worker)
-        claimed = ry.leases.claim(worker.id, list(worker.provides), body.claim)
+        claimed = ry.leases.claim(
+            worker.id, list(worker.provides), body.claim, cap=worker.max_jobs_limit
+        )
     return {"results": results, "claimed": _claimed_json(ry, claimed)}
 
 

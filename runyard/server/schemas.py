@@ -54,6 +54,10 @@ class JobStateChange(Body):
     state: str
 
 
+class WorkerLimit(Body):
+    max_jobs: int | None = Field(ge=0)
+
+
 class SpawnedStates(Body):
     serials: list[int] = Field(max_length=10_000)
     state: str = "Done"
@@ -321,11 +325,13 @@ def workflow_json(workflow: Workflow) -> dict[str, Any]:
     }
 
 
-def worker_json(worker: Worker) -> dict[str, Any]:
+def worker_json(worker: Worker, running: list[int] | None = None) -> dict[str, Any]:
     return {
         "name": worker.name,
         "provides": list(worker.provides),
         "max_jobs": worker.max_jobs,
+        "max_jobs_limit": worker.max_jobs_limit,
+        "running": running or [],
         "version": worker.version,
         "last_seen": worker.last_seen.isoformat() if worker.last_seen else None,
     }

@@ -156,6 +156,8 @@ workers = Table(
     Column("max_jobs", Integer, nullable=False),
     Column("version", String(50), nullable=False, default=""),
     Column("last_seen", Timestamp(), nullable=True),
+    # An admin's limit on its concurrent jobs (below what it registered); null: no limit.
+    Column("max_jobs_limit", Integer, nullable=True),
 )
 
 jobs = Table(

@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select, update
 
 from runyard.models import Worker
+from runyard.states import JobState
 from runyard.store.jobs import storable
-from runyard.store.schema import activity_log, settings, tokens, workers
+from runyard.store.schema import activity_log, jobs, settings, tokens, workers
 
 
 def worker_from_row(row: Row[Any]) -> Worker:
@@ -21,6 +22,7 @@ def worker_from_row(row: Row[Any]) -> Worker:
         max_jobs=m["max_jobs"],
         version=m["version"],
         last_seen=m["last_seen"],
+        max_jobs_limit=m["max_jobs_limit"],
     )
 
 
@@ -44,6 +46,26 @@ def get_worker(conn: Connection, name: str) -> Worker | None:
 
 def list_workers(conn: Connection) -> list[Worker]:
     return [worker_from_row(r) for r in conn.execute(select(workers).order_by(workers.c.name))]
+
+
+def set_limit(conn: Connection, name: str, limit: int | None) -> bool:
+    result = conn.execute(
+        update(workers).where(workers.c.name == name).values(max_jobs_limit=limit)
+    )
+    return result.rowcount == 1
+
+
+def running_jobs(conn: Connection, worker_id: int | None = None) -> dict[int, list[int]]:
+    """{worker id: serials of its Running jobs} (of one worker, or of all)."""
+    query = select(jobs.c.worker_id, jobs.c.serial).where(
+        jobs.c.state == JobState.RUNNING.value, jobs.c.worker_id.is_not(None)
+    )
+    if worker_id is not None:
+        query = query.where(jobs.c.worker_id == worker_id)
+    found: dict[int, list[int]] = {}
+    for owner, serial in conn.execute(query.order_by(jobs.c.serial)):
+        found.setdefault(int(owner), []).append(int(serial))
+    return found
 
 
 def insert_token(conn: Connection, *, token_hash: str, kind: str, name: str, now: datetime) -> None:

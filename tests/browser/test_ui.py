@@ -173,7 +173,13 @@ def test_workers_and_activity_views(page: Page, lab: Installation) -> None:
     page.get_by_role("link", name="Workers").click()
     worker = page.locator("table.workers tbody tr").first
     expect(worker).to_contain_text("connected")
+    page.once("dialog", lambda dialog: dialog.accept("1"))
+    worker.get_by_role("button", name="Set limit").click()
+    expect(worker.locator(".max-jobs")).to_contain_text("1 of 2 (limited)")
     screenshot(page, "workers")
+    page.once("dialog", lambda dialog: dialog.accept(""))
+    worker.get_by_role("button", name="Set limit").click()
+    expect(worker.locator(".max-jobs .limit")).to_have_text("2")
     page.get_by_role("link", name="Activity").click()
     expect(page.locator("table.activity")).to_contain_text("logged in to the web UI")
     screenshot(page, "activity")

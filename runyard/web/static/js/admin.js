@@ -32,13 +32,13 @@ function table(className, headings, body) {
 
 export function workersView(main, _params, { notify }) {
   const body = h("tbody");
-  main.append(h("div", { class: "toolbar" }, h("h1", {}, "Workers")), table("workers", ["Name", "Status", "Dependencies", "Max concurrent jobs", "Version", "Last seen"], body));
-  return refreshing(async (alive) => {
+  main.append(h("div", { class: "toolbar" }, h("h1", {}, "Workers")), table("workers", ["Name", "Status", "Dependencies", "Max concurrent jobs", "Running jobs", "Version", "Last seen"], body));
+  async function load(alive) {
     try {
       const workers = await api("GET", "/api/workers");
       if (!alive()) return;
       clear(body);
-      if (!workers.length) body.append(h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No worker has registered yet.")));
+      if (!workers.length) body.append(h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No worker has registered yet.")));
       for (const w of workers) {
         const age = w.last_seen ? (Date.now() - new Date(w.last_seen)) / 1000 : Infinity;
         const connected = age < CONNECTED_SECONDS;
@@ -49,7 +49,8 @@ export function workersView(main, _params, { notify }) {
             h("td", {}, w.name),
             h("td", {}, h("span", { class: connected ? "conn yes" : "conn no" }, connected ? "connected" : "not connected")),
             h("td", {}, w.provides.length ? w.provides.join(", ") : h("span", { class: "muted" }, "none")),
-            h("td", { class: "num" }, String(w.max_jobs)),
+            h("td", { class: "num max-jobs" }, limitCell(w, notify, () => load(alive))),
+            h("td", { class: "running" }, w.running.length ? w.running.map((serial) => [h("a", { href: `#/jobs/${serial}` }, String(serial)), " "]) : h("span", { class: "muted" }, "none")),
             h("td", {}, w.version),
             h("td", {}, when(w.last_seen)),
           ),
@@ -58,7 +59,30 @@ export function workersView(main, _params, { notify }) {
     } catch (exc) {
       notify(exc.message, "error");
     }
-  });
+  }
+  return refreshing(load);
+}
+
+// The slots a worker registered with, an admin's limit below them, and a button to set it.
+function limitCell(worker, notify, reload) {
+  const shown = worker.max_jobs_limit === null ? String(worker.max_jobs) : `${worker.max_jobs_limit} of ${worker.max_jobs} (limited)`;
+  async function setLimit() {
+    const answer = window.prompt(`At most how many jobs at once on ${worker.name}? (0: none; empty: no limit)`, worker.max_jobs_limit ?? "");
+    if (answer === null) return;
+    const value = answer.trim() === "" ? null : Number(answer);
+    if (value !== null && !(Number.isInteger(value) && value >= 0)) {
+      notify(`"${answer}" is not a whole number of 0 or more`, "error");
+      return;
+    }
+    try {
+      await api("PUT", `/api/workers/${encodeURIComponent(worker.name)}/max-jobs`, { json: { max_jobs: value } });
+      notify(value === null ? `${worker.name}: no limit` : `${worker.name}: at most ${value} jobs at once`);
+      reload();
+    } catch (exc) {
+      notify(exc.message, "error");
+    }
+  }
+  return [h("span", { class: "limit" }, shown), " ", h("button", { class: "small", type: "button", onclick: setLimit }, "Set limit")];
 }
 
 export function activityView(main, _params, { notify }) {
