@@ -13,13 +13,7 @@ are inserted with a few statements per batch, not per job.
 
 from __future__ import annotations
 
-import gc
-import hashlib
-import json
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -27,8 +21,15 @@ from sqlalchemy import Connection
 from runyard.errors import Conflict, Forbidden, InvalidInput, NotFound
 from runyard.models import Entity, Job, SpawnedJob, Task
 from runyard.operations.jobs import JobManager
+from runyard.operations.spawn_batch import (
+    JobSpawn,
+    RunsInMemory,
+    collector_paused,
+    first_of_each,
+    job_spawn_key,
+)
 from runyard.sortorder import is_key, keys_after
-from runyard.states import JobState, decide_followers
+from runyard.states import JobState
 from runyard.store import runs as run_rows
 from runyard.store import spawns as spawn_rows
 from runyard.store import task_types as task_type_rows
@@ -37,42 +38,6 @@ from runyard.validation import check_job_inputs, check_outputs, spawned_task_inp
 
 MAX_JOBS_PER_CALL = 10_000
 SPAWN_STATES = (JobState.DONE, JobState.OBSOLETE)
-
-
-@dataclass(frozen=True, kw_only=True)
-class JobSpawn:
-    """One job to spawn: without ``source_job_serial`` it starts a new run."""
-
-    task_id: int
-    outputs: dict[str, Any] = field(default_factory=dict)
-    state: str = JobState.DONE.value
-    sort_order: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    inputs: dict[str, Any] = field(default_factory=dict)
-    source_job_serial: int | None = None
-
-
-# Canonical JSON: sorted keys, no spaces (json.dumps with these arguments makes an encoder
-# per call, a third of the time of a key).
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
-
-
-def job_spawn_key(spawn: JobSpawn) -> str:
-    """What identifies a spawned job among those of its spawning job: not its sort order
-    (a retried search computes new ones) nor its state, nor the entity's uuid (scripts
-    make a fresh uuid each time); everything else."""
-    metadata = spawn.metadata
-    entity = metadata.get("run_entity")
-    if isinstance(entity, dict):
-        metadata = {**metadata, "run_entity": {k: v for k, v in entity.items() if k != "uuid"}}
-    identity = {
-        "task": spawn.task_id,
-        "outputs": spawn.outputs,
-        "inputs": spawn.inputs,
-        "metadata": metadata,
-        "run": spawn.source_job_serial,
-    }
-    return hashlib.sha256(_CANONICAL.encode(identity).encode()).hexdigest()
 
 
 class SpawnManager(JobManager):
@@ -152,13 +117,13 @@ class SpawnManager(JobManager):
             raise InvalidInput(
                 f"{len(spawns)} jobs in one call; send at most {MAX_JOBS_PER_CALL} per call"
             )
-        with _collector_paused(), self._write_and_notify() as conn:
+        with collector_paused(), self._write_and_notify() as conn:
             spawner = self._spawning_job(conn, serial)
             tasks = self._tasks(conn, spawner.workflow_id)
             sources = self._check_spawns(conn, spawner, tasks, spawns)
             keys = [job_spawn_key(s) for s in spawns]
             by_key = spawn_rows.spawned_jobs(conn, serial, keys)
-            new = [(s, key) for s, key in _first_of_each(spawns, keys) if key not in by_key]
+            new = [(s, key) for s, key in first_of_each(spawns, keys) if key not in by_key]
             if new:
                 created = self._insert(conn, spawner, tasks, sources, new)
                 by_key.update(created)
@@ -230,7 +195,7 @@ class SpawnManager(JobManager):
             if spawn.source_job_serial is not None:
                 run_of[id(spawn)] = sources[spawn.source_job_serial].run_id
         joined = {run_of[id(s)] for s, _ in new if s.source_job_serial is not None}
-        runs = _RunsInMemory(tasks, spawn_rows.live_jobs_in_runs(conn, sorted(joined)))
+        runs = RunsInMemory(tasks, spawn_rows.live_jobs_in_runs(conn, sorted(joined)))
         rows: list[dict[str, Any]] = [
             {
                 "run_id": run_of[id(spawn)],
@@ -358,98 +323,6 @@ class SpawnManager(JobManager):
                 )
             now = spawn_rows.get_jobs(conn, list(serials))
             return [now[serial] for serial in serials]
-
-
-class _RunsInMemory:
-    """The live jobs of the runs a batch touches, by run: those of the runs it joins (read
-    once) and the ones it spawns; what follower rule needs, without reading them back."""
-
-    def __init__(self, tasks: list[Task], live: list[Job]) -> None:
-        self.tasks = tasks
-        self.by_id = {t.id: t for t in tasks}
-        self.live: dict[int, set[str]] = defaultdict(set)
-        self.done: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
-        self._downstream: dict[int, list[Task]] = {}
-        for job in live:
-            self._record(job.task_id, job.run_id, job.state, job.outputs)
-
-    def _record(self, task_id: int, run_id: int, state: str, outputs: dict[str, Any]) -> None:
-        if state == JobState.OBSOLETE:
-            return
-        name = self.by_id[task_id].name
-        self.live[run_id].add(name)
-        if state == JobState.DONE:
-            self.done[run_id][name] = outputs
-
-    def add(self, spawn: JobSpawn, run_id: int) -> None:
-        """Record a spawned job; refuse a second live job of one task in one run."""
-        name = self.by_id[spawn.task_id].name
-        if spawn.state != JobState.OBSOLETE and name in self.live[run_id]:
-            raise Conflict(
-                f"the run of job {spawn.source_job_serial} has a live job of task {name!r} "
-                "already; a run has one live job per task",
-                task=name,
-                serial=spawn.source_job_serial,
-            )
-        self._record(spawn.task_id, run_id, spawn.state, spawn.outputs)
-
-    def followers(self, row: dict[str, Any]) -> list[dict[str, Any]]:
-        """The rows of the follower jobs of a job spawned Done (SPEC section 2)."""
-        run_id = row["run_id"]
-        done_task = self.by_id[row["task_id"]]
-        plans = decide_followers(
-            done_task, self._taking_from(done_task), self.done[run_id], self.live[run_id]
-        )
-        rows = []
-        for plan in plans:
-            task = self.by_id[plan.task_id]
-            self.live[run_id].add(task.name)
-            rows.append(
-                {
-                    "run_id": run_id,
-                    "task_id": plan.task_id,
-                    "task_type_id": task.task_type.id,
-                    "state": plan.state.value,
-                    "inputs": plan.inputs,
-                }
-            )
-        return rows
-
-    def _taking_from(self, done_task: Task) -> list[Task]:
-        """The tasks with inputs from ``done_task``, in order: the only ones the follower
-        rule can create a job of when its job becomes Done (the others it passes over)."""
-        found = self._downstream.get(done_task.id)
-        if found is None:
-            found = [t for t in self.tasks if done_task.name in t.upstream_names()]
-            self._downstream[done_task.id] = found
-        return found
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause CPython's cyclic garbage collector. A batch of 10,000 jobs makes about half a
-    million objects that live until it commits; meanwhile the collector would go over the
-    whole heap again and again (about 1.5 s of a 100,000-job spawn, measured). Reference
-    counting frees them all the same. The thread that paused it resumes it; a batch that
-    overlaps another in another thread may run with the collector on (only slower)."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
-
-
-def _first_of_each(spawns: Sequence[JobSpawn], keys: list[str]) -> list[tuple[JobSpawn, str]]:
-    """Each spawn with its key, a key repeated in the batch only once (the same job)."""
-    seen: set[str] = set()
-    result = []
-    for spawn, key in zip(spawns, keys, strict=True):
-        if key not in seen:
-            seen.add(key)
-            result.append((spawn, key))
-    return result
 
 
 def _entity(metadata: dict[str, Any]) -> Entity | None:

@@ -13,7 +13,7 @@ from runyard.errors import InvalidInput, InvalidPackage
 from runyard.models import Entity
 from runyard.operations import Principal, Runyard
 from runyard.operations.files import Upload
-from runyard.operations.spawns import JobSpawn
+from runyard.operations.spawn_batch import JobSpawn
 from runyard.packages import (
     DependencyPackage,
     TaskTypePackage,
