@@ -21,7 +21,6 @@ from runyard.images import Image, ImageError, open_image
 from runyard.images.model import metadata_from_json
 from runyard.operations.files import FileManager
 from runyard.operations.userdata import UserDataManager
-from runyard.operations.userdata_tokens import check_virtual_path
 
 AXES = ("x", "y", "z")
 MAX_SIDE = 4096  # pixels along either side of a slice, at most
@@ -56,9 +55,7 @@ def filestore_image(files: FileManager, file_id: str, raw_file_id: str) -> Image
 
 def userdata_image(userdata: UserDataManager, path: str) -> Image:
     """The image file ``path`` of User Data (for an admin: no token is involved)."""
-    check_virtual_path(path, folder=False)
-    _, real = userdata._resolve(path)
-    return open_image(real)
+    return open_image(userdata.real_file(path))
 
 
 def describe(image: Image) -> dict[str, Any]:

@@ -321,6 +321,15 @@ class UserDataManager(Operations):
         names = [name for name in path[len(mapping.root) :].split("/") if name]
         return real_root, real_root.joinpath(*names)
 
+    def real_file(self, path: str) -> Path:
+        """The real path of the User Data file ``path``, checked as every access is (for
+        the server's own reads on an admin's behalf: no token is involved)."""
+        check_virtual_path(path, folder=False)
+        _, real = self._resolve(path)
+        if not real.is_file():
+            raise NotFound(f"no file {path} in User Data", path=path)
+        return real
+
     def _resolve(self, path: str) -> tuple[Path, Path]:
         """The real root and the real path of ``path``, resolved and checked to lie inside
         the root."""
