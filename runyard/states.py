@@ -54,7 +54,7 @@ TRANSITIONS: dict[tuple[JobState, JobState], str] = {
     (Q, OB): "obsolete",
     (R, D): "complete",
     (R, F): "fail",
-    (R, Q): "release or lease expired",
+    (R, Q): "given back or lease expired",
     (R, A): "abort",
     (R, OB): "obsolete",
     (D, OB): "obsolete",

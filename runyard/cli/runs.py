@@ -86,7 +86,10 @@ def run_obsolete(
     server: str | None = ServerUrl,
     token: str | None = Token,
 ) -> None:
-    """Obsolete a run: it leaves the table, none of its jobs starts, reduces leave it out.
+    """Obsolete a run: it leaves the table, its running jobs stop, reduces leave it out.
+
+    The scripts of its running jobs are killed within seconds and those jobs are Queued
+    again (the attempt not counted); none of its jobs starts until it is restored.
 
     Example: runyard run obsolete 12
     """
@@ -101,7 +104,7 @@ def run_restore(
     server: str | None = ServerUrl,
     token: str | None = Token,
 ) -> None:
-    """Restore an obsolete run as it was.
+    """Restore an obsolete run as it was: the jobs stopped by obsoleting it run again.
 
     Example: runyard run restore 12
     """

@@ -2,28 +2,80 @@
 
 Every call carries the job's lease; a call with a lease that is no longer the job's current
 one is refused (``StaleLease``, HTTP 409), so a worker that was cut off cannot overwrite a
-newer attempt.
+newer attempt. A call made for a worker (``worker=``) acts only on that worker's jobs
+(``Forbidden``, HTTP 403, for a job that another worker holds under that lease).
+
+A job is given back (Running -> Queued, no lease, no worker, the attempt not counted) by its
+worker (``release``) or when its run is obsoleted (``GivingBack._give_back_run``).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
 
-from runyard.errors import NotFound, RunyardError, StaleLease
-from runyard.models import Job, Lease
+from runyard.errors import Forbidden, NotFound, RunyardError, StaleLease
+from runyard.models import Job, Lease, Run
 from runyard.operations.jobs import MAX_LOG_CHARS, JobManager
 from runyard.states import JobState
 from runyard.store import jobs as job_rows
+from runyard.store import runs as run_rows
 from runyard.store import task_types as task_type_rows
 from runyard.store import workers as worker_rows
 from runyard.store.jobs import storable
 from runyard.validation import check_outputs
 
 
-class LeaseManager(JobManager):
+class GivingBack(JobManager):
+    """Giving Running jobs back: Queued again for any worker, the attempt not counted."""
+
+    def _give_back(self, conn: Connection, job: Job, lease_id: str, **values: Any) -> Job:
+        """The guarded update Running -> Queued under ``lease_id`` (``StaleLease`` if that
+        lease no longer holds the job): no lease, no worker, the attempt not counted."""
+        return self._transition(
+            conn,
+            job.serial,
+            JobState.QUEUED,
+            held_lease=lease_id,
+            attempt=max(0, job.attempt - 1),
+            started_at=None,
+            lease_id=None,
+            lease_expires_at=None,
+            worker_id=None,
+            **values,
+        )
+
+    def _give_back_run(self, conn: Connection, run: Run, actor: str) -> list[int]:
+        """Give back the Running jobs of ``run``, just obsoleted, saying why in each job's log
+        and the activity log: their workers' next heartbeat is refused, which kills their
+        scripts. A job finished before this update keeps its result. The serials given back."""
+        when = f"{self.now().astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        given = []
+        for job, lease_id in job_rows.running_in_run(conn, run.id):
+            line = (
+                f"----- given back at {when}: run {run.name} was obsoleted by {actor}; "
+                f"the script on worker {job.worker} is stopped -----\n"
+            )
+            try:
+                self._give_back(conn, job, lease_id, log=job_rows.log_with_line(line))
+            except StaleLease:
+                continue  # finished first: its result and followers stand
+            self._log(
+                conn,
+                actor,
+                "job.give_back",
+                f"job {job.serial} given back (it was Running on worker {job.worker}): "
+                f"its run {run.name} was obsoleted",
+                workflow_id=job.workflow_id,
+                job_serial=job.serial,
+            )
+            given.append(job.serial)
+        return given
+
+
+class LeaseManager(GivingBack):
     def claim(
         self, worker_id: int, provides: list[str], limit: int, *, cap: int | None = None
     ) -> list[tuple[Job, Lease]]:
@@ -47,14 +99,17 @@ class LeaseManager(JobManager):
                 now=self.now(),
             )
 
-    def heartbeat(self, serial: int, lease_id: str, log: str = "") -> Lease:
+    def heartbeat(
+        self, serial: int, lease_id: str, log: str = "", *, worker: str | None = None
+    ) -> Lease:
         """Renew the lease (and add the script's new output to the job log)."""
         expires = self.now() + timedelta(seconds=self.settings.lease_seconds)
         with self.store.write() as conn:
-            renewed = job_rows.renew_lease(conn, serial, lease_id, expires)
+            renewed = job_rows.renew_lease(conn, serial, lease_id, expires, worker)
             if renewed and log:
                 job_rows.append_log(conn, serial, lease_id, log, MAX_LOG_CHARS)
             if not renewed:
+                _check_holder(conn, serial, lease_id, worker)  # why: another worker's job?
                 raise self._stale(conn, serial)
             job = job_rows.get_job(conn, serial)
             assert job is not None
@@ -62,15 +117,21 @@ class LeaseManager(JobManager):
                 job_serial=serial, lease_id=lease_id, attempt=job.attempt, expires_at=expires
             )
 
-    def complete(self, serial: int, lease_id: str, outputs: dict[str, Any], log: str = "") -> Job:
+    def complete(
+        self,
+        serial: int,
+        lease_id: str,
+        outputs: dict[str, Any],
+        log: str = "",
+        *,
+        worker: str | None = None,
+    ) -> Job:
         """Record a job's outputs and its Done state, and create its followers, at once.
         Outputs that do not fit the interface fail the job instead. ``log`` is the output
         not sent with a heartbeat yet. The same call repeated (its answer was lost) is
         answered with the job as the first call left it, and records nothing."""
         with self._write_and_notify() as conn:
-            job = job_rows.get_job(conn, serial)
-            if job is None:
-                raise NotFound(f"no job with serial {serial}", serial=serial)
+            job = self._locked(conn, serial, lease_id, worker)
             task_type = task_type_rows.get(conn, job.task_type_id)
             assert task_type is not None
             problem = check_outputs(task_type, outputs)
@@ -103,10 +164,20 @@ class LeaseManager(JobManager):
                     raise
                 return repeated
 
-    def fail(self, serial: int, lease_id: str, error: str, log: str = "", workdir: str = "") -> Job:
+    def fail(
+        self,
+        serial: int,
+        lease_id: str,
+        error: str,
+        log: str = "",
+        workdir: str = "",
+        *,
+        worker: str | None = None,
+    ) -> Job:
         """The script failed: its message, the rest of its log and the working folder that
         the worker kept for inspection. Repeated, as ``complete``."""
         with self._write_and_notify() as conn:
+            self._locked(conn, serial, lease_id, worker)
             try:
                 self._append_log(conn, serial, lease_id, log)
                 return self._transition(
@@ -128,6 +199,18 @@ class LeaseManager(JobManager):
                 return repeated
 
     @staticmethod
+    def _locked(conn: Connection, serial: int, lease_id: str, worker: str | None) -> Job:
+        """The job to finish, its run locked before anything of the job is written: the
+        order every transition takes (run, then job), so that a finish and an obsolete of
+        its run wait for each other instead of deadlocking on PostgreSQL."""
+        job = job_rows.get_job(conn, serial)
+        if job is None:
+            raise NotFound(f"no job with serial {serial}", serial=serial)
+        _check_holder(conn, serial, lease_id, worker)
+        run_rows.lock_run(conn, job.run_id)
+        return job
+
+    @staticmethod
     def _finished_by(
         conn: Connection, serial: int, lease_id: str, state: JobState, **outcome: Any
     ) -> Job | None:
@@ -141,9 +224,14 @@ class LeaseManager(JobManager):
             return None
         return job
 
-    def set_progress(self, serial: int, fraction: float | None, message: str) -> None:
+    def set_progress(
+        self, serial: int, fraction: float | None, message: str, *, worker: str | None = None
+    ) -> None:
         """What a running script reports about how far it is (shown in the UI)."""
         with self.store.write() as conn:
+            job = job_rows.get_job(conn, serial)
+            if worker is not None and job is not None and job.state == JobState.RUNNING:
+                _refuse_other_worker(serial, job.worker, worker)
             progress = {"fraction": fraction, "message": message}
             if not job_rows.set_progress(conn, serial, progress):
                 raise self._stale(conn, serial)
@@ -164,18 +252,24 @@ class LeaseManager(JobManager):
             state=job.state,
         )
 
-    def report(self, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def report(
+        self, results: list[dict[str, Any]], *, worker: str | None = None
+    ) -> list[dict[str, Any]]:
         """Record several finished jobs (each ``{"serial", "lease", "ok", "outputs" | "error",
         "log", "workdir"}``), each in its own transaction: one refused report (a stale
-        lease) does not undo the others. Per job: ``{"serial", "state"}`` or
-        ``{"serial", "error": {...}}``."""
+        lease, another worker's job) does not undo the others. Per job: ``{"serial",
+        "state"}`` or ``{"serial", "error": {...}}``."""
         answers: list[dict[str, Any]] = []
         for item in results:
             serial, lease = int(item["serial"]), str(item["lease"])
             try:
                 if item.get("ok"):
                     job = self.complete(
-                        serial, lease, item.get("outputs") or {}, item.get("log", "")
+                        serial,
+                        lease,
+                        item.get("outputs") or {},
+                        item.get("log", ""),
+                        worker=worker,
                     )
                 else:
                     job = self.fail(
@@ -184,6 +278,7 @@ class LeaseManager(JobManager):
                         item.get("error", ""),
                         item.get("log", ""),
                         item.get("workdir", ""),
+                        worker=worker,
                     )
             except RunyardError as exc:
                 answers.append({"serial": serial} | exc.to_json())
@@ -191,33 +286,28 @@ class LeaseManager(JobManager):
             answers.append({"serial": serial, "state": job.state})
         return answers
 
-    def heartbeats(self, beats: list[tuple[int, str, str]]) -> list[int]:
+    def heartbeats(
+        self, beats: list[tuple[int, str, str]], *, worker: str | None = None
+    ) -> list[int]:
         """Renew several leases (serial, lease, new log text) at once; the serials whose
-        lease was refused (aborted, expired, unknown): their scripts must stop."""
+        lease was refused (aborted, given back, expired, unknown, another worker's): their
+        scripts must stop."""
         refused = []
         for serial, lease, log in beats:
             try:
-                self.heartbeat(serial, lease, log)
-            except (StaleLease, NotFound):
+                self.heartbeat(serial, lease, log, worker=worker)
+            except (StaleLease, NotFound, Forbidden):
                 refused.append(serial)
         return refused
 
-    def release(self, serial: int, lease_id: str) -> Job:
+    def release(self, serial: int, lease_id: str, *, worker: str | None = None) -> Job:
         """Give a job back (worker shutting down): Queued again, the attempt not counted."""
         with self._write_and_notify() as conn:
             job = job_rows.get_job(conn, serial)
-            attempt = max(0, (job.attempt if job else 1) - 1)
-            return self._transition(
-                conn,
-                serial,
-                JobState.QUEUED,
-                held_lease=lease_id,
-                attempt=attempt,
-                started_at=None,
-                lease_id=None,
-                lease_expires_at=None,
-                worker_id=None,
-            )
+            if job is None:
+                raise NotFound(f"no job with serial {serial}", serial=serial)
+            _check_holder(conn, serial, lease_id, worker)
+            return self._give_back(conn, job, lease_id)
 
     def expire_leases(self) -> int:
         """Put jobs whose lease ran out back to Queued, or Failed after the attempt limit."""
@@ -250,3 +340,22 @@ class LeaseManager(JobManager):
                 if job is not None and target == JobState.FAILED:
                     self._refresh_reduces(conn, job.workflow_id, [job.task_id])
         return len(expired)
+
+
+def _check_holder(conn: Connection, serial: int, lease_id: str, worker: str | None) -> None:
+    """Refuse a call made for ``worker`` (None: the admin, for any worker) on a job that
+    another worker holds under ``lease_id``. A lease that is not the job's is left to the
+    guarded update (``StaleLease``)."""
+    if worker is not None:
+        _refuse_other_worker(serial, job_rows.lease_holder(conn, serial, lease_id), worker)
+
+
+def _refuse_other_worker(serial: int, holder: str | None, worker: str) -> None:
+    if holder is not None and holder != worker:
+        raise Forbidden(
+            f"job {serial} is held by worker {holder}, not by {worker}: a worker token acts "
+            f"only on the jobs its own worker has claimed",
+            serial=serial,
+            worker=worker,
+            holder=holder,
+        )

@@ -11,7 +11,8 @@ from sqlalchemy import Connection
 
 from runyard.errors import Conflict, InvalidInput, NotFound
 from runyard.models import Job, Run, Task, TaskType
-from runyard.operations.jobs import JobManager, next_sort_order
+from runyard.operations.jobs import next_sort_order
+from runyard.operations.leases import GivingBack
 from runyard.operations.stale import dependency_order, provenance, stale_in
 from runyard.packages import check_value
 from runyard.states import JobState, WorkflowState, downstream_tasks
@@ -30,7 +31,7 @@ def _checked_name(name: str, what: str) -> str:
     return name
 
 
-class RunManager(JobManager):
+class RunManager(GivingBack):
     def _run(self, conn: Connection, run_id: int, *, live: bool = True) -> Run:
         """The run (locked), refused if it is the study run or, with ``live``, obsolete."""
         run = run_rows.get_run(conn, run_id)
@@ -58,13 +59,16 @@ class RunManager(JobManager):
             return renamed
 
     def set_obsolete(self, run_id: int, obsolete: bool, *, actor: str = "system") -> Run:
-        """Obsolete a run (it leaves the table; none of its jobs is claimed; reduces leave it
-        out) or restore it as it was."""
+        """Obsolete a run (it leaves the table; its Running jobs are given back, which stops
+        their scripts; none of its jobs is claimed; reduces leave it out) or restore it as it
+        was (its given-back jobs are Queued for any worker again)."""
         with self._write_and_notify() as conn:
             run = self._run(conn, run_id, live=False)
             if not run_rows.set_obsolete(conn, run_id, obsolete):
                 state = "obsolete" if obsolete else "not obsolete"
                 raise Conflict(f"run {run_id} ({run.name}) is {state} already", run=run_id)
+            if obsolete:
+                self._give_back_run(conn, run, actor)
             self._refresh_reduces(conn, run.workflow_id)
             self._log(
                 conn,

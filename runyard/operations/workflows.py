@@ -200,7 +200,12 @@ class WorkflowManager(TaskEditing):
             "state": workflow.state,
             # From the same snapshot as the runs, so that a waiting client never sees
             # "idle" next to a job that was still running.
-            "idle": not any(j.state in (JobState.QUEUED, JobState.RUNNING) for j in jobs),
+            # Jobs of obsolete runs wait for a restore: they leave a workflow idle.
+            "idle": not any(
+                j.state in (JobState.QUEUED, JobState.RUNNING)
+                and (j.run_id in by_run or j.task_id in reduce_ids)
+                for j in jobs
+            ),
             "tasks": [t.name for t in tasks],
             # The live job of each reduce task (one per workflow, not per run).
             "reduce": reduce,

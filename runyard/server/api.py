@@ -161,7 +161,8 @@ def job_progress(serial: int, body: s.Progress, ry: Ry, caller: Caller) -> dict[
     """Report how far a running job is (fraction 0..1 and a message)."""
     require(caller, "job", "worker", "admin")
     require_job_access(caller, serial)
-    ry.leases.set_progress(serial, body.fraction, body.message)
+    worker = caller.name if caller.kind == "worker" else None  # its own worker's jobs only
+    ry.leases.set_progress(serial, body.fraction, body.message, worker=worker)
     return {"serial": serial, "fraction": body.fraction, "message": body.message}
 
 

@@ -1,5 +1,6 @@
 """HTTP handlers of the worker protocol: register, claim, report, heartbeat, complete, fail,
-release. Every call but registration and claims carries the job's lease."""
+release. Every call but registration and claims carries the job's lease; a worker token acts
+only as its own worker, and only on the jobs that worker holds."""
 
 from __future__ import annotations
 
@@ -30,6 +31,12 @@ def require_worker(caller: Principal, name: str) -> None:
             worker=name,
             token_worker=caller.name,
         )
+
+
+def acting_worker(caller: Principal) -> str | None:
+    """The worker whose jobs a call on one job may touch: a worker token's own; None for the
+    admin token (any worker's)."""
+    return caller.name if caller.kind == "worker" else None
 
 
 def register_worker(body: s.WorkerRegistration, ry: Ry, caller: Caller) -> dict[str, Any]:
@@ -84,7 +91,7 @@ def worker_report(body: s.WorkerReport, ry: Ry, caller: Caller) -> dict[str, Any
     """Record finished jobs and claim up to ``claim`` more, in one round trip: ``results``
     per reported job (its new state, or the error that refused it) and ``claimed``."""
     require_worker(caller, body.worker)
-    results = ry.leases.report([r.model_dump() for r in body.results])
+    results = ry.leases.report([r.model_dump() for r in body.results], worker=body.worker)
     claimed: list[tuple[Job, Lease]] = []
     if body.claim:
         worker = ry.workers.get(body.worker)
@@ -98,28 +105,35 @@ def worker_heartbeat(body: s.WorkerHeartbeat, ry: Ry, caller: Caller) -> dict[st
     """Renew the leases of all of a worker's jobs (with their new log text); ``refused``:
     the jobs the worker must stop (aborted, or given to another worker)."""
     require_worker(caller, body.worker)
-    refused = ry.leases.heartbeats([(b.serial, b.lease, b.log) for b in body.beats])
+    beats = [(b.serial, b.lease, b.log) for b in body.beats]
+    refused = ry.leases.heartbeats(beats, worker=body.worker)
     return {"refused": refused}
 
 
 def heartbeat(serial: int, body: s.Heartbeat, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Renew a job's lease, adding the script's new output to the job log."""
     require(caller, "admin", "worker")
-    return s.lease_json(ry.leases.heartbeat(serial, body.lease, body.log))
+    worker = acting_worker(caller)
+    return s.lease_json(ry.leases.heartbeat(serial, body.lease, body.log, worker=worker))
 
 
 def complete_job(serial: int, body: s.Completion, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Record a job's outputs: Done, with its followers created."""
     require(caller, "admin", "worker")
-    return s.job_json(ry.leases.complete(serial, body.lease, body.outputs, body.log))
+    worker = acting_worker(caller)
+    return s.job_json(ry.leases.complete(serial, body.lease, body.outputs, body.log, worker=worker))
 
 
 def fail_job(serial: int, body: s.Failure, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Record a job's failure: its message, the rest of its log, its kept working folder."""
     require(caller, "admin", "worker")
-    return s.job_json(ry.leases.fail(serial, body.lease, body.error, body.log, body.workdir))
+    worker = acting_worker(caller)
+    return s.job_json(
+        ry.leases.fail(serial, body.lease, body.error, body.log, body.workdir, worker=worker)
+    )
 
 
 def release_job(serial: int, body: s.LeaseBody, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Give a job back: Queued again for any worker, the attempt not counted."""
     require(caller, "admin", "worker")
-    return s.job_json(ry.leases.release(serial, body.lease))
+    return s.job_json(ry.leases.release(serial, body.lease, worker=acting_worker(caller)))

@@ -36,7 +36,8 @@ def copy_run(run_id: int, body: s.OptionalName, ry: Ry, caller: Caller) -> dict[
 
 
 def obsolete_run(run_id: int, ry: Ry, caller: Caller) -> dict[str, Any]:
-    """Obsolete a run: it leaves the table, no job of it starts, reduces leave it out."""
+    """Obsolete a run: it leaves the table, its running jobs are stopped and given back, no
+    job of it starts, reduces leave it out."""
     require(caller, "admin")
     return run_json(ry.runs.set_obsolete(run_id, True, actor=caller.name))
 

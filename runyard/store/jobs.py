@@ -97,6 +97,16 @@ def live_jobs_in_run(conn: Connection, run_id: int) -> list[Job]:
     return [from_row(r) for r in rows]
 
 
+def running_in_run(conn: Connection, run_id: int) -> list[tuple[Job, str]]:
+    """The Running jobs of a run, each with its current lease id."""
+    rows = conn.execute(
+        select_jobs()
+        .where(jobs.c.run_id == run_id, jobs.c.state == JobState.RUNNING.value)
+        .order_by(jobs.c.serial)
+    )
+    return [(from_row(r), str(r.lease_id)) for r in rows]
+
+
 def jobs_of_workflow(conn: Connection, workflow_id: int) -> list[Job]:
     rows = conn.execute(
         select_jobs().where(jobs.c.workflow_id == workflow_id, LIVE).order_by(jobs.c.serial)
@@ -211,24 +221,30 @@ def _attempt_separator(worker_id: int, now: datetime) -> Any:
         + func.coalesce(worker, "?")
         + f" at {now.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC -----\n"
     )
-    return case(
-        (jobs.c.log == "", ""),
-        (func.substr(jobs.c.log, func.length(jobs.c.log)) == "\n", jobs.c.log + line),
-        else_=jobs.c.log + "\n" + line,
+    return case((jobs.c.log == "", ""), else_=jobs.c.log + _line_break() + line)
+
+
+def _line_break() -> Any:
+    """What ends the log's last line before a line is added (in SQL): nothing if the log is
+    empty or ends with a newline, else a newline."""
+    ends_a_line = func.substr(jobs.c.log, func.length(jobs.c.log)) == "\n"
+    return case((jobs.c.log == "", ""), (ends_a_line, ""), else_="\n")
+
+
+def renew_lease(
+    conn: Connection, serial: int, lease_id: str, expires: datetime, worker: str | None = None
+) -> bool:
+    """Renew a Running job's lease (held by the worker named ``worker``, when given)."""
+    query = update(jobs).where(
+        jobs.c.serial == serial,
+        jobs.c.lease_id == lease_id,
+        jobs.c.state == JobState.RUNNING.value,
     )
-
-
-def renew_lease(conn: Connection, serial: int, lease_id: str, expires: datetime) -> bool:
-    result = conn.execute(
-        update(jobs)
-        .where(
-            jobs.c.serial == serial,
-            jobs.c.lease_id == lease_id,
-            jobs.c.state == JobState.RUNNING.value,
+    if worker is not None:
+        query = query.where(
+            jobs.c.worker_id.in_(select(workers.c.id).where(workers.c.name == worker))
         )
-        .values(lease_expires_at=expires)
-    )
-    return result.rowcount == 1
+    return conn.execute(query.values(lease_expires_at=expires)).rowcount == 1
 
 
 def expired_leases(conn: Connection, now: datetime) -> list[tuple[int, int]]:
@@ -262,6 +278,17 @@ def current_lease(conn: Connection, serial: int) -> str | None:
     return str(value) if value is not None else None
 
 
+def lease_holder(conn: Connection, serial: int, lease_id: str) -> str | None:
+    """The name of the worker that holds (or, for a job it finished, held) the job under
+    the lease ``lease_id``; None if that lease is not the job's."""
+    value = conn.execute(
+        select(workers.c.name)
+        .join(jobs, jobs.c.worker_id == workers.c.id)
+        .where(jobs.c.serial == serial, jobs.c.lease_id == lease_id)
+    ).scalar()
+    return str(value) if value is not None else None
+
+
 def finished_by(conn: Connection, serial: int, lease_id: str) -> str | None:
     """The state of a job that the lease ``lease_id`` finished (Done or Failed, its lease id
     kept as the mark of who finished it); None if that lease did not finish it."""
@@ -285,6 +312,12 @@ def read_log(conn: Connection, serial: int) -> str | None:
 
 
 LOG_MARKER = "[... earlier output dropped: the log keeps the last part only ...]\n"
+
+
+def log_with_line(text: str) -> Any:
+    """The job's log with ``text`` added on a line of its own (after the script's unfinished
+    line, if any): an expression for the ``log`` of a guarded update."""
+    return jobs.c.log + _line_break() + storable(text)
 
 
 def append_log(conn: Connection, serial: int, lease_id: str, text: str, limit: int) -> bool:

@@ -248,6 +248,27 @@ def test_aborting_a_running_job_kills_its_script_within_seconds(lab: Lab) -> Non
     assert worker.process.poll() is None, "the worker goes on"
 
 
+def test_obsoleting_a_run_kills_its_running_script_within_seconds_and_restore_runs_it_again(
+    lab: Lab,
+) -> None:
+    lab.new_run("Sleepy", 12, "long")  # long enough to outlast the wait for the kill
+    (serial,) = lab.serials("Sleepy", "Sleep")
+    worker = lab.worker("w")
+    pid = started_script(worker, serial)
+    run_id = lab.server.job(serial)["run"]["id"]
+    lab.server.api("POST", f"/api/runs/{run_id}/obsolete")
+    wait_for(lambda: not _sleep_script_alive(pid), "the script to be killed", timeout=5)
+    job = lab.server.job(serial)
+    assert (job["state"], job["attempt"], job["worker"]) == ("Queued", 0, None)
+    assert "given back" in lab.server.cli("job", "log", str(serial)).stdout
+    assert worker.process.poll() is None, "the worker goes on"
+
+    lab.server.cli("run", "restore", str(run_id))
+    done = lab.wait_job(serial, lambda j: j["state"] in FINISHED, "finishing")
+    assert (done["state"], done["attempt"], done["worker"]) == ("Done", 1, "w")
+    assert done["outputs"]["pid"] != pid
+
+
 def test_sigterm_lets_a_worker_finish_its_running_jobs_and_another_does_the_rest(
     lab: Lab,
 ) -> None:

@@ -229,3 +229,83 @@ def test_a_worker_token_may_not_speak_for_another_worker(server: Server) -> None
     ).raise_for_status()
     r = server.client.post("/api/workers/claim", json={"worker": "w2", "max": 1})
     assert r.status_code == 200, r.text
+
+
+def another_worker(server: Server, name: str = "w2") -> dict[str, str]:
+    """The headers of a second worker's token (the worker registered)."""
+    token = server.client.post("/api/tokens/worker", json={"name": name}).json()["token"]
+    headers = server.as_token(token)
+    server.client.post(
+        "/api/workers/register", json={"name": name, "max_jobs": 1}, headers=headers
+    ).raise_for_status()
+    return headers
+
+
+def test_a_worker_token_may_not_act_on_a_job_that_another_worker_holds(server: Server) -> None:
+    job = start_a_job(server)  # held by w1
+    w2 = another_worker(server)
+    lease = {"lease": job.lease}
+    calls = [
+        (f"/api/jobs/{job.serial}/heartbeat", lease | {"log": "not mine"}),
+        (f"/api/jobs/{job.serial}/complete", lease | {"outputs": {"value": 1}}),
+        (f"/api/jobs/{job.serial}/fail", lease | {"error": "not mine"}),
+        (f"/api/jobs/{job.serial}/release", lease),
+        (f"/api/jobs/{job.serial}/progress", {"fraction": 0.5, "message": "not mine"}),
+    ]
+    for path, body in calls:
+        r = server.client.post(path, json=body, headers=w2)
+        assert r.status_code == 403, (path, r.text)
+        problem = error(r)
+        assert problem["code"] == "forbidden"
+        assert f"job {job.serial}" in problem["message"] and "w1" in problem["message"]
+        assert "w2" in problem["message"]
+    # The batch calls answer per job: the report's error, the heartbeat's refused serial.
+    item = {"serial": job.serial, "lease": job.lease, "ok": True, "outputs": {"value": 1}}
+    r = server.client.post(
+        "/api/workers/report", json={"worker": "w2", "results": [item]}, headers=w2
+    )
+    assert r.status_code == 200, r.text
+    (answer,) = r.json()["results"]
+    assert answer["serial"] == job.serial and answer["error"]["code"] == "forbidden"
+    beat = {"serial": job.serial, "lease": job.lease, "log": "not mine"}
+    r = server.client.post(
+        "/api/workers/heartbeat", json={"worker": "w2", "beats": [beat]}, headers=w2
+    )
+    assert r.status_code == 200 and r.json() == {"refused": [job.serial]}, r.text
+
+    shown = server.client.get(f"/api/jobs/{job.serial}").json()
+    assert (shown["state"], shown["attempt"], shown["worker"]) == ("Running", 1, "w1")
+    assert (shown["progress"], job_log(server, job.serial)) == (None, ""), "nothing recorded"
+    # Its own worker finishes it; another worker repeating that report is still refused.
+    assert report(server, job, item).json()["results"] == [{"serial": job.serial, "state": "Done"}]
+    r = server.client.post(
+        f"/api/jobs/{job.serial}/complete", json=lease | {"outputs": {"value": 1}}, headers=w2
+    )
+    assert r.status_code == 403, r.text
+
+
+def test_the_admin_token_may_act_on_any_workers_job(server: Server) -> None:
+    job = start_a_job(server)  # held by w1
+    r = server.client.post(f"/api/jobs/{job.serial}/heartbeat", json={"lease": job.lease})
+    assert r.status_code == 200, r.text
+    r = server.client.post(f"/api/jobs/{job.serial}/release", json={"lease": job.lease})
+    assert r.status_code == 200 and r.json()["state"] == "Queued", r.text
+
+
+def test_a_stale_lease_of_another_worker_is_still_answered_as_stale(server: Server) -> None:
+    """A worker whose lease ran out, while the job now runs on another worker, gets 409
+    stale_lease (not 403): it did hold the job, under that lease."""
+    job = start_a_job(server)  # held by w1
+    server.client.post(
+        f"/api/jobs/{job.serial}/release", json={"lease": job.lease}, headers=job.as_worker
+    ).raise_for_status()
+    w2 = another_worker(server)
+    server.client.post(
+        "/api/workers/claim", json={"worker": "w2", "max": 1}, headers=w2
+    ).raise_for_status()
+    r = server.client.post(
+        f"/api/jobs/{job.serial}/complete",
+        json={"lease": job.lease, "outputs": {"value": 1}},
+        headers=job.as_worker,
+    )
+    assert r.status_code == 409 and error(r)["code"] == "stale_lease", r.text
