@@ -4,7 +4,6 @@ or fail on the server, under the job's lease)."""
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import json
 import logging
@@ -25,6 +24,7 @@ import runyard
 from runyard.client import Client
 from runyard.packages import read_package_bytes, write_files
 from runyard.worker.forkserver import ForkedProcess, ForkServer
+from runyard.worker.joblog import LogPump as LogPump  # re-exported: the tests import it here
 
 log = logging.getLogger("runyard.worker")
 
@@ -278,48 +278,6 @@ def _log_tail(path: Path, lines: int) -> str:
     return "\n".join(data.decode("utf-8", errors="replace").strip().splitlines()[-lines:])
 
 
-class LogPump:
-    """Reads what a job's script wrote to its log file since the last read, as valid text
-    (bytes that are not UTF-8 become U+FFFD). A script that writes faster than the server
-    should store loses the middle of its output, never the end."""
-
-    def __init__(self, path: Path, *, max_chunk: int = 256 * 1024) -> None:
-        self.path = path
-        self.max_chunk = max_chunk
-        self.offset = 0
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._lock = threading.Lock()
-        self._unsent = ""  # read, but the heartbeat carrying it did not arrive
-
-    def put_back(self, text: str) -> None:
-        """Text that could not be delivered: the next ``read`` returns it first."""
-        with self._lock:
-            self._unsent = text + self._unsent
-
-    def read(self, *, final: bool = False) -> str:
-        with self._lock:
-            try:
-                with open(self.path, "rb") as f:
-                    end = f.seek(0, os.SEEK_END)
-                    skipped = max(0, end - self.offset - self.max_chunk)
-                    f.seek(self.offset + skipped)
-                    data = f.read(end - self.offset - skipped)
-            except FileNotFoundError:
-                return ""
-            self.offset += skipped + len(data)
-            if skipped:  # the bytes before were dropped: start decoding afresh
-                self._decoder.reset()
-            text = self._decoder.decode(data, final=final)
-            if skipped:
-                text = f"[... {skipped} bytes of output skipped ...]\n" + text
-            if self._unsent:
-                text, self._unsent = self._unsent + text, ""
-                if len(text) > self.max_chunk:  # a long outage: keep the end
-                    dropped = len(text) - self.max_chunk
-                    text = f"[... {dropped} characters of output skipped ...]\n" + text[dropped:]
-            return text
-
-
 def result(claimed: Claimed, outcome: Outcome) -> dict[str, Any] | None:
     """The report of a finished job; from now on heartbeats read no more of its log, and
     the reporter adds the rest (``log``) once the heartbeats under way are answered."""
@@ -331,24 +289,6 @@ def result(claimed: Claimed, outcome: Outcome) -> dict[str, Any] | None:
     if outcome.ok:
         return item | {"ok": True, "outputs": outcome.outputs}
     return item | {"ok": False, "error": outcome.error, "workdir": str(outcome.workdir or "")}
-
-
-def beat(claimed: Claimed) -> dict[str, Any] | None:
-    """The heartbeat of a held job with its new output; None once it is given back. The
-    caller holds ``claimed.reporting`` while this reads."""
-    if claimed.released.is_set():
-        return None
-    if claimed.finished:  # reported (or about to be): only keep its lease alive
-        return {"serial": claimed.serial, "lease": claimed.lease, "log": ""}
-    text = claimed.log.read() if claimed.log else ""
-    return {"serial": claimed.serial, "lease": claimed.lease, "log": text}
-
-
-def lost(claimed: Claimed) -> None:
-    """The server refused the job's lease (aborted, or given to another worker): stop it."""
-    claimed.stale.set()
-    if claimed.process is not None and not claimed.finished:
-        kill_group(claimed.process)
 
 
 def kill_group(process: JobProcess) -> None:

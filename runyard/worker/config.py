@@ -1,0 +1,28 @@
+"""A worker's settings: ``WorkerConfig``, from ``runyard worker``'s flags or ``runyard up``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerConfig:
+    server: str
+    token: str
+    name: str
+    data_dir: Path
+    max_jobs: int = 2
+    provides: tuple[str, ...] = ()
+    burst: bool = False
+    # Longest wait of an idle worker's claim (the server answers at once when a job comes):
+    # also how long a stop signal may wait for that request to return.
+    poll_seconds: float = 2.0
+    # How often the leases of held jobs are renewed, with the scripts' new output: also how
+    # soon an aborted job's script is killed.
+    heartbeat_seconds: float = 1.0
+    grace_seconds: float = 60.0  # on SIGTERM: how long running jobs may go on
+    fast_start: bool = True  # start jobs from the warm fork server
+
+    ahead_seconds: float = 0.5  # claim ahead for a slot whose job started this recently
+    give_back_seconds: float = 2.0  # a job claimed ahead and not started by then goes back

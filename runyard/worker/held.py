@@ -1,0 +1,75 @@
+"""The jobs a worker holds, and giving them back: the state its threads share.
+
+``HeldJobs`` is the first layer of ``Worker`` (``heartbeat.Heartbeats`` and
+``claims.Claiming`` build on it): under one condition variable, the jobs claimed and not
+started yet (``waiting``), all jobs held (claimed or running, until reported), the results to
+report, and how many slots and reports are busy. Giving a job back (``_release``) kills its
+script and tells the server, which queues the job again for another worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from runyard.client import Client, RemoteError, Unreachable
+from runyard.worker import runner
+from runyard.worker.config import WorkerConfig
+from runyard.worker.runner import Claimed
+
+log = logging.getLogger("runyard.worker")
+
+
+class HeldJobs:
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.client = Client(config.server, config.token)
+        self.stopping = threading.Event()
+        self._release_now = threading.Event()
+        self._changed = threading.Condition()
+        # Under _changed: jobs claimed and not started, jobs held (claimed or running),
+        # results to report, and how many slots and reports are busy.
+        self.waiting: deque[Claimed] = deque()
+        self.held: dict[int, Claimed] = {}
+        self.results: list[tuple[Claimed, dict[str, Any]]] = []
+        self._busy_slots = 0
+        self._reports_in_flight = 0
+        # Working folders to delete (the jobs are not Failed), off the jobs' path.
+        self._trash: deque[Path] = deque()
+
+    def _release_waiting(self, older_than: float | None = None) -> None:
+        """Give back the jobs claimed and not started (those claimed before ``older_than``
+        seconds ago)."""
+        now = time.monotonic()
+        with self._changed:
+            keep: deque[Claimed] = deque()
+            waiting = []
+            for claimed in self.waiting:
+                if older_than is None or now - claimed.claimed_at > older_than:
+                    waiting.append(claimed)
+                else:
+                    keep.append(claimed)
+            self.waiting = keep
+        for claimed in waiting:
+            self._release(claimed)
+            with self._changed:
+                self.held.pop(claimed.serial, None)
+                self._changed.notify_all()
+
+    def _release(self, claimed: Claimed) -> None:
+        with claimed.reporting:
+            if claimed.finished:
+                return
+            claimed.released.set()
+            process = claimed.process
+        if process is not None:
+            runner.kill_group(process)
+        try:
+            self.client.post(f"/api/jobs/{claimed.serial}/release", {"lease": claimed.lease})
+            log.info("job %s given back: Queued again for another worker", claimed.serial)
+        except (RemoteError, Unreachable) as exc:
+            log.warning("job %s not given back (%s); its lease will expire", claimed.serial, exc)
