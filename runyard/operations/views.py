@@ -8,8 +8,10 @@ import threading
 import time
 from typing import Any
 
+from sqlalchemy import Connection
+
 from runyard.errors import InvalidInput, NotFound
-from runyard.models import Job, Task, Worker
+from runyard.models import Job, Run, Task, Worker
 from runyard.operations.base import Operations
 from runyard.operations.stale import stale_in
 from runyard.states import JobState
@@ -21,6 +23,11 @@ from runyard.store.task_types import parameter_to_json
 
 MAX_PAGE = 1000
 FINGERPRINT_SECONDS = 0.4
+# How long the number of runs in a workflow's table is trusted for planning a page filtered
+# by state (it only picks the plan; a page's answer never depends on it).
+SIZE_SECONDS = 30.0
+# Up to this many runs, those that pass a name filter are read whole (counted as they are read).
+FEW_RUNS = 2000
 # A cell carries the start of a long error message only; the job has all of it.
 CELL_ERROR_CHARS = 300
 
@@ -31,6 +38,8 @@ class ViewManager(Operations):
         self._lock = threading.Lock()
         # workflow name -> (notifier version, monotonic time, fingerprint)
         self._fingerprints: dict[str, tuple[int, float, dict[str, Any]]] = {}
+        # (workflow id, obsolete) -> (monotonic time, runs a page without filters counts)
+        self._sizes: dict[tuple[int, str], tuple[float, int]] = {}
 
     def runs_page(
         self,
@@ -42,40 +51,19 @@ class ViewManager(Operations):
         run_name: str | None = None,
         order: str = "sort_order",
         descending: bool = False,
+        obsolete: str = "exclude",
     ) -> dict[str, Any]:
         """One page of the runs x tasks table: ``limit`` runs from ``offset`` on, of those
-        that pass the filters (a job in ``state``; ``run_name`` in the name, any case), with
+        that pass the filters (a job in ``state``; ``run_name`` in the name, any case; the
+        live runs, the obsolete ones or both by ``obsolete``: exclude, only, include), with
         their live job per task, and how many runs pass the filters in all. Reduce tasks are
         not columns: their one job per workflow is in ``reduce``."""
-        if state is not None and state not in {s.value for s in JobState}:
-            raise InvalidInput(
-                f"unknown job state {state!r}; use one of " + ", ".join(s.value for s in JobState),
-                state=state,
-            )
-        if order not in view_rows.ORDERS:
-            raise InvalidInput(
-                f"unknown order {order!r}; use one of {', '.join(view_rows.ORDERS)}", order=order
-            )
-        if not 0 <= limit <= MAX_PAGE or offset < 0:
-            raise InvalidInput(
-                f"offset must be 0 or more and limit 0 to {MAX_PAGE}",
-                offset=offset,
-                limit=limit,
-            )
+        which = checked_filter(state, run_name, obsolete)
+        check_page(order, offset, limit)
         with self.store.read() as conn:
             workflow = self._workflow(conn, name)
             tasks = self._tasks(conn, workflow.id)
-            total = view_rows.count_runs(conn, workflow.id, state=state, name=run_name)
-            page = view_rows.page_runs(
-                conn,
-                workflow.id,
-                offset=offset,
-                limit=limit,
-                state=state,
-                name=run_name,
-                order=order,
-                descending=descending,
-            )
+            total, page = self._page(conn, workflow.id, which, offset, limit, order, descending)
             jobs = view_rows.live_jobs_of_runs(conn, [r.id for r in page])
             reduces = any(t.task_type.interface.kind == "reduce" for t in tasks)
             study = view_rows.study_jobs(conn, workflow.id) if reduces else []
@@ -100,18 +88,66 @@ class ViewManager(Operations):
             "total": total,
             "offset": offset,
             "limit": limit,
-            "runs": [
-                {
-                    "id": r.id,
-                    "name": r.name,
-                    "sort_order": r.sort_order,
-                    "priority": r.priority,
-                    "entity": r.entity.to_json() if r.entity else None,
-                    "jobs": cells[r.id],
-                }
-                for r in page
-            ],
+            "obsolete": which.obsolete,
+            "runs": [_run_json(r, cells[r.id]) for r in page],
         }
+
+    def _page(
+        self,
+        conn: Connection,
+        workflow_id: int,
+        which: view_rows.RunFilter,
+        offset: int,
+        limit: int,
+        order: str,
+        descending: bool,
+    ) -> tuple[int, list[Run]]:
+        """How many runs pass the filters, and the page of them."""
+        if which.name:
+            # A name filter mostly matches a few runs: one scan finds them all, and counts them.
+            found = view_rows.page_run_ids(
+                conn,
+                workflow_id,
+                which,
+                offset=0,
+                limit=FEW_RUNS,
+                order=order,
+                descending=descending,
+            )
+            if len(found) < FEW_RUNS:
+                return len(found), view_rows.runs_by_id(conn, found[offset : offset + limit])
+        total = view_rows.count_runs(conn, workflow_id, which)
+        if not which.state and not which.name:
+            self._sizes[(workflow_id, which.obsolete)] = (time.monotonic(), total)
+        if offset >= total or limit == 0:
+            return total, []
+        from_jobs = bool(which.state) and view_rows.start_from_jobs(
+            offset=offset,
+            limit=limit,
+            total=total,
+            runs_in_view=lambda: self._runs_in_view(conn, workflow_id, which.obsolete),
+        )
+        ids = view_rows.page_run_ids(
+            conn,
+            workflow_id,
+            which,
+            offset=offset,
+            limit=limit,
+            order=order,
+            descending=descending,
+            from_jobs=from_jobs,
+        )
+        return total, view_rows.runs_by_id(conn, ids)
+
+    def _runs_in_view(self, conn: Connection, workflow_id: int, obsolete: str) -> int:
+        """How many runs a page without filters would count (what picks the plan of a page
+        filtered by state): the last count, if it is younger than ``SIZE_SECONDS``."""
+        known = self._sizes.get((workflow_id, obsolete))
+        if known is not None and time.monotonic() - known[0] < SIZE_SECONDS:
+            return known[1]
+        found = view_rows.count_runs(conn, workflow_id, view_rows.RunFilter(obsolete=obsolete))
+        self._sizes[(workflow_id, obsolete)] = (time.monotonic(), found)
+        return found
 
     def fingerprint(self, name: str) -> dict[str, Any]:
         """What changes whenever a cell of the workflow's runs table changes (and the live
@@ -207,6 +243,33 @@ def job_history(job: Job, entries: list[dict[str, Any]]) -> list[dict[str, Any]]
     return [e | {"at": e["at"].isoformat()} for e in events]
 
 
+def checked_filter(state: str | None, name: str | None, obsolete: str) -> view_rows.RunFilter:
+    """The filters of a page of runs, refused with the parameter's name when unknown."""
+    if state is not None and state not in {s.value for s in JobState}:
+        raise InvalidInput(
+            f"unknown job state {state!r}; use one of " + ", ".join(s.value for s in JobState),
+            state=state,
+        )
+    if obsolete not in view_rows.OBSOLETE:
+        raise InvalidInput(
+            f"unknown value {obsolete!r} of obsolete; use one of {', '.join(view_rows.OBSOLETE)}"
+            " (exclude: the live runs, only: the obsolete runs, include: both)",
+            obsolete=obsolete,
+        )
+    return view_rows.RunFilter(state=state, name=name, obsolete=obsolete)
+
+
+def check_page(order: str, offset: int, limit: int) -> None:
+    if order not in view_rows.ORDERS:
+        raise InvalidInput(
+            f"unknown order {order!r}; use one of {', '.join(view_rows.ORDERS)}", order=order
+        )
+    if not 0 <= limit <= MAX_PAGE or offset < 0:
+        raise InvalidInput(
+            f"offset must be 0 or more and limit 0 to {MAX_PAGE}", offset=offset, limit=limit
+        )
+
+
 def workers_missing(tasks: list[Task], workers: list[Worker]) -> dict[int, list[str]]:
     """{task id: the dependency packages missing} for the tasks whose task type no
     registered worker can run (a worker runs it when it provides every dependency). The
@@ -221,6 +284,18 @@ def workers_missing(tasks: list[Task], workers: list[Worker]) -> dict[int, list[
             continue
         missing[task.id] = sorted(needed - anywhere) or sorted(needed)
     return missing
+
+
+def _run_json(run: Run, jobs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "name": run.name,
+        "sort_order": run.sort_order,
+        "priority": run.priority,
+        "obsolete": run.obsolete,
+        "entity": run.entity.to_json() if run.entity else None,
+        "jobs": jobs,
+    }
 
 
 def _cell(job: Job, stale: str | None) -> dict[str, Any]:

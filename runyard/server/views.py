@@ -38,11 +38,13 @@ def workflow_runs(
     run_name: Annotated[str | None, Query(alias="name")] = None,
     order: str = "sort_order",
     desc: bool = False,
+    obsolete: str = "exclude",
 ) -> dict[str, Any]:
     """One page of the runs x tasks table: the runs that have a job in ``state`` and
-    ``name`` in their name (any case), ordered by ``order`` (``sort_order`` or ``name``),
-    ``limit`` (at most 1000) from ``offset`` on, each with its live job per task; ``total``
-    counts all that pass the filters."""
+    ``name`` in their name (any case), among the live runs (``obsolete=exclude``, the
+    default), the obsolete ones (``only``) or both (``include``), ordered by ``order``
+    (``sort_order`` or ``name``), ``limit`` (at most 1000) from ``offset`` on, each with its
+    live job per task; ``total`` counts all that pass the filters."""
     return ry.views.runs_page(
         name,
         offset=offset,
@@ -51,6 +53,7 @@ def workflow_runs(
         run_name=run_name or None,
         order=order,
         descending=desc,
+        obsolete=obsolete,
     )
 
 

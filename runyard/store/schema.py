@@ -135,9 +135,10 @@ runs = Table(
     # The workflow's own run, holding its reduce jobs (one per reduce task); never listed.
     Column("study", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_runs_workflow_sort", "workflow_id", "sort_order"),
-    # The runs table's pages (live runs in sort order) and its order by name.
-    Index("ix_runs_workflow_live_sort", "workflow_id", "obsolete", "study", "sort_order"),
-    Index("ix_runs_workflow_name", "workflow_id", "name"),
+    # The runs table's pages in sort order and by name: with every column that a page's
+    # filters and orders read, a page and its count read the index alone (migration 0009).
+    Index("ix_runs_live_sort", "workflow_id", "obsolete", "study", "sort_order", "id", "name"),
+    Index("ix_runs_live_name", "workflow_id", "obsolete", "study", "name", "sort_order", "id"),
     Index(
         "uq_runs_study",
         "workflow_id",
@@ -198,7 +199,10 @@ jobs = Table(
     ),
     Index("uq_jobs_spawned_by_job", "spawned_by_job", "spawn_key", unique=True),
     Index("ix_jobs_state", "state", "workflow_id"),
-    Index("ix_jobs_run", "run_id"),
+    # A run's jobs, and whether it has one in a state (the runs table's state filter).
+    Index("ix_jobs_run_state", "run_id", "state"),
+    # The runs of a workflow that have a job in a state, counted from this index alone.
+    Index("ix_jobs_workflow_state_run", "workflow_id", "state", "run_id"),
 )
 
 files = Table(

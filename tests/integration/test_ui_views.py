@@ -3,9 +3,11 @@ the fingerprint that live updates follow."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from runyard.packages import folder_zip_bytes
 from tests.conftest import TASK_TYPES, WORKFLOWS
-from tests.integration.conftest import Server
+from tests.integration.conftest import Server, error
 
 
 def make_runs(server: Server) -> None:
@@ -36,6 +38,12 @@ def names(data: dict[str, object]) -> list[str]:
     runs = data["runs"]
     assert isinstance(runs, list)
     return [r["name"] for r in runs]
+
+
+def runs_of(data: dict[str, object]) -> list[dict[str, Any]]:
+    runs = data["runs"]
+    assert isinstance(runs, list)
+    return runs
 
 
 def test_a_page_of_runs_has_its_jobs_and_the_total(server: Server) -> None:
@@ -100,3 +108,41 @@ def test_the_fingerprint_changes_when_a_restarted_job_ends_as_the_old_one_did(
     assert run_all(ry, worker_id(ry)) == 1
     after = ry.views.fingerprint("Linear")
     assert after["jobs"] == before["jobs"] and after != before
+
+
+def test_obsolete_runs_are_listed_marked_when_asked_and_leave_when_restored(
+    server: Server,
+) -> None:
+    make_runs(server)
+    ids = {r["name"]: r["id"] for r in runs_of(page(server))}
+    for name in ("run-03", "run-07"):
+        obsoleted = server.client.post(f"/api/runs/{ids[name]}/obsolete")
+        assert obsoleted.status_code == 200, obsoleted.text
+    live = page(server)
+    assert live["total"] == 10 and "run-03" not in names(live)
+    assert live["obsolete"] == "exclude"
+    assert all(r["obsolete"] is False for r in runs_of(live))
+    only = page(server, obsolete="only")
+    assert only["total"] == 2 and names(only) == ["run-03", "run-07"]
+    assert all(r["obsolete"] is True for r in runs_of(only))
+    assert runs_of(only)[0]["jobs"]["Source"]["state"] == "Done"  # its jobs are as they were
+    both = page(server, obsolete="include", limit=5)
+    assert both["total"] == 12 and names(both) == [f"run-{i:02d}" for i in range(5)]
+    assert [r["obsolete"] for r in runs_of(both)] == [False, False, False, True, False]
+    assert names(page(server, obsolete="only", name="07")) == ["run-07"]
+    assert page(server, obsolete="only", state="Waiting")["total"] == 0
+    assert names(page(server, obsolete="only", order="name", desc="true")) == ["run-07", "run-03"]
+    restored = server.client.post(f"/api/runs/{ids['run-03']}/restore")
+    assert restored.status_code == 200 and restored.json()["obsolete"] is False
+    assert names(page(server, obsolete="only")) == ["run-07"]
+    assert page(server)["total"] == 11 and "run-03" in names(page(server))
+
+
+def test_an_unknown_obsolete_value_is_refused_naming_the_parameter(server: Server) -> None:
+    make_runs(server)
+    for bad in ("all", "true", "ONLY", ""):
+        answer = server.client.get("/api/workflows/Linear/runs", params={"obsolete": bad})
+        assert answer.status_code == 422, (bad, answer.text)
+        found = error(answer)
+        assert found["code"] == "invalid_input" and found["details"] == {"obsolete": bad}
+        assert "obsolete" in found["message"] and "exclude, only, include" in found["message"]

@@ -119,6 +119,18 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
     input.focus();
   }
 
+  function actionButtons() {
+    return [
+      ABORTABLE.has(job.state)
+        ? h("button", { type: "button", class: "abort danger", onclick: () => act("Aborted", "POST", `/api/jobs/${serial}/state`, { state: "Aborted" }) }, "Abort")
+        : null,
+      RESTARTABLE.has(job.state)
+        ? h("button", { type: "button", class: "restart", onclick: () => act("Restarted", "POST", `/api/jobs/${serial}/restart`) }, "Restart new job")
+        : null,
+      job.state !== "Obsolete" ? h("button", { type: "button", class: "rename", onclick: rename }, "Rename") : null,
+    ];
+  }
+
   function render() {
     const shownName = job.metadata && job.metadata.display_name;
     title.replaceChildren(`Job ${job.serial} `, shownName ? h("span", { class: "job-name" }, shownName) : "", stateBadge(job.state));
@@ -127,14 +139,11 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
         .filter(Boolean)
         .join(" \u00B7 ") || `run ${job.run_id}, task ${job.task_id}`,
     );
+    // The jobs of an obsolete run wait as they were: restoring the run is all there is to do.
+    const obsolete = Boolean(job.run && job.run.obsolete);
     append(clear(buttons), 
-      ABORTABLE.has(job.state)
-        ? h("button", { type: "button", class: "abort danger", onclick: () => act("Aborted", "POST", `/api/jobs/${serial}/state`, { state: "Aborted" }) }, "Abort")
-        : null,
-      RESTARTABLE.has(job.state)
-        ? h("button", { type: "button", class: "restart", onclick: () => act("Restarted", "POST", `/api/jobs/${serial}/restart`) }, "Restart new job")
-        : null,
-      job.state !== "Obsolete" ? h("button", { type: "button", class: "rename", onclick: rename }, "Rename") : null,
+      obsolete ? h("span", { class: "obsolete-note" }, h("span", { class: "obsolete-mark" }, "obsolete run"), " Restore the run (in the runs table) to act on its jobs.") : null,
+      obsolete ? null : actionButtons(),
       h("a", { href: `#/jobs/${serial}`, class: "permalink" }, "Open as page"),
     );
     const facts = [
@@ -177,11 +186,11 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
 
   // The form of a Waiting job that asks for a user's values (or an interactive job's outputs).
   async function showForm() {
-    const key = `${job.serial}:${job.state}`;
+    const key = `${job.serial}:${job.state}:${Boolean(job.run && job.run.obsolete)}`;
     if (key === formShownFor) return;
     formShownFor = key;
     clear(formBox);
-    if (job.state !== "Waiting") return;
+    if (job.state !== "Waiting" || (job.run && job.run.obsolete)) return;
     let spec;
     try {
       spec = await api("GET", `/api/jobs/${serial}/form`);

@@ -4,11 +4,13 @@
 // as ten. A Server-Sent Events stream says when something changed; the rows in view are
 // then fetched again. Runs have context actions (rename, copy, priority, obsolete), a
 // selection of runs has bulk actions, stale cells and jobs no worker can run are marked.
+// Obsolete runs are listed on demand (struck through, labelled), with Restore as their only
+// action.
 
 import { api } from "./api.js";
 import { ICONS, STATES, append, clear, countChips, debounce, enc, h } from "./dom.js";
 import { jobPanel } from "./job.js";
-import { pickUserData, userDataValue } from "./userdata.js";
+import { openNewRun } from "./newrun.js";
 import { actionButton, workflowActions } from "./workflows.js";
 
 const ROW_HEIGHT = 30; // px; the same as .runs-row in app.css
@@ -17,11 +19,16 @@ const OVERSCAN = 8; // rows drawn above and below the visible ones
 const REFRESH_GAP_MS = 300; // at most about three refreshes a second
 const REFRESH_ANYWAY_MS = 30000; // renames and priorities raise no event: look now and then
 const PRIORITIES = ["high", "normal", "paused"];
+// The runs listed, as the page API's parameter obsolete takes them.
+const SHOWN = [
+  ["exclude", "Live runs"],
+  ["include", "Live and obsolete runs"],
+  ["only", "Obsolete runs only"],
+];
 const RESTARTABLE = new Set(["Done", "Failed", "Aborted"]);
-const PICKED_TYPES = new Set(["ForeignFile", "Folder", "Image"]);
 
 export function runsView(main, [name], { notify }) {
-  const filter = { state: "", name: "", order: "sort_order" };
+  const filter = { state: "", name: "", order: "sort_order", obsolete: "exclude" };
   let tasks = [];
   let total = 0;
   let generation = 0; // raised by every filter change: answers of older requests are dropped
@@ -54,19 +61,32 @@ export function runsView(main, [name], { notify }) {
     h("option", { value: "sort_order" }, "Sort order"),
     h("option", { value: "name" }, "Name"),
   );
-  const newRunButton = h("button", { type: "button", class: "new-run primary", onclick: () => openNewRun() }, "New Run");
+  const shownSelect = h(
+    "select",
+    { class: "filter-obsolete", "aria-label": "Show obsolete runs", title: "Obsolete runs are hidden unless shown here; they can be restored" },
+    SHOWN.map(([value, label]) => h("option", { value }, label)),
+  );
+  const newRunButton = h("button", { type: "button", class: "new-run primary", onclick: () => openNewRun(dialog, name, { notify }) }, "New Run");
   const rerunButton = h("button", { type: "button", class: "rerun-stale", title: "Restart the stale jobs of this workflow, in dependency order", onclick: () => rerunStale() }, "Re-run stale");
   const editLink = h("a", { href: `#/workflows/${enc(name)}/edit`, class: "button edit-workflow" }, "Edit workflow");
   const bulkCount = h("span", { class: "bulk-count" });
   const bulkPriority = h("select", { "aria-label": "Priority of the selected runs", class: "bulk-priority" }, h("option", { value: "" }, "Set priority\u2026"), PRIORITIES.map((p) => h("option", { value: p }, p)));
   const bulkTask = h("select", { "aria-label": "Task to restart in the selected runs", class: "bulk-task" });
+  // What makes sense for live runs only; obsolete runs can be restored, nothing else.
+  const bulkLive = h(
+    "span",
+    { class: "group bulk-live" },
+    h("button", { type: "button", class: "bulk-obsolete danger", onclick: () => bulkObsolete() }, "Obsolete"),
+    bulkPriority,
+    h("span", { class: "group" }, bulkTask, h("button", { type: "button", class: "bulk-restart", onclick: () => bulkRestart() }, "Restart jobs")),
+  );
+  const bulkRestore = h("button", { type: "button", class: "bulk-restore primary", title: "Restore the selected obsolete runs", onclick: () => bulkRestoreRuns() }, "Restore");
   const bulk = h(
     "div",
     { class: "toolbar bulk", hidden: true },
     bulkCount,
-    h("button", { type: "button", class: "bulk-obsolete danger", onclick: () => bulkObsolete() }, "Obsolete"),
-    bulkPriority,
-    h("span", { class: "group" }, bulkTask, h("button", { type: "button", class: "bulk-restart", onclick: () => bulkRestart() }, "Restart jobs")),
+    bulkLive,
+    bulkRestore,
     h("button", { type: "button", class: "link bulk-clear", title: "Clear the selection", onclick: () => clearSelection() }, "\u00D7"),
   );
   const head = h("div", { class: "runs-head runs-row" });
@@ -74,10 +94,11 @@ export function runsView(main, [name], { notify }) {
   const scroller = h("div", { class: "runs-scroll", tabindex: "0" }, head, body);
   const panel = h("aside", { class: "job-panel", hidden: true });
   const dialog = h("dialog", { class: "new-run-dialog" });
+  dialog.addEventListener("close", () => clear(dialog));
 
   main.append(
     h("div", { class: "toolbar" }, h("a", { href: "#/workflows", class: "back" }, "\u2190 Workflows"), heading, wfState, wfButtons, editLink, h("span", { class: "grow" }), summary),
-    h("div", { class: "toolbar filters" }, newRunButton, rerunButton, stateSelect, nameInput, orderSelect, reduceBox, h("span", { class: "grow" }), count),
+    h("div", { class: "toolbar filters" }, newRunButton, rerunButton, stateSelect, nameInput, orderSelect, shownSelect, reduceBox, h("span", { class: "grow" }), count),
     bulk,
     h("div", { class: "runs-layout" }, scroller, panel),
     dialog,
@@ -88,6 +109,7 @@ export function runsView(main, [name], { notify }) {
     const params = new URLSearchParams({ offset, limit, order: filter.order });
     if (filter.state) params.set("state", filter.state);
     if (filter.name) params.set("name", filter.name);
+    if (filter.obsolete !== "exclude") params.set("obsolete", filter.obsolete);
     return `/api/workflows/${enc(name)}/runs?${params}`;
   }
 
@@ -122,8 +144,13 @@ export function runsView(main, [name], { notify }) {
     if (newTotal !== total) {
       total = newTotal;
       body.style.height = `${total * ROW_HEIGHT}px`;
-      count.textContent = `${total.toLocaleString()} run${total === 1 ? "" : "s"}`;
+      showCount();
     }
+  }
+
+  function showCount() {
+    const kind = filter.obsolete === "only" ? "obsolete run" : "run";
+    count.textContent = `${total.toLocaleString()} ${kind}${total === 1 ? "" : "s"}`;
   }
 
   function visibleRange() {
@@ -191,7 +218,13 @@ export function runsView(main, [name], { notify }) {
   }
 
   function runRow(run, index) {
-    const title = [run.name, run.entity && `entity ${run.entity.name}`, `sort order ${run.sort_order}`, run.priority !== "normal" && `priority ${run.priority}`]
+    const title = [
+      run.name,
+      run.obsolete && "obsolete: none of its jobs runs; Restore brings it back as it was",
+      run.entity && `entity ${run.entity.name}`,
+      `sort order ${run.sort_order}`,
+      !run.obsolete && run.priority !== "normal" && `priority ${run.priority}`,
+    ]
       .filter(Boolean)
       .join("\n");
     if (selected.has(run.id)) selected.set(run.id, run);
@@ -199,13 +232,14 @@ export function runsView(main, [name], { notify }) {
     box.checked = selected.has(run.id);
     return h(
       "div",
-      { class: `runs-row run priority-${run.priority}${selected.has(run.id) ? " chosen" : ""}`, role: "row", dataset: { run: String(run.id), index: String(index) } },
+      { class: `runs-row run priority-${run.priority}${run.obsolete ? " obsolete" : ""}${selected.has(run.id) ? " chosen" : ""}`, role: "row", dataset: { run: String(run.id), index: String(index), obsolete: String(run.obsolete) } },
       h(
         "div",
         { class: "run-name", title },
         box,
-        run.priority !== "normal" ? h("span", { class: "prio", title: `priority ${run.priority}` }, run.priority === "paused" ? "\u23F8" : "\u2191") : null,
+        !run.obsolete && run.priority !== "normal" ? h("span", { class: "prio", title: `priority ${run.priority}` }, run.priority === "paused" ? "\u23F8" : "\u2191") : null,
         h("span", { class: "text" }, run.name),
+        run.obsolete ? h("span", { class: "obsolete-mark" }, "obsolete") : null,
         h("button", { type: "button", class: "link run-menu-button", title: "Run actions", "aria-label": `Actions of run ${run.name}` }, "\u22EF"),
       ),
       tasks.map((task) => cell(run, task)),
@@ -358,12 +392,26 @@ export function runsView(main, [name], { notify }) {
 
   async function obsoleteRun(run) {
     if (await runAction("Obsolete", "POST", `/api/runs/${run.id}/obsolete`)) {
-      notify(`Run ${run.name} is obsolete`, "info", { label: "Undo (restore)", run: () => runAction("Restore", "POST", `/api/runs/${run.id}/restore`).then((r) => r && notify(`Run ${r.name} restored`)) });
+      notify(`Run ${run.name} is obsolete`, "info", { label: "Undo (restore)", run: () => restoreRun(run) });
     }
   }
 
-  function openRunMenu(run, anchor) {
-    closeMenu();
+  async function restoreRun(run) {
+    const restored = await runAction("Restore", "POST", `/api/runs/${run.id}/restore`);
+    if (restored) notify(`Run ${restored.name} restored`);
+  }
+
+  const menuItem = (label, cls, fn) => h("button", { type: "button", class: `menu-item ${cls}`, onclick: () => { closeMenu(); fn(); } }, label);
+
+  // An obsolete run: Restore is all that makes sense (its jobs wait as they were).
+  function obsoleteMenu(run) {
+    return [
+      h("div", { class: "menu-title" }, run.name, " ", h("span", { class: "obsolete-mark" }, "obsolete")),
+      menuItem("Restore", "restore-run primary", () => restoreRun(run)),
+    ];
+  }
+
+  function liveMenu(run) {
     const rename = h("input", { class: "run-name-input", "aria-label": "New run name", value: run.name });
     const renameForm = h("form", { class: "inline-form" }, rename, h("button", { type: "submit", class: "primary" }, "Rename"));
     renameForm.addEventListener("submit", async (event) => {
@@ -372,13 +420,10 @@ export function runsView(main, [name], { notify }) {
       const renamed = await runAction("Rename", "PUT", `/api/runs/${run.id}/name`, { name: rename.value });
       if (renamed) notify(`Run renamed ${renamed.name}`);
     });
-    const item = (label, cls, fn) => h("button", { type: "button", class: `menu-item ${cls}`, onclick: () => { closeMenu(); fn(); } }, label);
-    menu = h(
-      "div",
-      { class: "run-menu", role: "menu" },
+    return [
       h("div", { class: "menu-title" }, run.name),
       renameForm,
-      item("Copy", "copy-run", async () => {
+      menuItem("Copy", "copy-run", async () => {
         const copy = await runAction("Copy", "POST", `/api/runs/${run.id}/copy`, {});
         if (copy) notify(`Run copied as ${copy.name}`);
       }),
@@ -387,14 +432,20 @@ export function runsView(main, [name], { notify }) {
           closeMenu();
           if (await runAction("Priority", "PUT", `/api/runs/${run.id}/priority`, { priority: p })) notify(`Run ${run.name}: priority ${p}`);
         } }, p))),
-      item("Obsolete", "obsolete-run danger", () => obsoleteRun(run)),
-    );
+      menuItem("Obsolete", "obsolete-run danger", () => obsoleteRun(run)),
+    ];
+  }
+
+  function openRunMenu(run, anchor) {
+    closeMenu();
+    menu = h("div", { class: `run-menu${run.obsolete ? " for-obsolete" : ""}`, role: "menu" }, run.obsolete ? obsoleteMenu(run) : liveMenu(run));
     const rect = anchor.getBoundingClientRect();
     menu.style.left = `${Math.min(rect.left, window.innerWidth - 300)}px`;
     menu.style.top = `${Math.min(rect.bottom + 2, window.innerHeight - 240)}px`;
     document.body.append(menu);
-    rename.focus();
-    rename.select();
+    const first = menu.querySelector("input, .menu-item");
+    first.focus();
+    if (first.select) first.select();
   }
 
   const outside = (event) => {
@@ -405,9 +456,15 @@ export function runsView(main, [name], { notify }) {
   document.addEventListener("keydown", escape);
 
   // -- bulk actions on the selected runs ----------------------------------------------------
+  // Live runs get the live actions, obsolete ones Restore; a mixed selection shows both,
+  // each acting on its own runs.
   function showBulk() {
-    bulk.hidden = selected.size === 0;
-    bulkCount.textContent = `${selected.size} run${selected.size === 1 ? "" : "s"} selected`;
+    const runs = [...selected.values()];
+    bulk.hidden = runs.length === 0;
+    bulkLive.hidden = !runs.some((run) => !run.obsolete);
+    bulkRestore.hidden = !runs.some((run) => run.obsolete);
+    const obsolete = runs.filter((run) => run.obsolete).length;
+    bulkCount.textContent = `${runs.length} run${runs.length === 1 ? "" : "s"} selected${obsolete && obsolete < runs.length ? ` (${obsolete} obsolete)` : ""}`;
   }
 
   function clearSelection() {
@@ -417,35 +474,42 @@ export function runsView(main, [name], { notify }) {
     showBulk();
   }
 
-  async function eachSelected(label, call) {
+  // ``call`` for each selected run that is obsolete (``obsolete``) or live (not).
+  async function eachSelected(label, obsolete, call) {
+    const runs = [...selected.values()].filter((run) => Boolean(run.obsolete) === obsolete);
     let done = 0;
     const problems = [];
-    for (const run of [...selected.values()]) {
+    for (const run of runs) {
       try {
         if (await call(run)) done += 1;
       } catch (exc) {
         problems.push(`${run.name}: ${exc.message}`);
       }
     }
-    notify(`${label}: ${done} of ${selected.size}${problems.length ? `\n${problems.join("\n")}` : ""}`, problems.length ? "error" : "info");
+    notify(`${label}: ${done} of ${runs.length}${problems.length ? `\n${problems.join("\n")}` : ""}`, problems.length ? "error" : "info");
     refreshVisible();
   }
 
   async function bulkObsolete() {
-    await eachSelected("Obsoleted", (run) => api("POST", `/api/runs/${run.id}/obsolete`));
+    await eachSelected("Obsoleted", false, (run) => api("POST", `/api/runs/${run.id}/obsolete`));
+    clearSelection();
+  }
+
+  async function bulkRestoreRuns() {
+    await eachSelected("Restored", true, (run) => api("POST", `/api/runs/${run.id}/restore`));
     clearSelection();
   }
 
   bulkPriority.addEventListener("change", async () => {
     const priority = bulkPriority.value;
     if (!priority) return;
-    await eachSelected(`Priority ${priority}`, (run) => api("PUT", `/api/runs/${run.id}/priority`, { json: { priority } }));
+    await eachSelected(`Priority ${priority}`, false, (run) => api("PUT", `/api/runs/${run.id}/priority`, { json: { priority } }));
     bulkPriority.value = "";
   });
 
   async function bulkRestart() {
     const task = bulkTask.value;
-    await eachSelected(`Restarted ${task}`, async (run) => {
+    await eachSelected(`Restarted ${task}`, false, async (run) => {
       const job = run.jobs[task];
       if (!job || !RESTARTABLE.has(job.state)) return false;
       await api("POST", `/api/jobs/${job.serial}/restart`);
@@ -463,110 +527,6 @@ export function runsView(main, [name], { notify }) {
       notify(exc.message, "error");
     }
     rerunButton.disabled = false;
-  }
-
-  // -- New Run -----------------------------------------------------------------------------
-  dialog.addEventListener("close", () => clear(dialog));
-
-  async function openNewRun() {
-    let workflow;
-    try {
-      workflow = await api("GET", `/api/workflows/${enc(name)}`);
-    } catch (exc) {
-      notify(exc.message, "error");
-      return;
-    }
-    const sources = workflow.tasks.filter((t) => !t.inputs.some((i) => i.source.mode === "output"));
-    const taskSelect = h("select", { name: "task" }, sources.map((t) => h("option", { value: t.name }, `${t.name} (${t.task_type.name})`)));
-    const runName = h("input", { name: "name", placeholder: "optional" });
-    const outputs = h("textarea", { name: "outputs", rows: 5, spellcheck: "false" }, "{}");
-    const message = h("p", { class: "form-error", role: "alert" });
-    const pickers = h("div", { class: "pickers" });
-    // Outputs that are User Data files, folders or images: chosen in the User Data browser.
-    function setOutput(key, value) {
-      let current = {};
-      try {
-        current = JSON.parse(outputs.value || "{}");
-      } catch {
-        current = {};
-      }
-      current[key] = value;
-      outputs.value = JSON.stringify(current, null, 2);
-      if (!runName.value.trim() && value.filename) runName.value = value.filename;
-    }
-    async function template() {
-      const task = sources.find((t) => t.name === taskSelect.value);
-      clear(pickers);
-      if (!task) return;
-      try {
-        const versions = await api("GET", `/api/task-types/${enc(task.task_type.name)}`);
-        const found = versions.find((v) => v.version === task.task_type.version) || versions[0];
-        const params = (found && found.interface && found.interface.outputs) || [];
-        // What the user typed meanwhile is kept.
-        if (!typed) outputs.value = JSON.stringify(Object.fromEntries(params.map((p) => [p.key, null])), null, 2);
-        for (const p of params.filter((p) => PICKED_TYPES.has(p.type))) {
-          pickers.append(
-            h("button", {
-              type: "button",
-              class: "pick-userdata",
-              dataset: { key: p.key },
-              onclick: async () => {
-                const pick = await pickUserData({ notify, folders: p.type === "Folder", files: p.type !== "Folder", title: `Choose ${p.key} (${p.type})` });
-                if (pick) setOutput(p.key, userDataValue(p.type, pick));
-              },
-            }, `Choose ${p.key} from User Data\u2026`),
-          );
-        }
-      } catch {
-        if (!typed) outputs.value = "{}";
-      }
-    }
-    let typed = false;
-    outputs.addEventListener("input", () => (typed = true));
-    taskSelect.addEventListener("change", () => {
-      typed = false;
-      template();
-    });
-    const form = h(
-      "form",
-      { method: "dialog", class: "new-run-form" },
-      h("h2", {}, `New Run in ${name}`),
-      sources.length ? null : h("p", { class: "form-error" }, "This workflow has no source task."),
-      h("label", {}, "Source task", taskSelect),
-      h("label", {}, "Run name", runName),
-      pickers,
-      h("label", {}, "Outputs of the source job (JSON)", outputs),
-      message,
-      h(
-        "div",
-        { class: "buttons" },
-        h("button", { type: "button", class: "cancel", onclick: () => dialog.close() }, "Cancel"),
-        h("button", { type: "submit", class: "primary start-run" }, "Start run"),
-      ),
-    );
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      message.textContent = "";
-      let values;
-      try {
-        values = JSON.parse(outputs.value || "{}");
-      } catch (exc) {
-        message.textContent = `The outputs are not valid JSON: ${exc.message}`;
-        return;
-      }
-      const request = { task: taskSelect.value, outputs: values };
-      if (runName.value.trim()) request.name = runName.value.trim();
-      try {
-        const job = await api("POST", `/api/workflows/${enc(name)}/runs`, { json: request });
-        dialog.close();
-        notify(`Run started: source job ${job.serial} is ${job.state}`);
-      } catch (exc) {
-        message.textContent = exc.message;
-      }
-    });
-    append(clear(dialog), form);
-    dialog.showModal();
-    await template();
   }
 
   // -- filters -------------------------------------------------------------------------------
@@ -591,6 +551,11 @@ export function runsView(main, [name], { notify }) {
   );
   orderSelect.addEventListener("change", () => {
     filter.order = orderSelect.value;
+    restart();
+  });
+  shownSelect.addEventListener("change", () => {
+    filter.obsolete = shownSelect.value;
+    showCount();
     restart();
   });
   scroller.addEventListener("scroll", draw, { passive: true });
