@@ -11,7 +11,7 @@ x fastest. Details: docs/images.md.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -52,14 +52,51 @@ def import_from_aim(path: str | os.PathLike[str], load_pixels: bool = True) -> I
         return _read(file, load_pixels)
 
 
+class Layout(NamedTuple):
+    """Where an AIM file's parts are, as its version string and pre-header say."""
+
+    version: str  # AIMDATA_V020 or AIMDATA_V030
+    word: int  # bytes per header integer: 4 (v020) or 8 (v030)
+    struct_start: int
+    struct_size: int
+    log_size: int
+    pixels_at: int
+
+
 def _read(file: scanco.OpenFile, load_pixels: bool) -> Image:
+    layout = _layout(file)
+    header = file.read(
+        layout.struct_start, layout.struct_size + layout.log_size, "image structure and log"
+    )
+    fields = _structure(header, layout.word)
+    log = _log(header[layout.struct_size :].decode("latin-1"))
+    code, size = fields["type"], fields["dimension"]
+    data_type, stored = _storage(file, layout, code, size)
+    scanco.check_size(file, size)
+    scanco.check_pixels_fit(file, layout.pixels_at, stored)
+    pixels = _pixels(file, layout, code, size, stored) if load_pixels else None
+    spacing = fields["element_size"]
+    origin = tuple(p * s for p, s in zip(fields["position"], spacing, strict=True))
+    return scanco.scanco_image(
+        file,
+        size=size,
+        data_type=data_type,
+        spacing=spacing,
+        origin=(origin[0], origin[1], origin[2]),
+        source=_source(layout.version, code, fields, log),
+        pixels=pixels,
+    )
+
+
+def _layout(file: scanco.OpenFile) -> Layout:
+    """The version string and the pre-header: where the image structure, the processing log
+    and the pixels are."""
     first = file.read(0, min(file.size, 16), "version string")
     if first == V030_MAGIC:
         version, word, start = "AIMDATA_V030", 8, 16
     else:
         version, word, start = "AIMDATA_V020", 4, 0
-    # Lengths: unsigned in v020 (pixel data of 2 GiB and more), signed 64-bit in v030.
-    decode = scanco.int64 if word == 8 else scanco.uint32
+    decode = scanco.int64 if word == 8 else scanco.uint32  # as _length
     pre = file.read(start, 5 * word, "pre-header")
     pre_size, struct_size, log_size, data_size, _associated = (
         decode(pre, i * word) for i in range(5)
@@ -77,41 +114,53 @@ def _read(file: scanco.OpenFile, load_pixels: bool) -> Image:
             file.path, f"corrupt header: processing log {log_size} bytes, data {data_size}"
         )
     struct_start = start + pre_size
-    header = file.read(struct_start, struct_size + log_size, "image structure and log")
-    fields = _structure(header, word)
-    log = _log(header[struct_size:].decode("latin-1"))
-    code = fields["type"]
-    offset = struct_start + struct_size + log_size
-    size = fields["dimension"]
+    return Layout(
+        version, word, struct_start, struct_size, log_size, struct_start + struct_size + log_size
+    )
+
+
+def _length(data: bytes, at: int, word: int) -> int:
+    """A length field: unsigned in v020 (pixel data of 2 GiB and more), signed 64-bit in
+    v030."""
+    return scanco.int64(data, at) if word == 8 else scanco.uint32(data, at)
+
+
+def _storage(
+    file: scanco.OpenFile, layout: Layout, code: int, size: tuple[int, int, int]
+) -> tuple[str, int]:
+    """The pixels' numpy type and how many bytes they take in the file, for the AIM data
+    type ``code``; ``ImageError`` for a type this reader does not support."""
     if code in PLAIN_TYPES:
         data_type = PLAIN_TYPES[code]
-        stored = int(np.prod(size, dtype=np.int64)) * np.dtype(data_type).itemsize
-    elif code in (RUN_LENGTH_BITS, RUN_LENGTH_BYTES):
+        return data_type, int(np.prod(size, dtype=np.int64)) * np.dtype(data_type).itemsize
+    if code in (RUN_LENGTH_BITS, RUN_LENGTH_BYTES):
         # Compressed pixels start with their length in bytes (this integer included).
-        length = file.read(struct_start + struct_size + log_size, word, "pixel data length")
-        data_type, stored = "int8", decode(length, 0)
-        if stored < word:
+        length = file.read(layout.pixels_at, layout.word, "pixel data length")
+        stored = _length(length, 0, layout.word)
+        if stored < layout.word:
             raise ImageError(file.path, f"corrupt pixels: compressed length {stored} bytes")
-    else:
-        kind = UNSUPPORTED_TYPES.get(code, "unknown")
-        raise ImageError(
-            file.path, f"AIM data type 0x{code:08x} ({kind}) is not supported by this Runyard"
-        )
-    if min(size) < 1:
-        raise ImageError(file.path, f"corrupt header: image size {list(size)} has an empty axis")
-    scanco.check_pixels_fit(file, offset, stored)
-    pixels = None
-    if load_pixels:
-        if code in PLAIN_TYPES:
-            dtype = np.dtype(data_type).newbyteorder("<")
-            pixels = scanco.mapped_pixels(file, offset, size, dtype)
-        else:
-            compressed = file.read(offset, stored, "compressed pixels")
-            pixels = _decompress(file, code, compressed, size, word)
-    spacing = fields["element_size"]
-    origin = tuple(p * s for p, s in zip(fields["position"], spacing, strict=True))
-    mu_scaling = _number(log, "Mu_Scaling", 1.0)
-    source: dict[str, Any] = {
+        return "int8", stored
+    kind = UNSUPPORTED_TYPES.get(code, "unknown")
+    raise ImageError(
+        file.path, f"AIM data type 0x{code:08x} ({kind}) is not supported by this Runyard"
+    )
+
+
+def _pixels(
+    file: scanco.OpenFile, layout: Layout, code: int, size: tuple[int, int, int], stored: int
+) -> np.ndarray[Any, Any]:
+    """The pixels: a read-only memory map, or decompressed into memory."""
+    if code in PLAIN_TYPES:
+        dtype = np.dtype(PLAIN_TYPES[code]).newbyteorder("<")
+        return scanco.mapped_pixels(file, layout.pixels_at, size, dtype)
+    compressed = file.read(layout.pixels_at, stored, "compressed pixels")
+    return _decompress(file, code, compressed, size, layout.word)
+
+
+def _source(version: str, code: int, fields: dict[str, Any], log: dict[str, str]) -> dict[str, Any]:
+    """The header's fields, as the image's ``source``: the structure's and the processing
+    log's (mu scaling, density calibration, dates, patient and measurement)."""
+    return {
         "format": "AIM",
         "version": version,
         "aim_type": f"0x{code:08x}",
@@ -123,29 +172,13 @@ def _read(file: scanco.OpenFile, load_pixels: bool) -> Image:
         "measurement_index": int(_number(log, "Index Measurement", 0)),
         "scanner_id": int(_number(log, "Scanner ID", 0)),
         "site": int(_number(log, "Site", 0)),
-        "mu_scaling": mu_scaling,
+        "mu_scaling": _number(log, "Mu_Scaling", 1.0),
         "mu_water": _number(log, "HU: mu water", 0.0),
         "density_unit": log.get("Density: unit", ""),
         "density_slope": _number(log, "Density: slope", 1.0),
         "density_intercept": _number(log, "Density: intercept", 0.0),
         "calibration_data": log.get("Calibration Data", ""),
     }
-    return scanco.scanco_image(
-        file,
-        size=size,
-        data_type=data_type,
-        spacing=spacing,
-        origin=(origin[0], origin[1], origin[2]),
-        calibrations=scanco.calibrations(
-            mu_scaling=mu_scaling,
-            density_slope=source["density_slope"],
-            density_intercept=source["density_intercept"],
-            density_unit=source["density_unit"],
-            mu_water=source["mu_water"],
-        ),
-        source=source,
-        pixels=pixels,
-    )
 
 
 def _structure(header: bytes, word: int) -> dict[str, Any]:

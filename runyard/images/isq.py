@@ -34,6 +34,31 @@ def import_from_isq(path: str | os.PathLike[str], load_pixels: bool = True) -> I
 
 
 def _read(file: scanco.OpenFile, load_pixels: bool) -> Image:
+    h = _first_block(file)
+    size = (scanco.int32(h, 44), scanco.int32(h, 48), scanco.int32(h, 52))
+    scanco.check_size(file, size)
+    blocks = scanco.int32(h, 508)
+    if not 0 <= blocks < MAX_HEADER_BLOCKS:
+        raise ImageError(file.path, f"corrupt header: {blocks} further header blocks")
+    offset = (blocks + 1) * BLOCK
+    scanco.check_pixels_fit(file, offset, int(np.prod(size, dtype=np.int64)) * 2)
+    source = _source(h) | _calibration(file, blocks)
+    pixels = None
+    if load_pixels:
+        pixels = scanco.mapped_pixels(file, offset, size, np.dtype("<i2"))
+    return scanco.scanco_image(
+        file,
+        size=size,
+        data_type="int16",
+        spacing=_spacing(source["physical_size_um"], size),
+        origin=(0.0, 0.0, 0.0),
+        source=source,
+        pixels=pixels,
+    )
+
+
+def _first_block(file: scanco.OpenFile) -> bytes:
+    """The first header block, once it is known to be an ISQ header of a supported type."""
     if file.size < BLOCK:
         raise ImageError(
             file.path, f"truncated: an ISQ header is {BLOCK} bytes; the file has {file.size}"
@@ -51,23 +76,20 @@ def _read(file: scanco.OpenFile, load_pixels: bool) -> Image:
             f"ISQ data type {data_type} is not supported (only {ISQ_DATA_TYPE}, 16-bit "
             "reconstructed slices)",
         )
-    size = (scanco.int32(h, 44), scanco.int32(h, 48), scanco.int32(h, 52))
-    physical_um = (scanco.int32(h, 56), scanco.int32(h, 60), scanco.int32(h, 64))
-    if min(size) < 1:
-        raise ImageError(file.path, f"corrupt header: image size {list(size)} has an empty axis")
-    blocks = scanco.int32(h, 508)
-    if not 0 <= blocks < MAX_HEADER_BLOCKS:
-        raise ImageError(file.path, f"corrupt header: {blocks} further header blocks")
-    offset = (blocks + 1) * BLOCK
-    count = int(np.prod(size, dtype=np.int64))
-    scanco.check_pixels_fit(file, offset, count * 2)
-    calibration = _calibration(file, blocks)
-    mu_scaling = float(scanco.int32(h, 88))
-    # The physical size of an axis, in micrometres, over its pixels; 0 means not recorded.
-    spacing = tuple(
-        (um * 1e-3 / n) if um > 0 else 1.0 for um, n in zip(physical_um, size, strict=True)
-    )
-    source: dict[str, Any] = {
+    return h
+
+
+def _spacing(physical_um: list[int], size: tuple[int, int, int]) -> tuple[float, float, float]:
+    """The physical size of each axis, in micrometres, over its pixels, in mm; an axis whose
+    size is 0 (not recorded) has a spacing of 1."""
+    x, y, z = ((um * 1e-3 / n) if um > 0 else 1.0 for um, n in zip(physical_um, size, strict=True))
+    return (x, y, z)
+
+
+def _source(h: bytes) -> dict[str, Any]:
+    """The first header block's fields, as the image's ``source`` (the calibration's are
+    added from the further blocks)."""
+    return {
         "format": "ISQ",
         "version": "CTDATA-HEADER_V1",
         "created": scanco.vms_date(h, 36),
@@ -77,35 +99,15 @@ def _read(file: scanco.OpenFile, load_pixels: bool) -> Image:
         "scanner_id": scanco.int32(h, 32),
         "scanner_type": scanco.int32(h, 104),
         "site": scanco.int32(h, 116),
-        "physical_size_um": list(physical_um),
+        "physical_size_um": [scanco.int32(h, 56), scanco.int32(h, 60), scanco.int32(h, 64)],
         "slice_thickness_um": scanco.int32(h, 68),
         "slice_increment_um": scanco.int32(h, 72),
         "start_position_um": scanco.int32(h, 76),
         "data_range": [scanco.int32(h, 80), scanco.int32(h, 84)],
-        "mu_scaling": mu_scaling,
+        "mu_scaling": float(scanco.int32(h, 88)),
         "energy_v": scanco.int32(h, 168),
         "intensity_ua": scanco.int32(h, 172),
-        **calibration,
     }
-    pixels = None
-    if load_pixels:
-        pixels = scanco.mapped_pixels(file, offset, size, np.dtype("<i2"))
-    return scanco.scanco_image(
-        file,
-        size=size,
-        data_type="int16",
-        spacing=(spacing[0], spacing[1], spacing[2]),
-        origin=(0.0, 0.0, 0.0),
-        calibrations=scanco.calibrations(
-            mu_scaling=mu_scaling,
-            density_slope=calibration["density_slope"],
-            density_intercept=calibration["density_intercept"],
-            density_unit=calibration["density_unit"],
-            mu_water=calibration["mu_water"],
-        ),
-        source=source,
-        pixels=pixels,
-    )
 
 
 def _calibration(file: scanco.OpenFile, blocks: int) -> dict[str, Any]:

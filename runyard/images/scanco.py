@@ -88,6 +88,12 @@ def check_pixels_fit(file: OpenFile, offset: int, length: int) -> None:
         )
 
 
+def check_size(file: OpenFile, size: tuple[int, ...]) -> None:
+    """Refuse an image size with an empty axis."""
+    if min(size) < 1:
+        raise ImageError(file.path, f"corrupt header: image size {list(size)} has an empty axis")
+
+
 def mapped_pixels(
     file: OpenFile, offset: int, size: tuple[int, ...], dtype: np.dtype[Any]
 ) -> np.ndarray[Any, Any]:
@@ -204,13 +210,13 @@ def scanco_image(
     data_type: str,
     spacing: tuple[float, float, float],
     origin: tuple[float, float, float],
-    calibrations: tuple[Calibration, ...],
     source: dict[str, Any],
     pixels: np.ndarray[Any, Any] | None,
 ) -> Image:
-    """The image of a Scanco header (and pixels, if read)."""
-    if any(s < 1 for s in size):
-        raise ImageError(file.path, f"corrupt header: image size {list(size)} has an empty axis")
+    """The image of a Scanco header (and pixels, if read); its calibrations are those of
+    the header's fields in ``source`` (``mu_scaling``, ``density_slope``,
+    ``density_intercept``, ``density_unit``, ``mu_water``)."""
+    check_size(file, size)
     if not all(s > 0 for s in spacing):
         raise ImageError(file.path, f"corrupt header: voxel spacing {list(spacing)} mm")
     metadata = ImageMetadata(
@@ -220,7 +226,13 @@ def scanco_image(
         spacing=spacing,
         unit="mm",
         origin=origin,
-        calibrations=calibrations,
+        calibrations=calibrations(
+            mu_scaling=source["mu_scaling"],
+            density_slope=source["density_slope"],
+            density_intercept=source["density_intercept"],
+            density_unit=source["density_unit"],
+            mu_water=source["mu_water"],
+        ),
         source={"filename": display_name(file.path), **source},
     )
     return Image(metadata, pixels, origin_path=file.path)
