@@ -10,6 +10,7 @@ x fastest. Details: docs/images.md.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, NamedTuple
 
@@ -132,7 +133,7 @@ def _storage(
     type ``code``; ``ImageError`` for a type this reader does not support."""
     if code in PLAIN_TYPES:
         data_type = PLAIN_TYPES[code]
-        return data_type, int(np.prod(size, dtype=np.int64)) * np.dtype(data_type).itemsize
+        return data_type, math.prod(size) * np.dtype(data_type).itemsize
     if code in (RUN_LENGTH_BITS, RUN_LENGTH_BYTES):
         # Compressed pixels start with their length in bytes (this integer included).
         length = file.read(layout.pixels_at, layout.word, "pixel data length")
@@ -234,7 +235,7 @@ def _decompress(
     """Run-length compressed pixels, expanded into memory. The data starts with its own
     length (one header integer)."""
     body = np.frombuffer(data, dtype=np.uint8)[word:]
-    count = int(np.prod(size, dtype=np.int64))
+    count = math.prod(size)
     if code == RUN_LENGTH_BYTES:
         pairs = body[: body.size // 2 * 2].reshape(-1, 2)
         values = np.repeat(pairs[:, 1].view(np.int8), pairs[:, 0])

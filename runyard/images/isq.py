@@ -8,6 +8,7 @@ unit, slope, intercept, mu of water), then the pixels, x fastest. Details: docs/
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -41,7 +42,7 @@ def _read(file: scanco.OpenFile, load_pixels: bool) -> Image:
     if not 0 <= blocks < MAX_HEADER_BLOCKS:
         raise ImageError(file.path, f"corrupt header: {blocks} further header blocks")
     offset = (blocks + 1) * BLOCK
-    scanco.check_pixels_fit(file, offset, int(np.prod(size, dtype=np.int64)) * 2)
+    scanco.check_pixels_fit(file, offset, math.prod(size) * 2)
     source = _source(h) | _calibration(file, blocks)
     pixels = None
     if load_pixels:

@@ -333,6 +333,25 @@ def test_isq_with_a_corrupt_data_offset_is_refused(tmp_path: Path) -> None:
         images.import_from_isq(path)
 
 
+@pytest.mark.parametrize("name", ["a.aim", "a.isq"])
+def test_a_size_whose_pixel_count_overflows_64_bits_is_refused_as_truncated(
+    tmp_path: Path, name: str
+) -> None:
+    # 2**64 pixels: a 64-bit count wraps to 0, which a file of any length would hold.
+    if name == "a.aim":
+        data = aim_file(30, ramp((2, 2, 2)), position=(0, 0, 0)).replace(
+            struct.pack("<3q", 2, 2, 2), struct.pack("<3q", 2**32, 2**32, 1), 1
+        )
+    else:
+        data = bytearray(isq_file(ramp((2, 2, 2))))
+        struct.pack_into("<3i", data, 44, 2**30, 2**30, 16)
+    path = write(tmp_path / name, bytes(data))
+    read = images.import_from_aim if name == "a.aim" else images.import_from_isq
+    for load_pixels in (False, True):
+        with pytest.raises(ImageError, match="truncated: the header says"):
+            read(path, load_pixels=load_pixels)
+
+
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match=r"nothing.aim: no such file"):
         images.import_from_aim(tmp_path / "nothing.aim")
