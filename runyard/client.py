@@ -133,8 +133,7 @@ class Client:
         ):
             partial.unlink(missing_ok=True)
             raise RunyardError(
-                f"download of {path} is corrupt or incomplete (size or SHA-256 mismatch); "
-                "try again"
+                f"download of {path} is corrupt or incomplete (size or SHA-256 mismatch); try again"
             )
         partial.replace(target)
         return target

@@ -55,9 +55,7 @@ def spawned_task_inputs(
             raise InvalidInput(f"{where}: source must be an object like {{'mode': 'none'}}")
         listed[param.key] = TaskInput(
             key=param.key,
-            source=_checked_source(
-                where, param, source, by_name, by_id, task_type.interface.kind
-            ),
+            source=_checked_source(where, param, source, by_name, by_id, task_type.interface.kind),
         )
     return tuple(
         listed.get(p.key)
