@@ -186,3 +186,26 @@ def test_racing_completions_never_make_two_reduce_jobs_nor_one_that_misses_a_run
         live = [j for j in reduce_jobs(reduced) if j.state != "Obsolete"]
         assert len(live) == 1, [(j.serial, j.state) for j in reduce_jobs(reduced)]
         assert live[0].inputs["values"] == [2 * v for v in range((round_ + 1) * per_round)]
+
+
+def test_a_failed_reduce_job_is_replaced_when_a_run_is_obsoleted(reduced: Runyard) -> None:
+    """A study table that failed on one bad run is made again once that run is obsoleted."""
+    wid = worker_id(reduced)
+    runs = [
+        reduced.jobs.new_run("Reduced", "Source", outputs={"value": i + 1}, name=f"r{i}")
+        for i in range(3)
+    ]
+    double_all(reduced, wid)
+    failed = live_reduce(reduced)
+    assert failed is not None
+    [(claimed, lease)] = reduced.leases.claim(wid, [], 1)
+    reduced.leases.fail(claimed.serial, lease.lease_id, "r1 has no usable value")
+    assert reduced.jobs.get(failed.serial).state == "Failed"
+
+    reduced.runs.set_obsolete(runs[1].run_id, True)
+    jobs = reduce_jobs(reduced)
+    assert [(j.serial, j.state) for j in jobs] == [
+        (failed.serial, "Obsolete"),
+        (jobs[-1].serial, "Queued"),
+    ]
+    assert jobs[-1].inputs["values"] == [2, 6]
