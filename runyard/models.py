@@ -128,6 +128,17 @@ class Run:
     entity: Entity | None = None
     study: bool = False  # the workflow's own run, holding its reduce jobs; never listed
 
+    def to_json(self) -> dict[str, Any]:
+        """The run as the HTTP API shows it (the runs table adds its cells)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "sort_order": self.sort_order,
+            "priority": self.priority,
+            "obsolete": self.obsolete,
+            "entity": self.entity.to_json() if self.entity else None,
+        }
+
 
 @dataclass(frozen=True, kw_only=True)
 class Job:

@@ -89,7 +89,7 @@ class ViewManager(Operations):
             "offset": offset,
             "limit": limit,
             "obsolete": which.obsolete,
-            "runs": [_run_json(r, cells[r.id]) for r in page],
+            "runs": [{**r.to_json(), "jobs": cells[r.id]} for r in page],
         }
 
     def _page(
@@ -286,16 +286,6 @@ def workers_missing(tasks: list[Task], workers: list[Worker]) -> dict[int, list[
     return missing
 
 
-def _run_json(run: Run, jobs: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "name": run.name,
-        "sort_order": run.sort_order,
-        "priority": run.priority,
-        "obsolete": run.obsolete,
-        "entity": run.entity.to_json() if run.entity else None,
-        "jobs": jobs,
-    }
 
 
 def _cell(job: Job, stale: str | None) -> dict[str, Any]:

@@ -9,43 +9,31 @@ from typing import Any
 from runyard.server import schemas as s
 from runyard.server.deps import Caller, Ry, require, require_job_access
 
-
-def run_json(run: Any) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "name": run.name,
-        "sort_order": run.sort_order,
-        "priority": run.priority,
-        "obsolete": run.obsolete,
-        "entity": run.entity.to_json() if run.entity else None,
-    }
-
-
 # -- runs -------------------------------------------------------------------------------------
 
 
 def rename_run(run_id: int, body: s.Name, ry: Ry, caller: Caller) -> dict[str, Any]:
     require(caller, "admin")
-    return run_json(ry.runs.rename(run_id, body.name, actor=caller.name))
+    return ry.runs.rename(run_id, body.name, actor=caller.name).to_json()
 
 
 def copy_run(run_id: int, body: s.OptionalName, ry: Ry, caller: Caller) -> dict[str, Any]:
     """A new run with the same entity and source outputs (its followers are created)."""
     require(caller, "admin")
-    return run_json(ry.runs.copy(run_id, body.name, actor=caller.name))
+    return ry.runs.copy(run_id, body.name, actor=caller.name).to_json()
 
 
 def obsolete_run(run_id: int, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Obsolete a run: it leaves the table, its running jobs are stopped and given back, no
     job of it starts, reduces leave it out."""
     require(caller, "admin")
-    return run_json(ry.runs.set_obsolete(run_id, True, actor=caller.name))
+    return ry.runs.set_obsolete(run_id, True, actor=caller.name).to_json()
 
 
 def restore_run(run_id: int, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Restore an obsolete run as it was."""
     require(caller, "admin")
-    return run_json(ry.runs.set_obsolete(run_id, False, actor=caller.name))
+    return ry.runs.set_obsolete(run_id, False, actor=caller.name).to_json()
 
 
 # -- jobs -------------------------------------------------------------------------------------
