@@ -200,6 +200,8 @@ class JobManager(Reducing):
         if job is None:
             raise NotFound(f"no job with serial {serial}", serial=serial)
         run_rows.lock_run(conn, job.run_id)
+        if job.state == JobState.OBSOLETE and target != JobState.OBSOLETE:
+            _check_no_live_job(conn, job, target)
         ok = job_rows.set_state(
             conn, serial, target, sources_of(target), held_lease=held_lease, **values
         )
@@ -249,6 +251,16 @@ class JobManager(Reducing):
 
     def _set_state(self, conn: Connection, current: Job, target: JobState) -> Job:
         """A state change asked for from outside the worker protocol, checked."""
+        self._check_api_transition(current, target)
+        values: dict[str, Any] = {"lease_id": None}
+        if target == JobState.DONE:
+            values["finished_at"] = self.now()
+        return self._transition(conn, current.serial, target, **values)
+
+    @staticmethod
+    def _check_api_transition(current: Job, target: JobState) -> None:
+        """Refuse a state change the API may not make (the table's, and Done only from
+        Obsolete)."""
         check_transition(current.state, target)
         if target == JobState.DONE and current.state != JobState.OBSOLETE:
             raise IllegalTransition(
@@ -256,10 +268,6 @@ class JobManager(Reducing):
                 "spawn) is set Done through the API; a running job is completed by its worker",
                 serial=current.serial,
             )
-        values: dict[str, Any] = {"lease_id": None}
-        if target == JobState.DONE:
-            values["finished_at"] = self.now()
-        return self._transition(conn, current.serial, target, **values)
 
     def log(self, serial: int, offset: int = 0) -> str:
         """The job's log from character ``offset`` on (to follow a running job's output)."""
@@ -380,3 +388,15 @@ def _job_state(state: str) -> JobState:
 
 def next_sort_order(conn: Connection, workflow_id: int) -> str:
     return keys_after(run_rows.last_sort_order(conn, workflow_id), 1)[0]
+
+
+def _check_no_live_job(conn: Connection, job: Job, target: JobState) -> None:
+    """An Obsolete job comes back only if its task has no live job in its run."""
+    for other in job_rows.live_jobs_in_run(conn, job.run_id):
+        if other.task_id == job.task_id:
+            raise Conflict(
+                f"job {job.serial} cannot become {target}: its run has a live job of its task "
+                f"already (job {other.serial}, {other.state}); a run has one live job per task",
+                serial=job.serial,
+                live=other.serial,
+            )

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from runyard.errors import Conflict, Forbidden, InvalidInput, NotFound
+from runyard.errors import Conflict, Forbidden, IllegalTransition, InvalidInput, NotFound
 from runyard.models import Entity, Job, SpawnedJob, Task
 from runyard.operations.jobs import JobManager
 from runyard.operations.spawn_batch import (
@@ -30,6 +30,7 @@ from runyard.operations.spawn_batch import (
 )
 from runyard.sortorder import is_key, keys_after
 from runyard.states import JobState
+from runyard.store import jobs as job_rows
 from runyard.store import runs as run_rows
 from runyard.store import spawns as spawn_rows
 from runyard.store import task_types as task_type_rows
@@ -307,11 +308,12 @@ class SpawnManager(JobManager):
                         "state of the jobs it spawned only",
                         serial=serial,
                     )
-            changed = [
-                self._set_state(conn, found[serial], target)
-                for serial in dict.fromkeys(serials)
-                if found[serial].state != target
-            ]
+            asked = [found[serial] for serial in dict.fromkeys(serials)]
+            changed = [job for job in asked if job.state != target]
+            if target == JobState.DONE:
+                self._set_done_together(conn, changed)
+            else:
+                changed = [self._set_state(conn, job, target) for job in changed]
             if changed:
                 self._log(
                     conn,
@@ -323,6 +325,42 @@ class SpawnManager(JobManager):
                 )
             now = spawn_rows.get_jobs(conn, list(serials))
             return [now[serial] for serial in serials]
+
+    def _set_done_together(self, conn: Connection, jobs: list[Job]) -> None:
+        """Spawned jobs Obsolete -> Done at once (as ``_set_state`` one by one would): one
+        guarded update, their followers worked out in memory and inserted together, one look
+        at the reduces."""
+        if not jobs:
+            return
+        for job in jobs:
+            self._check_api_transition(job, JobState.DONE)
+        workflow_id = jobs[0].workflow_id
+        run_ids = sorted({job.run_id for job in jobs})
+        run_rows.lock_runs(conn, run_ids)
+        tasks = self._tasks(conn, workflow_id)
+        runs = RunsInMemory(tasks, spawn_rows.live_jobs_in_runs(conn, run_ids))
+        for job in jobs:  # refuses a job whose task has a live job in its run already
+            runs.add(_done(job), job.run_id)
+        now = self.now()
+        serials = [job.serial for job in jobs]
+        changed = job_rows.set_states(
+            conn, serials, JobState.DONE, JobState.OBSOLETE, lease_id=None, finished_at=now
+        )
+        if changed != len(serials):
+            raise IllegalTransition("some of these jobs changed state meanwhile; try again")
+        rows = [{"run_id": job.run_id, "task_id": job.task_id} for job in jobs]
+        followers = [f for row in rows for f in runs.followers(row)]
+        common = {"workflow_id": workflow_id, "created_at": now, "outputs": {}, "metadata": {}}
+        spawn_rows.insert_followers(conn, followers, common)
+        touched = {job.task_id for job in jobs} | {f["task_id"] for f in followers}
+        self._refresh_reduces(conn, workflow_id, touched)
+
+
+def _done(job: Job) -> JobSpawn:
+    """A spawned job as it is once Done, for ``RunsInMemory``."""
+    return JobSpawn(
+        task_id=job.task_id, outputs=job.outputs, state="Done", source_job_serial=job.serial
+    )
 
 
 def _entity(metadata: dict[str, Any]) -> Entity | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -137,6 +137,18 @@ def set_state(
         values["error"] = storable(values["error"])
     result = conn.execute(query.values(state=target.value, **values))
     return result.rowcount == 1
+
+
+def set_states(
+    conn: Connection, serials: Sequence[int], target: JobState, source: JobState, **values: Any
+) -> int:
+    """The guarded update of many jobs from ``source`` to ``target``; how many changed."""
+    changed = 0
+    for start in range(0, len(serials), 5000):
+        chunk = serials[start : start + 5000]
+        query = update(jobs).where(jobs.c.serial.in_(chunk), jobs.c.state == source.value)
+        changed += conn.execute(query.values(state=target.value, **values)).rowcount
+    return changed
 
 
 def _claimable(task_type_ids: list[int]) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -84,6 +85,16 @@ def get_run(conn: Connection, run_id: int) -> Run | None:
 def lock_run(conn: Connection, run_id: int) -> None:
     """Serialise job completions within one run (PostgreSQL row lock)."""
     conn.execute(select(runs.c.id).where(runs.c.id == run_id).with_for_update())
+
+
+def lock_runs(conn: Connection, run_ids: Sequence[int]) -> None:
+    """``lock_run`` for many runs, in id order (so that two lockers cannot deadlock)."""
+    ordered = sorted(run_ids)
+    for start in range(0, len(ordered), 5000):
+        chunk = ordered[start : start + 5000]
+        conn.execute(
+            select(runs.c.id).where(runs.c.id.in_(chunk)).order_by(runs.c.id).with_for_update()
+        )
 
 
 def study_run(conn: Connection, workflow_id: int, now: datetime) -> int:

@@ -376,3 +376,55 @@ def test_spawned_jobs_are_stored_as_other_jobs_are(server: Server) -> None:
         raw = dict(conn.execute(select(jobs.c.serial, jobs.c.created_at)).tuples().all())
     assert raw[follower["serial"]] == raw[spawned["serial"]]
     assert raw[job.serial] <= raw[spawned["serial"]]
+
+
+def test_many_spawned_jobs_set_done_each_get_their_followers_once_in_the_order_asked(
+    server: Server,
+) -> None:
+    job = start_a_job(server)
+    found, twice = found_and_doubled(server, job)
+    items = [{"task": found["id"], "outputs": {"value": v}, "state": "Obsolete"} for v in range(40)]
+    sources = [j["serial"] for j in spawn_jobs(server, job, *items).json()]
+    states = "/api/spawn/jobs/state"
+    first = server.client.post(states, json={"serials": sources[:5]}, headers=job.as_job)
+    assert first.status_code == 200, first.text
+    asked = [*reversed(sources), sources[3]]  # some Done already, one asked twice
+    done = server.client.post(states, json={"serials": asked}, headers=job.as_job)
+    assert done.status_code == 200, done.text
+    assert [j["serial"] for j in done.json()] == asked
+    assert {j["state"] for j in done.json()} == {"Done"}
+    followers = jobs_of_task(server, twice["id"])
+    assert sorted(f["inputs"]["value"] for f in followers) == list(range(40))
+    by_run = {j["run_id"]: j for j in done.json()}
+    assert {f["run_id"] for f in followers} == set(by_run)
+
+
+def test_a_spawned_job_set_done_beside_a_live_job_of_its_task_is_refused(server: Server) -> None:
+    job = start_a_job(server)
+    found, twice = found_and_doubled(server, job)
+    [source, other] = spawn_jobs(
+        server,
+        job,
+        {"task": found["id"], "outputs": {"value": 1}, "state": "Obsolete"},
+        {"task": found["id"], "outputs": {"value": 2}, "state": "Obsolete"},
+    ).json()
+    [rival] = spawn_jobs(
+        server,
+        job,
+        {"task": found["id"], "outputs": {"value": 3}, "source_job_serial": source["serial"]},
+    ).json()
+    assert rival["run_id"] == source["run_id"] and rival["state"] == "Done"
+    before = jobs_of_task(server, twice["id"])
+    response = server.client.post(
+        "/api/spawn/jobs/state",
+        json={"serials": [other["serial"], source["serial"]], "state": "Done"},
+        headers=job.as_job,
+    )
+    assert response.status_code == 409, response.text
+    message = error(response)["message"]
+    assert str(source["serial"]) in message and "live job" in message
+    assert jobs_of_task(server, twice["id"]) == before, "nothing changed, not even the other job"
+    one = server.client.post(
+        f"/api/spawn/jobs/{source['serial']}/state", json={"state": "Done"}, headers=job.as_job
+    )
+    assert one.status_code == 409 and f"job {rival['serial']}, Done" in error(one)["message"]
