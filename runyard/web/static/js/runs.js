@@ -2,15 +2,15 @@
 // run's live job of that task. Rows come from the server a block at a time and only the
 // rows in view exist in the page (virtual scrolling), so 100,000 runs scroll as smoothly
 // as ten. A Server-Sent Events stream says when something changed; the rows in view are
-// then fetched again. Runs have context actions (rename, copy, priority, obsolete), a
-// selection of runs has bulk actions, stale cells and jobs no worker can run are marked.
-// Obsolete runs are listed on demand (struck through, labelled), with Restore as their only
-// action.
+// then fetched again. Stale cells and jobs no worker can run are marked. Obsolete runs are
+// listed on demand (struck through, labelled). The actions on a run (its menu) and on a
+// selection of runs (the bulk bar), and Re-run stale, are in runactions.js.
 
 import { api } from "./api.js";
 import { ICONS, STATES, append, clear, countChips, debounce, enc, h } from "./dom.js";
 import { jobPanel } from "./job.js";
 import { openNewRun } from "./newrun.js";
+import { rerunStaleButton, runMenu, runSelection } from "./runactions.js";
 import { actionButton, workflowActions } from "./workflows.js";
 
 const ROW_HEIGHT = 30; // px; the same as .runs-row in app.css
@@ -18,14 +18,12 @@ const BLOCK = 200; // runs per request
 const OVERSCAN = 8; // rows drawn above and below the visible ones
 const REFRESH_GAP_MS = 300; // at most about three refreshes a second
 const REFRESH_ANYWAY_MS = 30000; // renames and priorities raise no event: look now and then
-const PRIORITIES = ["high", "normal", "paused"];
 // The runs listed, as the page API's parameter obsolete takes them.
 const SHOWN = [
   ["exclude", "Live runs"],
   ["include", "Live and obsolete runs"],
   ["only", "Obsolete runs only"],
 ];
-const RESTARTABLE = new Set(["Done", "Failed", "Aborted"]);
 
 export function runsView(main, [name], { notify }) {
   const filter = { state: "", name: "", order: "sort_order", obsolete: "exclude" };
@@ -38,8 +36,6 @@ export function runsView(main, [name], { notify }) {
   let closePanel = null;
   let source = null;
   let alive = true;
-  const selected = new Map(); // run id -> run (as last drawn)
-  let menu = null;
 
   // -- the page ---------------------------------------------------------------------------
   const heading = h("h1", {}, name);
@@ -67,39 +63,22 @@ export function runsView(main, [name], { notify }) {
     SHOWN.map(([value, label]) => h("option", { value }, label)),
   );
   const newRunButton = h("button", { type: "button", class: "new-run primary", onclick: () => openNewRun(dialog, name, { notify }) }, "New Run");
-  const rerunButton = h("button", { type: "button", class: "rerun-stale", title: "Restart the stale jobs of this workflow, in dependency order", onclick: () => rerunStale() }, "Re-run stale");
   const editLink = h("a", { href: `#/workflows/${enc(name)}/edit`, class: "button edit-workflow" }, "Edit workflow");
-  const bulkCount = h("span", { class: "bulk-count" });
-  const bulkPriority = h("select", { "aria-label": "Priority of the selected runs", class: "bulk-priority" }, h("option", { value: "" }, "Set priority\u2026"), PRIORITIES.map((p) => h("option", { value: p }, p)));
-  const bulkTask = h("select", { "aria-label": "Task to restart in the selected runs", class: "bulk-task" });
-  // What makes sense for live runs only; obsolete runs can be restored, nothing else.
-  const bulkLive = h(
-    "span",
-    { class: "group bulk-live" },
-    h("button", { type: "button", class: "bulk-obsolete danger", onclick: () => bulkObsolete() }, "Obsolete"),
-    bulkPriority,
-    h("span", { class: "group" }, bulkTask, h("button", { type: "button", class: "bulk-restart", onclick: () => bulkRestart() }, "Restart jobs")),
-  );
-  const bulkRestore = h("button", { type: "button", class: "bulk-restore primary", title: "Restore the selected obsolete runs", onclick: () => bulkRestoreRuns() }, "Restore");
-  const bulk = h(
-    "div",
-    { class: "toolbar bulk", hidden: true },
-    bulkCount,
-    bulkLive,
-    bulkRestore,
-    h("button", { type: "button", class: "link bulk-clear", title: "Clear the selection", onclick: () => clearSelection() }, "\u00D7"),
-  );
   const head = h("div", { class: "runs-head runs-row" });
   const body = h("div", { class: "runs-body" });
   const scroller = h("div", { class: "runs-scroll", tabindex: "0" }, head, body);
   const panel = h("aside", { class: "job-panel", hidden: true });
   const dialog = h("dialog", { class: "new-run-dialog" });
   dialog.addEventListener("close", () => clear(dialog));
+  const refresh = () => refreshVisible();
+  const menu = runMenu({ notify, refresh });
+  const selection = runSelection({ notify, refresh, body });
+  const rerunButton = rerunStaleButton(name, { notify, refresh });
 
   main.append(
     h("div", { class: "toolbar" }, h("a", { href: "#/workflows", class: "back" }, "\u2190 Workflows"), heading, wfState, wfButtons, editLink, h("span", { class: "grow" }), summary),
     h("div", { class: "toolbar filters" }, newRunButton, rerunButton, stateSelect, nameInput, orderSelect, shownSelect, reduceBox, h("span", { class: "grow" }), count),
-    bulk,
+    selection.element,
     h("div", { class: "runs-layout" }, scroller, panel),
     dialog,
   );
@@ -137,7 +116,7 @@ export function runsView(main, [name], { notify }) {
       tasks = newTasks;
       scroller.style.setProperty("--tasks", String(Math.max(1, tasks.length)));
       append(clear(head), h("div", { class: "run-name" }, "Run"), tasks.map((t) => h("div", { class: "cell head", title: t }, t)));
-      append(clear(bulkTask), tasks.map((t) => h("option", { value: t }, t)));
+      selection.setTasks(tasks);
       for (const row of drawn.values()) row.el.remove();
       drawn.clear();
     }
@@ -227,12 +206,13 @@ export function runsView(main, [name], { notify }) {
     ]
       .filter(Boolean)
       .join("\n");
-    if (selected.has(run.id)) selected.set(run.id, run);
+    selection.remember(run);
+    const chosen = selection.has(run.id);
     const box = h("input", { type: "checkbox", class: "select-run", "aria-label": `Select run ${run.name}` });
-    box.checked = selected.has(run.id);
+    box.checked = chosen;
     return h(
       "div",
-      { class: `runs-row run priority-${run.priority}${run.obsolete ? " obsolete" : ""}${selected.has(run.id) ? " chosen" : ""}`, role: "row", dataset: { run: String(run.id), index: String(index), obsolete: String(run.obsolete) } },
+      { class: `runs-row run priority-${run.priority}${run.obsolete ? " obsolete" : ""}${chosen ? " chosen" : ""}`, role: "row", dataset: { run: String(run.id), index: String(index), obsolete: String(run.obsolete) } },
       h(
         "div",
         { class: "run-name", title },
@@ -342,7 +322,7 @@ export function runsView(main, [name], { notify }) {
     const run = row && drawn.get(Number(row.dataset.index))?.run;
     if (!run || event.target.closest(".cell.job")) return;
     event.preventDefault();
-    openRunMenu(run, row.querySelector(".run-menu-button"));
+    menu.open(run, row.querySelector(".run-menu-button"));
   });
 
   body.addEventListener("click", (event) => {
@@ -351,17 +331,15 @@ export function runsView(main, [name], { notify }) {
       const row = box.closest(".runs-row");
       const run = drawn.get(Number(row.dataset.index))?.run;
       if (!run) return;
-      if (box.checked) selected.set(run.id, run);
-      else selected.delete(run.id);
       row.classList.toggle("chosen", box.checked);
-      showBulk();
+      selection.toggle(run, box.checked);
       return;
     }
     const menuButton = event.target.closest(".run-menu-button");
     if (menuButton) {
       const row = menuButton.closest(".runs-row");
       const run = drawn.get(Number(row.dataset.index))?.run;
-      if (run) openRunMenu(run, menuButton);
+      if (run) menu.open(run, menuButton);
       return;
     }
     const target = event.target.closest(".cell.job");
@@ -372,162 +350,6 @@ export function runsView(main, [name], { notify }) {
     target.classList.add("selected");
     openJob(Number(target.dataset.serial), { workflow: name, task: target.dataset.task, run: run && run.name });
   });
-
-  // -- run actions ---------------------------------------------------------------------------
-  function closeMenu() {
-    if (menu) menu.remove();
-    menu = null;
-  }
-
-  async function runAction(label, method, path, json) {
-    try {
-      const answer = await api(method, path, json === undefined ? {} : { json });
-      refreshVisible();
-      return answer;
-    } catch (exc) {
-      notify(`${label}: ${exc.message}`, "error");
-      return null;
-    }
-  }
-
-  async function obsoleteRun(run) {
-    if (await runAction("Obsolete", "POST", `/api/runs/${run.id}/obsolete`)) {
-      notify(`Run ${run.name} is obsolete`, "info", { label: "Undo (restore)", run: () => restoreRun(run) });
-    }
-  }
-
-  async function restoreRun(run) {
-    const restored = await runAction("Restore", "POST", `/api/runs/${run.id}/restore`);
-    if (restored) notify(`Run ${restored.name} restored`);
-  }
-
-  const menuItem = (label, cls, fn) => h("button", { type: "button", class: `menu-item ${cls}`, onclick: () => { closeMenu(); fn(); } }, label);
-
-  // An obsolete run: Restore is all that makes sense (its jobs wait as they were).
-  function obsoleteMenu(run) {
-    return [
-      h("div", { class: "menu-title" }, run.name, " ", h("span", { class: "obsolete-mark" }, "obsolete")),
-      menuItem("Restore", "restore-run primary", () => restoreRun(run)),
-    ];
-  }
-
-  function liveMenu(run) {
-    const rename = h("input", { class: "run-name-input", "aria-label": "New run name", value: run.name });
-    const renameForm = h("form", { class: "inline-form" }, rename, h("button", { type: "submit", class: "primary" }, "Rename"));
-    renameForm.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      closeMenu();
-      const renamed = await runAction("Rename", "PUT", `/api/runs/${run.id}/name`, { name: rename.value });
-      if (renamed) notify(`Run renamed ${renamed.name}`);
-    });
-    return [
-      h("div", { class: "menu-title" }, run.name),
-      renameForm,
-      menuItem("Copy", "copy-run", async () => {
-        const copy = await runAction("Copy", "POST", `/api/runs/${run.id}/copy`, {});
-        if (copy) notify(`Run copied as ${copy.name}`);
-      }),
-      h("div", { class: "menu-row" }, "Priority ", PRIORITIES.map((p) =>
-        h("button", { type: "button", class: `priority-${p}${run.priority === p ? " current" : ""}`, "data-priority": p, onclick: async () => {
-          closeMenu();
-          if (await runAction("Priority", "PUT", `/api/runs/${run.id}/priority`, { priority: p })) notify(`Run ${run.name}: priority ${p}`);
-        } }, p))),
-      menuItem("Obsolete", "obsolete-run danger", () => obsoleteRun(run)),
-    ];
-  }
-
-  function openRunMenu(run, anchor) {
-    closeMenu();
-    menu = h("div", { class: `run-menu${run.obsolete ? " for-obsolete" : ""}`, role: "menu" }, run.obsolete ? obsoleteMenu(run) : liveMenu(run));
-    const rect = anchor.getBoundingClientRect();
-    menu.style.left = `${Math.min(rect.left, window.innerWidth - 300)}px`;
-    menu.style.top = `${Math.min(rect.bottom + 2, window.innerHeight - 240)}px`;
-    document.body.append(menu);
-    const first = menu.querySelector("input, .menu-item");
-    first.focus();
-    if (first.select) first.select();
-  }
-
-  const outside = (event) => {
-    if (menu && !menu.contains(event.target) && !event.target.closest(".run-menu-button")) closeMenu();
-  };
-  const escape = (event) => event.key === "Escape" && closeMenu();
-  document.addEventListener("mousedown", outside);
-  document.addEventListener("keydown", escape);
-
-  // -- bulk actions on the selected runs ----------------------------------------------------
-  // Live runs get the live actions, obsolete ones Restore; a mixed selection shows both,
-  // each acting on its own runs.
-  function showBulk() {
-    const runs = [...selected.values()];
-    bulk.hidden = runs.length === 0;
-    bulkLive.hidden = !runs.some((run) => !run.obsolete);
-    bulkRestore.hidden = !runs.some((run) => run.obsolete);
-    const obsolete = runs.filter((run) => run.obsolete).length;
-    bulkCount.textContent = `${runs.length} run${runs.length === 1 ? "" : "s"} selected${obsolete && obsolete < runs.length ? ` (${obsolete} obsolete)` : ""}`;
-  }
-
-  function clearSelection() {
-    selected.clear();
-    for (const el of body.querySelectorAll(".select-run")) el.checked = false;
-    for (const el of body.querySelectorAll(".runs-row.chosen")) el.classList.remove("chosen");
-    showBulk();
-  }
-
-  // ``call`` for each selected run that is obsolete (``obsolete``) or live (not).
-  async function eachSelected(label, obsolete, call) {
-    const runs = [...selected.values()].filter((run) => Boolean(run.obsolete) === obsolete);
-    let done = 0;
-    const problems = [];
-    for (const run of runs) {
-      try {
-        if (await call(run)) done += 1;
-      } catch (exc) {
-        problems.push(`${run.name}: ${exc.message}`);
-      }
-    }
-    notify(`${label}: ${done} of ${runs.length}${problems.length ? `\n${problems.join("\n")}` : ""}`, problems.length ? "error" : "info");
-    refreshVisible();
-  }
-
-  async function bulkObsolete() {
-    await eachSelected("Obsoleted", false, (run) => api("POST", `/api/runs/${run.id}/obsolete`));
-    clearSelection();
-  }
-
-  async function bulkRestoreRuns() {
-    await eachSelected("Restored", true, (run) => api("POST", `/api/runs/${run.id}/restore`));
-    clearSelection();
-  }
-
-  bulkPriority.addEventListener("change", async () => {
-    const priority = bulkPriority.value;
-    if (!priority) return;
-    await eachSelected(`Priority ${priority}`, false, (run) => api("PUT", `/api/runs/${run.id}/priority`, { json: { priority } }));
-    bulkPriority.value = "";
-  });
-
-  async function bulkRestart() {
-    const task = bulkTask.value;
-    await eachSelected(`Restarted ${task}`, false, async (run) => {
-      const job = run.jobs[task];
-      if (!job || !RESTARTABLE.has(job.state)) return false;
-      await api("POST", `/api/jobs/${job.serial}/restart`);
-      return true;
-    });
-  }
-
-  async function rerunStale() {
-    rerunButton.disabled = true;
-    try {
-      const answer = await api("POST", `/api/workflows/${enc(name)}/rerun-stale`, { json: {} });
-      notify(answer.jobs ? `Re-running ${answer.jobs} stale job${answer.jobs === 1 ? "" : "s"}` : "No stale job to re-run");
-      refreshVisible();
-    } catch (exc) {
-      notify(exc.message, "error");
-    }
-    rerunButton.disabled = false;
-  }
 
   // -- filters -------------------------------------------------------------------------------
   function restart() {
@@ -567,9 +389,7 @@ export function runsView(main, [name], { notify }) {
   const every = setInterval(refreshVisible, REFRESH_ANYWAY_MS);
   return () => {
     alive = false;
-    closeMenu();
-    document.removeEventListener("mousedown", outside);
-    document.removeEventListener("keydown", escape);
+    menu.dispose();
     clearInterval(every);
     if (source) source.close();
     if (closePanel) closePanel();
