@@ -28,6 +28,7 @@ behaviour this follows. Spawning is idempotent: a retried search job gets its ru
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -100,9 +101,27 @@ def parse_suffixes(text: str, mode: str) -> list[str]:
     return parts
 
 
-def walk(token: str, folder: str) -> list[FoundFile]:
+class Tokens:
+    """The search's User Data token, asked for again before it expires (tokens last 15
+    minutes; a search of a big tree can take longer)."""
+
+    RENEW_SECONDS = 600.0
+
+    def __init__(self, scopes: list[tuple[str, str]]) -> None:
+        self.scopes = scopes
+        self._token = ""
+        self._since = 0.0
+
+    def __call__(self) -> str:
+        if not self._token or time.monotonic() - self._since > self.RENEW_SECONDS:
+            self._token = userdata.userdata_token(self.scopes)
+            self._since = time.monotonic()
+        return self._token
+
+
+def walk(token: Callable[[], str], folder: str) -> list[FoundFile]:
     """The files of ``folder`` (by name), then those of each subfolder (by name), depth first."""
-    listing = userdata.list_folder(token, folder)
+    listing = userdata.list_folder(token(), folder)
     found = [FoundFile(f.name, virtualpath.join_file(folder, f.name)) for f in listing.files]
     for sub in listing.folders:
         found.extend(walk(token, virtualpath.join_folder(folder, sub.virtual_name)))
@@ -197,19 +216,14 @@ def file_value(found: FoundFile) -> dict[str, Any]:
     }
 
 
-def image_value(job: task.CurrentJob, found: FoundFile) -> dict[str, Any]:
-    """An ``Image`` value of a User Data image, with its size read from the file's header."""
-    from runyard.compat import omni
-
-    readers = {".omni": omni.Image.load, ".aim": omni.import_from_aim, ".isq": omni.import_from_isq}
+def image_value(token: Callable[[], str], found: FoundFile) -> dict[str, Any]:
+    """An ``Image`` value of a User Data image, with its size from the file's header, which
+    the server reads (the file is not fetched: scans are gigabytes)."""
     suffix = PurePosixPath(found.name.split(";")[0]).suffix.lower()  # SCAN.ISQ;1: OpenVMS
-    if suffix not in readers:
+    if suffix not in (".omni", ".aim", ".isq"):
         raise SearchError(f"{found.virtualpath} is not an OMNI, AIM or ISQ image")
-    path = job.download(file_value(found))
-    reader = readers[suffix]
-    image = reader(path) if suffix == ".omni" else reader(path, load_pixels=False)  # type: ignore[call-arg]
-    size = image.size
-    return file_value(found) | {"type": "Image", "size": list(size)}
+    header = userdata.image_header(token(), found.virtualpath)
+    return file_value(found) | {"type": "Image", "size": header["size"]}
 
 
 def spawn_runs(
@@ -293,7 +307,8 @@ def search(job: task.CurrentJob) -> int:
         raise SearchError(f"unknown typename {typename!r}; use one of {', '.join(KINDS)}")
     suffixes = parse_suffixes(text, str(mode))
     root = virtualpath.check_folder(folder["virtualpath"])
-    token = userdata.userdata_token([("list", root)])
+    scopes = [("list", root), ("read", root)] if typename == "Image" else [("list", root)]
+    token = Tokens(scopes)
     files = walk(token, root)
     groups = find_groups(files, suffixes, str(mode))
     print(f"found {len(files)} files in {root}: {len(groups)} runs")
@@ -301,7 +316,7 @@ def search(job: task.CurrentJob) -> int:
     kind = KINDS[typename]
     wanted = {found for group in groups for found in group.files}
     values = {
-        found: image_value(job, found) if typename == "Image" else file_value(found)
+        found: image_value(token, found) if typename == "Image" else file_value(found)
         for found in wanted
     }
     job.progress(0.5, f"spawning {len(groups)} runs")

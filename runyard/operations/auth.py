@@ -103,8 +103,8 @@ class AuthManager(Operations):
             )
         if token.startswith("ry_ud_"):
             raise Unauthorized(
-                "a User Data token is valid only for the User Data file calls "
-                "(/api/userdata/list and /api/userdata/file); use the job or admin token here"
+                "a User Data token is valid only for the User Data file calls (/api/userdata/list,"
+                " /file and /image-header); use the job or admin token here"
             )
         key = _hash(token)
         cached = self._known.get(key)

@@ -21,6 +21,7 @@ from runyard.images import Image, ImageError, open_image
 from runyard.images.model import metadata_from_json
 from runyard.operations.files import FileManager
 from runyard.operations.userdata import UserDataManager
+from runyard.operations.userdata_tokens import UserDataToken
 
 AXES = ("x", "y", "z")
 MAX_SIDE = 4096  # pixels along either side of a slice, at most
@@ -56,6 +57,24 @@ def filestore_image(files: FileManager, file_id: str, raw_file_id: str) -> Image
 def userdata_image(userdata: UserDataManager, path: str) -> Image:
     """The image file ``path`` of User Data (for an admin: no token is involved)."""
     return open_image(userdata.real_file(path))
+
+
+def userdata_header(userdata: UserDataManager, token: UserDataToken, path: str) -> dict[str, Any]:
+    """What the header of the User Data image ``path`` says (its pixels are not read, so
+    this takes milliseconds whatever the size): for a search that makes ``Image`` values
+    without fetching the files."""
+    real = userdata.readable(token, path)
+    try:
+        image = open_image(real, load_pixels=False)
+    except ImageError as exc:
+        raise ImageError(path, exc.problem) from None  # the virtual path, not the real one
+    return {
+        "path": path,
+        "size": list(image.size),
+        "spacing": list(image.spacing),
+        "unit": image.unit,
+        "data_type": image.metadata.data_type,
+    }
 
 
 def describe(image: Image) -> dict[str, Any]:

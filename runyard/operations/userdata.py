@@ -214,9 +214,8 @@ class UserDataManager(Operations):
             folders=tuple(sorted(folders, key=lambda f: f.name)),
         )
 
-    def open_read(self, token: UserDataToken, path: str) -> tuple[Path, int, str]:
-        """The real path of the file ``path``, its size and its SHA-256 (read once here, so
-        that the reader can check what it receives)."""
+    def readable(self, token: UserDataToken, path: str) -> Path:
+        """The real path of the file ``path``, which ``token`` may read."""
         check_virtual_path(path, folder=False)
         token.require("read", path)
         _, real = self._resolve(path)
@@ -226,6 +225,12 @@ class UserDataManager(Operations):
                 if real.exists()
                 else NotFound(f"no file {path} in User Data", path=path)
             )
+        return real
+
+    def open_read(self, token: UserDataToken, path: str) -> tuple[Path, int, str]:
+        """The real path of the file ``path``, its size and its SHA-256 (read once here, so
+        that the reader can check what it receives)."""
+        real = self.readable(token, path)
         digest = hashlib.sha256()
         size = 0
         with open(real, "rb") as f:

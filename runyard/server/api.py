@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from runyard.errors import InvalidInput, InvalidPackage
 from runyard.models import Entity
-from runyard.operations import Principal, Runyard
+from runyard.operations import Principal, Runyard, previews
 from runyard.operations.files import Upload
 from runyard.operations.spawn_batch import JobSpawn
 from runyard.packages import (
@@ -340,6 +340,12 @@ def read_userdata_file(path: str, ry: Ry, token: UserDataCaller) -> FileResponse
         media_type="application/octet-stream",
         headers={"x-runyard-sha256": sha256},
     )
+
+
+def userdata_image_header(path: str, ry: Ry, token: UserDataCaller) -> dict[str, Any]:
+    """The header of a User Data image (size, spacing, unit, data type) without its pixels.
+    Needs a User Data token with a ``read`` scope."""
+    return previews.userdata_header(ry.userdata, token, path)
 
 
 async def write_userdata_file(

@@ -64,6 +64,7 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("POST", "/api/userdata/tokens", api.create_userdata_token),
     ("GET", "/api/userdata/list", api.list_userdata),
     ("GET", "/api/userdata/file", api.read_userdata_file),
+    ("GET", "/api/userdata/image-header", api.userdata_image_header),
     ("PUT", "/api/userdata/file", api.write_userdata_file),
     ("POST", "/api/workers/register", protocol.register_worker),
     ("POST", "/api/workers/claim", protocol.claim_jobs),

@@ -37,6 +37,7 @@ __all__ = [
     "FileItem",
     "FolderItem",
     "FolderListing",
+    "image_header",
     "list_folder",
     "read_file",
     "userdata_token",
@@ -124,6 +125,16 @@ def read_file(token: str, path: str, target: Path | str, *, server: str | None =
         local = local / path.rsplit("/", 1)[1]
     with _client(token, server) as client:
         return client.fetch("/api/userdata/file", local, params={"path": path})
+
+
+def image_header(token: str, path: str, *, server: str | None = None) -> dict[str, Any]:
+    """What the header of the User Data image ``path`` (``.omni``, ``.aim``, ``.isq``) says,
+    read by the server without fetching the file: ``{"path", "size", "spacing", "unit",
+    "data_type"}``. Needs a ``read`` scope."""
+    virtualpath.check_path(path)
+    with _client(token, server) as client:
+        header: dict[str, Any] = client.get("/api/userdata/image-header", params={"path": path})
+    return header
 
 
 def write_file(

@@ -231,8 +231,9 @@ def test_a_user_data_token_is_refused_by_every_other_endpoint(mapped: Server) ->
     token = ask_token(mapped, ("list", "/Scans/"))
     for path in ("/api/workflows", "/api/userdata/mappings", "/api/files/" + "0" * 32):
         r = mapped.client.get(path, headers=bearer(token))
-        assert r.status_code == 401 and "valid only for the User Data file calls" in (
-            error(r)["message"]
+        assert (
+            r.status_code == 401
+            and "valid only for the User Data file calls" in (error(r)["message"])
         )
     r = mapped.client.post(
         "/api/userdata/tokens", json={"scopes": [["list", "/Scans/"]]}, headers=bearer(token)
@@ -544,8 +545,9 @@ def test_a_tampered_token_is_refused(mapped: Server) -> None:
     for bad in _tampered(token):
         r = read(mapped, bad, "/Scans/s1/A.AIM")
         assert r.status_code == 401, bad
-        assert "signature does not match" in error(r)["message"] or "malformed" in (
-            error(r)["message"]
+        assert (
+            "signature does not match" in error(r)["message"]
+            or "malformed" in (error(r)["message"])
         )
 
 
@@ -568,9 +570,7 @@ def test_the_file_calls_accept_only_user_data_tokens(mapped: Server) -> None:
                 "/api/userdata/file", params={"path": "/Scans/x"}, content=b"x", headers=headers
             ),
         ):
-            assert r.status_code == 403 and "accept only a User Data token" in (
-                error(r)["message"]
-            )
+            assert r.status_code == 403 and "accept only a User Data token" in (error(r)["message"])
     r = mapped.client.get(
         "/api/userdata/list", params={"path": "/Scans/"}, headers={"Authorization": ""}
     )
@@ -649,6 +649,37 @@ def test_a_script_downloads_a_user_data_file_value(job: task.CurrentJob) -> None
     ):
         with pytest.raises(task.TaskError):
             job.download(bad)
+
+
+def test_a_script_reads_an_image_header_through_the_server_without_the_pixels(
+    job: task.CurrentJob, mapped: Server, scans: Path
+) -> None:
+    import numpy as np
+
+    from runyard.images import Image
+    from runyard.images.scanco_writer import write_aim
+
+    pixels = np.zeros((6, 5, 4), dtype=np.int16)
+    write_aim(scans / "s1" / "P.AIM;1", Image.from_array(pixels, spacing=(0.03, 0.03, 0.03)))
+    token = userdata.userdata_token([("read", "/Scans/s1/")])
+    header = userdata.image_header(token, "/Scans/s1/P.AIM;1")
+    assert header["size"] == [6, 5, 4] and header["data_type"] == "int16"
+    assert header["spacing"] == pytest.approx([0.03, 0.03, 0.03])
+
+    def refused(path: str, scope_token: str = token) -> dict[str, Any]:
+        r = mapped.client.get(
+            "/api/userdata/image-header", params={"path": path}, headers=bearer(scope_token)
+        )
+        assert r.status_code >= 400, r.text
+        return error(r) | {"status": r.status_code}
+
+    corrupt = refused("/Scans/s1/A.AIM")  # five bytes, not an AIM file
+    assert corrupt["status"] == 422 and corrupt["message"].startswith("/Scans/s1/A.AIM: ")
+    assert str(scans) not in corrupt["message"], "the server's own path is not shown"
+    assert refused("/Scans/S2/readme.txt")["status"] == 403, "outside the token's scope"
+    listing_only = userdata.userdata_token([("list", "/Scans/s1/")])
+    assert refused("/Scans/s1/P.AIM;1", listing_only)["status"] == 403
+    assert refused("/Scans/s1/none.aim")["status"] == 404
 
 
 def test_a_script_gets_the_servers_refusals_as_errors(job: task.CurrentJob) -> None:
