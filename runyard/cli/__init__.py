@@ -46,16 +46,26 @@ app.add_typer(workers_app, name="workers")
 Host = typer.Option(None, "--host", help="Address to listen on [env: RUNYARD_HOST].")
 Port = typer.Option(None, "--port", help="Port (0: any free one) [env: RUNYARD_PORT].")
 DatabaseUrl = typer.Option(
-    None, "--database-url", help="sqlite:///PATH or postgresql://... [env: RUNYARD_DATABASE_URL]."
+    None,
+    "--database-url",
+    help="The database, sqlite:///PATH or postgresql://USER@HOST/DB (default: SQLite in the data "
+    "directory) [env: RUNYARD_DATABASE_URL].",
 )
+ServerDataDir = typer.Option(
+    None,
+    "--data-dir",
+    help="Data directory: the SQLite database, the admin token, the file store (default: "
+    "$XDG_DATA_HOME/runyard or ~/.local/share/runyard) [env: RUNYARD_DATA_DIR].",
+)
+LOCAL_MAX_JOBS = "Jobs the local worker runs at once (its max concurrent jobs)."
 
 
 @app.command()
 def up(
-    data_dir: Path | None = DataDir,
+    data_dir: Path | None = ServerDataDir,
     host: str | None = Host,
     port: int | None = Port,
-    max_jobs: Annotated[int, typer.Option("--max-jobs", help="Local job slots.")] = 2,
+    max_jobs: Annotated[int, typer.Option("--max-jobs", help=LOCAL_MAX_JOBS)] = 2,
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """Start the server and one local worker.
@@ -89,7 +99,7 @@ def demo(
             "its scans already keeps them).",
         ),
     ] = 30,
-    max_jobs: Annotated[int, typer.Option("--max-jobs", min=1, help="Local job slots.")] = 4,
+    max_jobs: Annotated[int, typer.Option("--max-jobs", min=1, help=LOCAL_MAX_JOBS)] = 4,
     exit_when_done: Annotated[
         bool, typer.Option("--exit", help="Stop when the study tables are written.")
     ] = False,
@@ -113,7 +123,7 @@ def demo(
 
 @app.command()
 def server(
-    data_dir: Path | None = DataDir,
+    data_dir: Path | None = ServerDataDir,
     database_url: str | None = DatabaseUrl,
     host: str | None = Host,
     port: int | None = Port,
@@ -129,13 +139,30 @@ def server(
 
 @app.command()
 def worker(
-    server: Annotated[str | None, typer.Option("--server", help="Server URL.")] = None,
-    token: str | None = Token,
-    max_jobs: Annotated[int, typer.Option("--max-jobs", help="Jobs at once.")] = 2,
-    name: Annotated[str | None, typer.Option("--name", help="Worker name.")] = None,
+    server: str | None = ServerUrl,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help="Worker token from 'runyard token create-worker' (default: the data "
+            "directory's admin token) [env: RUNYARD_TOKEN].",
+        ),
+    ] = None,
+    max_jobs: Annotated[
+        int, typer.Option("--max-jobs", help="Jobs it runs at once (its max concurrent jobs).")
+    ] = 2,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Its name in the workers list (default: the host name)."),
+    ] = None,
     burst: Annotated[bool, typer.Option("--burst", help="Exit when no job is left.")] = False,
     provides: Annotated[
-        list[str] | None, typer.Option("--provides", help="A dependency package it has.")
+        list[str] | None,
+        typer.Option(
+            "--provides",
+            help="A dependency package it has (repeat for each); it claims only jobs whose "
+            "task type needs none other.",
+        ),
     ] = None,
     grace: Annotated[
         float,
@@ -153,7 +180,15 @@ def worker(
             "each in a fresh Python.",
         ),
     ] = True,
-    data_dir: Path | None = DataDir,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Data directory: the worker's script cache and job folders go under "
+            "workers/NAME/ there; without --server, it works for the server running on it "
+            "[env: RUNYARD_DATA_DIR].",
+        ),
+    ] = None,
 ) -> None:
     """Start a worker that claims and runs jobs.
 
@@ -233,7 +268,10 @@ def export_workflow(
 def status(
     workflow: WorkflowName,
     wait: Annotated[
-        bool, typer.Option("--wait", help="Return when no job is Queued or Running.")
+        bool,
+        typer.Option(
+            "--wait", help="Follow the jobs with a progress bar until none is Queued or Running."
+        ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     data_dir: Path | None = DataDir,
@@ -242,7 +280,10 @@ def status(
 ) -> None:
     """Show the runs x tasks table of a workflow.
 
-    Example: runyard status Study --wait --json
+    A row per run, a column per task, each cell the state of the run's job of that task; the
+    jobs of reduce tasks (one per workflow) below the table.
+
+    Example: runyard status Study --wait
     """
     with ctx.client(data_dir, server, token) as client:
         data = (

@@ -17,9 +17,22 @@ from runyard.settings import Settings
 console = Console()
 errors = Console(stderr=True)
 
-DataDir = typer.Option(None, "--data-dir", help="Data directory [env: RUNYARD_DATA_DIR].")
-ServerUrl = typer.Option(None, "--server", help="Server URL [env: RUNYARD_SERVER].")
-Token = typer.Option(None, "--token", help="API token [env: RUNYARD_TOKEN].")
+DataDir = typer.Option(
+    None,
+    "--data-dir",
+    help="Data directory of a server on this machine: its address and admin token are read "
+    "there [env: RUNYARD_DATA_DIR].",
+)
+ServerUrl = typer.Option(
+    None,
+    "--server",
+    help="Server URL (default: the server running on the data directory) [env: RUNYARD_SERVER].",
+)
+Token = typer.Option(
+    None,
+    "--token",
+    help="API token (default: the data directory's admin token) [env: RUNYARD_TOKEN].",
+)
 
 
 def settings(**overrides: Any) -> Settings:

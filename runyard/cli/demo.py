@@ -240,7 +240,8 @@ def _report(
 def _show(name: str, path: Path) -> None:
     with path.open(newline="") as f:
         header, *rows = list(csv.reader(f))
-    table = Table(*header, title=f"{name}: {len(rows)} runs (first 8 of {path})")
+    shown = f"first 8 of {path}" if len(rows) > 8 else str(path)
+    table = Table(*header, title=f"{name}: {len(rows)} runs ({shown})")
     for row in rows[:8]:
         table.add_row(*(_short(v) for v in row))
     console.print(table)

@@ -28,7 +28,12 @@ def run_new(
     workflow: WorkflowName,
     task: Annotated[str, typer.Argument(help="The source task where the run starts.")],
     outputs: Annotated[
-        str | None, typer.Option("--outputs", help="Source job outputs (JSON).")
+        str | None,
+        typer.Option(
+            "--outputs",
+            help="The source job's outputs (JSON, by its task type's output keys): it is Done "
+            "at once. Without them it waits for a worker or a user.",
+        ),
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Run name.")] = None,
     data_dir: Path | None = DataDir,
@@ -38,6 +43,9 @@ def run_new(
     """Start a new run at a source task.
 
     Example: runyard run new Study Select --outputs '{"value": 3}' --name sample-1
+
+    A User Data folder as the output "folder": --outputs '{"folder": {"type": "Folder",
+    "source": "userdata", "virtualpath": "/Scans/2026/"}}'
     """
     body: dict[str, Any] = {"task": task, "name": name}
     if outputs is not None:
