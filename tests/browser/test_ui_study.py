@@ -1,6 +1,7 @@
 """The web UI's second part in a real browser: building a workflow in the editor and running
 it, run actions and a selection of runs, an interactive form refused then accepted field by
-field, New Run from a User Data image and its slices, and hostile Markdown in remarks."""
+field, New Run from a User Data image and its slices (and a scan's slices from the User Data
+browser), and hostile Markdown in remarks."""
 
 from __future__ import annotations
 
@@ -165,6 +166,12 @@ def test_new_run_from_a_user_data_image_and_its_slices(
     page.locator(".ud-list").get_by_role("link", name=re.compile("Scans")).click()
     expect(page.locator(".ud-list")).to_contain_text("ball.raw")
     screenshot(page, "userdata")
+    # A scan in the browser opens in the slice viewer (the .raw beside it offers nothing).
+    assert page.locator('tr[data-path="/Scans/ball.raw"] button').count() == 0
+    scan_row = page.locator('tr[data-path="/Scans/ball.omni"]')
+    scan_row.get_by_role("button", name="View slices").click()
+    expect(page.locator("dialog.image-dialog h2")).to_have_text("/Scans/ball.omni")
+    page.locator("dialog.image-dialog .close").click()
     page.goto(lab.url + "/ui/#/workflows/Images")
     page.get_by_role("button", name="New Run").click()
     dialog = page.locator("dialog.new-run-dialog")

@@ -36,7 +36,7 @@ export const enc = encodeURIComponent;
 // The job states, their order in summaries, and how a cell shows them.
 export const STATES = ["Waiting", "Queued", "Running", "Done", "Failed", "Aborted", "Obsolete"];
 export const ICONS = {
-  Waiting: "\u23F8", // pause
+  Waiting: "\u2016", // pause (U+23F8 is missing from common fonts)
   Queued: "\u25F7", // clock
   Running: "\u25B6", // play
   Done: "\u2713", // check

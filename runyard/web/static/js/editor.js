@@ -1,8 +1,9 @@
 // The workflow editor: tasks as boxes with their inputs and outputs, each input's source
-// (none, fixed, define_on_first, ui, or the output of another task of the same type), adding a
-// task from the task type list (its description and interface shown), deleting a task with
-// its followers, starting and stopping. The server checks every change too (types, modes,
-// cycles) and its message is shown.
+// (none, fixed, define_on_first, ui, or the output of another task of the same type; a
+// reduce task's List[T] input takes a T output), adding a task from the task type list (its
+// description and interface shown), deleting a task with its followers, starting and
+// stopping. The server checks every change too (types, modes, cycles) and its message is
+// shown.
 
 import { api } from "./api.js";
 import { append, clear, enc, h } from "./dom.js";
@@ -24,10 +25,16 @@ function parseFixed(param, text) {
   }
 }
 
-// The source editor of one input: answers {row, read() -> source}.
-function sourceEditor(param, source, upstream) {
+// Whether an output of ``outputType`` may feed an input of ``inputType`` of a task of ``kind``:
+// the same type, or for a reduce task a list of it (one value per run), as the server checks.
+function connects(outputType, inputType, kind) {
+  return outputType === inputType || (kind === "reduce" && inputType === `List[${outputType}]`);
+}
+
+// The source editor of one input of a task of ``kind``: answers {row, read() -> source}.
+function sourceEditor(param, source, upstream, kind) {
   const modes = [...(param.supported_modes && param.supported_modes.length ? param.supported_modes : ["none", "fixed"])];
-  const candidates = upstream.flatMap((t) => t.outputs.filter((o) => o.type === param.type).map((o) => ({ task: t.name, key: o.key })));
+  const candidates = upstream.flatMap((t) => t.outputs.filter((o) => connects(o.type, param.type, kind)).map((o) => ({ task: t.name, key: o.key })));
   const mode = h("select", { class: "source-mode", "aria-label": `Source of ${param.key}` }, modes.map((m) => h("option", { value: m, selected: source.mode === m }, MODE_LABELS[m] || m)));
   const output = h(
     "select",
@@ -97,7 +104,7 @@ export function editorView(main, [name], { notify }) {
     }
     if (!alive) return;
     state.className = `wf-state wf-${workflow.state.toLowerCase()}`;
-    state.textContent = workflow.locked ? `${workflow.state} \uD83D\uDD12` : workflow.state;
+    state.textContent = workflow.locked ? `${workflow.state}, locked` : workflow.state;
     append(clear(actions), workflowActions(workflow).map((a) => actionButton(name, a, { notify, after: load })));
     append(clear(remarks), workflow.remarks ? markdown(workflow.remarks) : null);
     const editable = workflow.state === "Draft" && !workflow.locked;
@@ -116,7 +123,8 @@ export function editorView(main, [name], { notify }) {
 
   function taskBox(task, upstream, editable) {
     const params = new Map(((task.type && task.type.interface.inputs) || []).map((p) => [p.key, p]));
-    const editors = task.inputs.filter((i) => params.has(i.key)).map((i) => sourceEditor(params.get(i.key), i.source, upstream));
+    const kind = task.type && task.type.interface.kind;
+    const editors = task.inputs.filter((i) => params.has(i.key)).map((i) => sourceEditor(params.get(i.key), i.source, upstream, kind));
     const save = h("button", { type: "button", class: "save-inputs primary", disabled: !editable }, "Save inputs");
     save.addEventListener("click", async () => {
       let inputs;
@@ -176,11 +184,12 @@ export function editorView(main, [name], { notify }) {
           h("ul", {}, tt.interface.outputs.map((o) => h("li", {}, h("code", {}, o.key), ` ${o.type}`, o.description ? h("span", { class: "muted" }, ` \u2014 ${o.description}`) : ""))),
         ),
       );
+      const kind = tt.interface.kind;
       editors = tt.interface.inputs.map((p) => {
-        const start = p.supported_modes && p.supported_modes.includes("output") && tasks.some((t) => t.outputs.some((o) => o.type === p.type))
-          ? { mode: "output", ...lastOutput(p, tasks) }
+        const start = p.supported_modes && p.supported_modes.includes("output") && tasks.some((t) => t.outputs.some((o) => connects(o.type, p.type, kind)))
+          ? { mode: "output", ...lastOutput(p, tasks, kind) }
           : p.default !== undefined ? { mode: "fixed", fixed_value: p.default } : { mode: (p.supported_modes && p.supported_modes[0]) || "none" };
-        const editor = sourceEditor(p, start, tasks);
+        const editor = sourceEditor(p, start, tasks, kind);
         if (p.description) editor.row.append(h("span", { class: "muted description" }, p.description));
         return editor;
       });
@@ -233,9 +242,9 @@ function uniqueName(base, tasks) {
   return candidate;
 }
 
-function lastOutput(param, tasks) {
+function lastOutput(param, tasks, kind) {
   for (let i = tasks.length - 1; i >= 0; i -= 1) {
-    const found = tasks[i].outputs.find((o) => o.type === param.type);
+    const found = tasks[i].outputs.find((o) => connects(o.type, param.type, kind));
     if (found) return { task: tasks[i].name, key: found.key };
   }
   return {};

@@ -9,6 +9,12 @@ export function isImage(value) {
   return Boolean(value && typeof value === "object" && value.type === "Image" && (value.file_id || value.virtualpath));
 }
 
+// What the viewer's title calls an image: its User Data path, else its file name.
+function imageName(value) {
+  if (value.virtualpath) return value.virtualpath.endsWith("/") && value.filename ? value.virtualpath + value.filename : value.virtualpath;
+  return value.filename || "image";
+}
+
 function imageQuery(value) {
   if (value.source === "userdata" || value.virtualpath) {
     const path = value.virtualpath.endsWith("/") ? value.virtualpath + value.filename : value.virtualpath;
@@ -61,7 +67,7 @@ export async function openImageViewer(key, images, { notify }) {
 
   const draw = debounce(() => {
     const params = { ...query, axis: axis.value, index: slider.value };
-    sliceLabel.textContent = `${axis.value} = ${slider.value} of ${info.size[AXIS[axis.value]] - 1}`;
+    sliceLabel.textContent = `${axis.value} = ${slider.value} (0\u2013${info.size[AXIS[axis.value]] - 1})`;
     const grey = new URLSearchParams({ ...params, window: windowInput.value || round(info.window), level: levelInput.value || round(info.level) });
     picture.src = `/api/images/slice?${grey}`;
     const other = overlaySelect.value && images[overlaySelect.value];
@@ -78,7 +84,7 @@ export async function openImageViewer(key, images, { notify }) {
 
   append(
     dialog,
-    h("div", { class: "job-head" }, h("h2", {}, `Image ${key}`), h("button", { type: "button", class: "close link", title: "Close", onclick: () => dialog.close() }, "\u00D7")),
+    h("div", { class: "job-head" }, h("h2", {}, key === value.filename ? imageName(value) : `${key}: ${imageName(value)}`), h("button", { type: "button", class: "close link", title: "Close", onclick: () => dialog.close() }, "\u00D7")),
     h("p", { class: "muted" }, `${info.size.join(" \u00D7 ")} ${info.data_type}, spacing ${info.spacing.map(round).join(" \u00D7 ")} ${info.unit}`),
     h(
       "div",

@@ -28,10 +28,48 @@ function size(bytes) {
   return unit ? `${n.toFixed(1)} ${units[unit]}` : `${n} bytes`;
 }
 
+// The User Data path of a file, folder or image value (a folder path plus a file name, or the
+// whole path).
+function userDataPath(value) {
+  return value.virtualpath.endsWith("/") && value.filename ? value.virtualpath + value.filename : value.virtualpath;
+}
+
+function isUserData(value) {
+  return Boolean(value && typeof value === "object" && value.source === "userdata" && typeof value.virtualpath === "string");
+}
+
+// A number as a person reads it: whole numbers as they are, others to 6 significant digits.
+export function shownNumber(n) {
+  return Number.isInteger(n) || !Number.isFinite(n) ? String(n) : String(Number(n.toPrecision(6)));
+}
+
+function isPlain(value) {
+  return value === null || ["number", "string", "boolean"].includes(typeof value);
+}
+
+// A number, with its exact value on hover when it is shown rounded.
+function numberValue(n) {
+  const shown = shownNumber(n);
+  return h("span", { class: "value number", title: shown === String(n) ? null : String(n) }, shown);
+}
+
+// A list of plain values (a reduce job's inputs: one per run) on one line; a long one folded.
+function listValue(items) {
+  if (!items.length) return h("span", { class: "muted" }, "empty list");
+  const text = items.map((v) => (typeof v === "number" ? shownNumber(v) : String(v)));
+  if (text.length <= 6) return h("span", { class: "value list" }, text.join(", "));
+  return h(
+    "details",
+    { class: "value list" },
+    h("summary", {}, `${text.length} values: ${text.slice(0, 4).join(", ")}, \u2026`),
+    h("div", { class: "list-items" }, text.join(", ")),
+  );
+}
+
 export function renderValue(value, { key, images, notify } = {}) {
   if (isImage(value) && images) {
-    const where = value.virtualpath ? `${value.virtualpath}${value.virtualpath.endsWith("/") ? value.filename : ""}` : value.filename;
-    return h("span", { class: "image-value" }, `\uD83D\uDDBC ${where} `, value.size ? `(${value.size.join(" \u00D7 ")}) ` : "", imageButton(key, images, notify));
+    const where = value.virtualpath ? userDataPath(value) : value.filename;
+    return h("span", { class: "image-value" }, `${where} `, value.size ? `(${value.size.join(" \u00D7 ")}) ` : "", imageButton(key, images, notify));
   }
   if (isFile(value)) {
     return h(
@@ -41,7 +79,15 @@ export function renderValue(value, { key, images, notify } = {}) {
       ` (${size(value.size)})`,
     );
   }
+  if (isUserData(value)) {
+    return h("span", { class: "value userdata-path", title: `${value.type || "file"} in User Data` }, userDataPath(value));
+  }
+  if (value && value.type === "Entity" && typeof value.name === "string") {
+    return h("span", { class: "value entity", title: `entity ${value.uuid || ""}` }, value.name);
+  }
   if (value === null || value === undefined) return h("span", { class: "muted" }, "null");
+  if (typeof value === "number") return numberValue(value);
+  if (Array.isArray(value) && value.every(isPlain)) return listValue(value);
   if (typeof value === "object") return h("pre", { class: "value" }, JSON.stringify(value, null, 2));
   return h("span", { class: "value" }, String(value));
 }
@@ -70,7 +116,7 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
   const formBox = h("div", { class: "job-form" });
   const extra = h("div", { class: "job-extra" });
   const logText = document.createTextNode("");
-  const logBox = h("pre", { class: "log", tabindex: "0" }, logText);
+  const logBox = h("pre", { class: "log", tabindex: "0", "data-empty": "Nothing in the log yet." }, logText);
   const details = h("div", { class: "job-details" });
   const title = h("h2", {}, `Job ${serial}`);
   const where = h("p", { class: "where" });
@@ -144,23 +190,25 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
     append(clear(buttons), 
       obsolete ? h("span", { class: "obsolete-note" }, h("span", { class: "obsolete-mark" }, "obsolete run"), " Restore the run (in the runs table) to act on its jobs.") : null,
       obsolete ? null : actionButtons(),
-      h("a", { href: `#/jobs/${serial}`, class: "permalink" }, "Open as page"),
+      // The panel beside the runs table links to the job's own page (not the page itself).
+      onClose ? h("a", { href: `#/jobs/${serial}`, class: "permalink" }, "Open as page") : null,
     );
     const facts = [
       ["State", job.state],
       ["Worker", job.worker || "\u2014"],
       ["Attempt", String(job.attempt)],
-      ["Created", when(job.created_at)],
-      ["Started", when(job.started_at)],
-      ["Finished", when(job.finished_at)],
-      ["Duration", duration(job.started_at, job.finished_at)],
+      ["Created", when(job.created_at) || "\u2014"],
+      ["Started", when(job.started_at) || "\u2014"],
+      ["Finished", when(job.finished_at) || "\u2014"],
+      ["Duration", duration(job.started_at, job.finished_at) || "\u2014"],
     ];
-    if (job.progress) {
+    // Progress is what a running script reports; a finished job's last report would mislead.
+    if (job.progress && !FINAL.has(job.state)) {
       const fraction = job.progress.fraction === null ? "" : `${Math.round(job.progress.fraction * 100)} % `;
       facts.push(["Progress", fraction + (job.progress.message || "")]);
     }
     if (job.workdir) facts.push(["Kept folder", job.workdir]);
-    if (job.spawned_by_job) facts.push(["Spawned by", `job ${job.spawned_by_job}`]);
+    if (job.spawned_by_job) facts.push(["Spawned by", h("a", { href: `#/jobs/${job.spawned_by_job}`, class: "spawned-by" }, `job ${job.spawned_by_job}`)]);
     const prov = job.provenance;
     const runs = job.metadata && Array.isArray(job.metadata.runs) ? job.metadata.runs : null;
     append(clear(details), 
@@ -178,7 +226,7 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
         : null,
       runs
         ? h("section", { class: "reduce-runs" }, h("h3", {}, `Runs reduced (${runs.length})`),
-            h("ol", { class: "runs-list" }, runs.map((r) => h("li", { "data-run": String(r.id) }, r.name, r.entity && r.entity.name ? h("span", { class: "muted" }, ` \u00B7 ${r.entity.name}`) : ""))))
+            h("ol", { class: "runs-list" }, runs.map((r) => h("li", { "data-run": String(r.id) }, r.name, r.entity && r.entity.name && r.entity.name !== r.name ? h("span", { class: "muted" }, ` \u00B7 ${r.entity.name}`) : ""))))
         : null,
     );
     showForm();
@@ -251,7 +299,10 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
 
   async function readLog() {
     const text = await api("GET", `/api/jobs/${serial}/log?offset=${offset}`, { text: true });
+    // An empty log says so (its text, drawn by the style sheet, is not part of the log).
+    if (!offset && !text) logBox.dataset.empty = FINAL.has(job.state) ? "The job wrote nothing to its log." : "Nothing in the log yet.";
     if (!text) return;
+    delete logBox.dataset.empty;
     const atBottom = logBox.scrollTop + logBox.clientHeight >= logBox.scrollHeight - 4;
     logText.appendData(text);
     offset += [...text].length;

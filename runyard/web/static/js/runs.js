@@ -217,7 +217,7 @@ export function runsView(main, [name], { notify }) {
         "div",
         { class: "run-name", title },
         box,
-        !run.obsolete && run.priority !== "normal" ? h("span", { class: "prio", title: `priority ${run.priority}` }, run.priority === "paused" ? "\u23F8" : "\u2191") : null,
+        !run.obsolete && run.priority !== "normal" ? h("span", { class: "prio", title: `priority ${run.priority}` }, run.priority === "paused" ? ICONS.Waiting : "\u2191") : null,
         h("span", { class: "text" }, run.name),
         run.obsolete ? h("span", { class: "obsolete-mark" }, "obsolete") : null,
         h("button", { type: "button", class: "link run-menu-button", title: "Run actions", "aria-label": `Actions of run ${run.name}` }, "\u22EF"),
@@ -283,7 +283,7 @@ export function runsView(main, [name], { notify }) {
 
   function showWorkflow(state, locked) {
     wfState.className = `wf-state wf-${state.toLowerCase()}`;
-    wfState.textContent = locked ? `${state} \uD83D\uDD12` : state;
+    wfState.textContent = locked ? `${state}, locked` : state;
     append(clear(wfButtons), workflowActions({ state, locked }).map((a) => actionButton(name, a, { notify, after: () => {} })));
   }
 

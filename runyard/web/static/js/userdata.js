@@ -4,6 +4,7 @@
 
 import { api } from "./api.js";
 import { append, clear, enc, h, when } from "./dom.js";
+import { openImageViewer } from "./image.js";
 
 let cached = null; // {token, roots, until}
 
@@ -21,6 +22,9 @@ export async function listFolder(path) {
   const { token } = await listToken();
   return api("GET", `/api/userdata/list?path=${enc(path)}`, { headers: { Authorization: `Bearer ${token}` } });
 }
+
+// Files the slice viewer reads (Scanco AIM and ISQ, with or without a version suffix; OMNI).
+const IMAGE_FILE = /\.(aim|isq|omni)(;\d+)?$/i;
 
 function size(bytes) {
   return bytes >= 1048576 ? `${(bytes / 1048576).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} bytes`;
@@ -43,9 +47,14 @@ export function browser(box, { notify, onPick, pickFolders = false, pickFiles = 
     append(
       clear(list),
       h("tbody", {}, roots.length
-        ? roots.map((root) => h("tr", { class: "ud-folder", "data-path": root }, h("td", {}, h("a", { href: "#", onclick: (e) => { e.preventDefault(); open(root); } }, `\uD83D\uDCC1 ${root}`)), h("td", {}, pickFolders ? pickButton("folder", root, root) : "")))
+        ? roots.map((root) => h("tr", { class: "ud-folder", "data-path": root }, h("td", {}, h("a", { href: "#", onclick: (e) => { e.preventDefault(); open(root); } }, root)), h("td", {}, pickFolders ? pickButton("folder", root, root) : "")))
         : h("tr", {}, h("td", { class: "empty" }, "No User Data folder is mapped yet."))),
     );
+  }
+
+  function viewButton(path, name) {
+    const value = { type: "Image", source: "userdata", virtualpath: path, filename: name };
+    return h("button", { type: "button", class: "view-image", onclick: () => openImageViewer(name, { [name]: value }, { notify }) }, "View slices");
   }
 
   function pickButton(kind, path, name) {
@@ -72,15 +81,15 @@ export function browser(box, { notify, onPick, pickFolders = false, pickFiles = 
     const rows = [
       ...listing.folders.map((f) =>
         h("tr", { class: "ud-folder", "data-path": path + f.virtual_name },
-          h("td", {}, h("a", { href: "#", onclick: (e) => { e.preventDefault(); open(path + f.virtual_name); } }, `\uD83D\uDCC1 ${f.name}`)),
+          h("td", {}, h("a", { href: "#", onclick: (e) => { e.preventDefault(); open(path + f.virtual_name); } }, `${f.name}/`)),
           h("td", {}),
           h("td", {}, pickFolders ? pickButton("folder", path + f.virtual_name, f.name) : "")),
       ),
       ...listing.files.map((f) =>
         h("tr", { class: "ud-file", "data-path": path + f.name },
-          h("td", {}, `\uD83D\uDCC4 ${f.name}`),
+          h("td", {}, f.name),
           h("td", { class: "num" }, size(f.size), " \u00B7 ", when(f.mtime)),
-          h("td", {}, pickFiles ? pickButton("file", path + f.name, f.name) : "")),
+          h("td", {}, pickFiles ? pickButton("file", path + f.name, f.name) : IMAGE_FILE.test(f.name) ? viewButton(path + f.name, f.name) : "")),
       ),
     ];
     append(clear(list), h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { class: "empty" }, "This folder is empty."))));

@@ -92,6 +92,7 @@ export function workflowsView(main, _params, { notify }) {
 
   let timer = 0;
   let alive = true;
+  const unfolded = new Set(); // workflows whose long remarks are shown whole
   async function load() {
     clearTimeout(timer);
     try {
@@ -104,6 +105,7 @@ export function workflowsView(main, _params, { notify }) {
         );
       }
       for (const w of workflows) body.append(row(w));
+      foldLongRemarks();
     } catch (exc) {
       notify(exc.message, "error");
     }
@@ -118,19 +120,39 @@ export function workflowsView(main, _params, { notify }) {
         "td",
         {},
         h("a", { href: `#/workflows/${enc(w.name)}`, class: "workflow-name" }, w.name),
-        w.remarks ? h("div", { class: "remarks" }, markdown(w.remarks)) : null,
+        w.remarks ? h("div", { class: `remarks${unfolded.has(w.name) ? " open" : ""}` }, markdown(w.remarks)) : null,
+        w.remarks ? h("button", { type: "button", class: "link remarks-more", hidden: true, onclick: () => toggleRemarks(w.name) }, unfolded.has(w.name) ? "less" : "more\u2026") : null,
       ),
       h(
         "td",
         {},
         h("span", { class: `wf-state wf-${w.state.toLowerCase()}` }, w.state),
-        w.locked ? h("span", { class: "locked", title: "locked" }, " \uD83D\uDD12 locked") : null,
+        w.locked ? h("span", { class: "locked", title: "Locked: its state cannot change until it is unlocked" }, " locked") : null,
       ),
       h("td", { class: "num" }, String(w.runs)),
       h("td", {}, countChips(w.jobs)),
       h("td", { class: "actions" }, h("div", {}, workflowActions(w).map((a) => actionButton(w.name, a, { notify, after: load })))),
       h("td", { class: "links" }, h("a", { href: `#/workflows/${enc(w.name)}/edit`, class: "edit-link" }, "Edit"), " ", h("a", { href: `/api/workflows/${enc(w.name)}/export`, download: `${w.name}.xfp` }, "Export")),
     );
+  }
+
+  // Remarks longer than a few lines are cut: say so, with a way to read them whole.
+  function foldLongRemarks() {
+    for (const box of body.querySelectorAll(".remarks")) {
+      const long = box.classList.contains("open") || box.scrollHeight > box.clientHeight + 2;
+      box.classList.toggle("folded", long && !box.classList.contains("open"));
+      box.nextElementSibling.hidden = !long;
+    }
+  }
+
+  function toggleRemarks(name) {
+    if (unfolded.has(name)) unfolded.delete(name);
+    else unfolded.add(name);
+    const tr = [...body.querySelectorAll("tr[data-workflow]")].find((el) => el.dataset.workflow === name);
+    if (!tr) return;
+    tr.querySelector(".remarks").classList.toggle("open", unfolded.has(name));
+    tr.querySelector(".remarks-more").textContent = unfolded.has(name) ? "less" : "more\u2026";
+    foldLongRemarks();
   }
 
   load();
