@@ -48,8 +48,11 @@ def _workflow_action(
 
 WORKFLOW_ACTIONS = {
     "start": "Start a workflow: its jobs are processed.",
-    "stop": "Stop a workflow (back to Draft): no new jobs start.",
-    "obsolete": "Obsolete a workflow (soft delete); starting it again restores it.",
+    "stop": "Stop a workflow (back to Draft): no new job starts. Jobs already Running "
+    "finish (their followers wait for the start); meanwhile its tasks can be edited.",
+    "obsolete": "Obsolete a workflow (soft delete): its Running jobs are stopped. Their "
+    "scripts are killed and the jobs Queued again; starting the workflow again restores it "
+    "and runs them.",
     "lock": "Lock a workflow: its state cannot change until it is unlocked (admins).",
     "unlock": "Unlock a locked workflow.",
 }

@@ -6,7 +6,7 @@ newer attempt. A call made for a worker (``worker=``) acts only on that worker's
 (``Forbidden``, HTTP 403, for a job that another worker holds under that lease).
 
 A job is given back (Running -> Queued, no lease, no worker, the attempt not counted) by its
-worker (``release``) or when its run is obsoleted (``GivingBack._give_back_run``).
+worker (``release``) or when its run or its workflow is obsoleted (``GivingBack``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from runyard.errors import Forbidden, NotFound, RunyardError, StaleLease
-from runyard.models import Job, Lease, Run
+from runyard.models import Job, Lease, Run, Workflow
 from runyard.operations.jobs import MAX_LOG_CHARS, JobManager
 from runyard.states import JobState
 from runyard.store import jobs as job_rows
@@ -48,14 +48,39 @@ class GivingBack(JobManager):
         )
 
     def _give_back_run(self, conn: Connection, run: Run, actor: str) -> list[int]:
-        """Give back the Running jobs of ``run``, just obsoleted, saying why in each job's log
-        and the activity log: their workers' next heartbeat is refused, which kills their
-        scripts. A job finished before this update keeps its result. The serials given back."""
+        """Give back the Running jobs of ``run``, just obsoleted (its row locked). The
+        serials given back."""
+        running = job_rows.running_in_run(conn, run.id)
+        return self._give_back_all(conn, running, f"run {run.name}", actor)
+
+    def _give_back_workflow(self, conn: Connection, workflow: Workflow, actor: str) -> list[int]:
+        """Give back the Running jobs of ``workflow``, being obsoleted (its reduce jobs too).
+        The serials given back.
+
+        On PostgreSQL the runs of those jobs are locked first, in id order, then each job's
+        row, then the study run (a reduce decision): the order of a finish (its run, its job,
+        the study run), so that the two wait for each other and never deadlock. The caller
+        locks the workflow's row after this: a spawning job locks its own row, then the
+        workflow's (a new task)."""
+        running = job_rows.running_in_workflow(conn, workflow.id)
+        reduces = {
+            t.id for t in self._tasks(conn, workflow.id) if t.task_type.interface.kind == "reduce"
+        }
+        run_rows.lock_runs(conn, [job.run_id for job, _ in running if job.task_id not in reduces])
+        return self._give_back_all(conn, running, f"workflow {workflow.name}", actor)
+
+    def _give_back_all(
+        self, conn: Connection, running: list[tuple[Job, str]], what: str, actor: str
+    ) -> list[int]:
+        """Give back ``running`` (jobs, each with the lease it was read with), because ``what``
+        (``run NAME``, ``workflow NAME``) was obsoleted, saying so in each job's log and the
+        activity log: their workers' next heartbeat is refused, which kills their scripts. A
+        job finished since it was read keeps its result. The serials given back."""
         when = f"{self.now().astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
         given = []
-        for job, lease_id in job_rows.running_in_run(conn, run.id):
+        for job, lease_id in running:
             line = (
-                f"----- given back at {when}: run {run.name} was obsoleted by {actor}; "
+                f"----- given back at {when}: {what} was obsoleted by {actor}; "
                 f"the script on worker {job.worker} is stopped -----\n"
             )
             try:
@@ -67,7 +92,7 @@ class GivingBack(JobManager):
                 actor,
                 "job.give_back",
                 f"job {job.serial} given back (it was Running on worker {job.worker}): "
-                f"its run {run.name} was obsoleted",
+                f"its {what} was obsoleted",
                 workflow_id=job.workflow_id,
                 job_serial=job.serial,
             )

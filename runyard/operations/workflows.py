@@ -7,6 +7,7 @@ from typing import Any
 
 from runyard.errors import Conflict, InvalidInput
 from runyard.models import Task, TaskType, Workflow
+from runyard.operations.leases import GivingBack
 from runyard.operations.stale import stale_in
 from runyard.operations.tasks import TaskEditing
 from runyard.packages import WorkflowPackage, resolve_workflow, workflow_package_bytes
@@ -124,7 +125,10 @@ class WorkflowManager(TaskEditing):
             return result
 
     def set_state(self, name: str, state: str, *, actor: str = "system") -> Workflow:
-        """Start, stop (back to Draft) or obsolete a workflow."""
+        """Start, stop (back to Draft) or obsolete a workflow. Obsoleting it gives back its
+        Running jobs in the same transaction (their workers stop the scripts; starting the
+        workflow again lets them be claimed again); stopping it lets them finish, and
+        neither starts a new job."""
         target = WorkflowState(state)
         with self.store.write() as conn:
             workflow = self._workflow(conn, name)
@@ -139,6 +143,9 @@ class WorkflowManager(TaskEditing):
                 raise Conflict(
                     f"workflow {name!r} cannot go from {current} to {target}", workflow=name
                 )
+            given: list[int] = []
+            if target == WorkflowState.OBSOLETE:  # before locking the workflow's row: see there
+                given = self._giving_back()._give_back_workflow(conn, workflow, actor)
             workflow_rows.lock_workflow_row(conn, workflow.id)
             if not workflow_rows.set_workflow_state(
                 conn, workflow.id, target, {current}, self.now()
@@ -148,12 +155,24 @@ class WorkflowManager(TaskEditing):
                 conn,
                 actor,
                 "workflow.state",
-                f"workflow {name}: {current} -> {target}",
+                f"workflow {name}: {current} -> {target}"
+                + (f"; {len(given)} Running jobs given back" if given else ""),
                 workflow_id=workflow.id,
             )
             updated = workflow_rows.get_workflow(conn, id=workflow.id)
             assert updated is not None
             return updated
+
+    def _giving_back(self) -> GivingBack:
+        """The job operations that a workflow state change needs (not inherited: a
+        ``WorkflowManager`` is not a ``JobManager``, whose ``get`` takes a job serial)."""
+        return GivingBack(
+            self.store,
+            self.settings,
+            now=self.now,
+            changed=self.changed,
+            task_lists=self.task_lists,
+        )
 
     def set_locked(self, name: str, locked: bool, *, actor: str = "system") -> Workflow:
         with self.store.write() as conn:

@@ -99,10 +99,17 @@ def live_jobs_in_run(conn: Connection, run_id: int) -> list[Job]:
 
 def running_in_run(conn: Connection, run_id: int) -> list[tuple[Job, str]]:
     """The Running jobs of a run, each with its current lease id."""
+    return _running(conn, jobs.c.run_id == run_id)
+
+
+def running_in_workflow(conn: Connection, workflow_id: int) -> list[tuple[Job, str]]:
+    """The Running jobs of a workflow (its reduce jobs too), each with its current lease id."""
+    return _running(conn, jobs.c.workflow_id == workflow_id)
+
+
+def _running(conn: Connection, where: Any) -> list[tuple[Job, str]]:
     rows = conn.execute(
-        select_jobs()
-        .where(jobs.c.run_id == run_id, jobs.c.state == JobState.RUNNING.value)
-        .order_by(jobs.c.serial)
+        select_jobs().where(where, jobs.c.state == JobState.RUNNING.value).order_by(jobs.c.serial)
     )
     return [(from_row(r), str(r.lease_id)) for r in rows]
 

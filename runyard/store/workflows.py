@@ -49,8 +49,13 @@ def get_workflow(
 
 
 def lock_workflow_row(conn: Connection, workflow_id: int) -> None:
-    """Serialise writers of one workflow (PostgreSQL row lock; SQLite has one writer)."""
-    conn.execute(select(workflows.c.id).where(workflows.c.id == workflow_id).with_for_update())
+    """Serialise writers of one workflow (PostgreSQL row lock; SQLite has one writer).
+    ``FOR NO KEY UPDATE``: inserting a run or a job (which takes a key-share lock on its
+    workflow's row) does not wait for it, so a finish creating followers never waits for a
+    workflow state change that waits for the finish's run."""
+    conn.execute(
+        select(workflows.c.id).where(workflows.c.id == workflow_id).with_for_update(key_share=True)
+    )
 
 
 def list_workflows(conn: Connection) -> list[Workflow]:

@@ -251,19 +251,43 @@ def test_aborting_a_running_job_kills_its_script_within_seconds(lab: Lab) -> Non
 def test_obsoleting_a_run_kills_its_running_script_within_seconds_and_restore_runs_it_again(
     lab: Lab,
 ) -> None:
-    lab.new_run("Sleepy", 12, "long")  # long enough to outlast the wait for the kill
+    def run_of(serial: int) -> str:
+        return str(lab.server.job(serial)["run"]["id"])
+
+    _obsoleting_kills_the_script_and_restoring_runs_it_again(
+        lab,
+        obsolete=lambda serial: lab.server.api("POST", f"/api/runs/{run_of(serial)}/obsolete"),
+        restore=lambda serial: lab.server.cli("run", "restore", run_of(serial)),
+    )
+
+
+def test_obsoleting_a_workflow_kills_its_running_script_within_seconds_and_start_runs_it_again(
+    lab: Lab,
+) -> None:
+    _obsoleting_kills_the_script_and_restoring_runs_it_again(
+        lab,
+        obsolete=lambda _: lab.server.api("POST", "/api/workflows/Sleepy/obsolete"),
+        restore=lambda _: lab.server.cli("workflow", "start", "Sleepy"),
+    )
+
+
+def _obsoleting_kills_the_script_and_restoring_runs_it_again(
+    lab: Lab, *, obsolete: Callable[[int], object], restore: Callable[[int], object]
+) -> None:
+    """``obsolete(serial)`` obsoletes what the running job belongs to (its run, its
+    workflow); ``restore(serial)`` brings it back."""
+    lab.new_run("Sleepy", 7, "long")  # 7 s: it outlasts the wait for the kill (5 s)
     (serial,) = lab.serials("Sleepy", "Sleep")
     worker = lab.worker("w")
     pid = started_script(worker, serial)
-    run_id = lab.server.job(serial)["run"]["id"]
-    lab.server.api("POST", f"/api/runs/{run_id}/obsolete")
+    obsolete(serial)
     wait_for(lambda: not _sleep_script_alive(pid), "the script to be killed", timeout=5)
     job = lab.server.job(serial)
     assert (job["state"], job["attempt"], job["worker"]) == ("Queued", 0, None)
     assert "given back" in lab.server.cli("job", "log", str(serial)).stdout
     assert worker.process.poll() is None, "the worker goes on"
 
-    lab.server.cli("run", "restore", str(run_id))
+    restore(serial)
     done = lab.wait_job(serial, lambda j: j["state"] in FINISHED, "finishing")
     assert (done["state"], done["attempt"], done["worker"]) == ("Done", 1, "w")
     assert done["outputs"]["pid"] != pid
