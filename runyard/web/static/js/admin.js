@@ -76,7 +76,7 @@ function limitCell(worker, notify, reload) {
     }
     try {
       await api("PUT", `/api/workers/${encodeURIComponent(worker.name)}/max-jobs`, { json: { max_jobs: value } });
-      notify(value === null ? `${worker.name}: no limit` : `${worker.name}: at most ${value} jobs at once`);
+      notify(value === null ? `${worker.name}: no limit` : `${worker.name}: at most ${value} job${value === 1 ? "" : "s"} at once`);
       reload();
     } catch (exc) {
       notify(exc.message, "error");
