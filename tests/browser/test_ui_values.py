@@ -1,6 +1,6 @@
 """The web UI shows what a person expects: a reduce task's list inputs connected in the editor,
 and job values as values (a User Data path, not its JSON; numbers rounded; one value per run
-on a line)."""
+on a line), and an empty runs table saying what to do."""
 
 from __future__ import annotations
 
@@ -64,3 +64,17 @@ def test_job_values_are_shown_as_values(page: Page, lab: Installation) -> None:
     assert shown[5][0] == "0.5, 2, 0.333333"
     assert shown[6][0].startswith("30 values: 0, 1, 2, 3, \u2026")
     assert '"any": "thing"' in shown[7][0]
+
+
+def test_an_empty_runs_table_says_what_to_do(page: Page, lab: Installation) -> None:
+    lab.api("POST", "/api/workflows", {"name": "Empty", "remarks": ""})
+    log_in(page, lab)
+    page.goto(lab.url + "/ui/#/workflows/Empty")
+    expect(page.locator(".runs-empty")).to_have_text("No task yet: Edit workflow adds them.")
+    source = {"name": "S", "task_type": {"name": "Test.Source"}}
+    lab.api("POST", "/api/workflows/Empty/tasks", source)
+    page.reload()
+    expect(page.locator(".count")).to_have_text("0 runs")
+    expect(page.locator(".runs-empty")).to_contain_text("No run yet: New Run starts one")
+    page.get_by_label("Filter by run name").fill("nothing")
+    expect(page.locator(".runs-empty")).to_have_text("No run matches these filters.")

@@ -19,11 +19,7 @@ const OVERSCAN = 8; // rows drawn above and below the visible ones
 const REFRESH_GAP_MS = 300; // at most about three refreshes a second
 const REFRESH_ANYWAY_MS = 30000; // renames and priorities raise no event: look now and then
 // The runs listed, as the page API's parameter obsolete takes them.
-const SHOWN = [
-  ["exclude", "Live runs"],
-  ["include", "Live and obsolete runs"],
-  ["only", "Obsolete runs only"],
-];
+const SHOWN = [["exclude", "Live runs"], ["include", "Live and obsolete runs"], ["only", "Obsolete runs only"]];
 
 export function runsView(main, [name], { notify }) {
   const filter = { state: "", name: "", order: "sort_order", obsolete: "exclude" };
@@ -66,7 +62,8 @@ export function runsView(main, [name], { notify }) {
   const editLink = h("a", { href: `#/workflows/${enc(name)}/edit`, class: "button edit-workflow" }, "Edit workflow");
   const head = h("div", { class: "runs-head runs-row" });
   const body = h("div", { class: "runs-body" });
-  const scroller = h("div", { class: "runs-scroll", tabindex: "0" }, head, body);
+  const emptyNote = h("p", { class: "empty runs-empty", hidden: true });
+  const scroller = h("div", { class: "runs-scroll", tabindex: "0" }, head, body, emptyNote);
   const panel = h("aside", { class: "job-panel", hidden: true });
   const dialog = h("dialog", { class: "new-run-dialog" });
   dialog.addEventListener("close", () => clear(dialog));
@@ -123,13 +120,17 @@ export function runsView(main, [name], { notify }) {
     if (newTotal !== total) {
       total = newTotal;
       body.style.height = `${total * ROW_HEIGHT}px`;
-      showCount();
     }
+    showCount();
   }
 
+  // The count of runs, and what to do when there is none.
   function showCount() {
     const kind = filter.obsolete === "only" ? "obsolete run" : "run";
     count.textContent = `${total.toLocaleString()} ${kind}${total === 1 ? "" : "s"}`;
+    emptyNote.hidden = total > 0;
+    const filtered = filter.state || filter.name || filter.obsolete === "only";
+    emptyNote.textContent = filtered ? "No run matches these filters." : tasks.length ? "No run yet: New Run starts one at a source task." : "No task yet: Edit workflow adds them.";
   }
 
   function visibleRange() {
