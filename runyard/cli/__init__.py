@@ -22,13 +22,15 @@ from runyard.errors import InvalidInput, RunyardError
 from runyard.packages import folder_zip_bytes
 
 app = typer.Typer(
-    help="Runyard: batch processing of scientific data.\n\n"
+    help="Runyard: batch processing of scientific data. The words (workflow, task, run, job, "
+    "worker, User Data) are defined in docs/glossary.md.\n\n"
+    "First time: runyard demo   (the imaging demo, end to end; docs/demo.md)\n\n"
     "Example: runyard up --data-dir ./lab   (server and a local worker)",
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
-token_app = typer.Typer(help="Create tokens.", no_args_is_help=True)
+token_app = typer.Typer(help="Create tokens (for worker machines).", no_args_is_help=True)
 export_app = typer.Typer(help="Export packages.", no_args_is_help=True)
 userdata_app = typer.Typer(
     help="Map virtual roots of User Data (/Scans/) to folders of the server.",
