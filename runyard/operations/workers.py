@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 from runyard.errors import InvalidInput, NotFound
@@ -13,12 +14,16 @@ from runyard.store import workers as worker_rows
 # How long a worker's registration is used without reading it again (another server process
 # sharing the database may have taken a new registration meanwhile).
 WORKER_CACHE_SECONDS = 5.0
+# How often a worker's calls are noted as its ``last_seen`` (at most, per server process): the
+# UI shows a worker not heard from for a minute as not connected.
+SEEN_EVERY = timedelta(seconds=10)
 
 
 class WorkerManager(Operations):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._known: dict[str, tuple[float, Worker]] = {}
+        self._seen: dict[str, datetime] = {}
 
     def register(
         self, name: str, *, provides: list[str], max_jobs: int, version: str = ""
@@ -61,6 +66,17 @@ class WorkerManager(Operations):
             raise NotFound(f"no worker named {name!r} has registered", worker=name)
         self._known[name] = (time.monotonic() + WORKER_CACHE_SECONDS, worker)
         return worker
+
+    def seen(self, name: str) -> None:
+        """Worker ``name`` called (a claim, a report, a heartbeat): its ``last_seen`` is now,
+        written at most every ``SEEN_EVERY``."""
+        now = self.now()
+        last = self._seen.get(name)
+        if last is not None and now - last < SEEN_EVERY:
+            return
+        self._seen[name] = now
+        with self.store.write() as conn:
+            worker_rows.set_last_seen(conn, name, now)
 
     def list_all(self) -> list[Worker]:
         with self.store.read() as conn:

@@ -53,6 +53,7 @@ async def claim_jobs(
     """Claim up to ``max`` jobs; wait up to ``wait`` seconds for one (long poll). A worker
     that went away while waiting gets nothing: jobs claimed for it are given back at once."""
     require_worker(caller, body.worker)
+    await run_in_threadpool(ry.workers.seen, body.worker)
     worker = await run_in_threadpool(ry.workers.get, body.worker)
     deadline = time.monotonic() + body.wait
     while True:
@@ -91,6 +92,7 @@ def worker_report(body: s.WorkerReport, ry: Ry, caller: Caller) -> dict[str, Any
     """Record finished jobs and claim up to ``claim`` more, in one round trip: ``results``
     per reported job (its new state, or the error that refused it) and ``claimed``."""
     require_worker(caller, body.worker)
+    ry.workers.seen(body.worker)
     results = ry.leases.report([r.model_dump() for r in body.results], worker=body.worker)
     claimed: list[tuple[Job, Lease]] = []
     if body.claim:
@@ -105,6 +107,7 @@ def worker_heartbeat(body: s.WorkerHeartbeat, ry: Ry, caller: Caller) -> dict[st
     """Renew the leases of all of a worker's jobs (with their new log text); ``refused``:
     the jobs the worker must stop (aborted, or given to another worker)."""
     require_worker(caller, body.worker)
+    ry.workers.seen(body.worker)
     beats = [(b.serial, b.lease, b.log) for b in body.beats]
     refused = ry.leases.heartbeats(beats, worker=body.worker)
     return {"refused": refused}

@@ -48,6 +48,10 @@ def list_workers(conn: Connection) -> list[Worker]:
     return [worker_from_row(r) for r in conn.execute(select(workers).order_by(workers.c.name))]
 
 
+def set_last_seen(conn: Connection, name: str, now: datetime) -> None:
+    conn.execute(update(workers).where(workers.c.name == name).values(last_seen=now))
+
+
 def set_limit(conn: Connection, name: str, limit: int | None) -> bool:
     result = conn.execute(
         update(workers).where(workers.c.name == name).values(max_jobs_limit=limit)

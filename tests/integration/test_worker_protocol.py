@@ -309,3 +309,33 @@ def test_a_stale_lease_of_another_worker_is_still_answered_as_stale(server: Serv
         headers=job.as_worker,
     )
     assert r.status_code == 409 and error(r)["code"] == "stale_lease", r.text
+
+
+# -- last seen --------------------------------------------------------------------------------
+
+
+def test_a_workers_claims_and_heartbeats_keep_its_last_seen_fresh(server: Server) -> None:
+    job = start_a_job(server)  # registered as w1, its job claimed
+    start = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+    def last_seen() -> datetime:
+        [w1] = [w for w in server.client.get("/api/workers").json() if w["name"] == "w1"]
+        return datetime.fromisoformat(w1["last_seen"])
+
+    def beat(at: datetime) -> None:
+        server.ry.workers.now = lambda: at
+        body = {"worker": "w1", "beats": [{"serial": job.serial, "lease": job.lease}]}
+        r = server.client.post("/api/workers/heartbeat", json=body, headers=job.as_worker)
+        assert r.status_code == 200 and r.json()["refused"] == [], r.text
+
+    beat(start)
+    assert last_seen() == start
+    beat(start + timedelta(seconds=5))
+    assert last_seen() == start, "written at most every 10 s"
+    beat(start + timedelta(minutes=2))
+    assert last_seen() == start + timedelta(minutes=2)
+    server.ry.workers.now = lambda: start + timedelta(minutes=5)
+    claim = {"worker": "w1", "max": 1, "wait": 0}
+    r = server.client.post("/api/workers/claim", json=claim, headers=job.as_worker)
+    assert r.status_code == 200, r.text
+    assert last_seen() == start + timedelta(minutes=5)
