@@ -47,7 +47,9 @@ def show(
     fields = ("state", "attempt", "worker", "created_at", "started_at", "finished_at")
     for key in fields:
         console.print(f"{key:12} {job.get(key)}", highlight=False, markup=False)
-    for key in ("inputs", "outputs", "progress"):
+    # The last progress report of a job that is no longer running would mislead ("50 %").
+    running = job["state"] == "Running"
+    for key in ("inputs", "outputs", "progress") if running else ("inputs", "outputs"):
         console.print(f"{key:12} {json.dumps(job.get(key))}", highlight=False, markup=False)
     if job.get("workdir"):
         console.print(f"{'workdir':12} {job['workdir']}", highlight=False, markup=False)
