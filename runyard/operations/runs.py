@@ -273,7 +273,10 @@ class RunManager(GivingBack):
             stale = stale_in(conn, tasks, job_rows.live_jobs_in_run(conn, job.run_id))
             task_type = task_type_rows.get(conn, job.task_type_id)
             assert task_type is not None
+            workflow = workflow_rows.get_workflow(conn, id=job.workflow_id)
+            assert workflow is not None
         return job, {
+            "workflow": workflow.name,
             "run": {"id": run.id, "name": run.name, "obsolete": run.obsolete, "study": run.study},
             "task": next(t.name for t in tasks if t.id == job.task_id),
             "stale": stale.get(serial),

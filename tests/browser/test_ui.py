@@ -127,6 +127,9 @@ def test_job_information_follows_the_log_live_and_restarts_the_job(
     # The job page shows the same information at its own address.
     page.goto(f"{lab.url}/ui/#/jobs/{first_serial}")
     expect(page.locator(".job-page .job-head .state")).to_have_text(re.compile("Obsolete"))
+    # ... with the way back to its workflow's runs table.
+    page.locator(".job-page a.workflow-link").click()
+    expect(cell(page, "talker", "Talk")).to_have_attribute("data-state", "Done")
 
 
 def test_abort_a_running_job(page: Page, lab: Installation) -> None:

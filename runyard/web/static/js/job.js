@@ -180,10 +180,14 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
   function render() {
     const shownName = job.metadata && job.metadata.display_name;
     title.replaceChildren(`Job ${job.serial} `, shownName ? h("span", { class: "job-name" }, shownName) : "", stateBadge(job.state));
+    const workflow = job.workflow || context.workflow;
     where.replaceChildren(
-      [job.run && !job.run.study && `run ${job.run.name}`, job.task && `task ${job.task}`, context.workflow && `workflow ${context.workflow}`]
+      [job.run && !job.run.study && `run ${job.run.name}`, job.task && `task ${job.task}`]
         .filter(Boolean)
         .join(" \u00B7 ") || `run ${job.run_id}, task ${job.task_id}`,
+      workflow ? " \u00B7 workflow " : "",
+      // On the job's own page, the way back to its runs table.
+      workflow && !onClose ? h("a", { href: `#/workflows/${enc(workflow)}`, class: "workflow-link" }, workflow) : workflow || "",
     );
     // The jobs of an obsolete run wait as they were: restoring the run is all there is to do.
     const obsolete = Boolean(job.run && job.run.obsolete);
