@@ -26,12 +26,22 @@ const ACTION_LABELS = {
   unlock: "Unlock",
 };
 
+// What each action does to the work in flight (docs/states.md).
+const ACTION_HINTS = {
+  start: "Jobs are claimed by workers again",
+  stop: "Back to Draft to edit its tasks: no new job starts; running jobs finish",
+  obsolete: "Soft-delete: its running jobs are stopped and given back; Start restores it",
+  lock: "A locked workflow cannot change state until an admin unlocks it",
+  unlock: "Allow changes again",
+};
+
 export function actionButton(name, action, { notify, after }) {
   return h(
     "button",
     {
       type: "button",
       class: `action-${action}`,
+      title: ACTION_HINTS[action],
       "data-action": action,
       onclick: async (event) => {
         event.currentTarget.disabled = true;
