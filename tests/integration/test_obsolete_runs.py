@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -51,6 +52,31 @@ def running_doubles(ry: Runyard, count: int) -> list[tuple[Job, Lease]]:
     claimed = ry.leases.claim(worker_id(ry), [], count)
     assert len(claimed) == count
     return claimed
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What is obsoleted and restored: the run of a job of Linear, or the workflow Linear
+    (see also test_obsolete_workflows.py); ``reader`` reads its Running jobs in the store."""
+
+    name: str
+    reader: str
+
+    def obsolete(self, ry: Runyard, job: Job) -> None:
+        if self.name == "run":
+            ry.runs.set_obsolete(job.run_id, True)
+        else:
+            ry.workflows.set_state("Linear", "Obsolete")
+
+    def restore(self, ry: Runyard, job: Job) -> None:
+        if self.name == "run":
+            ry.runs.set_obsolete(job.run_id, False)
+        else:
+            ry.workflows.set_state("Linear", "Started")
+
+
+SCOPES = [Scope("run", "running_in_run"), Scope("workflow", "running_in_workflow")]
+by_scope = pytest.mark.parametrize("scope", SCOPES, ids=[s.name for s in SCOPES])
 
 
 def test_obsoleting_a_run_gives_its_running_jobs_back_and_restoring_runs_them_again(
@@ -97,31 +123,32 @@ def test_obsoleting_a_run_gives_its_running_jobs_back_and_restoring_runs_them_ag
     assert every_state(linear) == {"Done"}, "no Aborted (or Obsolete) job appears"
 
 
-def test_a_job_that_finished_before_its_run_was_obsoleted_keeps_its_result_and_followers(
-    linear: Runyard,
+@by_scope
+def test_a_job_that_finished_before_it_was_obsoleted_keeps_its_result_and_followers(
+    linear: Runyard, scope: Scope
 ) -> None:
     [(job, lease)] = running_doubles(linear, 1)
     linear.leases.complete(job.serial, lease.lease_id, {"value": 0})
-    run = run_ids(linear)["r0"]
-    linear.runs.set_obsolete(run, True)
+    scope.obsolete(linear, job)
     done = linear.jobs.get(job.serial)
     assert (done.state, done.outputs, done.attempt) == ("Done", {"value": 0}, 1)
     assert GIVEN_BACK not in linear.jobs.log(job.serial)
     assert linear.leases.claim(worker_id(linear), [], 5) == []
-    linear.runs.set_obsolete(run, False)
+    scope.restore(linear, job)
     assert run_all(linear, worker_id(linear)) == 1, "its follower Add was kept"
     assert live_jobs(linear)["r0"]["Add"]["outputs"] == {"value": 10}
 
 
+@by_scope
 def test_a_job_that_finishes_between_the_obsoletes_read_and_its_update_is_not_given_back(
-    linear: Runyard, monkeypatch: pytest.MonkeyPatch
+    linear: Runyard, scope: Scope, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The guarded update: the obsolete saw the job Running, but the finish landed first."""
     [(job, lease)] = running_doubles(linear, 1)
-    read_running = job_rows.running_in_run
+    read_running = getattr(job_rows, scope.reader)
 
-    def finish_after_the_read(conn: sa.Connection, run_id: int) -> list[tuple[Job, str]]:
-        seen = read_running(conn, run_id)
+    def finish_after_the_read(conn: sa.Connection, key: int) -> list[tuple[Job, str]]:
+        seen: list[tuple[Job, str]] = read_running(conn, key)
         assert [(j.serial, lease_id) for j, lease_id in seen] == [(job.serial, lease.lease_id)]
         assert job_rows.set_state(
             conn,
@@ -134,8 +161,8 @@ def test_a_job_that_finishes_between_the_obsoletes_read_and_its_update_is_not_gi
         )
         return seen
 
-    monkeypatch.setattr(job_rows, "running_in_run", finish_after_the_read)
-    linear.runs.set_obsolete(run_ids(linear)["r0"], True)
+    monkeypatch.setattr(job_rows, scope.reader, finish_after_the_read)
+    scope.obsolete(linear, job)
     done = linear.jobs.get(job.serial)
     assert (done.state, done.outputs, done.worker) == ("Done", {"value": 0}, "w1")
     assert GIVEN_BACK not in linear.jobs.log(job.serial)

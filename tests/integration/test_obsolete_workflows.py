@@ -13,10 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from runyard.errors import Conflict, StaleLease
-from runyard.models import Job
 from runyard.operations import Runyard
 from runyard.packages import load_package
-from runyard.states import JobState
 from runyard.store import jobs as job_rows
 from runyard.store import workflows as workflow_rows
 from tests.conftest import WORKFLOWS
@@ -106,50 +104,6 @@ def test_the_give_back_and_the_state_change_are_one_transaction(
         linear.workflows.set_state("Linear", "Obsolete")
     still = linear.jobs.get(job.serial)
     assert (still.state, still.attempt, still.worker) == ("Running", 1, "w1")
-    assert GIVEN_BACK not in linear.jobs.log(job.serial)
-    assert not [a for a in linear.activity() if a["action"] == "job.give_back"]
-
-
-def test_a_job_that_finished_before_its_workflow_was_obsoleted_keeps_its_result_and_followers(
-    linear: Runyard,
-) -> None:
-    [(job, lease)] = running_doubles(linear, 1)
-    linear.leases.complete(job.serial, lease.lease_id, {"value": 0})
-    linear.workflows.set_state("Linear", "Obsolete")
-    done = linear.jobs.get(job.serial)
-    assert (done.state, done.outputs, done.attempt) == ("Done", {"value": 0}, 1)
-    assert GIVEN_BACK not in linear.jobs.log(job.serial)
-    assert linear.leases.claim(worker_id(linear), [], 5) == []
-    linear.workflows.set_state("Linear", "Started")
-    assert run_all(linear, worker_id(linear)) == 1, "its follower Add was kept"
-    assert live_jobs(linear)["r0"]["Add"]["outputs"] == {"value": 10}
-
-
-def test_a_job_that_finishes_between_the_obsoletes_read_and_its_update_is_not_given_back(
-    linear: Runyard, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The guarded update: the obsolete saw the job Running, but the finish landed first."""
-    [(job, lease)] = running_doubles(linear, 1)
-    read_running = job_rows.running_in_workflow
-
-    def finish_after_the_read(conn: sa.Connection, workflow: int) -> list[tuple[Job, str]]:
-        seen = read_running(conn, workflow)
-        assert [(j.serial, lease_id) for j, lease_id in seen] == [(job.serial, lease.lease_id)]
-        assert job_rows.set_state(
-            conn,
-            job.serial,
-            JobState.DONE,
-            [JobState.RUNNING],
-            held_lease=lease.lease_id,
-            outputs={"value": 0},
-            lease_expires_at=None,
-        )
-        return seen
-
-    monkeypatch.setattr(job_rows, "running_in_workflow", finish_after_the_read)
-    linear.workflows.set_state("Linear", "Obsolete")
-    done = linear.jobs.get(job.serial)
-    assert (done.state, done.outputs, done.worker) == ("Done", {"value": 0}, "w1")
     assert GIVEN_BACK not in linear.jobs.log(job.serial)
     assert not [a for a in linear.activity() if a["action"] == "job.give_back"]
 
