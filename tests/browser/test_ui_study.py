@@ -191,14 +191,12 @@ def test_new_run_from_a_user_data_image_and_its_slices(
     expect(viewer).to_contain_text("40 \u00d7 32 \u00d7 20 int16")
     image = viewer.locator("img.slice-image")
     expect(image).to_have_attribute("src", re.compile("axis=z&index=10"))
-    page.wait_for_function(
-        "document.querySelector('dialog.image-dialog img.slice-image').naturalWidth === 40"
-    )
+    # The slice arrived (a PNG 40 pixels wide): checked by Playwright's own script, not by
+    # a string evaluated in the page, which the UI's Content-Security-Policy forbids.
+    expect(image).to_have_js_property("naturalWidth", 40)
     viewer.get_by_label("Axis").select_option("x")
     expect(image).to_have_attribute("src", re.compile("axis=x&index=20"))
-    page.wait_for_function(
-        "document.querySelector('dialog.image-dialog img.slice-image').naturalWidth === 32"
-    )
+    expect(image).to_have_js_property("naturalWidth", 32)
     screenshot(page, "image")
 
 
