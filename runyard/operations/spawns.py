@@ -274,15 +274,7 @@ class SpawnManager(JobManager):
         """Change the state of a job that job ``spawner`` spawned (Obsolete -> Done creates
         its followers then); a job already in ``state`` is answered as it is."""
         with self.store.read() as conn:
-            job = spawn_rows.get_jobs(conn, [serial]).get(serial)
-        if job is None:
-            raise NotFound(f"no job with serial {serial}", serial=serial)
-        if job.spawned_by_job != spawner:
-            raise Forbidden(
-                f"job {serial} was not spawned by job {spawner}; a job changes the state of "
-                "the jobs it spawned only",
-                serial=serial,
-            )
+            job = _spawned_by(spawner, serial, spawn_rows.get_jobs(conn, [serial]))
         if job.state == state:
             return job  # already so: a retried spawning job sets it again
         return self.update_state(serial, state, actor=f"job {spawner}")
@@ -298,17 +290,7 @@ class SpawnManager(JobManager):
             raise InvalidInput(f"spawned jobs are set Done or Obsolete, not {state!r}")
         with self._write_and_notify() as conn:
             found = spawn_rows.get_jobs(conn, list(serials))
-            for serial in serials:
-                job = found.get(serial)
-                if job is None:
-                    raise NotFound(f"no job with serial {serial}", serial=serial)
-                if job.spawned_by_job != spawner:
-                    raise Forbidden(
-                        f"job {serial} was not spawned by job {spawner}; a job changes the "
-                        "state of the jobs it spawned only",
-                        serial=serial,
-                    )
-            asked = [found[serial] for serial in dict.fromkeys(serials)]
+            asked = [_spawned_by(spawner, serial, found) for serial in dict.fromkeys(serials)]
             changed = [job for job in asked if job.state != target]
             if target == JobState.DONE:
                 self._set_done_together(conn, changed)
@@ -354,6 +336,20 @@ class SpawnManager(JobManager):
         spawn_rows.insert_followers(conn, followers, common)
         touched = {job.task_id for job in jobs} | {f["task_id"] for f in followers}
         self._refresh_reduces(conn, workflow_id, touched)
+
+
+def _spawned_by(spawner: int, serial: int, found: dict[int, Job]) -> Job:
+    """The job ``serial`` of ``found``, refused unless job ``spawner`` spawned it."""
+    job = found.get(serial)
+    if job is None:
+        raise NotFound(f"no job with serial {serial}", serial=serial)
+    if job.spawned_by_job != spawner:
+        raise Forbidden(
+            f"job {serial} was not spawned by job {spawner}; a job changes the state of the "
+            "jobs it spawned only",
+            serial=serial,
+        )
+    return job
 
 
 def _done(job: Job) -> JobSpawn:
