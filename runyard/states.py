@@ -81,6 +81,18 @@ def check_transition(current: JobState | str, target: JobState | str) -> None:
         )
 
 
+def check_api_transition(serial: int, current: JobState | str, target: JobState) -> None:
+    """A state change asked for through the API: one the table allows, and Done only for a
+    job created Obsolete (by a spawn); a running job is completed by its worker."""
+    check_transition(current, target)
+    if target == JobState.DONE and current != JobState.OBSOLETE:
+        raise IllegalTransition(
+            f"job {serial} is {current}: only a job created Obsolete (by a spawn) is set Done "
+            "through the API; a running job is completed by its worker",
+            serial=serial,
+        )
+
+
 WORKFLOW_TRANSITIONS: frozenset[tuple[WorkflowState, WorkflowState]] = frozenset(
     {
         (WorkflowState.DRAFT, WorkflowState.STARTED),

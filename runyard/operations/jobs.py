@@ -19,6 +19,7 @@ from runyard.states import (
     JobState,
     Priority,
     WorkflowState,
+    check_api_transition,
     check_transition,
     decide_followers,
     downstream_tasks,
@@ -251,23 +252,11 @@ class JobManager(Reducing):
 
     def _set_state(self, conn: Connection, current: Job, target: JobState) -> Job:
         """A state change asked for from outside the worker protocol, checked."""
-        self._check_api_transition(current, target)
+        check_api_transition(current.serial, current.state, target)
         values: dict[str, Any] = {"lease_id": None}
         if target == JobState.DONE:
             values["finished_at"] = self.now()
         return self._transition(conn, current.serial, target, **values)
-
-    @staticmethod
-    def _check_api_transition(current: Job, target: JobState) -> None:
-        """Refuse a state change the API may not make (the table's, and Done only from
-        Obsolete)."""
-        check_transition(current.state, target)
-        if target == JobState.DONE and current.state != JobState.OBSOLETE:
-            raise IllegalTransition(
-                f"job {current.serial} is {current.state}: only a job created Obsolete (by a "
-                "spawn) is set Done through the API; a running job is completed by its worker",
-                serial=current.serial,
-            )
 
     def log(self, serial: int, offset: int = 0) -> str:
         """The job's log from character ``offset`` on (to follow a running job's output)."""

@@ -29,7 +29,7 @@ from runyard.operations.spawn_batch import (
     job_spawn_key,
 )
 from runyard.sortorder import is_key, keys_after
-from runyard.states import JobState
+from runyard.states import JobState, check_api_transition
 from runyard.store import jobs as job_rows
 from runyard.store import runs as run_rows
 from runyard.store import spawns as spawn_rows
@@ -315,7 +315,7 @@ class SpawnManager(JobManager):
         if not jobs:
             return
         for job in jobs:
-            self._check_api_transition(job, JobState.DONE)
+            check_api_transition(job.serial, job.state, JobState.DONE)
         workflow_id = jobs[0].workflow_id
         run_ids = sorted({job.run_id for job in jobs})
         run_rows.lock_runs(conn, run_ids)

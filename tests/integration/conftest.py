@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from runyard.operations import Runyard
-from runyard.packages import folder_zip_bytes
+from runyard.packages import folder_zip_bytes, load_package
 from runyard.server.app import create_app
-from tests.conftest import TASK_TYPES, WORKFLOWS
+from tests.conftest import TASK_TYPES, WORKFLOWS, install_test_task_types
 
 
 @dataclass
@@ -92,3 +92,12 @@ def error(response: Any) -> dict[str, Any]:
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
     result: dict[str, Any] = body["error"]
     return result
+
+
+@pytest.fixture
+def reduced(ry: Runyard) -> Iterator[Runyard]:
+    """The started workflow 'Reduced': Source -> Double -> Table (reduce over Double)."""
+    install_test_task_types(ry)
+    ry.workflows.import_package(load_package(WORKFLOWS / "Reduced"))  # type: ignore[arg-type]
+    ry.workflows.set_state("Reduced", "Started")
+    yield ry

@@ -7,7 +7,6 @@ given back, never both."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +16,9 @@ import sqlalchemy as sa
 from runyard.errors import StaleLease
 from runyard.models import Job, Lease
 from runyard.operations import Runyard
-from runyard.packages import load_package
 from runyard.states import JobState
 from runyard.store import jobs as job_rows
 from runyard.store.schema import jobs
-from tests.conftest import WORKFLOWS, install_test_task_types
 from tests.integration.conftest import Server, start_jobs
 from tests.integration.test_engine import live_jobs, run_all, worker_id
 
@@ -43,6 +40,17 @@ def lease_and_worker(ry: Runyard, serial: int) -> tuple[Any, Any]:
 def every_state(ry: Runyard) -> set[str]:
     with ry.store.read() as conn:
         return set(conn.execute(sa.text("SELECT DISTINCT state FROM jobs")).scalars())
+
+
+def refuse_late_reports(ry: Runyard, job: Job, lease: Lease) -> None:
+    """A given-back attempt can no longer complete, fail or release its job."""
+    for late in (
+        lambda: ry.leases.complete(job.serial, lease.lease_id, {"value": 0}),
+        lambda: ry.leases.fail(job.serial, lease.lease_id, "killed"),
+        lambda: ry.leases.release(job.serial, lease.lease_id),
+    ):
+        with pytest.raises(StaleLease):
+            late()
 
 
 def running_doubles(ry: Runyard, count: int) -> list[tuple[Job, Lease]]:
@@ -100,13 +108,7 @@ def test_obsoleting_a_run_gives_its_running_jobs_back_and_restoring_runs_them_ag
 
     # The worker's next heartbeat is refused (so it kills the script); a late report too.
     assert linear.leases.heartbeats([(job.serial, lease.lease_id, "more")]) == [job.serial]
-    for late in (
-        lambda: linear.leases.complete(job.serial, lease.lease_id, {"value": 0}),
-        lambda: linear.leases.fail(job.serial, lease.lease_id, "killed"),
-        lambda: linear.leases.release(job.serial, lease.lease_id),
-    ):
-        with pytest.raises(StaleLease):
-            late()
+    refuse_late_reports(linear, job, lease)
     assert linear.jobs.get(job.serial).state == "Queued"
     assert "more" not in linear.jobs.log(job.serial)
     assert linear.leases.claim(worker_id(linear), [], 5) == [], "not claimed while obsolete"
@@ -277,15 +279,6 @@ def test_a_workflow_whose_only_queued_jobs_are_in_obsolete_runs_is_idle(linear: 
 
 
 # -- the reduce job of the workflow ----------------------------------------------------------
-
-
-@pytest.fixture
-def reduced(ry: Runyard) -> Iterator[Runyard]:
-    """The started workflow 'Reduced': Source -> Double -> Table (reduce over Double)."""
-    install_test_task_types(ry)
-    ry.workflows.import_package(load_package(WORKFLOWS / "Reduced"))  # type: ignore[arg-type]
-    ry.workflows.set_state("Reduced", "Started")
-    yield ry
 
 
 def test_obsoleting_a_run_replaces_a_running_reduce_that_read_it_and_restoring_again(

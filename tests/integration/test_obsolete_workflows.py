@@ -24,6 +24,7 @@ from tests.integration.test_obsolete_runs import (
     GIVEN_BACK,
     every_state,
     lease_and_worker,
+    refuse_late_reports,
     running_doubles,
 )
 
@@ -67,13 +68,7 @@ def test_obsoleting_a_workflow_gives_its_running_jobs_back_and_starting_it_runs_
     # The worker's next heartbeat is refused (so it kills the script); a late report too.
     beats = [(job.serial, lease.lease_id, "more"), (other.serial, other_lease.lease_id, "")]
     assert two.leases.heartbeats(beats) == [job.serial]
-    for late in (
-        lambda: two.leases.complete(job.serial, lease.lease_id, {"value": 0}),
-        lambda: two.leases.fail(job.serial, lease.lease_id, "killed"),
-        lambda: two.leases.release(job.serial, lease.lease_id),
-    ):
-        with pytest.raises(StaleLease):
-            late()
+    refuse_late_reports(two, job, lease)
     assert two.jobs.get(job.serial).state == "Queued"
     assert "more" not in two.jobs.log(job.serial)
     assert two.leases.claim(worker_id(two), [], 5) == [], "not claimed while obsolete"

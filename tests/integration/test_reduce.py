@@ -4,7 +4,6 @@ active run has upstream work pending, replaced (never doubled) when the results 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -12,18 +11,7 @@ import sqlalchemy as sa
 from runyard.errors import Conflict, StaleLease
 from runyard.models import Job
 from runyard.operations import Runyard
-from runyard.packages import load_package
-from tests.conftest import WORKFLOWS, install_test_task_types
 from tests.integration.test_engine import worker_id
-
-
-@pytest.fixture
-def reduced(ry: Runyard) -> Iterator[Runyard]:
-    """The started workflow 'Reduced': Source -> Double -> Table (reduce over Double)."""
-    install_test_task_types(ry)
-    ry.workflows.import_package(load_package(WORKFLOWS / "Reduced"))  # type: ignore[arg-type]
-    ry.workflows.set_state("Reduced", "Started")
-    yield ry
 
 
 def reduce_jobs(ry: Runyard) -> list[Job]:

@@ -117,3 +117,14 @@ def test_find_cycle_reports_the_cycle_and_none_for_a_dag() -> None:
     assert find_cycle({"A": [], "B": ["A"], "C": ["B", "A"]}) is None
     cycle = find_cycle({"A": ["C"], "B": ["A"], "C": ["B"]})
     assert cycle is not None and cycle[0] == cycle[-1] and set(cycle) == {"A", "B", "C"}
+
+
+def test_the_api_sets_done_only_a_job_created_obsolete() -> None:
+    from runyard.states import check_api_transition
+
+    check_api_transition(7, JobState.OBSOLETE, JobState.DONE)
+    check_api_transition(7, JobState.RUNNING, JobState.ABORTED)
+    with pytest.raises(IllegalTransition, match="job 7 is Running: only a job created Obsolete"):
+        check_api_transition(7, JobState.RUNNING, JobState.DONE)
+    with pytest.raises(IllegalTransition, match="cannot go from Done to Queued"):
+        check_api_transition(7, JobState.DONE, JobState.QUEUED)
