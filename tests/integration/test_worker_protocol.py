@@ -316,11 +316,13 @@ def test_a_stale_lease_of_another_worker_is_still_answered_as_stale(server: Serv
 
 def test_a_workers_claims_and_heartbeats_keep_its_last_seen_fresh(server: Server) -> None:
     job = start_a_job(server)  # registered as w1, its job claimed
-    start = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
     def last_seen() -> datetime:
         [w1] = [w for w in server.client.get("/api/workers").json() if w["name"] == "w1"]
         return datetime.fromisoformat(w1["last_seen"])
+
+    # The fake clock starts a minute after the worker's real registration, whatever today is.
+    start = last_seen() + timedelta(minutes=1)
 
     def beat(at: datetime) -> None:
         server.ry.workers.now = lambda: at
@@ -339,3 +341,5 @@ def test_a_workers_claims_and_heartbeats_keep_its_last_seen_fresh(server: Server
     r = server.client.post("/api/workers/claim", json=claim, headers=job.as_worker)
     assert r.status_code == 200, r.text
     assert last_seen() == start + timedelta(minutes=5)
+    beat(start - timedelta(hours=1))
+    assert last_seen() == start - timedelta(hours=1), "a clock set back is noted at once"
