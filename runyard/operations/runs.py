@@ -185,8 +185,8 @@ class RunManager(GivingBack):
                     serial=serial,
                     errors=errors,
                 )
-            self._remember_templates(conn, task, {k: given[k] for k in asked if
-                                                  asked[k].mode == "define_on_first"})  # fmt: skip
+            answers = {k: given[k] for k in asked if asked[k].mode == "define_on_first"}
+            self._remember_templates(conn, task, answers, submitted=serial)
             values: dict[str, Any] = {"inputs": job.inputs | given}
             if interactive and (outputs is not None or not asked):
                 values |= {"outputs": outputs or {}, "finished_at": self.now()}
@@ -204,8 +204,12 @@ class RunManager(GivingBack):
             )
             return done
 
-    def _remember_templates(self, conn: Connection, task: Task, answers: dict[str, Any]) -> None:
-        """The first answer to a ``define_on_first`` input becomes the task's template."""
+    def _remember_templates(
+        self, conn: Connection, task: Task, answers: dict[str, Any], *, submitted: int
+    ) -> None:
+        """The first answer to a ``define_on_first`` input becomes the task's template, and
+        the task's other Waiting jobs take it (``submitted``, the job answered, is left to
+        ``submit``)."""
         first = {k: v for k, v in answers.items() if task.input_source(k).template is None}
         if not first:
             return
@@ -215,8 +219,8 @@ class RunManager(GivingBack):
         )
         workflow_rows.set_task(conn, replace(task, inputs=inputs))
         # The other jobs that waited for the same first answer take it too.
-        for other in job_rows.jobs_of_workflow(conn, task.workflow_id):
-            if other.task_id != task.id or other.state != JobState.WAITING:
+        for other in job_rows.waiting_jobs_of_task(conn, task.id):
+            if other.serial == submitted:
                 continue
             filled = other.inputs | {k: v for k, v in first.items() if other.inputs.get(k) is None}
             missing = [i.key for i in inputs if filled.get(i.key) is None

@@ -121,6 +121,15 @@ def jobs_of_workflow(conn: Connection, workflow_id: int) -> list[Job]:
     return [from_row(r) for r in rows]
 
 
+def waiting_jobs_of_task(conn: Connection, task_id: int) -> list[Job]:
+    rows = conn.execute(
+        select_jobs()
+        .where(jobs.c.task_id == task_id, jobs.c.state == JobState.WAITING.value)
+        .order_by(jobs.c.serial)
+    )
+    return [from_row(r) for r in rows]
+
+
 def set_state(
     conn: Connection,
     serial: int,

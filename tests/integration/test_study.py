@@ -112,6 +112,27 @@ def test_interactive_inputs_are_checked_per_field_and_define_on_first_asks_once(
         ry.runs.submit(first["serial"], inputs={"unit": "mm"})
 
 
+def test_define_on_first_alone_queues_the_submitted_job_and_every_waiting_one_once(
+    ry: Runyard,
+) -> None:
+    started(ry, "Factored")
+    for i in range(3):
+        ry.jobs.new_run("Factored", "Source", outputs={"value": i + 1}, name=f"r{i}")
+    weigh = [cells(ry, "Factored")[f"r{i}"]["Weigh"]["serial"] for i in range(3)]
+    assert {ry.jobs.get(s).state for s in weigh} == {"Waiting"}
+
+    job = ry.runs.submit(weigh[1], inputs={"factor": 2.5})
+    assert (job.state, job.inputs["factor"]) == ("Queued", 2.5)
+    for serial in weigh:
+        other = ry.jobs.get(serial)
+        assert (other.state, other.inputs["factor"]) == ("Queued", 2.5), serial
+    claimed = ry.leases.claim(worker_id(ry), [], 10)
+    assert sorted((j.serial, j.inputs["factor"]) for j, _ in claimed) == [(s, 2.5) for s in weigh]
+    ry.jobs.new_run("Factored", "Source", outputs={"value": 4}, name="later")
+    later = ry.jobs.get(cells(ry, "Factored")["later"]["Weigh"]["serial"])
+    assert (later.state, later.inputs["factor"]) == ("Queued", 2.5), "the template answers"
+
+
 def test_an_interactive_job_is_done_with_the_outputs_a_user_submits(ry: Runyard) -> None:
     started(ry, "Linear")
     source = ry.jobs.new_run("Linear", "Source", name="by hand")
