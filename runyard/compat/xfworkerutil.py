@@ -4,28 +4,27 @@
 
     worker = xfworkerutil.XFWorkerJob()
     value = worker.job["inputs"]["value"]
-    table = worker.create_output_csv("table.csv")
+    table = worker.working_dir.path / "table.csv"
     table.write_text("value\\n%d\\n" % value)
-    worker.finish({"table": table})          # the CSV is uploaded by finish
+    worker.finish({"table": worker.create_output_csv(table)})   # uploaded: a CSV value
 
-What works now and what arrives later: docs/compat.md.
+Every name XamFlow documents, and what Runyard chose where it is silent: docs/compat.md.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from runyard import task as runyard_task
 from runyard.task import spawn
+from runyard.task.workdir import WorkingDirectory
 
 if TYPE_CHECKING:  # imported when first used, as runyard.task does: scripts start faster
     from runyard.client import Client
@@ -42,15 +41,16 @@ class ActivityLogLevel(StrEnum):
 
 
 class XFWorkerArguments:
-    """The job's context from the ``XF_*`` variables that the worker sets: ``job_serial``,
-    ``server_scheme``, ``server_host``, ``server_port`` and ``server_auth`` (the job token).
-    Reads ``environ`` if given, else the process environment."""
+    """The job's context from the ``XF_*`` variables that the worker sets: ``job_serial``
+    (int), ``server_host``, ``server_port`` (a string, as XamFlow has it), ``server_auth``
+    (the job token) and ``server_scheme``. Reads ``environ`` if given, else the process
+    environment."""
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         self.job_serial = _int_variable(env, "XF_JOB_SERIAL")
         self.server_host = _variable(env, "XF_SERVER_HOST")
-        self.server_port = _int_variable(env, "XF_SERVER_PORT")
+        self.server_port = str(_int_variable(env, "XF_SERVER_PORT"))
         self.server_scheme = env.get("XF_SERVER_SCHEME") or "http"
         self.server_auth = _variable(env, "XF_SERVER_AUTH")
 
@@ -95,24 +95,28 @@ class ServerConnection:
         self.jobs.flush()
 
 
-class TemporaryWorkingDirectory:
-    """A fresh folder inside ``parent`` (default: the current directory, which is the job's
-    working folder), removed with its contents at the end of the ``with`` block. ``with``
-    gives its ``Path``; the current directory does not change."""
+class TemporaryWorkingDirectory(WorkingDirectory):
+    """A fresh folder named ``prefix`` plus random letters, inside ``parent`` (default: the
+    current folder, which in a job is the job's working folder): ``path`` (a ``Path``),
+    ``create_temp_path(filename)``, ``create_related_path(path, postfix)``,
+    ``subdir(name, max_name_len=8)``, ``is_under(path)``, ``remove()``
+    (``runyard.task.workdir.WorkingDirectory``). As a ``with`` block it gives ``path`` and
+    is removed at the end."""
 
-    def __init__(self, parent: str | os.PathLike[str] | None = None, prefix: str = "tmp-") -> None:
-        base = Path(parent) if parent is not None else Path.cwd()
-        self.path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    def __init__(
+        self, prefix: str = "tmp-", *, parent: str | os.PathLike[str] | None = None
+    ) -> None:
+        super().__init__(WorkingDirectory.create(prefix, parent).path)
         self.name = str(self.path)
 
     def __enter__(self) -> Path:
         return self.path
 
     def __exit__(self, *exc: object) -> None:
-        self.cleanup()
+        self.remove()
 
     def cleanup(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        self.remove()
 
 
 class XFWorkerJob:
@@ -127,13 +131,9 @@ class XFWorkerJob:
             "inputs": self._job.inputs,
             "metadata": self._job.metadata,
         }
-        self._csv_outputs: set[Path] = set()
+        self.working_dir = WorkingDirectory(self._job.working_dir)
         self._connections: list[ServerConnection] = []  # open ones, for finish to flush
         logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-
-    @property
-    def working_dir(self) -> Path:
-        return self._job.working_dir
 
     # -- ending the job ---------------------------------------------------------------------
 
@@ -142,26 +142,26 @@ class XFWorkerJob:
         runyard_task.fail(str(message))
 
     def finish(self, outputs: Mapping[str, Any] | None = None) -> NoReturn:
-        """End the job as Done with ``outputs``. A ``Path`` value is uploaded first: as a
-        ``CSV`` value if it came from ``create_output_csv``, else as a ``ForeignFile``; an
-        ``omni.Image`` as an ``Image`` value (``upload_omni_output``). Spawned jobs not sent
-        yet (``finish`` inside a ``server_connection`` block) are sent first."""
+        """End the job as Done with ``outputs``. A ``Path`` value is uploaded first as a
+        ``ForeignFile`` value; an ``omni.Image`` as an ``Image`` value
+        (``upload_omni_output``). Spawned jobs not sent yet (``finish`` inside a
+        ``server_connection`` block) are sent first."""
         for connection in self._connections:
             connection.close()
         values = {}
         for key, value in (outputs or {}).items():
             if isinstance(value, os.PathLike):
-                value = self._upload(key, Path(value))
+                value = self._upload(key, Path(value), "ForeignFile")
             elif type(value).__module__.startswith("runyard.images"):  # an omni.Image
                 value = self.upload_omni_output(value)
             values[key] = value
         runyard_task.finish(values)
 
-    def _upload(self, key: str, path: Path) -> dict[str, Any]:
+    def _upload(self, key: str, path: Path, value_type: str) -> dict[str, Any]:
+        path = path if path.is_absolute() else self.working_dir.path / path
         if not path.is_file():
-            self.error(f"output {key!r}: the file {path} does not exist; write it before finish")
-        csv = path.resolve() in self._csv_outputs
-        return self._job.upload(path, value_type="CSV" if csv else "ForeignFile")
+            self.error(f"output {key}: the file {path} does not exist; write it first")
+        return self._job.upload(path, value_type=value_type)
 
     # -- files --------------------------------------------------------------------------------
 
@@ -171,30 +171,34 @@ class XFWorkerJob:
         return self._job.download(param)
 
     def create_related_path(self, path: str | os.PathLike[str], postfix: str) -> Path:
-        """A path in the working folder named after ``path``: its last name without its last
-        suffix, plus ``postfix``. ``("/x/scan.aim", "_seg.omni")`` -> ``working_dir /
-        "scan_seg.omni"``; ``("SCAN.ISQ;1", ".omni")`` -> ``"SCAN.omni"``."""
-        name = PurePosixPath(os.fspath(path).replace("\\", "/")).name
-        stem = PurePosixPath(name).stem if name else ""
-        if any(c in postfix for c in "/\\\0"):
-            raise ValueError(f"postfix {postfix!r} must not contain '/', '\\' or NUL")
-        related = stem + postfix
-        if related in ("", ".", "..") or "\0" in related:
-            raise ValueError(f"no file name can be made from {os.fspath(path)!r} and {postfix!r}")
-        return self.working_dir / related
+        """A new path in the working folder named after ``path``: its last name without its
+        last suffix, plus ``postfix``. ``("/x/scan.aim", "_seg.omni")`` -> ``working_dir.path
+        / "scan_seg.omni"``; ``("SCAN.ISQ;1", ".omni")`` -> ``"SCAN.omni"``; numbered if
+        taken (``WorkingDirectory.create_related_path``)."""
+        return self.working_dir.create_related_path(path, postfix)
 
-    def create_output_csv(self, filename: str) -> Path:
-        """The path in the working folder to write the CSV file ``filename`` to. Put the path
-        in the outputs of ``finish`` (or its ``upload_output_csv`` value) to output it."""
-        if not filename or filename in (".", "..") or any(c in filename for c in "/\\\0"):
-            raise ValueError(f"{filename!r} is not a plain file name like 'table.csv'")
-        path = self.working_dir / filename
-        self._csv_outputs.add(path.resolve())
-        return path
+    def create_output_csv(self, filename: str | os.PathLike[str]) -> dict[str, Any]:
+        """Upload the CSV file the script wrote (``filename``: in the working folder, or a
+        full path); its ``CSV`` output value."""
+        return self._upload("CSV", Path(filename), "CSV")
+
+    def create_output_bitmap(self, filename: str | os.PathLike[str]) -> dict[str, Any]:
+        """Upload the picture (PNG, JPEG) the script wrote; its ``Bitmap`` output value."""
+        return self._upload("Bitmap", Path(filename), "Bitmap")
+
+    def create_output_contours(
+        self, filename: str | os.PathLike[str], image: Image | dict[str, Any]
+    ) -> dict[str, Any]:
+        """Upload the contours file the script wrote for ``image`` (an ``omni.Image`` or an
+        ``Image`` value); its ``Contours`` output value (``CurrentJob.upload_contours``)."""
+        path = Path(filename) if Path(filename).is_absolute() else self.working_dir / filename
+        if not path.is_file():
+            self.error(f"output Contours: the file {path} does not exist; write it first")
+        return self._job.upload_contours(path, image)
 
     def upload_output_csv(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """Upload a written CSV file now; the ``CSV`` output value."""
-        return self._job.upload(Path(path), value_type="CSV")
+        """``create_output_csv`` under Runyard's earlier name."""
+        return self.create_output_csv(path)
 
     @staticmethod
     def create_output_entity(uuid: str, name: str) -> dict[str, Any]:
@@ -209,10 +213,13 @@ class XFWorkerJob:
         """Write ``title`` to the activity log."""
         self._job.activity(title, ActivityLogLevel(str(level).lower()).value)
 
-    def clear_error_message(self) -> None:
-        """Clear the message shown for this running job (its progress report): Runyard sets a
-        job's error only when it ends Failed, so a running job has no other message."""
-        self._job.progress(None, "")
+    def clear_error_message(self, *, save: bool = True) -> None:
+        """Clear the message shown for this running job (its progress report): now with
+        ``save=True``, else with the job's next report to the server (its progress, or its
+        end, which replaces the message anyway). Runyard sets a job's error only when it
+        ends Failed, so a running job has no other message."""
+        if save:
+            self._job.progress(None, "")
 
     # -- the server ---------------------------------------------------------------------------
 

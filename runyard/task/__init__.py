@@ -25,6 +25,7 @@ this library: see ``runyard.compat``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -38,8 +39,9 @@ if TYPE_CHECKING:  # imported when first used: a script that only computes start
 from runyard.task import virtualpath
 
 ACTIVITY_LEVELS = ("debug", "info", "warning", "error")
-# The types of output values that are files in the file store (``upload``'s ``value_type``).
-FILE_VALUE_TYPES = ("ForeignFile", "CSV")
+# The types of output values that are files in the file store (``upload``'s ``value_type``):
+# a file as it is, a table, a picture (PNG, JPEG), contours of an image, a surface mesh, a page.
+FILE_VALUE_TYPES = ("ForeignFile", "CSV", "Bitmap", "Contours", "Mesh", "HTMLDocument")
 
 
 class NotInAJob(RuntimeError):
@@ -116,13 +118,24 @@ class CurrentJob:
         self, path: Path | str, filename: str | None = None, *, value_type: str = "ForeignFile"
     ) -> dict[str, Any]:
         """Store a local file in the server's file store; the value to put in the outputs:
-        a ``ForeignFile`` value, or a ``CSV`` value with ``value_type="CSV"``."""
+        a ``ForeignFile`` value, or with ``value_type`` a value of another file type
+        (``FILE_VALUE_TYPES``: ``"CSV"``, ``"Bitmap"``, ...)."""
         if value_type not in FILE_VALUE_TYPES:
             raise TaskError(
                 f"upload value_type must be one of {', '.join(FILE_VALUE_TYPES)}; "
                 f"got {value_type!r}"
             )
         return self.client().upload(Path(path), filename) | {"type": value_type}
+
+    def upload_contours(
+        self, path: Path | str, image: Image | dict[str, Any], filename: str | None = None
+    ) -> dict[str, Any]:
+        """Store a contours file drawn on ``image`` (a ``runyard.images.Image`` or an
+        ``Image`` value); its ``Contours`` value, which carries the image's geometry
+        (``axes``, ``size``, ``spacing``, ``origin``) and, for an ``Image`` value, the image."""
+        return self.upload(path, filename, value_type="Contours") | {
+            "image": _image_geometry(image)
+        }
 
     def download_image(self, value: dict[str, Any], target_dir: Path | None = None) -> Image:
         """The image of an ``Image`` input (``runyard.images.Image``), fetched like
@@ -152,6 +165,20 @@ class CurrentJob:
         self.client().post(
             f"/api/jobs/{self.serial}/activity", {"message": message, "level": level}
         )
+
+
+def _image_geometry(image: Image | dict[str, Any]) -> dict[str, Any]:
+    """What a contours value keeps of its image: its geometry, and the image value's files."""
+    keys = ("axes", "size", "spacing", "origin")
+    if isinstance(image, dict):
+        if image.get("type") != "Image":
+            raise TaskError(f"contours are drawn on an image; got {image!r}")
+        files = ("source", "file_id", "filename", "virtualpath")
+        return {k: image[k] for k in (*keys, *files) if k in image}
+    if not hasattr(image, "size"):
+        raise TaskError(f"contours are drawn on an image; got {type(image).__name__}")
+    found = {k: getattr(image, k, None) for k in keys}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in found.items() if v is not None}
 
 
 def _local_name(file: dict[str, Any], file_id: str) -> str:
@@ -187,6 +214,9 @@ def current_job() -> CurrentJob:
             working_dir=Path.cwd(),
         )
     ]
+    # The job log is what the script prints, not the HTTP client's line per request.
+    for library in ("httpx", "httpcore"):
+        logging.getLogger(library).setLevel(logging.WARNING)
     return _current[0]
 
 

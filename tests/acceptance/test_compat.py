@@ -75,6 +75,7 @@ def test_a_script_written_for_xfworkerutil_runs_unmodified(
     assert f"job {serial}: scaling 4 by 3" in log
     assert "INFO: scaled to 12" in log  # logging reaches the job log
     assert "scratch folder removed: True" in log
+    assert "HTTP Request" not in log, "the HTTP client's lines stay out of the job log"
 
     activity = call(up, "/api/activity").json()
     entries = [e for e in activity if e["message"] == "XfScale: 4 x 3 = 12"]

@@ -78,7 +78,7 @@ def test_worker_arguments_come_from_the_xf_variables() -> None:
         "XF_SERVER_AUTH": "ry_job_42_abc",
     }
     args = xfworkerutil.XFWorkerArguments(env)
-    assert (args.job_serial, args.server_host, args.server_port) == (42, "lab-server", 8765)
+    assert (args.job_serial, args.server_host, args.server_port) == (42, "lab-server", "8765")
     assert args.server_auth == "ry_job_42_abc"
     assert args.server_url == "https://lab-server:8765"
     ipv6 = xfworkerutil.XFWorkerArguments(env | {"XF_SERVER_HOST": "::1"})
@@ -111,7 +111,8 @@ def test_the_job_dict_has_serial_inputs_and_metadata(
     worker: xfworkerutil.XFWorkerJob, tmp_path: Path
 ) -> None:
     assert worker.job == {"serial": 7, "inputs": {"value": 3}, "metadata": {"m": 1}}
-    assert worker.working_dir == tmp_path
+    assert worker.working_dir.path == tmp_path
+    assert worker.working_dir / "x" == tmp_path / "x", "also usable as Runyard's old Path"
 
 
 @pytest.mark.parametrize(
@@ -127,7 +128,7 @@ def test_the_job_dict_has_serial_inputs_and_metadata(
 def test_a_related_path_is_the_stem_plus_postfix_in_the_working_dir(
     worker: xfworkerutil.XFWorkerJob, path: Any, postfix: str, name: str
 ) -> None:
-    assert worker.create_related_path(path, postfix) == worker.working_dir / name
+    assert worker.create_related_path(path, postfix) == worker.working_dir.path / name
 
 
 def test_a_related_path_refuses_a_postfix_with_folders(worker: xfworkerutil.XFWorkerJob) -> None:
@@ -137,15 +138,30 @@ def test_a_related_path_refuses_a_postfix_with_folders(worker: xfworkerutil.XFWo
         worker.create_related_path("/x/..", "")
 
 
-def test_output_helpers(worker: xfworkerutil.XFWorkerJob) -> None:
+def test_output_helpers(worker: xfworkerutil.XFWorkerJob, tmp_path: Path) -> None:
     assert worker.create_output_entity("u1", "Sample 1") == {
         "type": "Entity",
         "uuid": "u1",
         "name": "Sample 1",
     }
-    assert worker.create_output_csv("table.csv") == worker.working_dir / "table.csv"
-    with pytest.raises(ValueError, match="plain file name"):
-        worker.create_output_csv("../table.csv")
+    with pytest.raises(SystemExit):
+        worker.create_output_csv("table.csv")  # not written: the job fails, naming the file
+    assert "table.csv does not exist" in (tmp_path / "result.json").read_text()
+
+
+def test_clear_error_message_saves_now_or_with_the_next_report(
+    worker: xfworkerutil.XFWorkerJob, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reports: list[tuple[float | None, str]] = []
+    monkeypatch.setattr(
+        task.CurrentJob,
+        "progress",
+        lambda self, fraction, message="": reports.append((fraction, message)),
+    )
+    worker.clear_error_message(save=False)
+    assert reports == []
+    worker.clear_error_message()
+    assert reports == [(None, "")]
 
 
 def test_error_ends_the_job_failed_with_the_message(
@@ -160,11 +176,16 @@ def test_error_ends_the_job_failed_with_the_message(
 def test_temporary_working_directory_is_inside_the_working_dir_and_removed(
     worker: xfworkerutil.XFWorkerJob,
 ) -> None:
-    with xfworkerutil.TemporaryWorkingDirectory() as scratch:
-        assert scratch.parent == worker.working_dir and scratch.is_dir()
+    with xfworkerutil.TemporaryWorkingDirectory("scratch") as scratch:
+        assert scratch.parent == worker.working_dir.path and scratch.is_dir()
+        assert scratch.name.startswith("scratch")
         (scratch / "sub").mkdir()
         (scratch / "sub" / "f").write_text("x")
     assert not scratch.exists()
+    kept = xfworkerutil.TemporaryWorkingDirectory(prefix="kept")
+    assert worker.working_dir.is_under(kept.path) and not kept.is_under(worker.working_dir.path)
+    kept.remove()
+    assert not kept.path.exists()
 
 
 def test_activity_levels_are_runyards() -> None:
