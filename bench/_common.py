@@ -212,9 +212,12 @@ def first_error(inst: Installation, workflow: str) -> str:
 
 
 @contextmanager
-def installation(*, up: bool, worker: bool = True, max_jobs: int = 2) -> Iterator[Installation]:
+def installation(
+    *, up: bool, worker: bool = True, max_jobs: int = 2, database_url: str | None = None
+) -> Iterator[Installation]:
     """``runyard server`` and ``runyard worker --max-jobs N`` (or ``runyard up --max-jobs N``)
-    on a loopback port with a fresh temporary data directory; removed afterwards."""
+    on a loopback port with a fresh temporary data directory (and ``database_url`` instead of
+    its SQLite file, if given); removed afterwards."""
     data_dir = Path(tempfile.mkdtemp(prefix="runyard-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
     env["RUNYARD_DATA_DIR"] = str(data_dir)
@@ -222,6 +225,8 @@ def installation(*, up: bool, worker: bool = True, max_jobs: int = 2) -> Iterato
     client: Client | None = None
     try:
         command = ["up", "--max-jobs", str(max_jobs)] if up else ["server"]
+        if database_url is not None:
+            command += ["--database-url", database_url]
         processes.append(_spawn([*command, "--port", "0"], data_dir / "server.log", env))
         roles = [command[0]]
         url = json.loads(_wait_for_file(data_dir / "server.json", processes[0], data_dir))["url"]

@@ -171,6 +171,7 @@ class SpawnedJob:
     task_id: int
     state: str
     spawned_by_job: int
+    spawned_now: bool = False  # by this call (not answered as spawned before)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,7 +17,7 @@ import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -84,11 +84,13 @@ class ServerConnection:
 
     client: Client
     job_serial: int
-    jobs: spawn.JobBatch = None  # type: ignore[assignment]  # spawned jobs not sent yet
+    reservations: spawn.Reservations = field(default_factory=spawn.Reservations)
+    jobs: spawn.JobBatch = None  # type: ignore[assignment]  # spawns not sent yet
 
     def __post_init__(self) -> None:
         if self.jobs is None:
-            object.__setattr__(self, "jobs", spawn.JobBatch(self.client))
+            batch = spawn.JobBatch(self.client, reservations=self.reservations)
+            object.__setattr__(self, "jobs", batch)
 
     def close(self) -> None:
         """Send the jobs not sent yet."""
@@ -132,6 +134,7 @@ class XFWorkerJob:
             "metadata": self._job.metadata,
         }
         self.working_dir = WorkingDirectory(self._job.working_dir)
+        self._reservations = spawn.Reservations()  # serials of the jobs it spawns
         self._connections: list[ServerConnection] = []  # open ones, for finish to flush
         logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
 
@@ -229,7 +232,9 @@ class XFWorkerJob:
         from runyard.client import Client
 
         with Client(self._job.server, self._job.token) as client:
-            connection = ServerConnection(client=client, job_serial=self._job.serial)
+            connection = ServerConnection(
+                client=client, job_serial=self._job.serial, reservations=self._reservations
+            )
             self._connections.append(connection)
             try:
                 yield connection
@@ -312,14 +317,12 @@ def get_xf_userdata_token(connection: ServerConnection, scopes: Sequence[tuple[s
 
 def update_xf_job(
     connection: ServerConnection, job: Mapping[str, Any], state: str = "Done"
-) -> dict[str, Any]:
-    """Change the state of a job this job spawned (e.g. Obsolete -> Done, which creates its
-    followers). The jobs waiting to be sent are sent first, so the run is whole by then."""
-    serial = int(job["serial"])
-    connection.jobs.flush()
-    if job.get("state") == state:
-        return dict(job)  # a retried job got its spawned job back, already in that state
-    return spawn.set_job_state(serial, state, client=connection.client)
+) -> Mapping[str, Any]:
+    """Change the state of a job this job spawned (e.g. ``Obsolete`` -> ``Done``, which
+    creates its followers). Sent in the connection's batch, after the jobs spawned before
+    it: the job as it is then (a mapping, read from the server when first read). A job in
+    ``state`` already is left as it is."""
+    return connection.jobs.set_state(job, state)
 
 
 __all__ = [

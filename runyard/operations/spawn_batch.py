@@ -5,8 +5,6 @@ rule applied without reading jobs back). Used by ``runyard.operations.spawns``."
 from __future__ import annotations
 
 import gc
-import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +13,7 @@ from typing import Any
 
 from runyard.errors import Conflict
 from runyard.models import Job, Task
+from runyard.spawnkeys import spawn_key
 from runyard.states import JobState, decide_followers
 
 
@@ -29,29 +28,59 @@ class JobSpawn:
     metadata: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)
     source_job_serial: int | None = None
+    serial: int | None = None  # one the spawning job reserved, or None: a new one
 
 
-# Canonical JSON: sorted keys, no spaces (json.dumps with these arguments makes an encoder
-# per call, a third of the time of a key).
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+@dataclass(frozen=True, kw_only=True)
+class StateChange:
+    """A state change of a spawned job, applied after the first ``after`` jobs of its batch
+    (as ``update_xf_job`` comes after the spawns in a script)."""
+
+    serial: int
+    state: str
+    after: int
+
+
+def segments(
+    spawns: Sequence[JobSpawn], changes: Sequence[StateChange]
+) -> list[tuple[list[JobSpawn], list[StateChange]]]:
+    """A batch as consecutive parts, each applied as its spawns then its state changes: a
+    new part starts where a spawn joins the run of a job whose state the part changes
+    before it (so that it sees that state, as in the script's order). The seed's pattern
+    (a run's first job Obsolete, the jobs that join it, the first job Done; run after run)
+    is one part."""
+    if any(not 0 <= c.after <= len(spawns) for c in changes):
+        raise ValueError("a state change must come after 0 to all of the batch's jobs")
+    ordered = sorted(changes, key=lambda c: c.after)
+    root: dict[int, int] = {}  # serial of a job of the batch -> serial of its run's first job
+    parts: list[tuple[list[JobSpawn], list[StateChange]]] = [([], [])]
+    changed_runs: set[int] = set()
+    pending = iter(ordered)
+    change = next(pending, None)
+    for number, spawn in enumerate(spawns):
+        while change is not None and change.after <= number:
+            parts[-1][1].append(change)
+            changed_runs.add(root.get(change.serial, change.serial))
+            change = next(pending, None)
+        source = spawn.source_job_serial
+        run = root.get(source, source) if source is not None else spawn.serial
+        if spawn.serial is not None and run is not None:
+            root[spawn.serial] = run
+        if source is not None and run in changed_runs:
+            parts.append(([], []))
+            changed_runs = set()
+        parts[-1][0].append(spawn)
+    while change is not None:
+        parts[-1][1].append(change)
+        change = next(pending, None)
+    return parts
 
 
 def job_spawn_key(spawn: JobSpawn) -> str:
-    """What identifies a spawned job among those of its spawning job: not its sort order
-    (a retried search computes new ones) nor its state, nor the entity's uuid (scripts
-    make a fresh uuid each time); everything else."""
-    metadata = spawn.metadata
-    entity = metadata.get("run_entity")
-    if isinstance(entity, dict):
-        metadata = {**metadata, "run_entity": {k: v for k, v in entity.items() if k != "uuid"}}
-    identity = {
-        "task": spawn.task_id,
-        "outputs": spawn.outputs,
-        "inputs": spawn.inputs,
-        "metadata": metadata,
-        "run": spawn.source_job_serial,
-    }
-    return hashlib.sha256(_CANONICAL.encode(identity).encode()).hexdigest()
+    """What identifies a spawned job among those of its spawning job (``runyard.spawnkeys``)."""
+    return spawn_key(
+        spawn.task_id, spawn.outputs, spawn.inputs, spawn.metadata, spawn.source_job_serial
+    )
 
 
 class RunsInMemory:

@@ -14,6 +14,8 @@ are inserted with a few statements per batch, not per job.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy import Connection
@@ -24,9 +26,11 @@ from runyard.operations.jobs import JobManager
 from runyard.operations.spawn_batch import (
     JobSpawn,
     RunsInMemory,
+    StateChange,
     collector_paused,
     first_of_each,
     job_spawn_key,
+    segments,
 )
 from runyard.sortorder import is_key, keys_after
 from runyard.states import JobState, check_api_transition
@@ -111,42 +115,147 @@ class SpawnManager(JobManager):
 
     # -- jobs -------------------------------------------------------------------------------
 
+    def reserve_serials(self, serial: int, count: int) -> tuple[list[tuple[int, int]], bool]:
+        """Reserve ``count`` serials for the jobs that job ``serial`` will spawn: the ranges
+        ``(first, last)``, and whether the job has spawned no job yet. Only then may a script
+        be told a job's serial before the job is sent (a retried job is answered the jobs of
+        its earlier attempt, whose serials it cannot know beforehand)."""
+        if not 1 <= count <= MAX_JOBS_PER_CALL:
+            raise InvalidInput(f"reserve 1 to {MAX_JOBS_PER_CALL} serials per call, not {count}")
+        with self.store.write() as conn:
+            self._spawning_job(conn, serial)
+            fresh = not spawn_rows.has_spawned_jobs(conn, serial)
+            return spawn_rows.reserve_serials(conn, serial, count), fresh
+
+    def spawn_keys(self, serial: int, after: int = 0, limit: int = 10_000) -> list[tuple[str, int]]:
+        """The keys (``runyard.spawnkeys``) and serials of the jobs job ``serial`` spawned, in
+        serial order from above ``after``: what a retried job sent before."""
+        if not 1 <= limit <= MAX_JOBS_PER_CALL:
+            raise InvalidInput(f"limit is 1 to {MAX_JOBS_PER_CALL}, not {limit}", field="limit")
+        with self.store.read() as conn:
+            return spawn_rows.spawn_keys(conn, serial, after, limit)
+
     def spawn_jobs(self, serial: int, spawns: Sequence[JobSpawn]) -> list[SpawnedJob]:
         """Spawn a batch of jobs from job ``serial`` in one transaction; the jobs, in order
         (those spawned before with the same key are answered as they are now)."""
-        if len(spawns) > MAX_JOBS_PER_CALL:
+        return self.spawn_batch(serial, spawns, ())[0]
+
+    def spawn_batch(
+        self, serial: int, spawns: Sequence[JobSpawn], changes: Sequence[StateChange]
+    ) -> tuple[list[SpawnedJob], list[Job]]:
+        """Spawn jobs and change the states of spawned jobs, in the order of a script's calls
+        (``StateChange.after``), in one transaction: all or nothing. A job may carry a
+        serial the job reserved (``reserve_serials``), and later items of the batch may name
+        it. The spawned jobs, in order, and the changed jobs as they are at the end."""
+        if len(spawns) + len(changes) > MAX_JOBS_PER_CALL:
             raise InvalidInput(
-                f"{len(spawns)} jobs in one call; send at most {MAX_JOBS_PER_CALL} per call"
+                f"{len(spawns) + len(changes)} jobs and state changes in one call; send at "
+                f"most {MAX_JOBS_PER_CALL} per call"
             )
+        try:
+            parts = segments(spawns, changes)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
         with collector_paused(), self._write_and_notify() as conn:
             spawner = self._spawning_job(conn, serial)
             tasks = self._tasks(conn, spawner.workflow_id)
-            sources = self._check_spawns(conn, spawner, tasks, spawns)
-            keys = [job_spawn_key(s) for s in spawns]
-            by_key = spawn_rows.spawned_jobs(conn, serial, keys)
-            new = [(s, key) for s, key in first_of_each(spawns, keys) if key not in by_key]
-            if new:
-                created = self._insert(conn, spawner, tasks, sources, new)
-                by_key.update(created)
+            reserved = (
+                spawn_rows.reservations(conn, serial) if any(s.serial for s in spawns) else []
+            )
+            alias: dict[int, int] = {}  # a reserved serial -> the job answered for it
+            answered: list[SpawnedJob] = []
+            for part_spawns, part_changes in parts:
+                answered += self._spawn(conn, spawner, tasks, part_spawns, reserved, alias)
+                for state, group in groupby(part_changes, key=lambda c: c.state):
+                    serials = [alias.get(c.serial, c.serial) for c in group]
+                    self._change_spawned(conn, serial, serials, state)
+            created = sum(1 for job in answered if job.spawned_now)
+            if created:
                 self._log(
                     conn,
                     f"job {serial}",
                     "job.spawn",
-                    f"job {serial} spawned {len(created)} jobs",
+                    f"job {serial} spawned {created} jobs",
                     workflow_id=spawner.workflow_id,
                     job_serial=serial,
                 )
-            return [by_key[key] for key in keys]
+            changed = [alias.get(c.serial, c.serial) for c in changes]
+            now = spawn_rows.get_jobs(conn, changed)
+            return answered, [now[s] for s in changed]
+
+    def _spawn(
+        self,
+        conn: Connection,
+        spawner: Job,
+        tasks: list[Task],
+        spawns: Sequence[JobSpawn],
+        reserved: list[tuple[int, int]],
+        alias: dict[int, int],
+    ) -> list[SpawnedJob]:
+        """Spawn jobs (one part of a batch); ``alias`` learns the reserved serials answered
+        by another job (the same job spawned twice)."""
+        spawns, keys, by_key = self._keyed(conn, spawner.serial, spawns, alias)
+        sources = self._check_spawns(conn, spawner, tasks, spawns, reserved)
+        new = [(s, key) for s, key in first_of_each(spawns, keys) if key not in by_key]
+        if new:
+            by_key.update(self._insert(conn, spawner, tasks, sources, new))
+        for spawn, key in zip(spawns, keys, strict=True):
+            if spawn.serial is not None and by_key[key].serial != spawn.serial:
+                alias[spawn.serial] = by_key[key].serial
+        return [by_key[key] for key in keys]
+
+    def _keyed(
+        self, conn: Connection, spawner: int, spawns: Sequence[JobSpawn], alias: dict[int, int]
+    ) -> tuple[list[JobSpawn], list[str], dict[str, SpawnedJob]]:
+        """The spawns with their sources' aliases applied, their keys, and the jobs spawned
+        before with those keys. A reserved serial answered by a job spawned before (or by an
+        earlier spawn of the batch with the same key) becomes an alias, and the keys of the
+        spawns that join it are made again."""
+        while True:
+            aliased = [_aliased(s, alias) for s in spawns]
+            keys = [job_spawn_key(s) for s in aliased]
+            by_key = spawn_rows.spawned_jobs(conn, spawner, keys)
+            first: dict[str, int | None] = {}
+            found: dict[int, int] = {}
+            for spawn, key in zip(aliased, keys, strict=True):
+                answer = by_key[key].serial if key in by_key else first.get(key)
+                serial = spawn.serial
+                if (
+                    serial is not None
+                    and answer is not None
+                    and answer != alias.get(serial, serial)
+                ):
+                    found[serial] = answer
+                first.setdefault(key, spawn.serial)
+            joining = {s.source_job_serial for s in aliased} & set(found)
+            alias.update(found)
+            if not joining:
+                return aliased, keys, by_key
 
     def _check_spawns(
-        self, conn: Connection, spawner: Job, tasks: list[Task], spawns: Sequence[JobSpawn]
+        self,
+        conn: Connection,
+        spawner: Job,
+        tasks: list[Task],
+        spawns: Sequence[JobSpawn],
+        reserved: Sequence[tuple[int, int]] = (),
     ) -> dict[int, Job]:
-        """Refuse a batch with anything wrong in it (before any change); the source jobs."""
+        """Refuse a batch with anything wrong in it (before any change); the source jobs
+        spawned before (a source may also be a job earlier in the batch)."""
         by_id = {t.id: t for t in tasks}
         wanted = {s.source_job_serial for s in spawns if s.source_job_serial is not None}
         sources = spawn_rows.get_jobs(conn, sorted(wanted))
+        earlier: set[int] = set()
         for number, spawn in enumerate(spawns):
             where = f"jobs[{number}]"
+            if spawn.serial is not None:
+                if not any(a <= spawn.serial <= b for a, b in reserved):
+                    raise InvalidInput(
+                        f"{where}: serial {spawn.serial} was not reserved by job "
+                        f"{spawner.serial}; reserve serials first (POST /api/spawn/serials)",
+                        serial=spawn.serial,
+                    )
+                earlier.add(spawn.serial)
             task = by_id.get(spawn.task_id)
             if task is None:
                 raise NotFound(
@@ -170,7 +279,9 @@ class SpawnManager(JobManager):
                     sort_order=spawn.sort_order,
                 )
             _check_metadata(where, spawn.metadata)
-            if spawn.source_job_serial is not None:
+            if spawn.source_job_serial is not None and spawn.source_job_serial not in (
+                earlier - {spawn.serial}
+            ):
                 source = sources.get(spawn.source_job_serial)
                 if source is None or source.workflow_id != spawner.workflow_id:
                     raise NotFound(
@@ -192,10 +303,15 @@ class SpawnManager(JobManager):
         now = self.now()
         done = JobState.DONE.value
         run_of = self._new_runs(conn, spawner.workflow_id, [s for s, _ in new])
+        in_batch = {s.serial: s for s, _ in new if s.serial is not None}
         for spawn, _ in new:
-            if spawn.source_job_serial is not None:
-                run_of[id(spawn)] = sources[spawn.source_job_serial].run_id
-        joined = {run_of[id(s)] for s, _ in new if s.source_job_serial is not None}
+            source = spawn.source_job_serial
+            if source is not None:
+                joins = sources.get(source)
+                run_of[id(spawn)] = joins.run_id if joins else run_of[id(in_batch[source])]
+        joined = {
+            sources[s.source_job_serial].run_id for s, _ in new if s.source_job_serial in sources
+        }
         runs = RunsInMemory(tasks, spawn_rows.live_jobs_in_runs(conn, sorted(joined)))
         rows: list[dict[str, Any]] = [
             {
@@ -214,7 +330,9 @@ class SpawnManager(JobManager):
         for (spawn, _), row in zip(new, rows, strict=True):
             runs.add(spawn, row["run_id"])
         common = {"workflow_id": spawner.workflow_id, "created_at": now}
-        serials = spawn_rows.insert_jobs(conn, rows, common | {"spawned_by_job": spawner.serial})
+        serials = self._insert_jobs(
+            conn, rows, [s.serial for s, _ in new], common | {"spawned_by_job": spawner.serial}
+        )
         followers = [f for row in rows if row["state"] == done for f in runs.followers(row)]
         spawn_rows.insert_followers(conn, followers, common | {"outputs": {}, "metadata": {}})
         return {
@@ -224,9 +342,32 @@ class SpawnManager(JobManager):
                 task_id=row["task_id"],
                 state=row["state"],
                 spawned_by_job=spawner.serial,
+                spawned_now=True,
             )
             for (_, key), row, serial in zip(new, rows, serials, strict=True)
         }
+
+    @staticmethod
+    def _insert_jobs(
+        conn: Connection,
+        rows: list[dict[str, Any]],
+        reserved: list[int | None],
+        common: dict[str, Any],
+    ) -> list[int]:
+        """Insert spawned jobs, those with a reserved serial under it; the serials in order."""
+        given = [r | {"serial": s} for r, s in zip(rows, reserved, strict=True) if s is not None]
+        taken = spawn_rows.get_jobs(conn, [row["serial"] for row in given])
+        if taken:
+            serial = min(taken)
+            raise Conflict(f"serial {serial} is a job already; a reserved serial is used once",
+                           serial=serial)  # fmt: skip
+        spawn_rows.insert_jobs_with_serials(conn, given, common)
+        fresh = iter(
+            spawn_rows.insert_jobs(
+                conn, [r for r, s in zip(rows, reserved, strict=True) if s is None], common
+            )
+        )
+        return [s if s is not None else next(fresh) for s in reserved]
 
     def _new_runs(
         self, conn: Connection, workflow_id: int, spawns: list[JobSpawn]
@@ -285,28 +426,35 @@ class SpawnManager(JobManager):
             raise InvalidInput(
                 f"{len(serials)} jobs in one call; send at most {MAX_JOBS_PER_CALL} per call"
             )
+        with self._write_and_notify() as conn:
+            self._change_spawned(conn, spawner, serials, state)
+            now = spawn_rows.get_jobs(conn, list(serials))
+            return [now[serial] for serial in serials]
+
+    def _change_spawned(
+        self, conn: Connection, spawner: int, serials: Sequence[int], state: str
+    ) -> None:
+        """Set jobs that job ``spawner`` spawned Done (their followers then) or Obsolete; a job
+        in that state already is left as it is."""
         target = JobState(state) if state in set(JobState) else None
         if target not in (JobState.DONE, JobState.OBSOLETE):
             raise InvalidInput(f"spawned jobs are set Done or Obsolete, not {state!r}")
-        with self._write_and_notify() as conn:
-            found = spawn_rows.get_jobs(conn, list(serials))
-            asked = [_spawned_by(spawner, serial, found) for serial in dict.fromkeys(serials)]
-            changed = [job for job in asked if job.state != target]
-            if target == JobState.DONE:
-                self._set_done_together(conn, changed)
-            else:
-                changed = [self._set_state(conn, job, target) for job in changed]
-            if changed:
-                self._log(
-                    conn,
-                    f"job {spawner}",
-                    "job.state",
-                    f"job {spawner} set {len(changed)} spawned jobs {target}",
-                    workflow_id=changed[0].workflow_id,
-                    job_serial=spawner,
-                )
-            now = spawn_rows.get_jobs(conn, list(serials))
-            return [now[serial] for serial in serials]
+        found = spawn_rows.get_jobs(conn, list(serials))
+        asked = [_spawned_by(spawner, serial, found) for serial in dict.fromkeys(serials)]
+        changed = [job for job in asked if job.state != target]
+        if target == JobState.DONE:
+            self._set_done_together(conn, changed)
+        else:
+            changed = [self._set_state(conn, job, target) for job in changed]
+        if changed:
+            self._log(
+                conn,
+                f"job {spawner}",
+                "job.state",
+                f"job {spawner} set {len(changed)} spawned jobs {target}",
+                workflow_id=changed[0].workflow_id,
+                job_serial=spawner,
+            )
 
     def _set_done_together(self, conn: Connection, jobs: list[Job]) -> None:
         """Spawned jobs Obsolete -> Done at once (as ``_set_state`` one by one would): one
@@ -350,6 +498,14 @@ def _spawned_by(spawner: int, serial: int, found: dict[int, Job]) -> Job:
             serial=serial,
         )
     return job
+
+
+def _aliased(spawn: JobSpawn, alias: dict[int, int]) -> JobSpawn:
+    """``spawn`` joining the job answered for a reserved serial, not the serial itself."""
+    source = spawn.source_job_serial
+    if source is None or source not in alias:
+        return spawn
+    return replace(spawn, source_job_serial=alias[source])
 
 
 def _done(job: Job) -> JobSpawn:

@@ -13,7 +13,7 @@ from runyard.errors import InvalidInput, InvalidPackage
 from runyard.models import Entity
 from runyard.operations import Principal, Runyard, previews
 from runyard.operations.files import Upload
-from runyard.operations.spawn_batch import JobSpawn
+from runyard.operations.spawn_batch import JobSpawn, StateChange
 from runyard.packages import (
     DependencyPackage,
     TaskTypePackage,
@@ -215,6 +215,35 @@ def spawn_jobs(body: s.SpawnJobsBody, ry: Ry, caller: Caller) -> list[dict[str, 
     job: ``serial``, ``run_id``, ``task_id``, ``state``, ``spawned_by_job``."""
     spawns = [_job_spawn(item) for item in s.spawn_job_items(body)]
     return [s.spawned_job_json(job) for job in ry.spawns.spawn_jobs(_spawner(caller), spawns)]
+
+
+def reserve_serials(body: s.SerialReservation, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Reserve serials for the jobs this job will spawn (``serial`` in POST
+    /api/spawn/batch): ``ranges`` of ``[first, last]``, and ``fresh``: whether the job has
+    spawned nothing yet (only then may a script be told serials before sending its jobs)."""
+    ranges, fresh = ry.spawns.reserve_serials(_spawner(caller), body.count)
+    return {"ranges": [list(r) for r in ranges], "fresh": fresh}
+
+
+def spawn_keys(ry: Ry, caller: Caller, after: int = 0, limit: int = 10_000) -> list[list[Any]]:
+    """The jobs this job spawned before (a retried job: its earlier attempts), as ``[key,
+    serial]`` in serial order, ``limit`` (at most 10,000) from the first serial above
+    ``after``; the key is ``runyard.spawnkeys.spawn_key`` of what was spawned."""
+    return [[key, serial] for key, serial in ry.spawns.spawn_keys(_spawner(caller), after, limit)]
+
+
+def spawn_batch(body: s.SpawnBatch, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Spawn jobs and change spawned jobs' states in one transaction, in the order of the
+    script's calls (a state change comes after its first ``after`` jobs); jobs may carry
+    reserved serials, and later items name them. Answers ``jobs`` (as POST
+    /api/spawn/jobs) and ``states`` (each changed job as it is at the end)."""
+    spawns = [_job_spawn(item) for item in s.spawn_job_items({"jobs": body.jobs})]
+    changes = [StateChange(**c.model_dump()) for c in body.states]
+    jobs, changed = ry.spawns.spawn_batch(_spawner(caller), spawns, changes)
+    return {
+        "jobs": [s.spawned_job_json(job) for job in jobs],
+        "states": [s.job_json(job) for job in changed],
+    }
 
 
 def _job_spawn(item: dict[str, Any]) -> JobSpawn:

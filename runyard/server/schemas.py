@@ -189,10 +189,28 @@ class SpawnJob(Body):
     metadata: dict[str, Any] = {}
     inputs: dict[str, Any] = {}
     source_job_serial: int | None = None
+    serial: int | None = Field(
+        default=None, description="A serial the spawning job reserved (POST /api/spawn/serials)."
+    )
 
 
 class SpawnJobs(Body):
     jobs: list[SpawnJob] = Field(max_length=MAX_SPAWN_JOBS)
+
+
+class SerialReservation(Body):
+    count: int = Field(ge=1, le=MAX_SPAWN_JOBS)
+
+
+class SpawnStateChange(Body):
+    serial: int
+    state: str = "Done"
+    after: int = Field(ge=0, description="How many of the batch's jobs come before it.")
+
+
+class SpawnBatch(Body):
+    jobs: Any = Field(default=[], description="As the jobs of POST /api/spawn/jobs.")
+    states: list[SpawnStateChange] = Field(default=[], max_length=MAX_SPAWN_JOBS)
 
 
 def _spawn_jobs_schema() -> dict[str, Any]:
@@ -245,6 +263,7 @@ def _plain_spawn_jobs(body: Any) -> bool:
             or type(item.get("state", "")) is not str
             or type(item.get("sort_order")) not in optional
             or type(item.get("source_job_serial")) not in (type(None), int)
+            or type(item.get("serial")) not in (type(None), int)
         ):
             return False
     return True

@@ -203,6 +203,21 @@ jobs = Table(
     Index("ix_jobs_run_state", "run_id", "state"),
     # The runs of a workflow that have a job in a state, counted from this index alone.
     Index("ix_jobs_workflow_state_run", "workflow_id", "state", "run_id"),
+    # A serial reserved for a spawning job (serial_reservations) is never given to another
+    # job: SQLite counts serials in sqlite_sequence, as PostgreSQL's sequence does.
+    sqlite_autoincrement=True,
+)
+
+# Serials reserved by a spawning job for the jobs it will spawn (each range first..last), so
+# that a script reads a spawned job's serial before the job is sent (docs/spawning.md).
+serial_reservations = Table(
+    "serial_reservations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_serial", Integer, nullable=False),
+    Column("first", Integer, nullable=False),
+    Column("last", Integer, nullable=False),
+    Index("ix_serial_reservations_job_serial", "job_serial"),
 )
 
 files = Table(

@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from runyard.models import Entity, Job, SpawnedJob, TaskInput
 from runyard.store.jobs import LIVE, from_row, select_jobs
-from runyard.store.schema import Timestamp, entities, jobs, runs, tasks
+from runyard.store.schema import Timestamp, entities, jobs, runs, serial_reservations, tasks
 from runyard.store.workflows import bump_tasks_version, source_to_json
 
 CHUNK = 5000  # values per IN (...) list: below every backend's limit of bound parameters
@@ -125,6 +125,20 @@ def spawned_jobs(
     }
 
 
+def spawn_keys(
+    conn: Connection, spawned_by_job: int, after: int, limit: int
+) -> list[tuple[str, int]]:
+    """The keys and serials of the jobs that ``spawned_by_job`` spawned, in serial order,
+    ``limit`` of them from the first serial above ``after``."""
+    rows = conn.execute(
+        select(jobs.c.spawn_key, jobs.c.serial)
+        .where(jobs.c.spawned_by_job == spawned_by_job, jobs.c.serial > after)
+        .order_by(jobs.c.serial)
+        .limit(limit)
+    )
+    return [(str(key), int(serial)) for key, serial in rows]
+
+
 def _one_of(conn: Connection, text_column: Any, values: Sequence[str]) -> Any:
     """``text_column`` is one of ``values``, any number of them in one parameter (an array on
     PostgreSQL, a JSON array on SQLite): no statement of thousands of parameters to build."""
@@ -172,7 +186,7 @@ def _insert_in_order(
     if not rows:
         return []
     if conn.dialect.name == "sqlite":
-        first = int(conn.execute(select(func.coalesce(func.max(key), 0))).scalar_one()) + 1
+        first = _sqlite_last_key(conn, key) + 1
         keys = list(range(first, first + len(rows)))
         _sqlite_insert(conn, insert(table), table, rows, common, {key.name: keys})
         return keys
@@ -180,6 +194,71 @@ def _insert_in_order(
     keyed = [{key.name: k, **common, **row} for row, k in zip(rows, keys, strict=True)]
     conn.execute(_pg_insert_from_json(table, keyed))
     return keys
+
+
+def _sqlite_last_key(conn: Connection, key: Any) -> int:
+    """The largest key given so far (SQLite): the largest in the table, or for a table with
+    AUTOINCREMENT (jobs) the largest ever given or reserved (``sqlite_sequence``)."""
+    largest = int(conn.execute(select(func.coalesce(func.max(key), 0))).scalar_one())
+    if not key.table.dialect_options["sqlite"].get("autoincrement"):
+        return largest
+    given = conn.exec_driver_sql(
+        "SELECT seq FROM sqlite_sequence WHERE name = ?", (key.table.name,)
+    ).scalar()
+    return max(largest, int(given or 0))
+
+
+def reserve_serials(conn: Connection, job_serial: int, n: int) -> list[tuple[int, int]]:
+    """Reserve ``n`` job serials for job ``job_serial`` (its spawns use them later): no other
+    job will be given one. The ranges ``(first, last)``, in order."""
+    if conn.dialect.name == "sqlite":
+        first = _sqlite_last_key(conn, jobs.c.serial) + 1
+        last = first + n - 1
+        updated = conn.exec_driver_sql(
+            "UPDATE sqlite_sequence SET seq = ? WHERE name = 'jobs'", (last,)
+        ).rowcount
+        if not updated:
+            conn.exec_driver_sql(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ('jobs', ?)", (last,)
+            )
+        ranges = [(first, last)]
+    else:
+        ranges = _ranges(_next_keys(conn, jobs.c.serial, n))
+    conn.execute(
+        insert(serial_reservations),
+        [{"job_serial": job_serial, "first": a, "last": b} for a, b in ranges],
+    )
+    return ranges
+
+
+def _ranges(values: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted whole numbers as ranges of consecutive ones: ``[1, 2, 3, 7]`` -> ``[(1, 3),
+    (7, 7)]``."""
+    ranges: list[tuple[int, int]] = []
+    for value in values:
+        if ranges and value == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], value)
+        else:
+            ranges.append((value, value))
+    return ranges
+
+
+def reservations(conn: Connection, job_serial: int) -> list[tuple[int, int]]:
+    """The serial ranges reserved for job ``job_serial``."""
+    rows = conn.execute(
+        select(serial_reservations.c.first, serial_reservations.c.last).where(
+            serial_reservations.c.job_serial == job_serial
+        )
+    )
+    return [(int(a), int(b)) for a, b in rows]
+
+
+def has_spawned_jobs(conn: Connection, job_serial: int) -> bool:
+    """Whether job ``job_serial`` has spawned any job."""
+    found = conn.execute(
+        select(jobs.c.serial).where(jobs.c.spawned_by_job == job_serial).limit(1)
+    ).first()
+    return found is not None
 
 
 def _defaults(table: Any, names: Iterable[str]) -> dict[str, Any]:
@@ -308,6 +387,18 @@ def insert_jobs(
     """Insert jobs (all with the same columns; ``common``: values of every job); their
     serials, in the order of ``rows``."""
     return _insert_in_order(conn, jobs, jobs.c.serial, rows, common)
+
+
+def insert_jobs_with_serials(
+    conn: Connection, rows: Sequence[dict[str, Any]], common: dict[str, Any]
+) -> None:
+    """Insert jobs whose serials are given (reserved ones: each row has ``serial``)."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        _sqlite_insert(conn, insert(jobs), jobs, rows, common)
+    else:
+        conn.execute(_pg_insert_from_json(jobs, [common | row for row in rows]))
 
 
 def insert_followers(

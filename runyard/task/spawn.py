@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import runyard.task as _task
+from runyard.spawnkeys import spawn_key
 
 if TYPE_CHECKING:
     from runyard.client import Client
@@ -40,6 +41,7 @@ __all__ = [
     "BATCH",
     "JobBatch",
     "PendingJob",
+    "Reservations",
     "existing_sort_orders",
     "find_task_types",
     "new_sort_orders",
@@ -163,11 +165,14 @@ def set_job_states(
 
 
 class PendingJob(Mapping[str, Any]):
-    """A job that ``JobBatch.add`` accepted: reading any of it (``job["serial"]``) sends the
-    batch first, so every value read is the server's."""
+    """A job that ``JobBatch.add`` accepted (or a state change ``JobBatch.set_state``
+    queued): reading it (``job["run_id"]``) sends the batch first, so every value read is
+    the server's. Its ``serial``, when the batch had one reserved for it, is read without
+    sending anything."""
 
-    def __init__(self, batch: JobBatch) -> None:
+    def __init__(self, batch: JobBatch, serial: int | None = None) -> None:
         self._batch = batch
+        self._serial = serial
         self._job: dict[str, Any] | None = None
         self._error: Exception | None = None
 
@@ -187,6 +192,10 @@ class PendingJob(Mapping[str, Any]):
         return self._job
 
     def __getitem__(self, key: str) -> Any:
+        if key == "serial" and self._serial is not None and self._job is None:
+            if self._error is not None:
+                raise _task.TaskError(f"this job was not spawned: {self._error}")
+            return self._serial
         return self._value()[key]
 
     def __iter__(self) -> Iterator[str]:
@@ -196,44 +205,142 @@ class PendingJob(Mapping[str, Any]):
         return len(self._value())
 
     def __repr__(self) -> str:
-        return repr(self._job) if self._job is not None else "<job not sent yet>"
+        if self._job is not None:
+            return repr(self._job)
+        return f"<job {self._serial} not sent yet>" if self._serial else "<job not sent yet>"
+
+
+class Reservations:
+    """The serials of the jobs this job spawns, known before the jobs are sent. A job that
+    had spawned nothing when it first asked gets serials reserved for it (``POST
+    /api/spawn/serials``: 100 at first, then twice as many each time, up to ``BATCH``). A
+    retried job first reads the keys of the jobs its earlier attempts spawned (``GET
+    /api/spawn/keys``): a job spawned again with the same key (``runyard.spawnkeys``) is
+    answered that job's serial, and only new ones take reserved serials. So a script that
+    reads ``job["serial"]`` is told the serial of the job the server will answer, on the
+    first attempt and on a retry alike. One per spawning job, shared by its batches."""
+
+    def __init__(self) -> None:
+        self._free: list[int] = []  # reversed: pop() gives the next
+        self._next_count = 100
+        self._known: dict[str, int] = {}  # spawn key -> serial of a job spawned with it
+        self.fresh: bool | None = None  # whether the job had spawned nothing: unknown yet
+
+    def serial_for(self, client: Client, item: Mapping[str, Any]) -> tuple[int, bool]:
+        """The serial the job ``item`` (as ``job_spec`` makes it) will have, and whether it
+        is a reserved one to send with it (False: a job spawned before with the same key,
+        which the server answers as it is)."""
+        if self.fresh is None:
+            self._reserve(client)
+            if not self.fresh:
+                self._read_known(client)
+        key = spawn_key(
+            item["task"], item["outputs"], item["inputs"], item["metadata"],
+            item["source_job_serial"],
+        )  # fmt: skip
+        known = self._known.get(key)
+        if known is not None:
+            return known, False
+        if not self._free:
+            self._reserve(client)
+        serial = self._free.pop()
+        self._known[key] = serial
+        return serial, True
+
+    def _reserve(self, client: Client) -> None:
+        answer = client.post("/api/spawn/serials", {"count": self._next_count})
+        if self.fresh is None:
+            self.fresh = bool(answer["fresh"])
+        self._next_count = min(BATCH, self._next_count * 2)
+        self._free = [n for a, b in answer["ranges"] for n in range(a, b + 1)][::-1]
+
+    def _read_known(self, client: Client) -> None:
+        after = 0
+        while page := client.get("/api/spawn/keys", params={"after": after, "limit": BATCH}):
+            self._known.update((key, serial) for key, serial in page)
+            after = page[-1][1]
 
 
 class JobBatch:
-    """Jobs to spawn, sent ``size`` at a time: ``add`` answers a ``PendingJob`` at once, and
-    the batch goes to the server when it is full, when ``flush`` is called, or when any
-    pending job is read. An error of the server surfaces at that moment (and on reading the
-    jobs of the refused batch)."""
+    """Jobs to spawn and state changes of spawned jobs, in the order they were asked for,
+    sent ``size`` at a time in one transaction each: ``add`` and ``set_state`` answer a
+    ``PendingJob`` at once, and the batch goes to the server when it is full, when
+    ``flush`` is called, or when a pending job is read (but for a reserved ``serial``). An
+    error of the server surfaces at that moment (and on reading the jobs of the refused
+    batch). With ``reservations`` (the default: new ones), each job gets a serial reserved
+    beforehand, so that a script that reads ``job["serial"]`` to join or finish the run
+    sends nothing until the batch is full."""
 
-    def __init__(self, client: Client | None = None, *, size: int = BATCH) -> None:
+    def __init__(
+        self,
+        client: Client | None = None,
+        *,
+        size: int = BATCH,
+        reservations: Reservations | None = None,
+    ) -> None:
         self._client = client
         self.size = max(1, min(size, BATCH))
+        self._reservations = reservations if reservations is not None else Reservations()
         self._items: list[dict[str, Any]] = []
         self._pending: list[PendingJob] = []
+        self._states: list[dict[str, Any]] = []
+        self._pending_states: list[PendingJob] = []
+        self._alias: dict[int, int] = {}  # a reserved serial -> the job answered for it
 
     def add(self, task: Mapping[str, Any] | int, **fields: Any) -> PendingJob:
         """Queue a job (fields as ``job_spec``'s); the job, sent later."""
-        self._items.append(job_spec(task, **fields))
-        pending = PendingJob(self)
+        item = job_spec(task, **fields)
+        source = item["source_job_serial"]
+        if source is not None:
+            item["source_job_serial"] = self._alias.get(source, source)
+        serial, reserved = self._reservations.serial_for(_caller(self._client), item)
+        if reserved:
+            item["serial"] = serial
+        self._items.append(item)
+        pending = PendingJob(self, serial)
         self._pending.append(pending)
-        if len(self._items) >= self.size:
-            self.flush()
+        self._full()
+        return pending
+
+    def set_state(self, job: Mapping[str, Any] | int, state: str = "Done") -> PendingJob:
+        """Queue a state change of a spawned job (Done or Obsolete), after the jobs queued
+        so far; the job as it is once the batch is applied."""
+        if state not in SPAWN_STATES:
+            raise _task.TaskError(f"a spawned job is set Done or Obsolete, not {state!r}")
+        serial = int(job if isinstance(job, int) else job["serial"])
+        change = {"serial": self._alias.get(serial, serial), "state": state}
+        self._states.append(change | {"after": len(self._items)})
+        pending = PendingJob(self)
+        self._pending_states.append(pending)
+        self._full()
         return pending
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) + len(self._states)
+
+    def _full(self) -> None:
+        if len(self) >= self.size:
+            self.flush()
 
     def flush(self) -> None:
-        """Send the queued jobs now."""
-        items, pending = self._items, self._pending
-        self._items, self._pending = [], []
-        if not items:
+        """Send the queued jobs and state changes now."""
+        if not len(self):
             return
+        items, pending = self._items, self._pending
+        states, pending_states = self._states, self._pending_states
+        self._items, self._pending, self._states, self._pending_states = [], [], [], []
         try:
-            answered = spawn_jobs(items, client=self._client)
+            answer = _caller(self._client).post(
+                "/api/spawn/batch", {"jobs": items, "states": states}
+            )
         except Exception as exc:
-            for job in pending:
+            for job in [*pending, *pending_states]:
                 job._resolve(None, exc)
             raise
-        for job, value in zip(pending, answered, strict=True):
+        for job, item, value in zip(pending, items, answer["jobs"], strict=True):
+            job._resolve(value)
+            reserved = item.get("serial")
+            if reserved is not None and value["serial"] != reserved:
+                self._alias[reserved] = value["serial"]
+        for job, value in zip(pending_states, answer["states"], strict=True):
             job._resolve(value)

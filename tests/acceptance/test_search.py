@@ -236,9 +236,10 @@ def test_the_built_in_search_task(up: Installation, tmp_path: Path) -> None:
 
 # -- a crash in the middle of spawning ------------------------------------------------------
 
-# File groups of the crash test: the conformance script makes a run whole in three calls, the
-# built-in search spawns them all in three batches (so it needs more to be caught mid-spawn).
-GROUPS = {"conformance": 200, "built-in": 2000}
+# File groups of the crash test, enough to be caught mid-spawn: the conformance script sends
+# its three calls per run (spawn, join, set Done) in batches of 10,000 (5,000 groups: two
+# batches, the crash comes after the first); the built-in search spawns in three batches.
+GROUPS = {"conformance": 5000, "built-in": 2000}
 LEASE_SECONDS = 3
 
 
@@ -319,8 +320,8 @@ def test_a_search_whose_worker_dies_mid_spawn_gives_each_file_one_run(
             total: int = server.api("GET", "/api/workflows/Crash/runs?limit=1")["total"]
             return total - 1
 
-        # Mid-spawn: runs exist (the conformance script makes them whole one by one; the
-        # built-in search spawns them Obsolete first and makes them Done at the end).
+        # Mid-spawn: runs exist (the conformance script makes them whole a batch at a time;
+        # the built-in search spawns them Obsolete first and makes them Done at the end).
         wait_for(lambda: spawned_runs() >= 5, "the search spawning its first runs", interval=0.02)
         crash(workers[0])
         assert whole_runs() < len(names), "the crash came too late: spawning was over"

@@ -35,11 +35,13 @@ def count(run: Script, table: Any) -> int:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
-def search(run: Script) -> tuple[list[int], dict[str, Any]]:
+def search(
+    run: Script, n_runs: int = 3, conn: xfworkerutil.ServerConnection | None = None
+) -> tuple[list[int], dict[str, Any]]:
     """The seed script's 'filename' mode: per run a select job created Obsolete, an add job
     in its run, then the select job set Done; a follower task takes the select output."""
     worker = xfworkerutil.XFWorkerJob()
-    conn = connection(run)
+    conn = conn or connection(run)
     select_type, *_ = worker.find_xf_task_types(conn, "Test.Source")
     select_task = worker.spawn_xf_task_basic(conn, select_type, "A", spawn_key="A", inputs=[])
     add_task = worker.spawn_xf_task_basic(conn, select_type, "B", spawn_key="B")
@@ -49,7 +51,7 @@ def search(run: Script) -> tuple[list[int], dict[str, Any]]:
         inputs=[{"key": "value", "source": {"mode": "output", "task": "A", "key": "value"}}],
     )
     existing = worker.get_existing_job_sort_orders(conn)
-    orders = xfsortorder.get_new_source_job_sort_orders(existing, 3)
+    orders = xfsortorder.get_new_source_job_sort_orders(existing, n_runs)
     serials = []
     for n, order in enumerate(orders):
         entity = worker.create_output_entity(f"uuid-{run.running.lease}-{n}", f"sample {n}")
@@ -117,10 +119,12 @@ def test_a_refused_batch_fails_where_it_is_read(run: Script) -> None:
     conn = connection(run)
     task_a = spawn.spawn_task(SELECT, "A")
     job = conn.jobs.add(task_a, outputs={"value": "not a number"})
+    assert isinstance(job["serial"], int), "a reserved serial: read without sending"
     with pytest.raises(RemoteError, match="output 'value'"):
-        job["serial"]
-    with pytest.raises(task.TaskError, match="this job was not spawned"):
-        job["serial"]
+        job["run_id"]
+    for key in ("serial", "run_id"):
+        with pytest.raises(task.TaskError, match="this job was not spawned"):
+            job[key]
     with pytest.raises(task.TaskError, match="Done or Obsolete"):
         conn.jobs.add(task_a, state="Queued")
 
@@ -163,3 +167,160 @@ def test_finish_inside_the_connection_block_sends_the_jobs_not_sent_yet(
         assert count(run, runs) == before
         worker.finish({})
     assert count(run, runs) == before + 1
+
+
+class Counted:
+    """The calls a client makes, by path."""
+
+    def __init__(self, client: Client) -> None:
+        self.calls: list[str] = []
+        post = client.post
+
+        def counted(path: str, body: Any = None, **kwargs: Any) -> Any:
+            self.calls.append(path)
+            return post(path, body, **kwargs)
+
+        client.post = counted  # type: ignore[method-assign]
+
+    def of(self, path: str) -> int:
+        return sum(1 for c in self.calls if c == path)
+
+
+def followers_by_state(run: Script, follower: dict[str, Any]) -> dict[str, int]:
+    with run.server.ry.store.read() as conn:
+        rows = conn.execute(select(jobs.c.state).where(jobs.c.task_id == follower["id"])).all()
+    found: dict[str, int] = {}
+    for (state,) in rows:
+        found[state] = found.get(state, 0) + 1
+    return found
+
+
+def test_the_seeds_pattern_sends_one_batch_for_hundreds_of_runs(run: Script) -> None:
+    conn = connection(run)
+    calls = Counted(conn.client)
+    serials, follower = search(run, 300, conn)
+    assert calls.of("/api/spawn/batch") == 1, "900 spawns and state changes in one call"
+    assert calls.of("/api/spawn/serials") <= 4
+    assert followers_by_state(run, follower) == {"Queued": 300}
+    with run.server.ry.store.read() as db:
+        states = dict(db.execute(select(jobs.c.serial, jobs.c.state)).tuples().all())
+    assert {states[s] for s in serials} == {"Done"}, "the serials read are the jobs'"
+
+
+def test_a_crash_between_batches_leaves_no_run_done_and_the_retry_finishes_each_once(
+    run: Script,
+) -> None:
+    conn = connection(run)
+    conn.jobs.size = 200  # 3 items a run: batches end in the middle of runs
+    worker = xfworkerutil.XFWorkerJob()
+    select_task = worker.spawn_xf_task_basic(conn, SELECT, "A", spawn_key="A")
+    add_task = worker.spawn_xf_task_basic(conn, SELECT, "B", spawn_key="B")
+    follower = spawn.spawn_task(
+        "Test.Double",
+        "Twice",
+        inputs=[{"key": "value", "source": {"mode": "output", "task": "A", "key": "value"}}],
+    )
+    first_serials = []
+    for n in range(100):  # the script dies after 300 items: a batch of 200 went, 100 did not
+        meta = {"run_display_name": f"run {n}"}
+        first = worker.spawn_xf_job_basic(
+            conn, SELECT, select_task, outputs={"value": n}, state="Obsolete", metadata=meta
+        )
+        worker.spawn_xf_job_basic(
+            conn, SELECT, add_task, source_job_serial=first["serial"], outputs={"value": n}
+        )
+        xfworkerutil.update_xf_job(conn, first, state="Done")
+        first_serials.append(first["serial"])
+    with run.server.ry.store.read() as db:
+        done = db.execute(
+            select(func.count()).where(jobs.c.task_id == select_task["id"], jobs.c.state == "Done")
+        ).scalar_one()
+    assert done == 66 and followers_by_state(run, follower) == {"Queued": 66}
+    runs_before = count(run, runs)
+
+    retry = connection(run)  # the job retried: it reads what its first attempt spawned
+    calls = Counted(retry.client)
+    serials, _ = search_again(run, retry, select_task, add_task, 100)
+    assert calls.of("/api/spawn/batch") == 1, "one batch: the jobs sent before are known"
+    assert serials[:67] == first_serials[:67], "the serials read are the first attempt's jobs"
+    assert count(run, runs) == runs_before + 100 - 67, "each run once"
+    assert followers_by_state(run, follower) == {"Queued": 100}
+    with run.server.ry.store.read() as db:
+        live = db.execute(
+            select(func.count()).where(jobs.c.task_id == add_task["id"], jobs.c.state == "Done")
+        ).scalar_one()
+    assert live == 100 and len(set(serials)) == 100
+
+
+def search_again(
+    run: Script,
+    conn: xfworkerutil.ServerConnection,
+    select_task: dict[str, Any],
+    add_task: dict[str, Any],
+    n_runs: int,
+) -> tuple[list[int], None]:
+    worker = xfworkerutil.XFWorkerJob()
+    serials = []
+    for n in range(n_runs):
+        meta = {"run_display_name": f"run {n}"}
+        first = worker.spawn_xf_job_basic(
+            conn, SELECT, select_task, outputs={"value": n}, state="Obsolete", metadata=meta
+        )
+        worker.spawn_xf_job_basic(
+            conn, SELECT, add_task, source_job_serial=first["serial"], outputs={"value": n}
+        )
+        xfworkerutil.update_xf_job(conn, first, state="Done")
+        serials.append(first["serial"])
+    conn.close()
+    return serials, None
+
+
+def test_the_same_job_spawned_twice_is_one_job_with_one_serial(run: Script) -> None:
+    conn = connection(run)
+    task_a = spawn.spawn_task(SELECT, "A")
+    task_b = spawn.spawn_task(SELECT, "B")
+    one = conn.jobs.add(task_a, outputs={"value": 1}, state="Obsolete")
+    two = conn.jobs.add(task_a, outputs={"value": 1}, state="Obsolete")
+    assert one["serial"] == two["serial"], "known to be the same job before it is sent"
+    joined = conn.jobs.add(task_b, outputs={"value": 2}, source_job_serial=two["serial"])
+    done = conn.jobs.set_state(two, "Done")
+    assert (done["serial"], done["state"]) == (one["serial"], "Done")
+    assert joined["run_id"] == one["run_id"] == two["run_id"]
+
+
+def test_the_server_answers_a_reserved_serial_of_a_repeated_job_with_the_first(
+    run: Script,
+) -> None:
+    """What a client that does not recognise a repeated job sends: two reserved serials for
+    one job; the second is answered, and named later in the batch, as the first."""
+    task_a = spawn.spawn_task(SELECT, "A")
+    task_b = spawn.spawn_task(SELECT, "B")
+    client = run.job.client()
+    [(first, last)] = [tuple(r) for r in client.post("/api/spawn/serials", {"count": 3})["ranges"]]
+    same = {"task": task_a["id"], "outputs": {"value": 1}, "state": "Obsolete"}
+    joins = {"task": task_b["id"], "outputs": {"value": 2}, "source_job_serial": first + 1}
+    body = {
+        "jobs": [same | {"serial": first}, same | {"serial": first + 1}, joins | {"serial": last}],
+        "states": [{"serial": first + 1, "state": "Done", "after": 3}],
+    }
+    answer = client.post("/api/spawn/batch", body)
+    assert [j["serial"] for j in answer["jobs"]] == [first, first, last]
+    assert answer["jobs"][2]["run_id"] == answer["jobs"][0]["run_id"]
+    assert (answer["states"][0]["serial"], answer["states"][0]["state"]) == (first, "Done")
+
+
+def test_a_serial_not_reserved_by_the_job_is_refused(run: Script) -> None:
+    task_a = spawn.spawn_task(SELECT, "A")
+    client = run.job.client()
+    [(first, _)] = [tuple(r) for r in client.post("/api/spawn/serials", {"count": 1})["ranges"]]
+    item = {"task": task_a["id"], "outputs": {"value": 1}}
+    with pytest.raises(RemoteError, match=f"serial {first + 1} was not reserved by job"):
+        client.post("/api/spawn/batch", {"jobs": [item | {"serial": first + 1}]})
+    made = client.post("/api/spawn/batch", {"jobs": [item | {"serial": first}]})
+    assert made["jobs"][0]["serial"] == first
+    with pytest.raises(RemoteError, match=f"serial {first} is a job already"):
+        client.post(
+            "/api/spawn/batch", {"jobs": [item | {"serial": first, "outputs": {"value": 2}}]}
+        )
+    with pytest.raises(RemoteError, match="after 0 to all"):
+        client.post("/api/spawn/batch", {"jobs": [], "states": [{"serial": first, "after": 1}]})
