@@ -4,9 +4,13 @@
 ``interface.json``, ``main.py``): ``Lucid.Util.SearchFolderFilesBySuffix`` (its code is
 ``runyard.builtin.search``) and the source and add tasks ``XF.Data.SelectFolder``,
 ``XF.Data.SelectForeignFile``, ``XF.Data.AddForeignFile``, ``XF.Data.SelectImage`` and
-``XF.Data.AddImage``, whose jobs are created with their outputs; and the image task types
+``XF.Data.AddImage``, whose jobs are created with their outputs;
+``Lucid.Util.RelativeUserDataImage`` (an image found through a template relative to a User
+Data file; its code is ``runyard.builtin.relative``); and the image task types
 ``Runyard.Image.Threshold``, ``Runyard.Image.Statistics`` and ``Runyard.Image.StudyTable``
 (their code is ``runyard.builtin.images``). See docs/builtin.md.
+
+A new built-in is a new folder in ``packages/``: the server installs every folder there.
 """
 
 from __future__ import annotations

@@ -92,6 +92,7 @@ def test_built_in_task_types_install_once_and_again_without_change(ry: Runyard) 
     names = {tt.name for tt in first}
     assert names == {
         "Lucid.Util.SearchFolderFilesBySuffix",
+        "Lucid.Util.RelativeUserDataImage",
         "XF.Data.SelectFolder",
         "XF.Data.SelectForeignFile",
         "XF.Data.AddForeignFile",

@@ -1,0 +1,3 @@
+from runyard.builtin import relative
+
+relative.main()
