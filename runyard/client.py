@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,13 @@ class Unreachable(RunyardError):
     status = 503
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default TLS settings (certifi's CAs, SSL_CERT_FILE), made once per process:
+    making them costs tens of milliseconds, for every client."""
+    return httpx.create_ssl_context()
+
+
 class Client:
     def __init__(self, server: str, token: str, *, timeout: float = 60.0) -> None:
         self.server = server.rstrip("/")
@@ -51,6 +60,9 @@ class Client:
             base_url=self.server,
             headers={"Authorization": f"Bearer {token}"} if token else {},
             timeout=timeout,
+            # A plain http:// server needs no TLS context: none is made (a task script's
+            # first call to the server was ~30 ms slower for it).
+            verify=_tls_context() if self.server.startswith("https:") else False,
         )
 
     def request(

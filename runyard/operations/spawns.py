@@ -142,7 +142,7 @@ class SpawnManager(JobManager):
 
     def spawn_batch(
         self, serial: int, spawns: Sequence[JobSpawn], changes: Sequence[StateChange]
-    ) -> tuple[list[SpawnedJob], list[Job]]:
+    ) -> tuple[list[SpawnedJob], list[SpawnedJob]]:
         """Spawn jobs and change the states of spawned jobs, in the order of a script's calls
         (``StateChange.after``), in one transaction: all or nothing. A job may carry a
         serial the job reserved (``reserve_serials``), and later items of the batch may name
@@ -180,7 +180,7 @@ class SpawnManager(JobManager):
                     job_serial=serial,
                 )
             changed = [alias.get(c.serial, c.serial) for c in changes]
-            now = spawn_rows.get_jobs(conn, changed)
+            now = spawn_rows.spawned_jobs_by_serial(conn, changed)
             return answered, [now[s] for s in changed]
 
     def _spawn(

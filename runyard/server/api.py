@@ -66,8 +66,13 @@ def list_task_types(ry: Ry, caller: Caller) -> list[dict[str, Any]]:
 
 
 def find_task_type(name: str, ry: Ry, caller: Caller) -> list[dict[str, Any]]:
-    """All installed versions of a task type, newest first."""
-    return [s.task_type_json(tt) for tt in ry.task_types.find(name)]
+    """All installed versions of a task type, newest first, each with its documentation
+    (remarks, author, description, CITATION.cff and readme of its package)."""
+    return [
+        s.task_type_json(tt)
+        | {"documentation": s.documentation_json(ry.task_types.documentation(tt))}
+        for tt in ry.task_types.find(name)
+    ]
 
 
 def task_type_package(name: str, version: str, ry: Ry, caller: Caller) -> Response:
@@ -236,13 +241,14 @@ def spawn_batch(body: s.SpawnBatch, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Spawn jobs and change spawned jobs' states in one transaction, in the order of the
     script's calls (a state change comes after its first ``after`` jobs); jobs may carry
     reserved serials, and later items name them. Answers ``jobs`` (as POST
-    /api/spawn/jobs) and ``states`` (each changed job as it is at the end)."""
+    /api/spawn/jobs) and ``states`` (each changed job as it is at the end, in the same
+    shape)."""
     spawns = [_job_spawn(item) for item in s.spawn_job_items({"jobs": body.jobs})]
     changes = [StateChange(**c.model_dump()) for c in body.states]
     jobs, changed = ry.spawns.spawn_batch(_spawner(caller), spawns, changes)
     return {
         "jobs": [s.spawned_job_json(job) for job in jobs],
-        "states": [s.job_json(job) for job in changed],
+        "states": [s.spawned_job_json(job) for job in changed],
     }
 
 
