@@ -111,6 +111,15 @@ class TemporaryWorkingDirectory(WorkingDirectory):
         super().__init__(WorkingDirectory.create(prefix, parent).path)
         self.name = str(self.path)
 
+    @classmethod
+    def of(cls, path: str | os.PathLike[str]) -> TemporaryWorkingDirectory:
+        """The existing folder ``path`` as a working directory (the job's own folder:
+        ``XFWorkerJob.working_dir``), nothing created."""
+        existing = cls.__new__(cls)
+        WorkingDirectory.__init__(existing, path)
+        existing.name = str(existing.path)
+        return existing
+
     def __enter__(self) -> Path:
         return self.path
 
@@ -133,7 +142,7 @@ class XFWorkerJob:
             "inputs": self._job.inputs,
             "metadata": self._job.metadata,
         }
-        self.working_dir = WorkingDirectory(self._job.working_dir)
+        self.working_dir = TemporaryWorkingDirectory.of(self._job.working_dir)
         self._reservations = spawn.Reservations()  # serials of the jobs it spawns
         self._connections: list[ServerConnection] = []  # open ones, for finish to flush
         logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")

@@ -251,8 +251,10 @@ def run(claimed: Claimed, prepared: Prepared, forkserver: ForkServer | None) -> 
         error = f"timed out after {timeout} s (the task type's timeout); the script was killed"
     elif code < 0:
         error = f"killed by signal {signal.Signals(-code).name}"
+    elif code != 0 and result.get("error"):  # the script's own message (fail, error): as it is
+        return Outcome(ok=False, outputs={}, error=result["error"], workdir=prepared.workdir)
     elif code != 0:
-        error = result.get("error") or f"the script exited with status {code}"
+        error = f"the script exited with status {code}"
     else:
         return Outcome(
             ok=True, outputs=result.get("outputs", {}), error="", workdir=prepared.workdir
@@ -261,6 +263,7 @@ def run(claimed: Claimed, prepared: Prepared, forkserver: ForkServer | None) -> 
 
 
 def _failed(prepared: Prepared, error: str) -> Outcome:
+    """A script that died: why, where its folder is kept, and the end of its log."""
     tail = _log_tail(prepared.log, 20)
     message = f"{error} (working folder kept: {prepared.workdir})" + (
         f"\nlog tail:\n{tail}" if tail else ""

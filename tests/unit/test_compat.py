@@ -111,6 +111,7 @@ def test_the_job_dict_has_serial_inputs_and_metadata(
     worker: xfworkerutil.XFWorkerJob, tmp_path: Path
 ) -> None:
     assert worker.job == {"serial": 7, "inputs": {"value": 3}, "metadata": {"m": 1}}
+    assert isinstance(worker.working_dir, xfworkerutil.TemporaryWorkingDirectory)
     assert worker.working_dir.path == tmp_path
     assert worker.working_dir / "x" == tmp_path / "x", "also usable as Runyard's old Path"
 
