@@ -14,7 +14,14 @@ from runyard.builtin import package_folders
 from runyard.errors import Conflict, InvalidPackage, NotFound
 from runyard.models import TaskType
 from runyard.operations.base import Operations
-from runyard.packages import TaskTypePackage, load_package, version_key, write_files
+from runyard.packages import (
+    Documentation,
+    TaskTypePackage,
+    load_package,
+    read_documentation,
+    version_key,
+    write_files,
+)
 from runyard.store import task_types as task_type_rows
 
 
@@ -22,6 +29,7 @@ class TaskTypeManager(Operations):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._by_id: dict[int, TaskType] = {}
+        self._documentation: dict[int, Documentation] = {}
 
     def install(self, package: TaskTypePackage, *, actor: str = "system") -> tuple[TaskType, bool]:
         """Install a task type version; (task type, False) if the same files are installed.
@@ -101,6 +109,19 @@ class TaskTypeManager(Operations):
     def find(self, name: str, version: str | None = None) -> list[TaskType]:
         with self.store.read() as conn:
             return task_type_rows.find(conn, name, version)
+
+    def documentation(self, task_type: TaskType) -> Documentation:
+        """The remarks, the author and the documentation files (description, CITATION.cff,
+        readme) of an installed task type, read from its installed package (checked when it
+        was imported; installed versions never change, so each is read once)."""
+        cached = self._documentation.get(task_type.id)
+        if cached is not None:
+            return cached
+        folder = Path(task_type.path)
+        found = read_documentation(folder)
+        if folder.is_dir():
+            self._documentation[task_type.id] = found
+        return found
 
 
 def _same_files(folder: Path, files: dict[str, bytes]) -> bool:

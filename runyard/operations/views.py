@@ -286,8 +286,6 @@ def workers_missing(tasks: list[Task], workers: list[Worker]) -> dict[int, list[
     return missing
 
 
-
-
 def _cell(job: Job, stale: str | None) -> dict[str, Any]:
     cell: dict[str, Any] = {
         "serial": job.serial,

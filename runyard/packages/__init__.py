@@ -11,6 +11,12 @@ from pathlib import Path
 
 from runyard.packages.archive import PackageFiles, read_package, read_package_bytes
 from runyard.packages.bundle import folder_zip_bytes, write_files
+from runyard.packages.documentation import (
+    Author,
+    Documentation,
+    DocumentFile,
+    read_documentation,
+)
 from runyard.packages.export import workflow_package_bytes
 from runyard.packages.metadata import (
     DependencyPackage,
@@ -47,7 +53,10 @@ def load_package(path: Path) -> Package:
 
 
 __all__ = [
+    "Author",
     "DependencyPackage",
+    "DocumentFile",
+    "Documentation",
     "Package",
     "PackageFiles",
     "TaskTypePackage",
@@ -57,6 +66,7 @@ __all__ = [
     "folder_zip_bytes",
     "load_package",
     "parse_package",
+    "read_documentation",
     "read_package",
     "read_package_bytes",
     "resolve_workflow",

@@ -6,11 +6,13 @@ import io
 import json
 import zipfile
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from runyard.errors import InvalidPackage
-from runyard.models import InputSource, TaskInput, TaskType
+from runyard.models import Dependency, InputSource, TaskInput, TaskType
 from runyard.packages import schemas
+from runyard.packages.documentation import Author, Documentation
 from runyard.packages.documents import shown
 from runyard.packages.metadata import METADATA
 from runyard.packages.workflows import TASKS, parse_workflow
@@ -19,20 +21,37 @@ ExportTask = tuple[str, TaskType, tuple[TaskInput, ...]]
 
 
 def workflow_package_bytes(
-    name: str, version: str, remarks: str, tasks: Sequence[ExportTask]
+    name: str,
+    version: str,
+    remarks: str,
+    tasks: Sequence[ExportTask],
+    *,
+    display_name: str = "",
+    summary: str = "",
+    dependencies: Sequence[Dependency] = (),
+    documentation: Documentation | None = None,
 ) -> bytes:
     """A workflow package (``.xfp`` zip) of ``tasks``; upstream tasks are put first.
 
-    The result is parsed once more before it is returned, so it always imports.
+    ``display_name``, ``summary``, ``dependencies`` and ``documentation`` (the author and the
+    documentation files, as a workflow package brought them) are written back as they were
+    imported. The result is parsed once more before it is returned, so it always imports.
     """
     ordered = _upstream_first(tasks)
     index = {task_name: number for number, (task_name, _, _) in enumerate(ordered)}
-    metadata = {
+    metadata: dict[str, Any] = {
         "package_format": schemas.WORKFLOW_FORMAT,
         "name": name,
         "version": version,
-        "remarks": remarks,
     }
+    if display_name:
+        metadata["display_name"] = display_name
+    if summary:
+        metadata["summary"] = summary
+    metadata["remarks"] = remarks
+    if dependencies:
+        metadata["dependencies"] = [{"name": d.name, "version": d.version} for d in dependencies]
+    documents = _documentation_files(metadata, documentation or Documentation())
     tasks_json = {
         "tasks": [
             {
@@ -43,13 +62,29 @@ def workflow_package_bytes(
             for task_name, task_type, inputs in ordered
         ]
     }
-    files = {METADATA: _json_bytes(metadata), TASKS: _json_bytes(tasks_json)}
+    files = {**documents, METADATA: _json_bytes(metadata), TASKS: _json_bytes(tasks_json)}
     parse_workflow(files)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for file_name, data in files.items():
             archive.writestr(zipfile.ZipInfo(file_name, date_time=(1980, 1, 1, 0, 0, 0)), data)
     return buffer.getvalue()
+
+
+def _documentation_files(metadata: dict[str, Any], doc: Documentation) -> dict[str, bytes]:
+    """Add the author and the documentation fields of ``doc`` to ``metadata``; its files."""
+    if doc.author != Author():
+        has_more = doc.author.email or doc.author.website
+        metadata["author"] = asdict(doc.author) if has_more else doc.author.name
+    files: dict[str, bytes] = {}
+    named = {"description_filename": doc.description, "citation_cff_filename": doc.citation_cff}
+    for field, document in named.items():
+        if document is not None:
+            metadata[field] = document.filename
+            files[document.filename] = document.text.encode()
+    if doc.readme is not None:
+        files[doc.readme.filename] = doc.readme.text.encode()
+    return files
 
 
 def _json_bytes(data: Any) -> bytes:

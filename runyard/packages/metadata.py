@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from runyard.errors import InvalidInput, InvalidPackage
 from runyard.models import Dependency
 from runyard.packages import schemas
+from runyard.packages.documentation import Documentation, author_of, documentation_of
 from runyard.packages.documents import read_json, shown, validate
 
 METADATA = "metadata.json"
@@ -23,9 +24,10 @@ class DependencyPackage:
     display_name: str = ""
     summary: str = ""
     author: str = ""
-    install: str
+    install: str = ""  # empty: a "virtual marker" that flags workers with some software
     dependencies: tuple[Dependency, ...] = ()
     files: dict[str, bytes]
+    documentation: Documentation = field(default_factory=Documentation)
 
 
 def version_key(version: str) -> str:
@@ -79,8 +81,9 @@ def parse_dependency_package(files: dict[str, bytes]) -> DependencyPackage:
         version=metadata["version"],
         display_name=metadata.get("display_name", ""),
         summary=metadata.get("summary", ""),
-        author=metadata.get("author", ""),
-        install=metadata["install"],
+        author=str(author_of(metadata)),
+        install=metadata.get("install", ""),
         dependencies=dependencies(metadata),
         files=files,
+        documentation=documentation_of(metadata, files),
     )

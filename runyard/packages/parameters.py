@@ -12,7 +12,27 @@ from uuid import UUID
 from runyard.models import Parameter
 from runyard.packages.documents import shown
 
-BASE_TYPES = ("Int", "Float", "String", "Bool", "ForeignFile", "Folder", "Image", "Entity", "CSV")
+PRIMITIVE_TYPES = ("Int", "Float", "String", "Bool")
+# The types of XamFlow's dependency package Core.Type.Base. Their values are JSON objects:
+# composite values (an Entity, a chart report) as they are, bulk data as a file reference
+# ({"type", "source": "filestore", "file_id", "filename", "size", "sha256"} or a User Data path).
+COMPOSITE_TYPES = (
+    "Bitmap",
+    "ChartReport",
+    "ChartReportConfig",
+    "Contours",
+    "CSV",
+    "Entity",
+    "Folder",
+    "ForeignFile",
+    "GIResult",
+    "HTMLDocument",
+    "Image",
+    "ImagePairList",
+    "ImageVOI",
+    "Mesh",
+)
+BASE_TYPES = (*PRIMITIVE_TYPES, *COMPOSITE_TYPES)
 PARAMETER_TYPES = (*BASE_TYPES, *(f"List[{t}]" for t in BASE_TYPES))
 NUMBER_TYPES = ("Int", "Float")
 INPUT_MODES = ("none", "fixed", "output", "define_on_first", "ui")

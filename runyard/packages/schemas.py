@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runyard.packages.parameters import INPUT_MODES, PARAMETER_TYPES
+from runyard.packages.parameters import BASE_TYPES, INPUT_MODES, PARAMETER_TYPES
 
 Schema = dict[str, Any]
 
@@ -49,6 +49,22 @@ KEY: Schema = {
     "x-must": "an identifier: letters, digits and underscores, not starting with a digit",
 }
 TEXT: Schema = {"type": "string"}
+DISPLAY_NAME: Schema = {
+    "type": "string",
+    "maxLength": 50,
+    "not": {"pattern": r"[\r\n]"},
+    "x-must": "one line of at most 50 characters",
+}
+FILE_NAME: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "x-must": "the path of a file in the package",
+}
+AUTHOR: Schema = {
+    "type": ["string", "object"],
+    "additionalProperties": False,
+    "properties": {"name": TEXT, "email": TEXT, "website": TEXT},
+}
 
 _DEPENDENCY: Schema = {
     "type": "object",
@@ -58,20 +74,21 @@ _DEPENDENCY: Schema = {
 }
 
 
-def _metadata(
-    package_format: str, name: Schema, required: tuple[str, ...] = (), **extra: Schema
-) -> Schema:
+def _metadata(package_format: str, name: Schema, **extra: Schema) -> Schema:
     return {
         "type": "object",
-        "required": ["package_format", "name", "version", *required],
+        "required": ["package_format", "name", "version"],
         "additionalProperties": False,
         "properties": {
             "package_format": {"const": package_format},
             "name": name,
             "version": VERSION,
-            "display_name": TEXT,
+            "display_name": DISPLAY_NAME,
             "summary": TEXT,
-            "author": TEXT,
+            "description_filename": FILE_NAME,
+            "citation_cff_filename": FILE_NAME,
+            "remarks": TEXT,
+            "author": AUTHOR,
             "dependencies": {"type": "array", "items": _DEPENDENCY},
             **extra,
         },
@@ -96,23 +113,24 @@ TASK_TYPE_METADATA = _metadata(
     entry_point={"type": "string", "minLength": 1},
     timeout_seconds={"type": "number", "exclusiveMinimum": 0},
 )
+# A dependency package without ``install`` is a "virtual marker": it only flags workers that
+# have some software already.
 DEPENDENCY_METADATA = _metadata(
     DEPENDENCY_FORMAT,
     DEPENDENCY_NAME,
-    ("install",),
     install={
         "type": "string",
         "pattern": r"\S",
         "x-must": 'a command like "%xfpip% install numpy"',
     },
 )
-WORKFLOW_METADATA = _metadata(WORKFLOW_FORMAT, WORKFLOW_NAME, remarks=TEXT)
+WORKFLOW_METADATA = _metadata(WORKFLOW_FORMAT, WORKFLOW_NAME)
 
 _TYPE: Schema = {
     "type": "string",
     "enum": list(PARAMETER_TYPES),
-    "x-must": "a parameter type (Int, Float, String, Bool, ForeignFile, Folder, Image, Entity, "
-    "CSV) or a list of one, written like List[Int]",
+    "x-must": f"a parameter type ({', '.join(BASE_TYPES)}) or a list of one, written like "
+    "List[Int]",
 }
 _INPUT: Schema = {
     "type": "object",
@@ -142,9 +160,9 @@ _OUTPUT: Schema = {
     "additionalProperties": False,
     "properties": {"key": KEY, "type": _TYPE, "description": TEXT},
 }
+# Without ``kind`` (as in some of XamFlow's examples) a task type is a processing task.
 INTERFACE: Schema = {
     "type": "object",
-    "required": ["kind"],
     "additionalProperties": False,
     "properties": {
         "kind": {"type": "string", "enum": ["processing", "interactive", "reduce"]},

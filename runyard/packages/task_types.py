@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from runyard.errors import InvalidPackage
 from runyard.models import Interface, Parameter, TaskType
 from runyard.packages import schemas
 from runyard.packages.archive import path_problem
+from runyard.packages.documentation import Documentation, author_of, documentation_of
 from runyard.packages.documents import read_json, shown, validate
 from runyard.packages.metadata import METADATA, dependencies, read_metadata
 from runyard.packages.parameters import (
@@ -31,11 +32,13 @@ class TaskTypePackage:
 
     task_type: TaskType
     files: dict[str, bytes]
+    documentation: Documentation = field(default_factory=Documentation)
 
 
 def parse_task_type(files: dict[str, bytes]) -> TaskTypePackage:
     metadata = read_metadata(files, schemas.TASK_TYPE_METADATA)
     entry_point = _entry_point(metadata, files)
+    documentation = documentation_of(metadata, files)
     interface = read_json(
         files, INTERFACE, what="a task type package needs an interface.json next to metadata.json"
     )
@@ -46,13 +49,13 @@ def parse_task_type(files: dict[str, bytes]) -> TaskTypePackage:
         version=metadata["version"],
         display_name=metadata.get("display_name", ""),
         summary=metadata.get("summary", ""),
-        author=metadata.get("author", ""),
+        author=str(author_of(metadata)),
         entry_point=entry_point,
         timeout_seconds=None if timeout is None else float(timeout),
         dependencies=dependencies(metadata),
         interface=interface_from_json(interface),
     )
-    return TaskTypePackage(task_type=task_type, files=files)
+    return TaskTypePackage(task_type=task_type, files=files, documentation=documentation)
 
 
 def _entry_point(metadata: dict[str, Any], files: dict[str, bytes]) -> str:
@@ -81,7 +84,7 @@ def interface_from_json(data: dict[str, Any]) -> Interface:
     outputs = _parameters(data.get("outputs", ()), "outputs")
     for index, param in enumerate(inputs):
         _check_input(param, f"inputs[{index}]")
-    return Interface(kind=data["kind"], inputs=inputs, outputs=outputs)
+    return Interface(kind=data.get("kind", "processing"), inputs=inputs, outputs=outputs)
 
 
 def _parameters(items: Sequence[dict[str, Any]], section: str) -> tuple[Parameter, ...]:

@@ -7,14 +7,15 @@ In ``tasks.json`` an ``output`` source names an earlier task by its index; in th
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from runyard.errors import InvalidPackage
-from runyard.models import InputSource, Parameter, TaskInput, TaskType
+from runyard.models import Dependency, InputSource, Parameter, TaskInput, TaskType
 from runyard.packages import schemas
+from runyard.packages.documentation import Documentation, author_of, documentation_of
 from runyard.packages.documents import read_json, shown, validate
-from runyard.packages.metadata import read_metadata
+from runyard.packages.metadata import dependencies, read_metadata
 from runyard.packages.parameters import check_value, connects, supported_modes
 from runyard.states import find_cycle
 
@@ -41,6 +42,8 @@ class WorkflowPackage:
     author: str = ""
     remarks: str = ""
     tasks: tuple[WorkflowTaskSpec, ...] = ()
+    dependencies: tuple[Dependency, ...] = ()
+    documentation: Documentation = field(default_factory=Documentation)
 
 
 def parse_workflow(files: dict[str, bytes]) -> WorkflowPackage:
@@ -55,9 +58,11 @@ def parse_workflow(files: dict[str, bytes]) -> WorkflowPackage:
         version=metadata["version"],
         display_name=metadata.get("display_name", ""),
         summary=metadata.get("summary", ""),
-        author=metadata.get("author", ""),
+        author=str(author_of(metadata)),
         remarks=metadata.get("remarks", ""),
         tasks=tuple(tasks),
+        dependencies=dependencies(metadata),
+        documentation=documentation_of(metadata, files),
     )
 
 

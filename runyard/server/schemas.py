@@ -21,6 +21,7 @@ from runyard.models import (
     Worker,
     Workflow,
 )
+from runyard.packages import Documentation, DocumentFile
 from runyard.store.task_types import interface_to_json
 from runyard.store.workflows import source_to_json as source_json
 
@@ -331,6 +332,22 @@ def task_type_json(tt: TaskType) -> dict[str, Any]:
         "timeout_seconds": tt.timeout_seconds,
         "dependencies": [asdict(d) for d in tt.dependencies],
         "interface": interface_to_json(tt.interface),
+    }
+
+
+def documentation_json(doc: Documentation) -> dict[str, Any]:
+    """A package's remarks, author and documentation files (each ``{filename, text}`` or
+    null)."""
+
+    def document(found: DocumentFile | None) -> dict[str, str] | None:
+        return None if found is None else {"filename": found.filename, "text": found.text}
+
+    return {
+        "remarks": doc.remarks,
+        "author": asdict(doc.author),
+        "description": document(doc.description),
+        "citation_cff": document(doc.citation_cff),
+        "readme": document(doc.readme),
     }
 
 

@@ -18,15 +18,21 @@ import pytest
 from runyard.errors import InvalidInput, InvalidPackage
 from runyard.models import Dependency, InputSource, Interface, Parameter, TaskInput, TaskType
 from runyard.packages import (
+    Author,
     DependencyPackage,
+    Documentation,
+    DocumentFile,
     PackageFiles,
     TaskTypePackage,
     WorkflowPackage,
     WorkflowTaskSpec,
     archive,
     check_value,
+    documentation,
     load_package,
+    parameters,
     parse_package,
+    read_documentation,
     read_package_bytes,
     resolve_workflow,
     schemas,
@@ -717,11 +723,18 @@ def test_dependency_package_loads_its_install_command(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize(("install", "words"), [(DROP, "is missing"), ("  ", "a command like")])
-def test_dependency_package_without_install_command_is_refused(install: Any, words: str) -> None:
-    files = {"metadata.json": dep_metadata(install=install)}
+def test_dependency_package_with_a_blank_install_command_is_refused() -> None:
+    files = {"metadata.json": dep_metadata(install="  ")}
 
-    refused_files(files, file="metadata.json", field="install", words=words)
+    refused_files(files, file="metadata.json", field="install", words="a command like")
+
+
+def test_virtual_marker_dependency_package_without_install_command_loads() -> None:
+    """A "virtual marker" only flags workers that have some software already."""
+    pkg = parse({"metadata.json": dep_metadata(install=DROP)})
+
+    assert isinstance(pkg, DependencyPackage)
+    assert (pkg.name, pkg.install) == ("numpy", "")
 
 
 # -- workflow packages ------------------------------------------------------------------------
@@ -1094,6 +1107,7 @@ def test_exported_workflow_package_loads_back_unchanged(tmp_path: Path) -> None:
         version="1.0.0.0",
         remarks="# Notes",
         tasks=tuple(spec for spec, _ in resolved),
+        documentation=Documentation(remarks="# Notes"),
     )
     tasks_json = json.loads(zipfile.ZipFile(path).read("tasks.json"))
     assert tasks_json["tasks"][2]["inputs"][0]["source"] == {
@@ -1148,3 +1162,360 @@ def load_package_bytes(data: bytes) -> WorkflowPackage:
 def test_every_schema_is_a_valid_draft_2020_12_schema() -> None:
     for schema in schemas.ALL:
         check_schema(schema)
+
+
+# -- XamFlow's documented metadata.json fields ------------------------------------------------
+
+CITATION = 'cff-version: 1.2.0\ntitle: "Threshold"\nauthors:\n  - family-names: Lab\n'
+AUTHOR = {"name": "Ada Lab", "email": "ada@lab.org", "website": "https://lab.org/ada"}
+
+
+def documented(**changes: Any) -> dict[str, Any]:
+    """Every optional field XamFlow documents for metadata.json."""
+    base = {
+        "display_name": "Threshold (Otsu)",
+        "summary": "Binarises an image.",
+        "description_filename": "docs/description.md",
+        "citation_cff_filename": "CITATION.cff",
+        "remarks": "Written for the *bone* study.",
+        "author": AUTHOR,
+        "dependencies": [{"name": "Core.Python.numpy", "version": "1.0.0.0"}],
+    }
+    return changed(base, changes)
+
+
+def documented_files(**changes: Any) -> dict[str, Any]:
+    return tt_files(
+        tt_metadata(**documented(**changes)),
+        **{
+            "docs/description.md": "# Threshold\n\nSplits **bone** from background.\n",
+            "CITATION.cff": CITATION,
+            "readme.txt": "Threshold\r\n=========\r\n",
+        },
+    )
+
+
+def test_task_type_with_every_documented_metadata_field_loads_its_documentation() -> None:
+    pkg = parse(documented_files())
+
+    assert isinstance(pkg, TaskTypePackage)
+    assert pkg.task_type.author == "Ada Lab"
+    assert pkg.task_type.dependencies == (Dependency(name="Core.Python.numpy", version="1.0.0.0"),)
+    assert pkg.documentation == Documentation(
+        remarks="Written for the *bone* study.",
+        author=Author(name="Ada Lab", email="ada@lab.org", website="https://lab.org/ada"),
+        description=DocumentFile(
+            filename="docs/description.md",
+            text="# Threshold\n\nSplits **bone** from background.\n",
+        ),
+        citation_cff=DocumentFile(filename="CITATION.cff", text=CITATION),
+        readme=DocumentFile(filename="readme.txt", text="Threshold\n=========\n"),
+    )
+
+
+@pytest.mark.parametrize("package_format", ["XFP-TT1.0", "XFP-WF1.0", "XFP-DEP1.0"])
+def test_every_package_format_accepts_every_documented_metadata_field(package_format: str) -> None:
+    files = documented_files()
+    metadata = {"package_format": package_format, "name": "Lab.Threshold", "version": "1.0.0.0"}
+    files["metadata.json"] = encode(metadata | documented())
+    if package_format == "XFP-WF1.0":
+        files["tasks.json"] = encode({"tasks": []})
+
+    pkg = parse(files)
+
+    assert pkg.documentation.author.email == "ada@lab.org"
+    assert pkg.documentation.description is not None
+    assert pkg.documentation.citation_cff == DocumentFile(filename="CITATION.cff", text=CITATION)
+    assert pkg.documentation.remarks == "Written for the *bone* study."
+
+
+def test_a_plain_string_author_keeps_working() -> None:
+    pkg = parse(tt_files())
+
+    assert pkg.task_type.author == "Lab"
+    assert pkg.documentation == Documentation(author=Author(name="Lab"))
+
+
+def test_an_author_object_with_a_field_xamflow_does_not_document_is_refused() -> None:
+    files = documented_files(author=AUTHOR | {"phone": "123"})
+
+    error = refused_files(
+        files, file="metadata.json", field="author.phone", words="is not a known field"
+    )
+    assert "name, email, website" in error.message
+
+
+def test_an_author_that_is_neither_a_name_nor_an_object_is_refused() -> None:
+    files = documented_files(author=["Ada"])
+
+    refused_files(
+        files, file="metadata.json", field="author", words="must be a string or an object"
+    )
+
+
+@pytest.mark.parametrize(
+    "field", ["description_filename", "citation_cff_filename"], ids=["description", "citation"]
+)
+def test_a_documentation_file_missing_from_the_package_is_refused_naming_the_field(
+    field: str,
+) -> None:
+    files = documented_files(**{field: "docs/missing.md"})
+
+    refused_files(
+        files, file="metadata.json", field=field, words='"docs/missing.md", which is not in the'
+    )
+
+
+@pytest.mark.parametrize("name", ["../README.md", "/etc/passwd", "docs\\description.md", "a//b"])
+@pytest.mark.parametrize(
+    "field", ["description_filename", "citation_cff_filename"], ids=["description", "citation"]
+)
+def test_a_documentation_file_outside_the_package_is_refused_naming_the_field(
+    field: str, name: str
+) -> None:
+    files = documented_files(**{field: name})
+
+    refused_files(files, file="metadata.json", field=field, words="relative to the package")
+
+
+def test_an_empty_documentation_file_name_is_refused() -> None:
+    files = documented_files(description_filename="")
+
+    refused_files(
+        files, file="metadata.json", field="description_filename", words="the path of a file"
+    )
+
+
+def test_a_documentation_file_that_is_not_text_is_refused() -> None:
+    files = documented_files() | {"docs/description.md": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"}
+
+    refused_files(
+        files, file="metadata.json", field="description_filename", words="is not a text file"
+    )
+
+
+def test_a_documentation_file_larger_than_1_mib_is_refused() -> None:
+    files = documented_files() | {"CITATION.cff": b"x" * (documentation.MAX_DOCUMENT_BYTES + 1)}
+
+    refused_files(files, file="metadata.json", field="citation_cff_filename", words="1 MiB")
+
+
+def test_documentation_text_in_utf16_or_windows_1252_is_read() -> None:
+    assert documentation.document_text("Ångström\r\n".encode("utf-16")) == "Ångström\n"
+    assert documentation.document_text("Ångström µm".encode("cp1252")) == "Ångström µm"
+    assert documentation.document_text(b"\xef\xbb\xbfWith a BOM") == "With a BOM"
+
+
+def test_a_readme_in_any_case_is_found_and_not_repeated_when_it_is_the_description() -> None:
+    readme_md = documented_files(description_filename=DROP) | {"README.MD": "# Read me"}
+    del readme_md["readme.txt"]
+    as_description = documented_files(description_filename="readme.txt")
+
+    assert parse(readme_md).documentation.readme == DocumentFile(
+        filename="README.MD", text="# Read me"
+    )
+    assert parse(as_description).documentation.description == DocumentFile(
+        filename="readme.txt", text="Threshold\n=========\n"
+    )
+    assert parse(as_description).documentation.readme is None
+
+
+@pytest.mark.parametrize("display_name", ["L" * 51, "Two\nlines", "Trailing break\n"])
+def test_a_display_name_longer_than_50_characters_or_of_several_lines_is_refused(
+    display_name: str,
+) -> None:
+    files = tt_files(tt_metadata(display_name=display_name))
+
+    refused_files(files, file="metadata.json", field="display_name", words="one line of at most 50")
+
+
+def test_a_display_name_of_50_characters_loads() -> None:
+    assert parse(tt_files(tt_metadata(display_name="D" * 50))).task_type.display_name == "D" * 50
+
+
+def test_an_installed_folder_reads_back_the_documentation_its_import_checked(
+    tmp_path: Path,
+) -> None:
+    files = documented_files()
+    folder = write_folder(tmp_path / "installed", files)
+
+    assert read_documentation(folder) == parse(files).documentation
+
+
+def test_an_installed_folder_missing_its_files_reads_what_is_left(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "installed", documented_files())
+    (folder / "CITATION.cff").unlink()
+    (folder / "docs" / "description.md").unlink()
+
+    found = read_documentation(folder)
+
+    assert (found.description, found.citation_cff) == (None, None)
+    assert found.readme is not None and found.remarks.startswith("Written")
+    assert read_documentation(tmp_path / "nowhere") == Documentation()
+
+
+# -- XamFlow's parameter types (Core.Type.Base) ------------------------------------------------
+
+CORE_TYPE_BASE = [
+    "Bitmap",
+    "ChartReport",
+    "ChartReportConfig",
+    "Contours",
+    "CSV",
+    "Entity",
+    "ForeignFile",
+    "GIResult",
+    "HTMLDocument",
+    "Image",
+    "ImagePairList",
+    "ImageVOI",
+    "Mesh",
+]
+BITMAP = {
+    "type": "Bitmap",
+    "source": "filestore",
+    "file_id": "f1",
+    "filename": "slice.png",
+    "size": 1234,
+    "sha256": "0" * 64,
+}
+
+
+def test_an_interface_without_kind_is_a_processing_task() -> None:
+    tt = parse(tt_files(interface=tt_interface(kind=DROP))).task_type
+
+    assert tt.interface.kind == "processing"
+
+
+@pytest.mark.parametrize("type_name", CORE_TYPE_BASE)
+def test_core_type_base_types_load_as_inputs_outputs_and_reduce_lists(type_name: str) -> None:
+    interface = tt_interface(
+        kind="reduce",
+        inputs=[{"key": "many", "type": f"List[{type_name}]"}, {"key": "one", "type": type_name}],
+        outputs=[{"key": "result", "type": type_name}],
+    )
+
+    tt = parse(tt_files(interface=interface)).task_type
+
+    assert [p.type for p in tt.interface.inputs] == [f"List[{type_name}]", type_name]
+    assert tt.interface.outputs[0].type == type_name
+
+
+def test_every_type_is_named_when_a_type_is_unknown() -> None:
+    error = refused_files(
+        tt_files(interface=with_input(0, type="Picture")),
+        file="interface.json",
+        field="inputs[0].type",
+        words="a parameter type",
+    )
+    for type_name in [*CORE_TYPE_BASE, "Int", "Float", "String", "Bool", "Folder"]:
+        assert type_name in error.message
+
+
+@pytest.mark.parametrize(
+    ("type_name", "value"),
+    [
+        ("Bitmap", BITMAP),
+        ("ChartReport", {"title": "Density", "series": [{"x": [1, 2], "y": [3, 4]}]}),
+        ("ImageVOI", {"image": {"type": "Image"}, "origin": [0, 0, 0], "size": [4, 4, 4]}),
+        ("List[Bitmap]", [BITMAP, BITMAP]),
+        ("Mesh", None),
+    ],
+)
+def test_composite_values_are_json_objects(type_name: str, value: Any) -> None:
+    assert check_value(param("v", type_name), value) is None
+
+
+@pytest.mark.parametrize(("type_name", "value"), [("Bitmap", "slice.png"), ("GIResult", 3)])
+def test_a_composite_type_refuses_a_plain_value(type_name: str, value: Any) -> None:
+    assert "an object or null" in (check_value(param("v", type_name), value) or "")
+
+
+@pytest.mark.parametrize(
+    ("output_type", "input_type", "kind", "connected"),
+    [
+        ("Bitmap", "Bitmap", "processing", True),
+        ("Bitmap", "Image", "processing", False),
+        ("CSV", "ForeignFile", "processing", False),
+        ("Mesh", "List[Mesh]", "reduce", True),
+        ("Mesh", "List[Mesh]", "processing", False),
+        ("ChartReport", "List[ChartReportConfig]", "reduce", False),
+    ],
+)
+def test_an_output_feeds_an_input_of_its_own_type_or_a_reduce_list_of_it(
+    output_type: str, input_type: str, kind: str, connected: bool
+) -> None:
+    assert parameters.connects(output_type, input_type, kind) is connected
+
+
+def test_resolve_connects_core_type_base_outputs_and_refuses_another_type() -> None:
+    render = task_type("Lab.Render", "1.0.0.0", outputs=(param("picture", "Bitmap"),))
+    report = task_type(
+        "Lab.Report", "1.0.0.0", inputs=(param("pictures", "List[Bitmap]"),), kind="reduce"
+    )
+    mesh = task_type("Lab.Mesh", "1.0.0.0", inputs=(param("surface", "Mesh"),))
+    finder = Finder([render, report, mesh])
+
+    def tasks(consumer: str, key: str) -> dict[str, Any]:
+        source = {"mode": "output", "task": 0, "key": "picture"}
+        return {
+            "tasks": [
+                {"name": "Render", "task_type": {"name": "Lab.Render"}},
+                {
+                    "name": "Use",
+                    "task_type": {"name": consumer},
+                    "inputs": [{"key": key, "source": source}],
+                },
+            ]
+        }
+
+    resolved = resolve_workflow(parse(wf_files(tasks("Lab.Report", "pictures"))), finder)
+    assert resolved[1][0].inputs[0].source == output("Render", "picture")
+    refused(
+        lambda: resolve_workflow(parse(wf_files(tasks("Lab.Mesh", "surface"))), finder),
+        file="tasks.json",
+        field="tasks[1].inputs[0].source.key",
+        words='is Bitmap, but input "surface" needs Mesh',
+    )
+
+
+# -- export keeps the documented fields -------------------------------------------------------
+
+
+def test_an_exported_workflow_keeps_its_documented_metadata_fields_and_files() -> None:
+    files = wf_files(**documented()) | {
+        "docs/description.md": "# Bone study\n",
+        "CITATION.cff": CITATION,
+        "README.txt": "read me\n",
+    }
+    pkg = parse(files)
+    resolved = resolve_workflow(pkg, Finder(installed()))
+
+    data = workflow_package_bytes(
+        pkg.name,
+        pkg.version,
+        pkg.remarks,
+        [(spec.name, tt, spec.inputs) for spec, tt in resolved],
+        display_name=pkg.display_name,
+        summary=pkg.summary,
+        dependencies=pkg.dependencies,
+        documentation=pkg.documentation,
+    )
+
+    again = load_package_bytes(data)
+    assert again.documentation == pkg.documentation
+    assert (again.display_name, again.summary, again.author, again.dependencies) == (
+        "Threshold (Otsu)",
+        "Binarises an image.",
+        "Ada Lab",
+        pkg.dependencies,
+    )
+    assert json.loads(zipfile.ZipFile(io.BytesIO(data)).read("metadata.json"))["author"] == AUTHOR
+
+
+def test_an_exported_workflow_writes_a_plain_author_as_a_name() -> None:
+    data = workflow_package_bytes(
+        "W", "1.0.0.0", "", [], documentation=Documentation(author=Author(name="Lab"))
+    )
+
+    assert json.loads(zipfile.ZipFile(io.BytesIO(data)).read("metadata.json"))["author"] == "Lab"

@@ -1,5 +1,6 @@
 // The web UI: log in, then one view per address (#/workflows, #/workflows/NAME,
-// #/workflows/NAME/edit, #/jobs/SERIAL, #/userdata, #/workers, #/activity).
+// #/workflows/NAME/edit, #/jobs/SERIAL, #/task-types, #/task-types/NAME[/VERSION],
+// #/userdata, #/workers, #/activity).
 
 import { api, setCsrf } from "./api.js";
 import { append, clear, h } from "./dom.js";
@@ -8,6 +9,7 @@ import { editorView } from "./editor.js";
 import { userDataView } from "./userdata.js";
 import { jobPage } from "./job.js";
 import { runsView } from "./runs.js";
+import { taskTypeView, taskTypesView } from "./tasktypes.js";
 import { workflowsView } from "./workflows.js";
 
 const main = document.getElementById("main");
@@ -21,6 +23,9 @@ const ROUTES = [
   [/^#\/workflows\/?$/, "workflows", () => workflowsView],
   [/^#\/workflows\/([^/]+)$/, "workflows", () => runsView],
   [/^#\/workflows\/([^/]+)\/edit$/, "workflows", () => editorView],
+  [/^#\/task-types\/?$/, "task-types", () => taskTypesView],
+  [/^#\/task-types\/([^/]+)$/, "task-types", () => taskTypeView],
+  [/^#\/task-types\/([^/]+)\/([^/]+)$/, "task-types", () => taskTypeView],
   [/^#\/userdata$/, "userdata", () => userDataView],
   [/^#\/jobs\/(\d+)$/, "workflows", () => jobPage],
   [/^#\/workers$/, "workers", () => workersView],

@@ -1,13 +1,14 @@
 // The workflow editor: tasks as boxes with their inputs and outputs, each input's source
 // (none, fixed, define_on_first, ui, or the output of another task of the same type; a
 // reduce task's List[T] input takes a T output), adding a task from the task type list (its
-// description and interface shown), deleting a task with its followers, starting and
-// stopping. The server checks every change too (types, modes, cycles) and its message is
+// description and interface shown, and its documentation a click away, as for every task's
+// type), deleting a task with its followers, starting and stopping. The server checks every change too (types, modes, cycles) and its message is
 // shown.
 
 import { api } from "./api.js";
 import { append, clear, enc, h } from "./dom.js";
 import { markdown } from "./markdown.js";
+import { openDocumentation } from "./tasktypes.js";
 import { actionButton, workflowActions } from "./workflows.js";
 
 const MODE_LABELS = { none: "none", fixed: "fixed value", define_on_first: "asked the first time", ui: "asked every time", output: "output of a task" };
@@ -156,7 +157,13 @@ export function editorView(main, [name], { notify }) {
     return h(
       "div",
       { class: `task-box kind-${task.type ? task.type.interface.kind : "unknown"}`, "data-task": task.name },
-      h("div", { class: "task-head" }, h("strong", {}, task.name), h("span", { class: "muted" }, ` ${task.task_type.name} ${task.task_type.version}`)),
+      h(
+        "div",
+        { class: "task-head" },
+        h("strong", {}, task.name),
+        h("span", { class: "muted" }, ` ${task.task_type.name} ${task.task_type.version}`),
+        h("button", { type: "button", class: "task-docs link", title: `Documentation of ${task.task_type.name}`, "aria-label": `Documentation of ${task.task_type.name}`, onclick: () => openDocumentation(task.task_type.name, task.task_type.version, { notify }) }, "?"),
+      ),
       h("ul", { class: "ports inputs" }, editors.length ? editors.map((e) => e.row) : h("li", { class: "muted" }, "no inputs")),
       h("ul", { class: "ports outputs" }, task.outputs.map((o) => h("li", { class: "port output", "data-output": o.key }, h("span", { class: "port-key" }, o.key), h("span", { class: "port-type" }, o.type), h("span", { class: "port-dot", "aria-hidden": "true" })))),
       h("div", { class: "task-actions" }, editors.length ? save : null, remove),
@@ -178,7 +185,8 @@ export function editorView(main, [name], { notify }) {
       append(
         clear(about),
         h("p", {}, tt.summary || h("span", { class: "muted" }, "no description")),
-        h("p", { class: "muted" }, `${tt.interface.kind}${tt.dependencies.length ? ` \u00B7 needs ${tt.dependencies.map((d) => d.name).join(", ")}` : ""}`),
+        h("p", { class: "muted" }, `${tt.interface.kind}${tt.dependencies.length ? ` \u00B7 needs ${tt.dependencies.map((d) => d.name).join(", ")}` : ""}${tt.author ? ` \u00B7 by ${tt.author}` : ""}`),
+        h("button", { type: "button", class: "docs-button", onclick: () => openDocumentation(tt.name, tt.version, { notify }) }, "Documentation"),
         h("div", { class: "interface" },
           h("h4", {}, "Outputs"),
           h("ul", {}, tt.interface.outputs.map((o) => h("li", {}, h("code", {}, o.key), ` ${o.type}`, o.description ? h("span", { class: "muted" }, ` \u2014 ${o.description}`) : ""))),

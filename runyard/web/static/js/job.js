@@ -1,10 +1,12 @@
-// Job information: state, inputs, outputs (files downloadable, images viewable as slices),
+// Job information: state, inputs, outputs (files downloadable, images viewable as slices, a
+// CSV as a table of its first rows, a Bitmap as the picture, other composite values as JSON),
 // error, worker, attempt, timings, provenance, whether it is stale, its history, a reduce
 // job's runs, and the log, followed live while the job runs; abort, restart and rename; the
 // form of a job waiting for a user's values.
 
 import { api } from "./api.js";
 import { FINAL, append, clear, duration, enc, h, stateBadge, when } from "./dom.js";
+import { bitmapValue, csvValue, isBitmap, isCsv } from "./filevalues.js";
 import { parameterForm } from "./forms.js";
 import { imageButton, isImage } from "./image.js";
 
@@ -66,18 +68,32 @@ function listValue(items) {
   );
 }
 
+function fileLink(value) {
+  return h(
+    "span",
+    { class: "file", title: value.type || null },
+    h("a", { href: `/api/files/${enc(value.file_id)}`, download: value.filename || "file" }, value.filename || value.file_id),
+    ` (${size(value.size)})`,
+  );
+}
+
+// A list of files (a reduce job's input: one per run) as links, a long one folded.
+function fileList(items) {
+  const list = h("ol", { class: "value file-list" }, items.map((v) => h("li", {}, fileLink(v))));
+  if (items.length <= 6) return list;
+  return h("details", { class: "value list" }, h("summary", {}, `${items.length} files: ${items.slice(0, 3).map((v) => v.filename).join(", ")}, \u2026`), list);
+}
+
 export function renderValue(value, { key, images, notify } = {}) {
   if (isImage(value) && images) {
     const where = value.virtualpath ? userDataPath(value) : value.filename;
     return h("span", { class: "image-value" }, `${where} `, value.size ? `(${value.size.join(" \u00D7 ")}) ` : "", imageButton(key, images, notify));
   }
   if (isFile(value)) {
-    return h(
-      "span",
-      { class: "file" },
-      h("a", { href: `/api/files/${enc(value.file_id)}`, download: value.filename || "file" }, value.filename || value.file_id),
-      ` (${size(value.size)})`,
-    );
+    const link = fileLink(value);
+    if (isBitmap(value)) return bitmapValue(value, link);
+    if (isCsv(value)) return csvValue(value, link);
+    return link;
   }
   if (isUserData(value)) {
     return h("span", { class: "value userdata-path", title: `${value.type || "file"} in User Data` }, userDataPath(value));
@@ -88,6 +104,7 @@ export function renderValue(value, { key, images, notify } = {}) {
   if (value === null || value === undefined) return h("span", { class: "muted" }, "null");
   if (typeof value === "number") return numberValue(value);
   if (Array.isArray(value) && value.every(isPlain)) return listValue(value);
+  if (Array.isArray(value) && value.length && value.every(isFile)) return fileList(value);
   if (typeof value === "object") return h("pre", { class: "value" }, JSON.stringify(value, null, 2));
   return h("span", { class: "value" }, String(value));
 }
