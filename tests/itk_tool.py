@@ -62,6 +62,7 @@ def read(request: dict[str, Any]) -> dict[str, Any]:
         "rescale_units": io.GetRescaleUnits(),
         "rescale_slope": io.GetRescaleSlope(),
         "rescale_intercept": io.GetRescaleIntercept(),
+        "rescale_type": io.GetRescaleType(),
         "creation_date": io.GetCreationDate(),
     }
 

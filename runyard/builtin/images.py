@@ -27,6 +27,8 @@ from runyard.images.model import metadata_to_json
 
 SLAB_BYTES = 32 << 20  # float64 values of one slab of pixels, at most about this
 CALIBRATIONS = ("density", "mu", "HU", "raw")
+# The unit types of those names (runyard.images: "mu" and "HU" are aliases), and back.
+INPUT_NAMES = {"density": "density", "linear_attenuation": "mu", "hounsfield": "HU"}
 BONE = 1  # the segmentation's value in the bone (0 elsewhere)
 # Length units whose cubes are converted to mm^3 (volumes are reported in mm^3).
 MM_PER_UNIT = {"mm": 1.0, "um": 1e-3, "µm": 1e-3, "cm": 10.0, "m": 1000.0}
@@ -54,15 +56,15 @@ def calibration_of(image: Image, name: str) -> Calibration:
     if name not in CALIBRATIONS:
         raise ImageTaskError(f"unknown calibration {name!r}; use one of {', '.join(CALIBRATIONS)}")
     if name == "raw":
-        return Calibration(name="raw", unit="", slope=1.0)
-    try:
-        return image.calibration(name)
-    except KeyError:
-        known = ", ".join(c.name for c in image.calibrations) or "none"
+        return Calibration(unit_type="raw", slope=1.0)
+    found = image.pixel_calibrations_of_unit_type(name)
+    if not found:
+        known = ", ".join(INPUT_NAMES.get(c.unit_type, c.unit_type) for c in image.calibrations)
         raise ImageTaskError(
-            f"the image has no {name!r} calibration (it has: {known}); choose another "
-            f"calibration, or 'raw' for the stored values"
-        ) from None
+            f"the image has no {name!r} calibration (it has: {known or 'none'}); choose "
+            f"another calibration, or 'raw' for the stored values"
+        )
+    return found[0]
 
 
 def slabs(image: Image, bytes_per_pixel: int = 8) -> Iterator[slice]:
@@ -107,13 +109,14 @@ def threshold(
     cal = calibration_of(image, calibration)
     source = image.pixels
     metadata = ImageMetadata(
+        kind="segments",
         axes=image.axes,
         size=image.size,
         data_type="uint8",
         spacing=image.spacing,
         unit=image.unit,
         origin=image.origin,
-        source={"segmented": {"calibration": cal.name, "unit": cal.unit,
+        source={"segmented": {"calibration": calibration, "unit": cal.unit_name or "",
                               "lower": lower, "upper": upper}},
     )  # fmt: skip
     raw = target.with_suffix(".raw")
@@ -195,7 +198,7 @@ def statistics(image: Image, segmentation: Image, calibration: str = "density") 
         mean=float(cal.to_calibrated(total / voxels)),
         min=ends[0],
         max=ends[1],
-        unit=cal.unit,
+        unit=cal.unit_name or "",
     )
 
 

@@ -76,9 +76,15 @@ def phantom_pixels(seed: int, size: tuple[int, int, int]) -> tuple[np.ndarray[An
 
 
 def phantom_image(seed: int, size: tuple[int, int, int]) -> tuple[Image, int]:
-    """A phantom as a calibrated image (mu, density, HU) and its number of bone voxels."""
+    """A phantom as a calibrated image (linear attenuation, density, Hounsfield units;
+    density the default, as scanners write it) and its number of bone voxels."""
     raw, bone = phantom_pixels(seed, size)
-    image = Image.from_array(raw, spacing=(SPACING_MM,) * 3, calibrations=CALIBRATIONS)
+    image = Image.from_array(
+        raw,
+        spacing=(SPACING_MM,) * 3,
+        calibrations=CALIBRATIONS,
+        default_pixel_calibration_unit_type="density",
+    )
     return image, int(bone.sum())
 
 

@@ -10,6 +10,10 @@
     mask = image.derive_image("uint8", image.pixels > 3000)
     mask.save("scan_mask.omni")                    # scan_mask.omni + scan_mask.raw
 
+    seg = image.derive_file("scan_seg.omni", segments=True)   # pixels: a writable map
+    seg.pixels[...] = image.pixels > 3000
+    seg.save()
+
 Everything that cannot be read raises ``ImageError`` (a ``runyard.errors.RunyardError``)
 naming the file and what is wrong with it.
 """
@@ -19,9 +23,19 @@ from __future__ import annotations
 import os
 
 from runyard.images.aim import import_from_aim
-from runyard.images.image import Image, derive_image, load
+from runyard.images.calibration import (
+    DENSITY,
+    HOUNSFIELD,
+    LINEAR_ATTENUATION,
+    SLOPE_INTERCEPT,
+    SLOPE_INTERCEPT_INDIRECT,
+    UNIT_TYPES,
+    Calibration,
+)
+from runyard.images.derive import derive_file, derive_image
+from runyard.images.image import Image, load
 from runyard.images.isq import import_from_isq
-from runyard.images.model import DATA_TYPES, Calibration, ImageError, ImageMetadata
+from runyard.images.model import AXES, DATA_TYPES, ImageError, ImageMetadata
 from runyard.images.scanco import has_scanco_suffix, plain_name
 
 
@@ -38,11 +52,19 @@ def open_image(path: str | os.PathLike[str], load_pixels: bool = True) -> Image:
 
 
 __all__ = [
+    "AXES",
     "DATA_TYPES",
+    "DENSITY",
+    "HOUNSFIELD",
+    "LINEAR_ATTENUATION",
+    "SLOPE_INTERCEPT",
+    "SLOPE_INTERCEPT_INDIRECT",
+    "UNIT_TYPES",
     "Calibration",
     "Image",
     "ImageError",
     "ImageMetadata",
+    "derive_file",
     "derive_image",
     "import_from_aim",
     "import_from_isq",

@@ -179,6 +179,7 @@ def _source(version: str, code: int, fields: dict[str, Any], log: dict[str, str]
         "density_slope": _number(log, "Density: slope", 1.0),
         "density_intercept": _number(log, "Density: intercept", 0.0),
         "calibration_data": log.get("Calibration Data", ""),
+        "default_unit_type": int(_number(log, "Calib. default unit type", 0)),
     }
 
 

@@ -3,7 +3,8 @@
 A file is a 512-byte header block starting with ``CTDATA-HEADER_V1`` (32-bit fields: sizes
 in pixels and micrometres, mu scaling, the scan date, ..., and in its last 4 bytes the number
 of further 512-byte header blocks), those further blocks (among them the calibration: density
-unit, slope, intercept, mu of water), then the pixels, x fastest. Details: docs/images.md.
+unit, slope, intercept, mu of water, default unit type), then the pixels, x fastest.
+Details: docs/images.md.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ def _calibration(file: scanco.OpenFile, blocks: int) -> dict[str, Any]:
         "density_intercept": 0.0,
         "mu_water": 0.0,
         "calibration_data": "",
+        "default_unit_type": 0,
     }
     if blocks < 3:
         return found
@@ -138,6 +140,7 @@ def _calibration(file: scanco.OpenFile, blocks: int) -> dict[str, Any]:
             cal = skip * BLOCK
             found.update(
                 calibration_data=scanco.text(extended, cal + 28, 64),
+                default_unit_type=scanco.int32(extended, cal + 632),
                 density_unit=scanco.text(extended, cal + 648, 16),
                 density_slope=scanco.vax_g(extended, cal + 664),
                 density_intercept=scanco.vax_g(extended, cal + 672),

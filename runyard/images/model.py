@@ -1,5 +1,5 @@
-"""The records of an image: its geometry and pixel calibrations (``ImageMetadata``,
-``Calibration``), their JSON form in an ``.omni`` file, and ``ImageError``.
+"""The record of an image besides its pixels (``ImageMetadata``: geometry, pixel
+calibrations, where it came from), its JSON form in an ``.omni`` file, and ``ImageError``.
 
 Pure: nothing here reads or writes files. The format is described in docs/images.md.
 """
@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runyard.errors import RunyardError
+from runyard.images.calibration import Calibration, attach_bases, unit_type_of
 
 FORMAT = "OMNI"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # written; 1 (calibrations with name and unit) is read too
+READ_VERSIONS = (1, 2)
 BYTE_ORDER = "little"
 # Pixel data types, by their numpy names; always little-endian in the .raw file.
 DATA_TYPES = (
@@ -30,6 +32,10 @@ DATA_TYPES = (
     "float32",
     "float64",
 )
+# Axis letters: X Y Z spatial, C channel (e.g. RGB), W wavelength spectra, F frequency
+# spectra, T time (animation frames).
+AXES = "XYZCWFT"
+KINDS = ("image", "segments")  # segments: a label image (0 background, 1, 2, ... labels)
 
 
 class ImageError(RunyardError):
@@ -46,48 +52,16 @@ class ImageError(RunyardError):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Calibration:
-    """A linear map from raw pixel values to a physical quantity:
-    ``calibrated = raw * slope + intercept``, in ``unit``. ``name`` says which quantity:
-    ``"mu"`` (linear attenuation, ``1/cm``), ``"density"`` (e.g. ``mg HA/ccm``), ``"HU"``."""
-
-    name: str
-    unit: str
-    slope: float
-    intercept: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not self.name:
-            raise ValueError("a calibration needs a name, like 'mu' or 'density'")
-        if not (math.isfinite(self.slope) and self.slope != 0):
-            raise ValueError(f"calibration {self.name!r}: slope must be finite and not 0")
-        if not math.isfinite(self.intercept):
-            raise ValueError(f"calibration {self.name!r}: intercept must be finite")
-
-    def to_calibrated(self, raw: Any) -> Any:
-        """``raw * slope + intercept``: a number, or a numpy array (as float64)."""
-        return raw * self.slope + self.intercept
-
-    def to_raw(self, calibrated: Any) -> Any:
-        """The inverse: ``(calibrated - intercept) / slope`` (not rounded)."""
-        return (calibrated - self.intercept) / self.slope
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "unit": self.unit,
-            "slope": self.slope,
-            "intercept": self.intercept,
-        }
-
-
-@dataclass(frozen=True, kw_only=True)
 class ImageMetadata:
     """What an image is besides its pixels. ``axes`` names the dimensions (``"XYZ"``), and
     ``size``, ``spacing`` and ``origin`` have one entry per axis, in that order. ``spacing``
-    and ``origin`` are in ``unit`` (a length, ``"mm"`` by default). ``source`` is where the
-    image came from (for an imported Scanco file: its header's fields), a JSON object."""
+    and ``origin`` are in ``unit`` (a length, ``"mm"`` by default). ``kind`` is ``"image"``
+    or ``"segments"`` (a label image). Indirect calibrations get their base attached.
+    ``additional_pixels_filenames`` are further pixel files a format may have (Runyard's
+    images have none). ``source`` is where the image came from (for an imported Scanco
+    file: its header's fields), a JSON object."""
 
+    kind: str = "image"
     axes: str = "XYZ"
     size: tuple[int, ...]
     data_type: str
@@ -95,18 +69,31 @@ class ImageMetadata:
     unit: str = "mm"
     origin: tuple[float, ...] = ()
     calibrations: tuple[Calibration, ...] = ()
+    default_pixel_calibration_unit_type: str | None = None
+    additional_pixels_filenames: tuple[str, ...] = ()
     source: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.axes)
-        if n == 0 or not self.axes.isalpha() or not self.axes.isupper():
-            raise ValueError(f"axes must be upper-case letters like 'XYZ'; got {self.axes!r}")
+        if n == 0 or any(a not in AXES for a in self.axes):
+            raise ValueError(
+                f"axes must be letters of {AXES} (X Y Z spatial, C channel, W wavelength, "
+                f"F frequency, T time) like 'XYZ'; got {self.axes!r}"
+            )
         if len(set(self.axes)) != n:
             raise ValueError(f"axes must not repeat a letter; got {self.axes!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {self.kind!r}")
         object.__setattr__(self, "size", tuple(int(s) for s in self.size))
         object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing or (1.0,) * n))
         object.__setattr__(self, "origin", tuple(float(o) for o in self.origin or (0.0,) * n))
-        object.__setattr__(self, "calibrations", tuple(self.calibrations))
+        object.__setattr__(self, "calibrations", attach_bases(tuple(self.calibrations)))
+        object.__setattr__(
+            self, "additional_pixels_filenames", tuple(self.additional_pixels_filenames)
+        )
+        default = self.default_pixel_calibration_unit_type
+        if default is not None:
+            object.__setattr__(self, "default_pixel_calibration_unit_type", unit_type_of(default))
         for name in ("size", "spacing", "origin"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{name} needs {n} entries, one per axis of {self.axes!r}")
@@ -118,22 +105,29 @@ class ImageMetadata:
             raise ValueError(f"origin entries must be finite; got {list(self.origin)}")
         if self.data_type not in DATA_TYPES:
             raise ValueError(f"data type {self.data_type!r} is not one of {', '.join(DATA_TYPES)}")
-        names = [c.name for c in self.calibrations]
-        if len(set(names)) != len(names):
-            raise ValueError(f"calibration names must differ; got {names}")
+        if not all(_plain(name) for name in self.additional_pixels_filenames):
+            raise ValueError("additional_pixels_filenames must be plain file names")
 
     @property
     def voxel_count(self) -> int:
         return math.prod(self.size)
 
-    def calibration(self, name: str) -> Calibration:
-        """The calibration called ``name`` (or, failing that, the one in unit ``name``)."""
-        by_name = [c for c in self.calibrations if c.name == name]
-        by_unit = [c for c in self.calibrations if c.unit == name]
-        if by_name or by_unit:
-            return (by_name or by_unit)[0]
-        known = ", ".join(c.name for c in self.calibrations) or "none"
-        raise KeyError(f"no calibration {name!r}; this image has: {known}")
+    def calibrations_of(self, unit_type: str) -> tuple[Calibration, ...]:
+        """The calibrations of ``unit_type`` (or its alias: ``"mu"``, ``"HU"``), in order."""
+        wanted = unit_type_of(unit_type)
+        return tuple(c for c in self.calibrations if c.unit_type == wanted)
+
+    def calibration(self, key: str) -> Calibration:
+        """The first calibration of unit type ``key`` (or its alias: ``"mu"``, ``"HU"``), or
+        failing that, the first in unit ``key`` (``"mg HA/ccm"``); ``KeyError`` naming the
+        unit types there are otherwise."""
+        found = self.calibrations_of(key) or tuple(
+            c for c in self.calibrations if c.unit_name == key
+        )
+        if found:
+            return found[0]
+        known = ", ".join(c.unit_type for c in self.calibrations) or "none"
+        raise KeyError(f"no calibration {key!r}; this image has: {known}")
 
 
 def metadata_to_json(metadata: ImageMetadata, raw_file: str) -> dict[str, Any]:
@@ -142,63 +136,77 @@ def metadata_to_json(metadata: ImageMetadata, raw_file: str) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
+        "kind": metadata.kind,
         "axes": metadata.axes,
         "size": list(metadata.size),
         "data_type": metadata.data_type,
         "byte_order": BYTE_ORDER,
         "raw_file": raw_file,
+        "additional_pixels_filenames": list(metadata.additional_pixels_filenames),
         "spacing": list(metadata.spacing),
         "unit": metadata.unit,
         "origin": list(metadata.origin),
         "calibrations": [c.to_json() for c in metadata.calibrations],
+        "default_pixel_calibration_unit_type": metadata.default_pixel_calibration_unit_type,
         "source": dict(metadata.source),
     }
 
 
 def metadata_from_json(data: Any, where: str | os.PathLike[str]) -> tuple[ImageMetadata, str]:
-    """The metadata and the raw file's name from the content of an ``.omni`` file; an
-    ``ImageError`` naming ``where`` and the field when it is not a valid one."""
+    """The metadata and the raw file's name from the content of an ``.omni`` file (format
+    version 1 or 2); an ``ImageError`` naming ``where`` and the field when it is not a valid
+    one."""
     if not isinstance(data, dict):
         raise ImageError(where, "not OMNI metadata: the file must hold a JSON object")
     if data.get("format") != FORMAT:
         raise ImageError(where, f"not OMNI metadata: 'format' must be {FORMAT!r}")
     version = data.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS or isinstance(version, bool):
         raise ImageError(
             where,
-            f"'format_version' is {version!r}; this Runyard reads version {FORMAT_VERSION}",
+            f"'format_version' is {version!r}; this Runyard reads versions "
+            f"{' and '.join(map(str, READ_VERSIONS))}",
         )
     if data.get("byte_order", BYTE_ORDER) != BYTE_ORDER:
         raise ImageError(where, f"'byte_order' must be {BYTE_ORDER!r}")
     raw_file = data.get("raw_file")
-    if not isinstance(raw_file, str) or raw_file in ("", ".", "..") or "/" in raw_file:
+    if not isinstance(raw_file, str) or not _plain(raw_file):
         raise ImageError(where, "'raw_file' must be a plain file name like 'scan.raw'")
     try:
-        calibrations = tuple(
-            Calibration(
-                name=_string(c, "name"),
-                unit=_string(c, "unit"),
-                slope=_number(c, "slope"),
-                intercept=_number(c, "intercept", 0.0),
-            )
-            for c in _list(data, "calibrations", [])
-        )
+        calibrations = []
+        for c in _list(data, "calibrations", []):
+            if not isinstance(c, dict):
+                raise ValueError("'calibrations' entries must be JSON objects")
+            calibrations.append(Calibration(c))
         source = data.get("source", {})
         if not isinstance(source, dict):
             raise ValueError("'source' must be a JSON object")
+        default = data.get("default_pixel_calibration_unit_type")
+        if default is not None and not isinstance(default, str):
+            raise ValueError("'default_pixel_calibration_unit_type' must be a string or null")
+        additional = _list(data, "additional_pixels_filenames", [])
+        if not all(isinstance(name, str) for name in additional):
+            raise ValueError("'additional_pixels_filenames' must be a list of file names")
         metadata = ImageMetadata(
+            kind=_string(data, "kind", "image"),
             axes=_string(data, "axes"),
             size=tuple(_integers(data, "size")),
             data_type=_string(data, "data_type"),
             spacing=tuple(_number(v, None) for v in _list(data, "spacing", [])),
             unit=_string(data, "unit", "mm"),
             origin=tuple(_number(v, None) for v in _list(data, "origin", [])),
-            calibrations=calibrations,
+            calibrations=tuple(calibrations),
+            default_pixel_calibration_unit_type=default,
+            additional_pixels_filenames=tuple(additional),
             source=source,
         )
     except ValueError as exc:
         raise ImageError(where, f"invalid OMNI metadata: {exc}") from None
     return metadata, raw_file
+
+
+def _plain(name: str) -> bool:
+    return name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
 
 
 def _string(data: Any, key: str, default: str | None = None) -> str:

@@ -17,12 +17,16 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from runyard.images.calibration import DENSITY, HOUNSFIELD, LINEAR_ATTENUATION, Calibration
 from runyard.images.image import Image
-from runyard.images.model import Calibration, ImageError, ImageMetadata
+from runyard.images.model import ImageError, ImageMetadata
 
 PathArg = str | os.PathLike[str]
 VMS_EPOCH = datetime(1858, 11, 17)  # OpenVMS dates count 100 ns ticks from here
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+# Scanco's calibration unit type codes (an AIM log's "Calib. default unit type   2 (Density)",
+# an ISQ calibration header's unit type), for those Runyard knows the meaning of.
+SCANCO_UNIT_TYPES = {2: DENSITY}
 _LOG_DATE = re.compile(r"(\d{1,2})-([A-Za-z]{3})-(\d{4})\s+(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d+))?")
 
 
@@ -181,26 +185,45 @@ def calibrations(
     density_unit: str,
     mu_water: float,
 ) -> tuple[Calibration, ...]:
-    """Raw values divided by ``mu_scaling`` are linear attenuation in 1/cm ("mu"); the
-    density calibration applies its slope and intercept to mu; Hounsfield units are
-    ``1000 * (mu - mu_water) / mu_water``. None of them without a positive mu scaling."""
+    """The pixel calibrations of a Scanco header's fields. Raw values divided by
+    ``mu_scaling`` are the linear attenuation mu in 1/cm; the density calibration applies
+    its slope and intercept to mu; Hounsfield units are ``1000 * (mu - mu_water) /
+    mu_water``. Each is given from raw values (``slope_intercept``); none of them without a
+    positive mu scaling."""
     if not mu_scaling > 0:
         return ()
-    found = [Calibration(name="mu", unit="1/cm", slope=1 / mu_scaling)]
+    found = [Calibration(unit_type=LINEAR_ATTENUATION, unit_name="1/cm", slope=1 / mu_scaling)]
     if density_unit and density_slope != 0:
         found.append(
             Calibration(
-                name="density",
-                unit=density_unit,
+                unit_type=DENSITY,
+                unit_name=density_unit,
                 slope=density_slope / mu_scaling,
                 intercept=density_intercept,
             )
         )
     if mu_water > 0:
         found.append(
-            Calibration(name="HU", unit="HU", slope=1000 / (mu_water * mu_scaling), intercept=-1000)
+            Calibration(
+                unit_type=HOUNSFIELD,
+                unit_name="HU",
+                slope=1000 / (mu_water * mu_scaling),
+                intercept=-1000,
+            )
         )
     return tuple(found)
+
+
+def default_unit_type(code: int, found: tuple[Calibration, ...]) -> str | None:
+    """The unit type of a header's default calibration (``Calib. default unit type`` of an
+    AIM log, the calibration header's unit type in an ISQ file) if the image has it; when the
+    header names none Runyard knows (0, as ITK writes), density if there is a density
+    calibration (what scanners write); else None."""
+    present = {c.unit_type for c in found}
+    named = SCANCO_UNIT_TYPES.get(code)
+    if named in present:
+        return named
+    return DENSITY if DENSITY in present else None
 
 
 def scanco_image(
@@ -215,10 +238,17 @@ def scanco_image(
 ) -> Image:
     """The image of a Scanco header (and pixels, if read); its calibrations are those of
     the header's fields in ``source`` (``mu_scaling``, ``density_slope``,
-    ``density_intercept``, ``density_unit``, ``mu_water``)."""
+    ``density_intercept``, ``density_unit``, ``mu_water``, ``default_unit_type``)."""
     check_size(file, size)
     if not all(s > 0 for s in spacing):
         raise ImageError(file.path, f"corrupt header: voxel spacing {list(spacing)} mm")
+    found = calibrations(
+        mu_scaling=source["mu_scaling"],
+        density_slope=source["density_slope"],
+        density_intercept=source["density_intercept"],
+        density_unit=source["density_unit"],
+        mu_water=source["mu_water"],
+    )
     metadata = ImageMetadata(
         axes="XYZ",
         size=size,
@@ -226,13 +256,8 @@ def scanco_image(
         spacing=spacing,
         unit="mm",
         origin=origin,
-        calibrations=calibrations(
-            mu_scaling=source["mu_scaling"],
-            density_slope=source["density_slope"],
-            density_intercept=source["density_intercept"],
-            density_unit=source["density_unit"],
-            mu_water=source["mu_water"],
-        ),
+        calibrations=found,
+        default_pixel_calibration_unit_type=default_unit_type(source["default_unit_type"], found),
         source={"filename": display_name(file.path), **source},
     )
     return Image(metadata, pixels, origin_path=file.path)

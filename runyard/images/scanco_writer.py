@@ -6,10 +6,11 @@
     write_aim("SAMPLE.AIM", image)               # v020; version=30 for AIMDATA_V030
     write_isq("SAMPLE.ISQ;1", image)             # int16 pixels only
 
-The calibrations go into the file as Scanco stores them: the ``mu`` calibration's slope
-gives the mu scaling (``1 / slope``), ``density`` its slope times the mu scaling and its
-intercept, ``HU`` the mu of water. An image without a ``mu`` calibration is written with a
-mu scaling of 1 and nothing else. Pixels are written in slabs, so a memory-mapped image is
+The calibrations go into the file as Scanco stores them: the ``linear_attenuation``
+calibration's slope gives the mu scaling (``1 / slope``), ``density`` its slope times the mu
+scaling and its intercept, ``hounsfield`` the mu of water, and a default unit type of
+``density`` Scanco's code 2. An image without a ``linear_attenuation`` calibration is written
+with a mu scaling of 1 and nothing else. Pixels are written in slabs, so a memory-mapped image is
 never copied whole. Each file is written to a temporary name and then renamed.
 
 Runyard writes these for its demo's synthetic scans and for tests; scanners and Scanco's
@@ -29,8 +30,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from runyard.images.calibration import DENSITY, HOUNSFIELD, LINEAR_ATTENUATION
 from runyard.images.image import Image
-from runyard.images.scanco import VMS_EPOCH
+from runyard.images.scanco import SCANCO_UNIT_TYPES, VMS_EPOCH
 
 PathArg = str | os.PathLike[str]
 AIM_TYPE_CODES = {
@@ -53,29 +55,31 @@ class ScancoCalibration:
     density_slope: float = 1.0
     density_intercept: float = 0.0
     mu_water: float = 0.0
+    default_unit_type: int = 0  # Scanco's code: 2 density, 0 none given
 
 
 def scanco_calibration(image: Image) -> ScancoCalibration:
-    """The Scanco fields that give back ``image``'s ``mu``, ``density`` and ``HU``
-    calibrations when read (see ``runyard.images.scanco.calibrations``)."""
-    by_name = {c.name: c for c in image.calibrations}
-    mu = by_name.get("mu")
+    """The Scanco fields that give back ``image``'s ``linear_attenuation``, ``density`` and
+    ``hounsfield`` calibrations when read (see ``runyard.images.scanco.calibrations``)."""
+    mu = next(iter(image.pixel_calibrations_of_unit_type(LINEAR_ATTENUATION)), None)
     if mu is None:
         return ScancoCalibration()
-    if mu.intercept != 0 or mu.slope <= 0:
+    mu_slope, mu_intercept = mu.direct()
+    if mu_intercept != 0 or mu_slope <= 0:
         raise ValueError("a Scanco file's mu calibration is raw / mu_scaling (intercept 0)")
-    scaling = 1 / mu.slope
+    scaling = 1 / mu_slope
     found: dict[str, Any] = {"mu_scaling": scaling}
-    density = by_name.get("density")
-    if density is not None:
+    for density in image.pixel_calibrations_of_unit_type(DENSITY)[:1]:
+        slope, intercept = density.direct()
         found |= {
-            "density_unit": density.unit,
-            "density_slope": density.slope * scaling,
-            "density_intercept": density.intercept,
+            "density_unit": density.unit_name or "",
+            "density_slope": slope * scaling,
+            "density_intercept": intercept,
         }
-    hu = by_name.get("HU")
-    if hu is not None:
-        found["mu_water"] = 1000 / (hu.slope * scaling)
+    for hu in image.pixel_calibrations_of_unit_type(HOUNSFIELD)[:1]:
+        found["mu_water"] = 1000 / (hu.direct()[0] * scaling)
+    codes = {unit_type: code for code, unit_type in SCANCO_UNIT_TYPES.items()}
+    found["default_unit_type"] = codes.get(image.default_pixel_calibration_unit_type or "", 0)
     return ScancoCalibration(**found)
 
 
@@ -138,6 +142,7 @@ def _processing_log(
     }
     if calibration.density_unit:
         entries |= {
+            "Calib. default unit type": _unit_type_entry(calibration.default_unit_type),
             "Density: unit": calibration.density_unit,
             "Density: slope": _number(calibration.density_slope),
             "Density: intercept": _number(calibration.density_intercept),
@@ -147,6 +152,11 @@ def _processing_log(
     lines = ["!", "! Processing Log", "!", "!" + "-" * 79]
     lines += [f"{key:<30}  {value:>20}" for key, value in entries.items()]
     return ("\n".join(lines) + "\n").encode("latin-1")
+
+
+def _unit_type_entry(code: int) -> str:
+    label = SCANCO_UNIT_TYPES.get(code)
+    return f"{code} ({label.capitalize()})" if label else str(code)
 
 
 def _log_date(moment: datetime) -> str:
@@ -204,6 +214,7 @@ def write_isq(
     struct.pack_into("<i", directory, 24, 2)
     cal = bytearray(1024)
     cal[28:92] = b"Runyard".ljust(64)
+    struct.pack_into("<i", cal, 632, calibration.default_unit_type)
     cal[648:664] = calibration.density_unit.encode("latin-1")[:16].ljust(16)
     cal[664:672] = _vax_g(calibration.density_slope)
     cal[672:680] = _vax_g(calibration.density_intercept)

@@ -19,11 +19,17 @@ An ``Image`` value is a JSON object (docs/images.md#image-values):
 
     {"type": "Image", "source": "userdata", "virtualpath": "/Scans/s1/SCAN.ISQ;1",
      "filename": "SCAN.ISQ;1", "size": [x, y, z]}
+
+``download_image`` always gives an image whose ``metadata_path`` is a real ``.omni`` file in
+the working folder: an AIM or ISQ file is converted (``SCAN.ISQ;1`` -> ``SCAN.omni`` +
+``SCAN.raw``), its pixels copied file to file, never held in memory.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,8 +59,8 @@ def download(job: _task.CurrentJob, value: dict[str, Any], folder: Path) -> Path
         if path.suffix.lower() == ".omni":
             where = str(value["virtualpath"])
             base = where if where.endswith("/") else virtualpath.folder_of(where)
-            raw_value = {"virtualpath": virtualpath.join_file(base, _raw_file_name(path))}
-            userdata.download(job, raw_value, folder)
+            for name in _pixel_file_names(path):
+                userdata.download(job, {"virtualpath": virtualpath.join_file(base, name)}, folder)
         return path
     raise _task.TaskError(
         f"Image values from source {source!r} cannot be downloaded; supported: 'filestore', "
@@ -65,8 +71,11 @@ def download(job: _task.CurrentJob, value: dict[str, Any], folder: Path) -> Path
 def download_image(
     job: _task.CurrentJob, value: dict[str, Any], target_dir: Path | None = None
 ) -> Image:
-    """The image of an ``Image`` value, fetched into the working folder (or ``target_dir``):
-    an OMNI image loaded, an AIM or ISQ file imported with its pixels (memory-mapped)."""
+    """The image of an ``Image`` value as an OMNI image in the working folder (or
+    ``target_dir``), its pixels memory-mapped: an ``.omni`` file fetched with its ``.raw``
+    and loaded; an AIM or ISQ file fetched and converted to ``.omni`` + ``.raw`` there
+    (``SCAN.ISQ;1`` -> ``SCAN.omni``, numbered if taken), the Scanco file not kept. So its
+    ``metadata_path`` is always a real ``.omni`` file."""
     from runyard import images
 
     if not isinstance(value, dict) or value.get("type") != "Image":
@@ -74,7 +83,51 @@ def download_image(
             f"download_image needs an Image value like {{'type': 'Image', 'source': "
             f"'filestore', 'file_id': ..., 'raw_file_id': ...}}; got {value!r}"
         )
-    return images.open_image(job.download(value, target_dir))
+    folder = Path(target_dir) if target_dir is not None else job.working_dir
+    if not _is_scanco(value):
+        return images.open_image(job.download(value, folder))
+    folder.mkdir(parents=True, exist_ok=True)
+    return images.load(_scanco_as_omni(job, value, folder))
+
+
+def _is_scanco(value: dict[str, Any]) -> bool:
+    """Whether an ``Image`` value is an AIM or ISQ file of User Data, by its name."""
+    from runyard.images.scanco import has_scanco_suffix
+
+    where = str(value.get("virtualpath") or "")
+    name = str(value.get("filename") or "") if where.endswith("/") else where
+    return value.get("source") == "userdata" and any(
+        has_scanco_suffix(name, suffix) for suffix in (".aim", ".isq")
+    )
+
+
+def _scanco_as_omni(job: _task.CurrentJob, value: dict[str, Any], folder: Path) -> Path:
+    """Fetch the Scanco file of ``value`` into a folder of its own in ``folder``, save it as
+    OMNI in ``folder`` (its pixels copied file to file), then delete it; the ``.omni``."""
+    from runyard import images
+
+    staging = Path(tempfile.mkdtemp(prefix=".scanco-", dir=folder))
+    try:
+        scan = images.open_image(job.download(value, staging))
+        target = _free_omni_path(folder, images.plain_name(scan.origin_path or "image"))
+        scan.save(target)
+        del scan  # its memory map of the fetched file, before the file goes
+        return target
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _free_omni_path(folder: Path, name: str) -> Path:
+    """``folder / STEM.omni`` for the file ``name``, numbered (``STEM_2.omni``) while that
+    name or its ``.raw`` is taken."""
+    stem = Path(name).stem or "image"
+    number = 1
+    while True:
+        candidate = stem if number == 1 else f"{stem}_{number}"
+        omni, raw = folder / f"{candidate}.omni", folder / f"{candidate}.raw"
+        if not (omni.exists() or raw.exists()):
+            return omni
+        number += 1
 
 
 def upload_image(
@@ -93,6 +146,7 @@ def upload_image(
         if Path(name).name != name or not name.lower().endswith(".omni"):
             raise _task.TaskError(f"{name!r} is not a plain file name ending in .omni")
         image.save(job.working_dir / name)
+    image.flush()  # pixels written through a derived image's memory map
     omni, raw = image.metadata_path, image.raw_path
     if omni is None or raw is None:  # not reached: saved above
         raise _task.TaskError("the image has no files to upload")
@@ -129,12 +183,20 @@ def _file_value(value: dict[str, Any], id_key: str, name_key: str) -> dict[str, 
 
 def _raw_file_name(omni: Path) -> str:
     """The ``raw_file`` an ``.omni`` file names (checked to be a plain file name)."""
+    return _pixel_file_names(omni)[0]
+
+
+def _pixel_file_names(omni: Path) -> list[str]:
+    """The ``raw_file`` an ``.omni`` file names, then its ``additional_pixels_filenames``
+    (each checked to be a plain file name)."""
     from runyard.images import ImageError
 
     try:
-        name = json.loads(omni.read_text(encoding="utf-8")).get("raw_file")
-    except (ValueError, AttributeError):
+        data = json.loads(omni.read_text(encoding="utf-8"))
+        names = [data.get("raw_file"), *data.get("additional_pixels_filenames", [])]
+    except (ValueError, AttributeError, TypeError):
         raise ImageError(omni, "not OMNI metadata: not a JSON object") from None
-    if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
-        raise ImageError(omni, "'raw_file' must be a plain file name like 'scan.raw'")
-    return name
+    for name in names:
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise ImageError(omni, f"pixel file {name!r} must be a plain file name like 'scan.raw'")
+    return names

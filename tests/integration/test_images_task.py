@@ -1,6 +1,7 @@
 """Image values in task scripts, against the in-process server (SQLite and PostgreSQL): an
 image uploaded as its two files and fetched back, Image values of User Data files (OMNI with
-its .raw, ISQ with a version suffix), and the xfworkerutil helpers over them."""
+its .raw; ISQ with a version suffix and AIM, converted to OMNI in the working folder), and
+the xfworkerutil helpers over them as XamFlow's guide uses them."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from runyard.compat import omni, xfworkerutil
 from runyard.images import Calibration, Image
 from runyard.task import userdata
 from tests.integration.conftest import Server, start_a_job
-from tests.unit.test_images_scanco import isq_file
+from tests.unit.test_images_scanco import aim_file, isq_file
 
 PIXELS = (np.arange(5 * 4 * 3, dtype=np.int16).reshape((5, 4, 3), order="F") - 7) * 100
-MU = Calibration(name="mu", unit="1/cm", slope=1 / 8192)
+MU = Calibration(unit_type="linear_attenuation", unit_name="1/cm", slope=1 / 8192)
 
 
 def in_process_client(server: Server, token: str) -> Client:
@@ -40,6 +41,7 @@ def scans(tmp_path: Path) -> Path:
         root / "s1" / "sample.omni"
     )
     (root / "s1" / "SCAN.ISQ;1").write_bytes(isq_file(PIXELS))
+    (root / "s1" / "SAMPLE.AIM;2").write_bytes(aim_file(30, PIXELS))
     return root
 
 
@@ -113,12 +115,53 @@ def test_user_data_image_values_are_fetched_and_opened(job: task.CurrentJob) -> 
     image = job.download_image(omni_value)
     assert image.calibrations == (MU,) and image.spacing == (0.01, 0.01, 0.02)
     np.testing.assert_array_equal(image.pixels, PIXELS)
+    assert image.metadata_path == job.working_dir / "sample.omni"
     assert (job.working_dir / "sample.raw").is_file()
 
-    isq_value = {"type": "Image", "source": "userdata", "virtualpath": "/Scans/s1/"}
-    scan = job.download_image(isq_value | {"filename": "SCAN.ISQ;1"})
-    assert scan.source["format"] == "ISQ" and scan.source["filename"] == "SCAN.ISQ;1"
+
+def test_a_user_data_omni_comes_with_its_additional_pixel_files(
+    job: task.CurrentJob, scans: Path
+) -> None:
+    omni_file = scans / "s1" / "sample.omni"
+    data = json.loads(omni_file.read_text()) | {"additional_pixels_filenames": ["sample.1.bin"]}
+    omni_file.write_text(json.dumps(data))
+    (scans / "s1" / "sample.1.bin").write_bytes(b"bulk")
+    image = job.download_image(
+        {"type": "Image", "source": "userdata", "virtualpath": "/Scans/s1/sample.omni"}
+    )
+    assert image.additional_pixels_filenames == ["sample.1.bin"]
+    assert (job.working_dir / "sample.1.bin").read_bytes() == b"bulk"
+
+
+def test_user_data_scanco_images_become_omni_files_in_the_working_folder(
+    job: task.CurrentJob,
+) -> None:
+    folder_value = {"type": "Image", "source": "userdata", "virtualpath": "/Scans/s1/"}
+    scan = job.download_image(folder_value | {"filename": "SCAN.ISQ;1"})
+    assert scan.metadata_path == job.working_dir / "SCAN.omni"
+    assert scan.raw_path == job.working_dir / "SCAN.raw"
+    assert isinstance(scan.pixels, np.memmap)
     np.testing.assert_array_equal(scan.pixels, PIXELS)
+    assert scan.source["format"] == "ISQ" and scan.source["filename"] == "SCAN.ISQ;1"
+    assert [c.unit_type for c in scan.calibrations] == [
+        "linear_attenuation", "density", "hounsfield"
+    ]  # fmt: skip
+    assert scan.default_pixel_calibration_unit_type == "density"
+    assert scan.calibration("density").raw_to_calibrated(4096) == pytest.approx(1603.5 - 391.2)
+    sample = job.download_image(
+        {"type": "Image", "source": "userdata", "virtualpath": "/Scans/s1/SAMPLE.AIM;2"}
+    )
+    assert sample.metadata_path == job.working_dir / "SAMPLE.omni"
+    assert sample.source["version"] == "AIMDATA_V030" and len(sample.calibrations) == 3
+    np.testing.assert_array_equal(sample.pixels, PIXELS)
+    # Fetched again: a new name. Neither the Scanco files nor their folders stay behind.
+    again = job.download_image(folder_value | {"filename": "SCAN.ISQ;1"})
+    assert again.metadata_path == job.working_dir / "SCAN_2.omni"
+    assert sorted(p.name for p in job.working_dir.iterdir()) == [
+        "SAMPLE.omni", "SAMPLE.raw", "SCAN.omni", "SCAN.raw", "SCAN_2.omni", "SCAN_2.raw",
+        "job.json",
+    ]  # fmt: skip
+    assert job.download(folder_value | {"filename": "SCAN.ISQ;1"}).name == "SCAN.ISQ;1"
 
 
 def test_image_values_that_cannot_be_fetched_say_why(job: task.CurrentJob) -> None:
@@ -131,19 +174,32 @@ def test_image_values_that_cannot_be_fetched_say_why(job: task.CurrentJob) -> No
 
 
 def test_xfworkerutil_gets_and_uploads_omni_images(job: task.CurrentJob) -> None:
+    """XamFlow's threshold task as its guide writes it: get_omni_image, create_related_path
+    of the image's metadata_path, a calibration of the input's unit type, derive_segments,
+    upload_omni_output."""
     worker = xfworkerutil.XFWorkerJob()
-    scan = worker.get_omni_image(
+    image = worker.get_omni_image(
         {"type": "Image", "source": "userdata", "virtualpath": "/Scans/s1/SCAN.ISQ;1"}
     )
-    assert isinstance(scan, omni.Image) and scan.size == (5, 4, 3)
-    segmented = scan.derive_image("uint8", scan.pixels > 0)
-    segmented.save(worker.create_related_path("SCAN.ISQ;1", "_seg.omni"))
-    value = worker.upload_omni_output(segmented)
+    assert isinstance(image, omni.Image) and image.size == (5, 4, 3)
+    assert image.metadata_path is not None and image.metadata_path.suffix == ".omni"
+    seg_image_omni_path = worker.create_related_path(image.metadata_path, "_seg.omni")
+    seg_image_pixels_path = worker.create_related_path(image.metadata_path, "_seg.raw")
+    assert seg_image_omni_path == worker.working_dir.path / "SCAN_seg.omni"
+    calibration = image.pixel_calibrations_of_unit_type("density")[0]
+    lower = calibration.calibrated_to_raw(0.0)
+    seg_image = image.derive_segments(seg_image_omni_path, seg_image_pixels_path)
+    seg_image.pixels[...] = image.pixels >= lower
+    value = worker.upload_omni_output(seg_image)
     assert value["filename"] == "SCAN_seg.omni" and value["size"] == [5, 4, 3]
-    # An image object among the outputs of finish is uploaded as an Image value (the scan
-    # was never saved: it is saved as SCAN.omni in the working folder first).
+    assert value["raw_filename"] == "SCAN_seg.raw" and value["data_type"] == "uint8"
+    stored = job.download_image(value, job.working_dir / "back")
+    assert stored.kind == "segments"
+    np.testing.assert_array_equal(stored.pixels, image.pixels >= lower)
+    # An image object among the outputs of finish is uploaded as an Image value (the scan,
+    # converted to SCAN.omni in the working folder, as it is).
     with pytest.raises(SystemExit):
-        worker.finish({"seg": value, "scan": scan})
+        worker.finish({"seg": value, "scan": image})
     outputs = json.loads((job.working_dir / "result.json").read_text())["outputs"]
     assert outputs["seg"] == value
     assert outputs["scan"]["filename"] == "SCAN.omni" and outputs["scan"]["data_type"] == "int16"

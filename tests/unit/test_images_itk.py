@@ -1,5 +1,6 @@
 """runyard.images reads what ITK's Scanco module (PyPI itk-ioscanco, pinned in the test extra)
-writes: AIM v020, AIM v030 and ISQ, compared with what ITK itself reads back."""
+writes: AIM v020, AIM v030 and ISQ, compared with what ITK itself reads back: geometry,
+pixels, dates and the density calibration (mu scaling, slope and intercept, mu of water)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,9 @@ class ItkHeader:
     def GetRescaleIntercept(self) -> float:
         return float(self.fields["rescale_intercept"])
 
+    def GetRescaleType(self) -> int:
+        return int(self.fields["rescale_type"])
+
     def GetCreationDate(self) -> str:
         return str(self.fields["creation_date"])
 
@@ -115,25 +119,36 @@ def test_geometry_and_pixels_match_itk(tmp_path: Path, name: str) -> None:
     np.testing.assert_array_equal(image.pixels, ramp())
 
 
+@pytest.mark.parametrize("load_pixels", [False, True])
 @pytest.mark.parametrize("name", list(VERSIONS))
-def test_calibrations_match_itk(tmp_path: Path, name: str) -> None:
-    """ITK writes Hounsfield units as raw values through mu scaling and mu of water, and
-    reads them back: our "HU" calibration of the raw pixels gives ITK's values."""
+def test_calibrations_match_itk(tmp_path: Path, name: str, load_pixels: bool) -> None:
+    """ITK 1.0.1 gives a header's density slope as written, per unit of mu (RescaleSlope),
+    and reads values as Hounsfield units when there are a mu scaling and a mu of water: the
+    OMNI calibrations of an import give the same numbers from the raw values."""
     path = tmp_path / name
     hounsfield = ramp() * 10
     itk_write(path, hounsfield, calibrated=True)
     io, itk_pixels = itk_read(path)
-    image = images.open_image(path)
+    image = images.open_image(path, load_pixels=load_pixels)
     assert image.source["mu_scaling"] == io.GetMuScaling() == 4096
     assert image.source["mu_water"] == pytest.approx(io.GetMuWater()) == pytest.approx(0.24)
-    density = image.calibration("density")
-    assert density.unit == io.GetRescaleUnits() == "mg HA/ccm"
+    [mu] = image.pixel_calibrations_of_unit_type("linear_attenuation")
+    assert (mu.unit_name, mu.slope, mu.intercept) == ("1/cm", 1 / io.GetMuScaling(), 0.0)
+    [density] = image.pixel_calibrations_of_unit_type("density")
+    assert density.unit_name == io.GetRescaleUnits() == "mg HA/ccm"
+    assert density.raw_to_calibrated(4096) == pytest.approx(
+        io.GetRescaleSlope() + io.GetRescaleIntercept()  # mu = 1/cm
+    )
     assert density.slope == pytest.approx(io.GetRescaleSlope() / io.GetMuScaling())
     assert density.intercept == pytest.approx(io.GetRescaleIntercept())
-    assert image.calibration("mu").slope == 1 / 4096
-    computed = image.calibration("HU").to_calibrated(image.pixels.astype(np.float64))
-    np.testing.assert_allclose(computed, itk_pixels, atol=1.5)  # ITK truncates to integers
-    np.testing.assert_allclose(computed, hounsfield, atol=1.5)
+    [hu] = image.pixel_calibrations_of_unit_type("hounsfield")
+    assert hu.raw_to_calibrated(io.GetMuWater() * io.GetMuScaling()) == pytest.approx(0.0)
+    # ITK writes no default unit type (0): the density calibration is the default then.
+    assert io.GetRescaleType() == 0 and image.default_pixel_calibration_unit_type == "density"
+    if load_pixels:
+        computed = hu.raw_to_calibrated(image.pixels.astype(np.float64))
+        np.testing.assert_allclose(computed, itk_pixels, atol=1.5)  # ITK truncates to integers
+        np.testing.assert_allclose(computed, hounsfield, atol=1.5)
 
 
 def test_aim_dates_match_itk(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """Scanco AIM (v020, v030) and ISQ files made byte by byte here, read by runyard.images:
-size, spacing, origin, calibrations, dates, pixels; version-suffixed names; and clear errors
+size, spacing, origin, calibrations (linear attenuation, density, Hounsfield units, the
+default unit type), dates, pixels; saved as OMNI; version-suffixed names; and clear errors
 for truncated, corrupt and unsupported files."""
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ CALIBRATED_LOG = {
     "Patient Name": "Sample 7",
     "Index Measurement": "4242",
     "Mu_Scaling": "8192",
+    "Calib. default unit type": "2 (Density)",
     "Density: unit": "mg HA/ccm",
     "Density: slope": "1603.5",
     "Density: intercept": "-391.2",
@@ -90,6 +92,7 @@ def isq_file(
     mu_scaling: int = 4096,
     created: datetime = datetime(2026, 11, 26, 10, 11, 12, 345000),
     calibration: bool = True,
+    default_unit_type: int = 2,
 ) -> bytes:
     """An ISQ file: the 512-byte header, [MultiHeader, directory, 2 calibration blocks], pixels."""
     size = pixels.shape
@@ -114,6 +117,7 @@ def isq_file(
         struct.pack_into("<i", directory, 24, 2)
         cal = bytearray(1024)
         cal[28:92] = b"HA phantom 2026".ljust(64)
+        struct.pack_into("<i", cal, 632, default_unit_type)
         cal[648:664] = b"mg HA/ccm".ljust(16)
         cal[664:672] = vax_g(1603.5)
         cal[672:680] = vax_g(-391.2)
@@ -147,13 +151,20 @@ def test_aim_header_gives_size_spacing_origin_calibrations_and_dates(
     assert image.spacing == pytest.approx((0.0105, 0.0105, 0.021), rel=1e-6)
     assert image.origin == pytest.approx((0.105, 0.21, 0.63), rel=1e-6)
     mu, density, hu = image.calibrations
-    assert (mu.name, mu.unit, mu.slope, mu.intercept) == ("mu", "1/cm", 1 / 8192, 0.0)
-    assert (density.unit, density.slope, density.intercept) == (
+    assert (mu.type, mu.unit_type, mu.unit_name, mu.slope, mu.intercept) == (
+        "slope_intercept", "linear_attenuation", "1/cm", 1 / 8192, 0.0
+    )  # fmt: skip
+    assert (density.unit_type, density.unit_name, density.slope, density.intercept) == (
+        "density",
         "mg HA/ccm",
         pytest.approx(1603.5 / 8192),
         pytest.approx(-391.2),
     )
-    assert hu.to_calibrated(0.2409 * 8192) == pytest.approx(0.0)
+    assert (hu.unit_type, hu.unit_name) == ("hounsfield", "HU")
+    assert hu.raw_to_calibrated(0.2409 * 8192) == pytest.approx(0.0)
+    assert hu.raw_to_calibrated(0) == -1000.0  # air
+    assert image.default_pixel_calibration_unit_type == "density"
+    assert image.source["default_unit_type"] == 2
     source = image.source
     assert source["format"] == "AIM" and source["version"] == f"AIMDATA_V0{version}"
     assert source["filename"] == f"SAMPLE_V{version}.AIM;1"
@@ -201,6 +212,50 @@ def test_aim_run_length_bits_alternate_between_two_values(tmp_path: Path) -> Non
     np.testing.assert_array_equal(images.import_from_aim(path).pixels, expected)
 
 
+@pytest.mark.parametrize("load_pixels", [False, True])
+def test_an_import_with_or_without_pixels_has_the_same_calibrations(
+    tmp_path: Path, load_pixels: bool
+) -> None:
+    aim = write(tmp_path / "A.AIM;1", aim_file(20, ramp((2, 2, 2))))
+    isq = write(tmp_path / "S.ISQ;1", isq_file(ramp((2, 2, 2))))
+    for path, read in ((aim, images.import_from_aim), (isq, images.import_from_isq)):
+        image, header = read(path, load_pixels=load_pixels), read(path, load_pixels=False)
+        assert image.calibrations == header.calibrations and len(image.calibrations) == 3
+        assert image.default_pixel_calibration_unit_type == "density"
+
+
+def test_a_default_unit_type_runyard_does_not_know_gives_density_if_there_is_one(
+    tmp_path: Path,
+) -> None:
+    isq = write(tmp_path / "S.ISQ", isq_file(ramp((2, 2, 2)), default_unit_type=0))
+    assert images.import_from_isq(isq).default_pixel_calibration_unit_type == "density"
+    log = CALIBRATED_LOG | {"Calib. default unit type": "7 (Something)"}
+    aim = write(tmp_path / "A.AIM", aim_file(30, ramp((2, 2, 2)), log=log))
+    header = images.import_from_aim(aim, load_pixels=False)
+    assert header.default_pixel_calibration_unit_type == "density"
+    assert header.source["default_unit_type"] == 7
+    undensed = {k: v for k, v in log.items() if not k.startswith("Density")}
+    aim = write(tmp_path / "B.AIM", aim_file(30, ramp((2, 2, 2)), log=undensed))
+    assert images.import_from_aim(aim).default_pixel_calibration_unit_type is None
+
+
+@pytest.mark.parametrize("name", ["SCAN.ISQ;1", "V020.AIM", "V030.AIM;2"])
+def test_an_import_saved_as_omni_keeps_pixels_calibrations_and_header(
+    tmp_path: Path, name: str
+) -> None:
+    pixels = ramp((6, 5, 4)) - 30
+    data = isq_file(pixels) if "ISQ" in name else aim_file(int(name[2:4]), pixels)
+    scan = images.open_image(write(tmp_path / name, data))
+    saved = scan.save(tmp_path / "scan.omni")
+    # The pixels are the file's bytes after its header, copied file to file.
+    assert (tmp_path / "scan.raw").read_bytes() == data[-pixels.nbytes :]
+    again = images.Image.load(saved)
+    assert again.calibrations == scan.calibrations and len(again.calibrations) == 3
+    assert again.default_pixel_calibration_unit_type == "density"
+    assert again.source == scan.source and again.spacing == scan.spacing
+    np.testing.assert_array_equal(again.pixels, pixels)
+
+
 def test_aim_without_calibration_has_none(tmp_path: Path) -> None:
     path = write(tmp_path / "x.aim", aim_file(30, ramp((2, 2, 2)), log={"Mu_Scaling": "0"}))
     assert images.import_from_aim(path, load_pixels=False).calibrations == ()
@@ -218,7 +273,8 @@ def test_isq_header_gives_size_spacing_calibrations_and_date(tmp_path: Path) -> 
     assert image.origin == (0.0, 0.0, 0.0)
     assert image.calibration("mu").slope == 1 / 4096
     density = image.calibration("density")
-    assert density.unit == "mg HA/ccm" and image.calibration("mg HA/ccm") is density
+    assert density.unit_name == "mg HA/ccm" and image.calibration("mg HA/ccm") is density
+    assert image.default_pixel_calibration_unit_type == "density"
     assert density.to_calibrated(4096) == pytest.approx(1603.5 - 391.2)
     assert density.to_raw(density.to_calibrated(1234.0)) == pytest.approx(1234.0)
     assert image.calibration("HU").to_calibrated(0.2409 * 4096) == pytest.approx(0.0)
@@ -241,8 +297,8 @@ def test_isq_pixels_are_memory_mapped(tmp_path: Path) -> None:
 def test_isq_without_calibration_header_has_mu_only(tmp_path: Path) -> None:
     path = write(tmp_path / "s.isq", isq_file(ramp((2, 2, 2)), calibration=False))
     image = images.import_from_isq(path, load_pixels=False)
-    assert [c.name for c in image.calibrations] == ["mu"]
-    assert image.source["density_unit"] == ""
+    assert [c.unit_type for c in image.calibrations] == ["linear_attenuation"]
+    assert image.source["density_unit"] == "" and image.default_pixel_calibration_unit_type is None
 
 
 def test_header_of_a_2_gib_sparse_file_is_read_without_its_pixels(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ def ramp(dtype: str = "int16", size: tuple[int, int, int] = (7, 6, 5)) -> np.nda
 def calibrated(pixels: np.ndarray, spacing: float = 0.02) -> Image:
     return Image.from_array(
         pixels, spacing=(spacing, spacing, 2 * spacing), origin=(0.2, 0.4, 0.8),
-        calibrations=CALIBRATIONS,
+        calibrations=CALIBRATIONS, default_pixel_calibration_unit_type="density",
     )  # fmt: skip
 
 
@@ -51,8 +51,13 @@ def test_aim_files_read_back_as_written(tmp_path: Path, version: int, dtype: str
 def _same(image: Image, expected: tuple[Calibration, ...]) -> bool:
     """The calibrations are those expected (to within float rounding)."""
     for got, want in zip(image.calibrations, expected, strict=True):
-        assert (got.name, got.unit) == (want.name, want.unit)
+        assert (got.type, got.unit_type, got.unit_name) == (
+            want.type,
+            want.unit_type,
+            want.unit_name,
+        )
         assert (got.slope, got.intercept) == pytest.approx((want.slope, want.intercept))
+    assert image.default_pixel_calibration_unit_type == "density"
     return True
 
 
@@ -75,7 +80,8 @@ def test_an_image_without_calibrations_is_written_with_mu_scaling_one(tmp_path: 
     mask = Image.from_array(np.where(ramp() > 0, 127, 0).astype(np.int8))
     assert scanco_calibration(mask).mu_scaling == 1.0
     back = images.import_from_aim(write_aim(tmp_path / "S_SEG.AIM", mask))
-    assert [c.name for c in back.calibrations] == ["mu"]
+    assert [c.unit_type for c in back.calibrations] == ["linear_attenuation"]
+    assert back.default_pixel_calibration_unit_type is None  # no density, no default
     np.testing.assert_array_equal(back.pixels, mask.pixels)
 
 
@@ -101,7 +107,7 @@ def test_what_scanco_files_cannot_hold_is_refused(
 def test_itk_reads_what_runyard_writes(tmp_path: Path, name: str, version: int | None) -> None:
     # A mu calibration alone: ITK converts values to Hounsfield units when a file has a mu
     # of water, so without one it gives the raw values.
-    mu = Calibration(name="mu", unit="1/cm", slope=1 / 4096)
+    mu = Calibration(unit_type="linear_attenuation", unit_name="1/cm", slope=1 / 4096)
     image = Image.from_array(ramp("int16"), spacing=(0.5, 0.25, 0.125), calibrations=[mu])
     path = tmp_path / name
     if version is None:
@@ -113,3 +119,22 @@ def test_itk_reads_what_runyard_writes(tmp_path: Path, name: str, version: int |
     assert [io.GetSpacing(i) for i in range(3)] == pytest.approx([0.5, 0.25, 0.125], rel=1e-6)
     assert io.GetMuScaling() == 4096
     np.testing.assert_array_equal(pixels, image.pixels)
+
+
+@pytest.mark.parametrize(("name", "version"), [("v020.aim", 20), ("v030.aim", 30),
+                                                ("scan.isq", None)])  # fmt: skip
+def test_itk_reads_the_density_calibration_runyard_writes(
+    tmp_path: Path, name: str, version: int | None
+) -> None:
+    image = calibrated(ramp("int16"))
+    path = tmp_path / name
+    if version is None:
+        write_isq(path, image)
+    else:
+        write_aim(path, image, version=version, created=CREATED)
+    io, _ = itk_read(path)
+    assert io.GetMuScaling() == 8192 and io.GetRescaleUnits() == "mg HA/ccm"
+    assert io.GetRescaleSlope() == pytest.approx(1603.5)  # per unit of mu, as Scanco writes
+    assert io.GetRescaleIntercept() == pytest.approx(-391.2)
+    assert io.GetMuWater() == pytest.approx(0.2409)
+    assert io.GetRescaleType() == 2  # Scanco's code for density, the default unit type
