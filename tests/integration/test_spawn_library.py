@@ -220,17 +220,8 @@ def test_a_crash_between_batches_leaves_no_run_done_and_the_retry_finishes_each_
         "Twice",
         inputs=[{"key": "value", "source": {"mode": "output", "task": "A", "key": "value"}}],
     )
-    first_serials = []
-    for n in range(100):  # the script dies after 300 items: a batch of 200 went, 100 did not
-        meta = {"run_display_name": f"run {n}"}
-        first = worker.spawn_xf_job_basic(
-            conn, SELECT, select_task, outputs={"value": n}, state="Obsolete", metadata=meta
-        )
-        worker.spawn_xf_job_basic(
-            conn, SELECT, add_task, source_job_serial=first["serial"], outputs={"value": n}
-        )
-        xfworkerutil.update_xf_job(conn, first, state="Done")
-        first_serials.append(first["serial"])
+    # The script dies after 300 items: a batch of 200 went, the other 100 were never sent.
+    first_serials = spawn_runs(conn, select_task, add_task, 100)
     with run.server.ry.store.read() as db:
         done = db.execute(
             select(func.count()).where(jobs.c.task_id == select_task["id"], jobs.c.state == "Done")
@@ -240,7 +231,8 @@ def test_a_crash_between_batches_leaves_no_run_done_and_the_retry_finishes_each_
 
     retry = connection(run)  # the job retried: it reads what its first attempt spawned
     calls = Counted(retry.client)
-    serials, _ = search_again(run, retry, select_task, add_task, 100)
+    serials = spawn_runs(retry, select_task, add_task, 100)
+    retry.close()
     assert calls.of("/api/spawn/batch") == 1, "one batch: the jobs sent before are known"
     assert serials[:67] == first_serials[:67], "the serials read are the first attempt's jobs"
     assert count(run, runs) == runs_before + 100 - 67, "each run once"
@@ -252,13 +244,13 @@ def test_a_crash_between_batches_leaves_no_run_done_and_the_retry_finishes_each_
     assert live == 100 and len(set(serials)) == 100
 
 
-def search_again(
-    run: Script,
+def spawn_runs(
     conn: xfworkerutil.ServerConnection,
     select_task: dict[str, Any],
     add_task: dict[str, Any],
     n_runs: int,
-) -> tuple[list[int], None]:
+) -> list[int]:
+    """The seed's 'filename' pattern for ``n_runs`` runs; the select jobs' serials as read."""
     worker = xfworkerutil.XFWorkerJob()
     serials = []
     for n in range(n_runs):
@@ -271,8 +263,7 @@ def search_again(
         )
         xfworkerutil.update_xf_job(conn, first, state="Done")
         serials.append(first["serial"])
-    conn.close()
-    return serials, None
+    return serials
 
 
 def test_the_same_job_spawned_twice_is_one_job_with_one_serial(run: Script) -> None:
