@@ -8,7 +8,9 @@
 ``Lucid.Util.RelativeUserDataImage`` (an image found through a template relative to a User
 Data file; its code is ``runyard.builtin.relative``); and the image task types
 ``Runyard.Image.Threshold``, ``Runyard.Image.Statistics`` and ``Runyard.Image.StudyTable``
-(their code is ``runyard.builtin.images``). See docs/builtin.md.
+(their code is ``runyard.builtin.images``), with the two XamFlow documents,
+``Lucid.Core.Threshold`` and ``Lucid.CLIP.StatMinMax`` (``runyard.builtin.lucid``, thin over
+``images``). See docs/builtin.md.
 
 A new built-in is a new folder in ``packages/``: the server installs every folder there.
 """

@@ -96,17 +96,21 @@ def threshold(
     *,
     lower: float | None,
     upper: float | None = None,
-    calibration: str = "density",
+    calibration: str | Calibration = "density",
 ) -> Image:
     """Segment ``image``: ``BONE`` (1) where the calibrated value is in
     ``[lower, upper]`` (either bound may be None: open), 0 elsewhere. Written as an OMNI
     image (``uint8``) to ``target`` (an ``.omni`` path; its ``.raw`` beside it), slab by
-    slab; the image loaded from there."""
+    slab; the image loaded from there. ``calibration`` is one of ``CALIBRATIONS``, or a
+    calibration already chosen (``runyard.builtin.lucid`` chooses its own way)."""
     if lower is None and upper is None:
         raise ImageTaskError("give a lower or an upper threshold (or both)")
     if lower is not None and upper is not None and lower > upper:
         raise ImageTaskError(f"the lower threshold {lower} is above the upper one {upper}")
-    cal = calibration_of(image, calibration)
+    if isinstance(calibration, Calibration):
+        cal, calibration = calibration, calibration.unit_type
+    else:
+        cal = calibration_of(image, calibration)
     source = image.pixels
     metadata = ImageMetadata(
         kind="segments",
@@ -243,7 +247,8 @@ def write_table(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]
 # -- the scripts ----------------------------------------------------------------------------
 
 
-def _number(job: task.CurrentJob, key: str) -> float | None:
+def number_input(job: task.CurrentJob, key: str) -> float | None:
+    """The job's input ``key``, a number (None when not given)."""
     value = job.inputs.get(key)
     if value is None:
         return None
@@ -252,28 +257,39 @@ def _number(job: task.CurrentJob, key: str) -> float | None:
     return float(value)
 
 
-def _image(job: task.CurrentJob, key: str) -> Image:
+def image_input(job: task.CurrentJob, key: str) -> Image:
+    """The image of the job's ``Image`` input ``key``, fetched into its own folder."""
     value = job.inputs.get(key)
     if not isinstance(value, dict):
         raise ImageTaskError(f"input {key!r} must be an Image value; got {value!r}")
     return job.download_image(value, job.working_dir / key)
 
 
+def related_path(job: task.CurrentJob, key: str, postfix: str) -> Path:
+    """A path in the working folder named after the file of the ``Image`` input ``key``
+    and ``postfix``: ``SCAN.ISQ;1`` and ``"_seg.omni"`` give ``SCAN_seg.omni``."""
+    name = Path(str(job.inputs[key].get("filename") or "image")).name.split(";")[0]
+    return job.working_dir / f"{Path(name).stem}{postfix}"
+
+
+def count_nonzero(image: Image) -> int:
+    """How many pixels of ``image`` are not 0 (a slab at a time)."""
+    return sum(int(np.count_nonzero(image.pixels[..., p])) for p in slabs(image, 1))
+
+
 def threshold_main() -> None:
     """The script of ``Runyard.Image.Threshold``."""
     job = task.current_job()
     try:
-        image = _image(job, "image")
-        name = Path(str(job.inputs["image"].get("filename") or "image")).name.split(";")[0]
-        target = job.working_dir / f"{Path(name).stem}_seg.omni"
+        image = image_input(job, "image")
         segmentation = threshold(
             image,
-            target,
-            lower=_number(job, "lower"),
-            upper=_number(job, "upper"),
+            related_path(job, "image", "_seg.omni"),
+            lower=number_input(job, "lower"),
+            upper=number_input(job, "upper"),
             calibration=str(job.inputs.get("calibration") or "density"),
         )
-        count = sum(int(np.count_nonzero(segmentation.pixels[..., p])) for p in slabs(image, 1))
+        count = count_nonzero(segmentation)
     except (ImageTaskError, RunyardError, task.TaskError) as exc:
         task.fail(str(exc))
     print(f"{image}: {count} of {math.prod(image.size)} voxels segmented")
@@ -285,8 +301,8 @@ def statistics_main() -> None:
     job = task.current_job()
     try:
         found = statistics(
-            _image(job, "image"),
-            _image(job, "segmentation"),
+            image_input(job, "image"),
+            image_input(job, "segmentation"),
             str(job.inputs.get("calibration") or "density"),
         )
     except (ImageTaskError, RunyardError, task.TaskError) as exc:

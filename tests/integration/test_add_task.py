@@ -101,6 +101,8 @@ def test_built_in_task_types_install_once_and_again_without_change(ry: Runyard) 
         "Runyard.Image.Threshold",
         "Runyard.Image.Statistics",
         "Runyard.Image.StudyTable",
+        "Lucid.Core.Threshold",
+        "Lucid.CLIP.StatMinMax",
     }
     assert ry.task_types.install_builtin() == first  # a second start changes nothing
     [search] = ry.task_types.find("Lucid.Util.SearchFolderFilesBySuffix")

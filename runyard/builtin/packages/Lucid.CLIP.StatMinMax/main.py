@@ -1,0 +1,3 @@
+from runyard.builtin import lucid
+
+lucid.stat_min_max_main()

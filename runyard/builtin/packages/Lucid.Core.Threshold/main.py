@@ -1,0 +1,3 @@
+from runyard.builtin import lucid
+
+lucid.threshold_main()
