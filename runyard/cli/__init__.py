@@ -221,20 +221,30 @@ def import_(
     server: str | None = ServerUrl,
     token: str | None = Token,
 ) -> None:
-    """Import task type or workflow packages (folders or .xfp files), in order.
+    """Import task type, workflow or dependency packages (folders or .xfp files), in order.
 
-    Example: runyard import ./task-types/Threshold ./workflows/Study.xfp
+    Example: runyard import ./deps/Core.Python.numpy ./task-types/Threshold ./Study.xfp
     """
     with ctx.client(data_dir, server, token) as client:
         for path in paths:
             content = _package_bytes(path)
             answer = client.post("/api/packages", content=content, params={"filename": path.name})
-            if answer["kind"] == "task_type":
-                tt = answer["task_type"]
-                verb = "installed" if answer["installed"] else "already installed:"
-                console.print(f"{verb} task type {tt['name']} {tt['version']}")
-            else:
-                console.print(f"imported workflow {answer['workflow']['name']}")
+            console.print(_imported(answer), markup=False, highlight=False, soft_wrap=True)
+
+
+def _imported(answer: dict[str, Any]) -> str:
+    """What ``POST /api/packages`` imported, in one line."""
+    kind = answer["kind"]
+    if kind == "workflow":
+        return f"imported workflow {answer['workflow']['name']}"
+    if kind == "dependency":
+        pkg = answer["dependency_package"]
+        what = "virtual marker" if pkg["install"] is None else f"install: {pkg['install']}"
+        verb = "imported" if answer["installed"] else "already imported:"
+        return f"{verb} dependency package {pkg['name']} {pkg['version']} ({what})"
+    tt = answer["task_type"]
+    verb = "installed" if answer["installed"] else "already installed:"
+    return f"{verb} task type {tt['name']} {tt['version']}"
 
 
 def _package_bytes(path: Path) -> bytes:

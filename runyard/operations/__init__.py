@@ -6,6 +6,7 @@ from typing import Any
 
 from runyard.operations.auth import AuthManager, Principal
 from runyard.operations.base import Clock, Notifier, TaskLists, utcnow
+from runyard.operations.dependency_packages import DependencyPackageManager
 from runyard.operations.files import FileManager
 from runyard.operations.jobs import JobManager
 from runyard.operations.leases import LeaseManager
@@ -35,6 +36,7 @@ class Runyard:
         # What every manager shares: the clock, the notifier of claims, the task lists.
         shared: dict[str, Any] = {"now": now, "changed": self.changed, "task_lists": TaskLists()}
         self.auth = AuthManager(*args, **shared)
+        self.dependency_packages = DependencyPackageManager(*args, **shared)
         self.files = FileManager(*args, **shared)
         self.jobs = JobManager(*args, **shared)
         self.leases = LeaseManager(*args, **shared)

@@ -43,7 +43,7 @@ class TaskTypeManager(Operations):
         with self.store.write() as conn:
             existing = task_type_rows.find(conn, tt.name, tt.version)
             if existing:
-                if _same_files(final, package.files):
+                if same_files(final, package.files):
                     return existing[0], False
                 raise Conflict(
                     f"task type {tt.name} {tt.version} is installed already with other files; "
@@ -124,7 +124,8 @@ class TaskTypeManager(Operations):
         return found
 
 
-def _same_files(folder: Path, files: dict[str, bytes]) -> bool:
+def same_files(folder: Path, files: dict[str, bytes]) -> bool:
+    """Whether ``folder`` holds exactly ``files`` (an installed package imported again)."""
     if not folder.is_dir():
         return False
     on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}

@@ -3,14 +3,22 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from runyard.errors import Conflict, InvalidInput
-from runyard.models import Task, TaskType, Workflow
+from runyard.models import Dependency, Task, TaskType, Workflow
 from runyard.operations.leases import GivingBack
 from runyard.operations.stale import stale_in
 from runyard.operations.tasks import TaskEditing
-from runyard.packages import WorkflowPackage, resolve_workflow, workflow_package_bytes
+from runyard.packages import (
+    Author,
+    Documentation,
+    DocumentFile,
+    WorkflowPackage,
+    resolve_workflow,
+    workflow_package_bytes,
+)
 from runyard.states import (
     WORKFLOW_TRANSITIONS,
     JobState,
@@ -22,6 +30,8 @@ from runyard.store import task_types as task_type_rows
 from runyard.store import workflows as workflow_rows
 
 MAX_WORKFLOW_NAME = 200
+EXPORT_VERSION = "1.0.0.0"  # the version of the package of a workflow made in the editor
+DOCUMENT_FILES = ("description", "citation_cff", "readme")
 
 
 def workflow_name_problem(name: str) -> str | None:
@@ -54,7 +64,9 @@ class WorkflowManager(TaskEditing):
                     workflow=package.name,
                 )
             now = self.now()
-            workflow_id = workflow_rows.insert_workflow(conn, package.name, package.remarks, now)
+            workflow_id = workflow_rows.insert_workflow(
+                conn, package.name, package.remarks, now, package_json(package)
+            )
             for spec, task_type in resolved:
                 workflow_rows.insert_task(
                     conn,
@@ -95,14 +107,22 @@ class WorkflowManager(TaskEditing):
             return workflow
 
     def export_package(self, name: str) -> bytes:
+        """The workflow as a workflow package: its tasks, its remarks, and what the package
+        it was imported from said about it (version, display name, summary, author,
+        dependencies, documentation files), so that it imports elsewhere the same."""
         with self.store.read() as conn:
             workflow = self._workflow(conn, name)
             tasks = self._tasks(conn, workflow.id)
+            package = workflow_rows.workflow_package(conn, workflow.id) or {}
         return workflow_package_bytes(
             workflow.name,
-            "1.0.0.0",
+            package.get("version") or EXPORT_VERSION,
             workflow.remarks,
             [(t.name, t.task_type, t.inputs) for t in tasks],
+            display_name=package.get("display_name", ""),
+            summary=package.get("summary", ""),
+            dependencies=[Dependency(**d) for d in package.get("dependencies", ())],
+            documentation=_documentation(workflow.remarks, package),
         )
 
     def get(self, name: str) -> tuple[Workflow, list[Task]]:
@@ -240,3 +260,32 @@ class WorkflowManager(TaskEditing):
                 for r in runs
             ],
         }
+
+
+def package_json(package: WorkflowPackage) -> dict[str, Any]:
+    """What a workflow package says about its workflow beyond its name, remarks and tasks,
+    kept with the workflow (``workflows.package``) for its export."""
+    doc = package.documentation
+    files = {"description": doc.description, "citation_cff": doc.citation_cff, "readme": doc.readme}
+    return {
+        "version": package.version,
+        "display_name": package.display_name,
+        "summary": package.summary,
+        "author": asdict(doc.author),
+        "dependencies": [asdict(d) for d in package.dependencies],
+        "documentation": {key: None if f is None else asdict(f) for key, f in files.items()},
+    }
+
+
+def _documentation(remarks: str, package: dict[str, Any]) -> Documentation:
+    """The documentation of a workflow from ``package_json`` (empty for a workflow made in
+    the editor)."""
+    files = package.get("documentation") or {}
+    found = {key: DocumentFile(**files[key]) if files.get(key) else None for key in DOCUMENT_FILES}
+    return Documentation(
+        remarks=remarks,
+        author=Author(**package.get("author", {})),
+        description=found["description"],
+        citation_cff=found["citation_cff"],
+        readme=found["readme"],
+    )

@@ -9,7 +9,7 @@ from fastapi import Request
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from runyard.errors import InvalidInput, InvalidPackage
+from runyard.errors import InvalidInput
 from runyard.models import Entity
 from runyard.operations import Principal, Runyard, previews
 from runyard.operations.files import Upload
@@ -32,7 +32,8 @@ MAX_PACKAGE_BYTES = 512 * 1024 * 1024
 
 
 async def import_package(request: Request, ry: Ry, caller: Caller) -> dict[str, Any]:
-    """Import a package (.xfp zip in the request body): task type or workflow."""
+    """Import a package (.xfp zip in the request body): task type, workflow or dependency
+    package."""
     require(caller, "admin")
     body = await request.body()
     if not body:
@@ -53,12 +54,17 @@ def _install(
     if isinstance(package, WorkflowPackage):
         workflow = ry.workflows.import_package(package, actor=caller.name)
         return {"kind": "workflow", "installed": True, "workflow": s.workflow_json(workflow)}
-    raise InvalidPackage(
-        "dependency packages are not installable on this server yet; declare what a worker "
-        "has with 'runyard worker --provides NAME'",
-        file="metadata.json",
-        field="package_format",
-    )
+    imported, new = ry.dependency_packages.import_package(package, actor=caller.name)
+    return {
+        "kind": "dependency",
+        "installed": new,
+        "dependency_package": s.dependency_package_json(imported),
+    }
+
+
+def list_dependency_packages(ry: Ry, caller: Caller) -> list[dict[str, Any]]:
+    """All imported dependency packages, every version (``install`` null: a virtual marker)."""
+    return [s.dependency_package_json(p) for p in ry.dependency_packages.list_all()]
 
 
 def list_task_types(ry: Ry, caller: Caller) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("GET", "/api/task-types/{name}", api.find_task_type),
     ("GET", "/api/task-types/{name}/{version}/package", api.task_type_package),
     ("POST", "/api/packages", api.import_package),
+    ("GET", "/api/dependency-packages", api.list_dependency_packages),
     ("GET", "/api/workflows", api.list_workflows),
     ("GET", "/api/workflows/{name}", api.get_workflow),
     ("GET", "/api/workflows/{name}/export", api.export_workflow),

@@ -22,6 +22,7 @@ from runyard.models import (
     Workflow,
 )
 from runyard.packages import Documentation, DocumentFile
+from runyard.store.dependency_packages import ImportedDependencyPackage
 from runyard.store.task_types import interface_to_json
 from runyard.store.workflows import source_to_json as source_json
 
@@ -348,6 +349,22 @@ def documentation_json(doc: Documentation) -> dict[str, Any]:
         "description": document(doc.description),
         "citation_cff": document(doc.citation_cff),
         "readme": document(doc.readme),
+    }
+
+
+def dependency_package_json(pkg: ImportedDependencyPackage) -> dict[str, Any]:
+    """An imported dependency package; ``install`` null is a virtual marker."""
+    return {
+        "name": pkg.name,
+        "version": pkg.version,
+        "display_name": pkg.display_name,
+        "summary": pkg.summary,
+        "install": pkg.install,
+        "virtual_marker": pkg.install is None,
+        "dependencies": [asdict(d) for d in pkg.dependencies],
+        "author": {k: pkg.author.get(k, "") for k in ("name", "email", "website")},
+        "remarks": pkg.metadata.get("remarks", ""),
+        "imported_at": pkg.imported_at.isoformat() if pkg.imported_at else None,
     }
 
 

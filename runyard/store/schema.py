@@ -82,6 +82,26 @@ task_types = Table(
     UniqueConstraint("name", "version"),
 )
 
+# Dependency packages (XFP-DEP1.0) as imported: every version of every name. Their files are
+# kept in the data directory (``path``); workers do not install them from here yet.
+dependency_packages = Table(
+    "dependency_packages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("version", String(50), nullable=False),
+    Column("version_key", String(100), nullable=False),  # zero-padded: orders versions
+    Column("display_name", Text, nullable=False, default=""),
+    Column("summary", Text, nullable=False, default=""),
+    Column("install", Text, nullable=True),  # null: a "virtual marker", nothing to install
+    Column("dependencies", JSON, nullable=False),  # [{"name", "version"}]
+    Column("author", JSON, nullable=False),  # {"name", "email", "website"}
+    Column("metadata", JSON, nullable=False),  # the package's metadata.json as imported
+    Column("path", Text, nullable=False),  # the folder holding the package's files
+    Column("imported_at", Timestamp(), nullable=False),
+    UniqueConstraint("name", "version"),
+)
+
 workflows = Table(
     "workflows",
     metadata,
@@ -94,6 +114,11 @@ workflows = Table(
     Column("updated_at", Timestamp(), nullable=False),
     # Raised by every change to the workflow's tasks: servers cache the task list by it.
     Column("tasks_version", Integer, nullable=False, default=0, server_default="0"),
+    # What the workflow package it was imported from says about it, written back on export:
+    # {"version", "display_name", "summary", "author", "dependencies", "documentation":
+    # {"description" | "citation_cff" | "readme": {"filename", "text"} or null}}; null for a
+    # workflow made in the editor.
+    Column("package", JSON, nullable=True),
 )
 
 tasks = Table(

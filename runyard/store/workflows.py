@@ -11,6 +11,9 @@ from runyard.models import InputSource, Task, TaskInput, Workflow
 from runyard.store import task_types as task_type_rows
 from runyard.store.schema import jobs, task_types, tasks, workflows
 
+# Every column but ``package`` (documentation text, read only for an export).
+_WORKFLOW_COLUMNS = [c for c in workflows.c if c.name != "package"]
+
 
 def workflow_from_row(row: Row[Any]) -> Workflow:
     m = row._mapping
@@ -24,10 +27,23 @@ def workflow_from_row(row: Row[Any]) -> Workflow:
     )
 
 
-def insert_workflow(conn: Connection, name: str, remarks: str, now: datetime) -> int:
+def insert_workflow(
+    conn: Connection,
+    name: str,
+    remarks: str,
+    now: datetime,
+    package: dict[str, Any] | None = None,
+) -> int:
+    """A new Draft workflow; ``package``: what its workflow package said about it."""
     result = conn.execute(
         insert(workflows).values(
-            name=name, state="Draft", locked=False, remarks=remarks, created_at=now, updated_at=now
+            name=name,
+            state="Draft",
+            locked=False,
+            remarks=remarks,
+            created_at=now,
+            updated_at=now,
+            package=package,
         )
     )
     key = result.inserted_primary_key
@@ -38,7 +54,7 @@ def insert_workflow(conn: Connection, name: str, remarks: str, now: datetime) ->
 def get_workflow(
     conn: Connection, *, name: str | None = None, id: int | None = None
 ) -> Workflow | None:
-    query = select(workflows)
+    query = select(*_WORKFLOW_COLUMNS)
     query = (
         query.where(workflows.c.name == name)
         if name is not None
@@ -46,6 +62,15 @@ def get_workflow(
     )
     row = conn.execute(query).first()
     return workflow_from_row(row) if row else None
+
+
+def workflow_package(conn: Connection, workflow_id: int) -> dict[str, Any] | None:
+    """What the workflow package a workflow was imported from said about it (its display
+    name, summary, author, dependencies, documentation files), or None."""
+    value = conn.execute(
+        select(workflows.c.package).where(workflows.c.id == workflow_id)
+    ).scalar_one_or_none()
+    return dict(value) if value else None
 
 
 def lock_workflow_row(conn: Connection, workflow_id: int) -> None:
@@ -60,7 +85,8 @@ def lock_workflow_row(conn: Connection, workflow_id: int) -> None:
 
 def list_workflows(conn: Connection) -> list[Workflow]:
     return [
-        workflow_from_row(r) for r in conn.execute(select(workflows).order_by(workflows.c.name))
+        workflow_from_row(r)
+        for r in conn.execute(select(*_WORKFLOW_COLUMNS).order_by(workflows.c.name))
     ]
 
 

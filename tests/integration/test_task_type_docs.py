@@ -2,7 +2,9 @@
 SQLite and PostgreSQL: their documentation files (description, CITATION.cff, readme.txt),
 remarks and author are kept with the task type and given by GET /api/task-types/NAME; the
 exported package imports elsewhere with the same documentation; a file named by a field that
-is not in the package refuses the import, naming the field, and nothing stays behind; the
+is not in the package refuses the import, naming the field, and nothing stays behind; a
+workflow package's documented fields (display name, summary, author, documentation files,
+remarks, dependencies, version) are kept with the workflow and written back by its export; the
 parameter types of XamFlow's Core.Type.Base connect output to input as the server checks."""
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +23,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from runyard.operations import Runyard
-from runyard.packages import parse_package, read_package_bytes
+from runyard.packages import WorkflowPackage, parse_package, read_package_bytes
 from runyard.server.app import create_app
 from runyard.settings import Settings
 from tests.integration.conftest import Server
@@ -193,6 +198,112 @@ def test_a_workflow_package_with_every_documented_field_imports(server: Server) 
 
     assert answer.status_code == 200, answer.text
     assert answer.json()["workflow"]["remarks"] == "A workflow with *remarks*."
+
+
+def documented_workflow(name: str = "Bone study") -> dict[str, Any]:
+    """A workflow package with every field XamFlow documents, and a readme.txt."""
+    metadata = {
+        "package_format": "XFP-WF1.0",
+        "name": name,
+        "version": "2.3.0.0",
+        "display_name": "Bone study",
+        "summary": "Threshold every scan.",
+        "description_filename": "docs/about.md",
+        "citation_cff_filename": "CITATION.cff",
+        "remarks": "A workflow with *remarks*.",
+        "author": AUTHOR,
+        "dependencies": [{"name": "Core.Python.numpy", "version": "1.0.0.0"}],
+    }
+    source = {"mode": "fixed", "fixed_value": 3}
+    tasks = {
+        "tasks": [
+            {
+                "name": "T",
+                "task_type": {"name": "Lab.Threshold", "version": "1.2.0.0"},
+                "inputs": [{"key": "value", "source": source}],
+            }
+        ]
+    }
+    return {
+        "metadata.json": metadata,
+        "tasks.json": tasks,
+        "docs/about.md": "# About\n\nThe *bone* study.\n",
+        "CITATION.cff": CITATION,
+        "readme.txt": README,
+    }
+
+
+@contextmanager
+def elsewhere(tmp_path: Path) -> Iterator[TestClient]:
+    """Another Runyard (SQLite), its API as its admin."""
+    other = Runyard(
+        Settings(data_dir=tmp_path / "other", database_url=f"sqlite:///{tmp_path / 'o.db'}")
+    ).open()
+    try:
+        token = other.auth.ensure_admin_token()
+        with TestClient(create_app(other), raise_server_exceptions=False) as client:
+            client.headers["Authorization"] = f"Bearer {token}"
+            yield client
+    finally:
+        other.close()
+
+
+def metadata_of(xfp: bytes) -> dict[str, Any]:
+    with zipfile.ZipFile(io.BytesIO(xfp)) as archive:
+        data: dict[str, Any] = json.loads(archive.read("metadata.json"))
+        return data
+
+
+def test_an_exported_workflow_imports_elsewhere_with_every_documented_field(
+    server: Server, tmp_path: Path
+) -> None:
+    """Display name, summary, author, the description, CITATION.cff and readme files,
+    remarks, dependencies and the package's version go out with the export and come back
+    from an import elsewhere (and that server's export writes them again)."""
+    files = documented_workflow()
+    assert import_package(server.client, documented()).status_code == 200
+    assert import_package(server.client, files).status_code == 200
+
+    exported = server.client.get("/api/workflows/Bone study/export")
+
+    assert exported.status_code == 200, exported.text
+    imported = parse_package(read_package_bytes(package(files), "imported.xfp"))
+    out = parse_package(read_package_bytes(exported.content, "exported.xfp"))
+    assert isinstance(imported, WorkflowPackage) and isinstance(out, WorkflowPackage)
+    assert out == replace(imported, tasks=out.tasks)
+    assert out.tasks[0].inputs[0].source.fixed_value == 3
+    assert metadata_of(exported.content) == files["metadata.json"]
+    task_type = server.client.get("/api/task-types/Lab.Threshold/1.2.0.0/package").content
+    with elsewhere(tmp_path) as client:
+        assert client.post("/api/packages", content=task_type).status_code == 200
+        again = client.post("/api/packages", content=exported.content)
+        assert again.status_code == 200, again.text
+        assert again.json()["workflow"]["remarks"] == "A workflow with *remarks*."
+        exported_again = client.get("/api/workflows/Bone study/export").content
+    assert parse_package(read_package_bytes(exported_again, "again.xfp")) == out
+    assert metadata_of(exported_again) == files["metadata.json"]
+
+
+def test_a_workflow_made_in_the_editor_exports_only_its_name_remarks_and_tasks(
+    server: Server,
+) -> None:
+    assert import_package(server.client, documented()).status_code == 200
+    made = server.client.post("/api/workflows", json={"name": "Fresh", "remarks": "*new*"})
+    assert made.status_code == 200, made.text
+    task = {"name": "T", "task_type": {"name": "Lab.Threshold"}}
+    assert server.client.post("/api/workflows/Fresh/tasks", json=task).status_code == 200
+
+    exported = server.client.get("/api/workflows/Fresh/export")
+
+    assert exported.status_code == 200, exported.text
+    assert metadata_of(exported.content) == {
+        "package_format": "XFP-WF1.0",
+        "name": "Fresh",
+        "version": "1.0.0.0",
+        "remarks": "*new*",
+    }
+    with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
+        assert sorted(archive.namelist()) == ["metadata.json", "tasks.json"]
 
 
 # -- Core.Type.Base parameter types -------------------------------------------------------------

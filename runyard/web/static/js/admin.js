@@ -1,4 +1,5 @@
-// Administration views: the workers and the activity log.
+// Administration views: the workers (and the dependency packages they provide) and the
+// activity log.
 
 import { api } from "./api.js";
 import { clear, h, when } from "./dom.js";
@@ -32,11 +33,18 @@ function table(className, headings, body) {
 
 export function workersView(main, _params, { notify }) {
   const body = h("tbody");
-  main.append(h("div", { class: "toolbar" }, h("h1", {}, "Workers")), table("workers", ["Name", "Status", "Dependencies", "Max concurrent jobs", "Running jobs", "Version", "Last seen"], body));
+  const packages = h("tbody");
+  main.append(
+    h("div", { class: "toolbar" }, h("h1", {}, "Workers")),
+    table("workers", ["Name", "Status", "Dependencies", "Max concurrent jobs", "Running jobs", "Version", "Last seen"], body),
+    h("div", { class: "toolbar subsection" }, h("h2", {}, "Dependency packages")),
+    table("dependency-packages", ["Name", "Version", "Install", "Needs", "Provided by"], packages),
+  );
   async function load(alive) {
     try {
-      const workers = await api("GET", "/api/workers");
+      const [workers, dependencies] = await Promise.all([api("GET", "/api/workers"), api("GET", "/api/dependency-packages")]);
       if (!alive()) return;
+      drawPackages(packages, dependencies, workers);
       clear(body);
       if (!workers.length) body.append(h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No worker has registered yet.")));
       for (const w of workers) {
@@ -61,6 +69,27 @@ export function workersView(main, _params, { notify }) {
     }
   }
   return refreshing(load);
+}
+
+// The imported dependency packages, each with the workers that say they have it (--provides).
+function drawPackages(body, dependencies, workers) {
+  clear(body);
+  if (!dependencies.length) body.append(h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No dependency package is imported.")));
+  const none = (text) => h("span", { class: "muted" }, text);
+  for (const d of dependencies) {
+    const providers = workers.filter((w) => w.provides.includes(d.name)).map((w) => w.name);
+    body.append(
+      h(
+        "tr",
+        { "data-package": d.name, "data-version": d.version },
+        h("td", { title: d.summary || "" }, d.display_name ? `${d.name} (${d.display_name})` : d.name),
+        h("td", {}, d.version),
+        h("td", {}, d.install === null ? none("virtual marker") : h("code", {}, d.install)),
+        h("td", {}, d.dependencies.length ? d.dependencies.map((x) => `${x.name} ${x.version}`).join(", ") : none("none")),
+        h("td", { class: "providers" }, providers.length ? providers.join(", ") : none("no worker")),
+      ),
+    );
+  }
 }
 
 // The slots a worker registered with, an admin's limit below them, and a button to set it.

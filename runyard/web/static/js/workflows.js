@@ -58,6 +58,22 @@ export function actionButton(name, action, { notify, after }) {
   );
 }
 
+// What POST /api/packages imported, in words: a task type, a workflow or a dependency
+// package (a "virtual marker" has no install command).
+export function importMessage(answer) {
+  if (answer.kind === "workflow") return `Imported workflow ${answer.workflow.name}`;
+  if (answer.kind === "dependency") {
+    const pkg = answer.dependency_package;
+    const what = `dependency package ${pkg.name} ${pkg.version}`;
+    const how = pkg.install === null ? "a virtual marker: nothing to install" : `install: ${pkg.install}`;
+    return answer.installed ? `Imported ${what} (${how})` : `The ${what} was imported already`;
+  }
+  const tt = answer.task_type;
+  return answer.installed
+    ? `Imported task type ${tt.name} ${tt.version}`
+    : `Task type ${tt.name} ${tt.version} was installed already`;
+}
+
 export function workflowsView(main, _params, { notify }) {
   const body = h("tbody");
   const fileInput = h("input", { type: "file", accept: ".xfp,.zip", class: "import-file" });
@@ -66,13 +82,7 @@ export function workflowsView(main, _params, { notify }) {
     if (!file) return;
     try {
       const answer = await api("POST", `/api/packages?filename=${enc(file.name)}`, { body: file });
-      const what = answer.workflow || answer.task_type;
-      const kind = answer.kind === "workflow" ? "workflow" : "task type";
-      notify(
-        answer.installed
-          ? `Imported ${kind} ${what.name}${what.version ? " " + what.version : ""}`
-          : `${kind} ${what.name} ${what.version || ""} was installed already`,
-      );
+      notify(importMessage(answer));
       load();
     } catch (exc) {
       notify(exc.message, "error");
