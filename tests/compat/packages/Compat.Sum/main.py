@@ -1,0 +1,5 @@
+import xfworkerutil
+
+worker = xfworkerutil.XFWorkerJob()
+inputs = worker.job["inputs"]
+worker.finish({"sum": inputs["a"] + inputs["b"]})
