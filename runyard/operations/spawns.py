@@ -243,8 +243,9 @@ class SpawnManager(JobManager):
         """Refuse a batch with anything wrong in it (before any change); the source jobs
         spawned before (a source may also be a job earlier in the batch)."""
         by_id = {t.id: t for t in tasks}
+        in_batch = {s.serial for s in spawns if s.serial is not None}
         wanted = {s.source_job_serial for s in spawns if s.source_job_serial is not None}
-        sources = spawn_rows.get_jobs(conn, sorted(wanted))
+        sources = spawn_rows.get_jobs(conn, sorted(wanted - in_batch))
         earlier: set[int] = set()
         for number, spawn in enumerate(spawns):
             where = f"jobs[{number}]"
@@ -356,9 +357,9 @@ class SpawnManager(JobManager):
     ) -> list[int]:
         """Insert spawned jobs, those with a reserved serial under it; the serials in order."""
         given = [r | {"serial": s} for r, s in zip(rows, reserved, strict=True) if s is not None]
-        taken = spawn_rows.get_jobs(conn, [row["serial"] for row in given])
+        taken = spawn_rows.existing_serials(conn, [row["serial"] for row in given])
         if taken:
-            serial = min(taken)
+            serial = taken[0]
             raise Conflict(f"serial {serial} is a job already; a reserved serial is used once",
                            serial=serial)  # fmt: skip
         spawn_rows.insert_jobs_with_serials(conn, given, common)

@@ -31,13 +31,6 @@ from runyard.store.jobs import LIVE, from_row, select_jobs
 from runyard.store.schema import Timestamp, entities, jobs, runs, serial_reservations, tasks
 from runyard.store.workflows import bump_tasks_version, source_to_json
 
-CHUNK = 5000  # values per IN (...) list: below every backend's limit of bound parameters
-
-
-def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), CHUNK):
-        yield values[start : start + CHUNK]
-
 
 def _dialect_insert(conn: Connection, table: Any) -> Any:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
@@ -128,19 +121,15 @@ def spawned_jobs(
 def spawned_jobs_by_serial(conn: Connection, serials: Sequence[int]) -> dict[int, SpawnedJob]:
     """The jobs of ``serials`` as spawns answer them (without their values: fast)."""
     columns = (jobs.c.serial, jobs.c.run_id, jobs.c.task_id, jobs.c.state, jobs.c.spawned_by_job)
-    found: dict[int, SpawnedJob] = {}
-    for chunk in _chunks(sorted(set(serials))):
-        for serial, run_id, task_id, state, spawned_by_job in conn.execute(
-            select(*columns).where(jobs.c.serial.in_(chunk))
-        ):
-            found[serial] = SpawnedJob(
-                serial=serial,
-                run_id=run_id,
-                task_id=task_id,
-                state=state,
-                spawned_by_job=spawned_by_job,
-            )
-    return found
+    if not serials:
+        return {}
+    rows = conn.execute(select(*columns).where(_one_of(conn, jobs.c.serial, list(serials))))
+    return {
+        serial: SpawnedJob(
+            serial=serial, run_id=run_id, task_id=task_id, state=state, spawned_by_job=by
+        )
+        for serial, run_id, task_id, state, by in rows
+    }
 
 
 def spawn_keys(
@@ -157,22 +146,27 @@ def spawn_keys(
     return [(str(key), int(serial)) for key, serial in rows]
 
 
-def _one_of(conn: Connection, text_column: Any, values: Sequence[str]) -> Any:
-    """``text_column`` is one of ``values``, any number of them in one parameter (an array on
-    PostgreSQL, a JSON array on SQLite): no statement of thousands of parameters to build."""
+def _one_of(conn: Connection, column: Any, values: Sequence[str] | Sequence[int]) -> Any:
+    """``column`` (text or integer) is one of ``values``, any number of them in one parameter
+    (an array on PostgreSQL, a JSON array on SQLite): no statement of thousands of parameters
+    to build (SQLAlchemy renders an ``IN`` list anew for every call: the most of the time of
+    reading 10,000 jobs by serial)."""
     if conn.dialect.name == "postgresql":
-        return text_column == any_(bindparam("values", list(values), type_=postgresql.ARRAY(Text)))
+        item = BigInteger() if isinstance(column.type, Integer | BigInteger) else Text()
+        return column == any_(bindparam("values", list(values), type_=postgresql.ARRAY(item)))
     listed = func.json_each(bindparam("values", json.dumps(list(values)), type_=Text))
-    return text_column.in_(select(listed.table_valued("value").c.value))
+    return column.in_(select(listed.table_valued("value").c.value))
 
 
 def entity_ids(conn: Connection, items: Sequence[Entity]) -> dict[str, int]:
     """uuid -> id of these entities, the new ones stored (entities are shared by uuid)."""
     wanted = {e.uuid: e for e in items}
     ids: dict[str, int] = {}
-    for chunk in _chunks(list(wanted)):
+    if wanted:
         rows = conn.execute(
-            select(entities.c.uuid, entities.c.id).where(entities.c.uuid.in_(chunk))
+            select(entities.c.uuid, entities.c.id).where(
+                _one_of(conn, entities.c.uuid, list(wanted))
+            )
         )
         ids.update({str(uuid): int(id_) for uuid, id_ in rows})
     missing = [wanted[uuid] for uuid in wanted if uuid not in ids]
@@ -441,20 +435,27 @@ def insert_followers(
 
 
 def get_jobs(conn: Connection, serials: Sequence[int]) -> dict[int, Job]:
-    found: dict[int, Job] = {}
-    for chunk in _chunks(list(serials)):
-        for row in conn.execute(select_jobs().where(jobs.c.serial.in_(chunk))):
-            job = from_row(row)
-            found[job.serial] = job
-    return found
+    if not serials:
+        return {}
+    rows = conn.execute(select_jobs().where(_one_of(conn, jobs.c.serial, list(serials))))
+    return {job.serial: job for job in map(from_row, rows)}
+
+
+def existing_serials(conn: Connection, serials: Sequence[int]) -> list[int]:
+    """Those of ``serials`` that are jobs."""
+    if not serials:
+        return []
+    rows = conn.execute(select(jobs.c.serial).where(_one_of(conn, jobs.c.serial, serials)))
+    return sorted(int(serial) for (serial,) in rows)
 
 
 def live_jobs_in_runs(conn: Connection, run_ids: Sequence[int]) -> list[Job]:
-    found: list[Job] = []
-    for chunk in _chunks(sorted(set(run_ids))):
-        rows = conn.execute(select_jobs().where(jobs.c.run_id.in_(chunk), LIVE))
-        found.extend(from_row(r) for r in rows)
-    return found
+    if not run_ids:
+        return []
+    rows = conn.execute(
+        select_jobs().where(_one_of(conn, jobs.c.run_id, sorted(set(run_ids))), LIVE)
+    )
+    return [from_row(r) for r in rows]
 
 
 def sort_orders(conn: Connection, workflow_id: int) -> list[str]:
