@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from runyard.errors import Conflict
-from runyard.models import Job, Task
+from runyard.errors import Conflict, InvalidInput
+from runyard.models import Entity, Job, Task
 from runyard.spawnkeys import spawn_key
 from runyard.states import JobState, decide_followers
 
@@ -173,3 +173,36 @@ def first_of_each(spawns: Sequence[JobSpawn], keys: list[str]) -> list[tuple[Job
             seen.add(key)
             result.append((spawn, key))
     return result
+
+
+def run_entity(metadata: dict[str, Any]) -> Entity | None:
+    """The entity of a run a spawn starts (``metadata["run_entity"]``), if any."""
+    value = metadata.get("run_entity")
+    if not isinstance(value, dict):
+        return None
+    return Entity(
+        uuid=str(value["uuid"]), name=str(value["name"]), type=str(value.get("type", "Entity"))
+    )
+
+
+def check_metadata(where: str, metadata: dict[str, Any]) -> None:
+    """Refuse metadata whose names or entity a run cannot take (``where``: the spawn's place)."""
+    for key in ("run_display_name", "display_name"):
+        value = metadata.get(key)
+        if value is not None and not isinstance(value, str):
+            raise InvalidInput(f"{where}: metadata.{key} must be a string", field=key)
+    entity = metadata.get("run_entity")
+    if entity is None:
+        return
+    if (
+        not isinstance(entity, dict)
+        or not isinstance(entity.get("uuid"), str)
+        or not entity["uuid"]
+        or len(entity["uuid"]) > 64
+        or not isinstance(entity.get("name"), str)
+    ):
+        raise InvalidInput(
+            f"{where}: metadata.run_entity must be an Entity value "
+            "{'type': 'Entity', 'uuid': ..., 'name': ...} (create_output_entity makes one)",
+            field="run_entity",
+        )

@@ -75,8 +75,8 @@ def test_sqlite_jobs_rebuilt_by_0010_keep_their_rows_and_serials_are_not_given_t
                 conn.exec_driver_sql(
                     "INSERT INTO jobs (serial, workflow_id, run_id, task_id, task_type_id, state, "
                     "inputs, outputs, metadata, error, log, attempt, created_at) VALUES "
-                    f"({serial}, 1, 1, 1, 1, 'Obsolete', '{{}}', '{{\"v\": {serial}}}', '{{}}', '', "
-                    f"'', 0, '{now}')"
+                    f"({serial}, 1, 1, 1, 1, 'Obsolete', '{{}}', '{{\"v\": {serial}}}', "
+                    f"'{{}}', '', '', 0, '{now}')"
                 )
             conn.commit()
         store.migrate()
