@@ -8,16 +8,13 @@ which dependency packages it has with ``runyard worker --provides NAME``.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 
 from runyard.errors import Conflict, InvalidPackage
 from runyard.operations.base import Operations
-from runyard.operations.task_types import same_files
-from runyard.packages import DependencyPackage, version_key, write_files
+from runyard.packages import DependencyPackage, placed_files, same_files, version_key
 from runyard.packages.documents import read_json, shown
 from runyard.store import dependency_packages as dependency_rows
 from runyard.store.dependency_packages import ImportedDependencyPackage
@@ -56,17 +53,10 @@ class DependencyPackageManager(Operations):
                     version=package.version,
                 )
             record = _record(package, path=final, imported_at=self.now())
-            self.folder.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=".import-", dir=self.folder))
-            try:
-                write_files(staging, package.files)
+            with placed_files(final, package.files):
                 new_id = dependency_rows.insert_dependency_package(
                     conn, record, version_key(package.version)
                 )
-                final.parent.mkdir(parents=True, exist_ok=True)
-                if final.exists():  # left by an import whose transaction failed
-                    shutil.rmtree(final)
-                staging.rename(final)
                 what = "virtual marker" if record.install is None else repr(record.install)
                 self._log(
                     conn,
@@ -74,10 +64,6 @@ class DependencyPackageManager(Operations):
                     "dependency_package.import",
                     f"imported dependency package {package.name} {package.version} ({what})",
                 )
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                shutil.rmtree(final, ignore_errors=True)
-                raise
         return replace(record, id=new_id), True
 
     def list_all(self) -> list[ImportedDependencyPackage]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,9 +16,10 @@ from runyard.packages import (
     Documentation,
     TaskTypePackage,
     load_package,
+    placed_files,
     read_documentation,
+    same_files,
     version_key,
-    write_files,
 )
 from runyard.store import task_types as task_type_rows
 
@@ -51,10 +50,7 @@ class TaskTypeManager(Operations):
                     name=tt.name,
                     version=tt.version,
                 )
-            root.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=".install-", dir=root))
-            try:
-                write_files(staging, package.files)
+            with placed_files(final, package.files) as staging:
                 if not (staging / tt.entry_point).is_file():
                     raise InvalidPackage(
                         f"entry point {tt.entry_point!r} is not in the package",
@@ -65,15 +61,7 @@ class TaskTypeManager(Operations):
                 new_id = task_type_rows.insert_task_type(
                     conn, installed, version_key(tt.version), self.now()
                 )
-                final.parent.mkdir(parents=True, exist_ok=True)
-                if final.exists():  # left by an install whose transaction failed
-                    shutil.rmtree(final)
-                staging.rename(final)
                 self._log(conn, actor, "task_type.install", f"installed {tt.name} {tt.version}")
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                shutil.rmtree(final, ignore_errors=True)
-                raise
         return replace(installed, id=new_id), True
 
     def install_builtin(self) -> list[TaskType]:
@@ -122,13 +110,3 @@ class TaskTypeManager(Operations):
         if folder.is_dir():
             self._documentation[task_type.id] = found
         return found
-
-
-def same_files(folder: Path, files: dict[str, bytes]) -> bool:
-    """Whether ``folder`` holds exactly ``files`` (an installed package imported again)."""
-    if not folder.is_dir():
-        return False
-    on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-    return on_disk == set(files) and all(
-        (folder / name).read_bytes() == content for name, content in files.items()
-    )

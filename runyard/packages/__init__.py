@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runyard.packages.archive import PackageFiles, read_package, read_package_bytes
-from runyard.packages.bundle import folder_zip_bytes, write_files
+from runyard.packages.bundle import folder_zip_bytes, placed_files, same_files, write_files
 from runyard.packages.documentation import (
     Author,
     Documentation,
@@ -66,10 +66,12 @@ __all__ = [
     "folder_zip_bytes",
     "load_package",
     "parse_package",
+    "placed_files",
     "read_documentation",
     "read_package",
     "read_package_bytes",
     "resolve_workflow",
+    "same_files",
     "version_key",
     "workflow_package_bytes",
     "write_files",
