@@ -7,7 +7,8 @@ import { h } from "./dom.js";
 
 const INLINE = /(`[^`\n]+`)|(\*\*[^*\n]+\*\*)|(\*[^*\n]+\*|_[^_\n]+_)|(\[[^\]\n]+\]\([^)\s]+\))/;
 
-function safeHref(text) {
+// An http(s) address, or null: the only links the UI draws from a package's text.
+export function safeHref(text) {
   try {
     const url = new URL(text);
     return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;

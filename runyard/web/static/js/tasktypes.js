@@ -7,16 +7,7 @@
 import { api } from "./api.js";
 import { append, clear, enc, h } from "./dom.js";
 import { documentFile } from "./document.js";
-import { markdown } from "./markdown.js";
-
-function safeHref(text) {
-  try {
-    const url = new URL(text);
-    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
-  } catch {
-    return null;
-  }
-}
+import { markdown, safeHref } from "./markdown.js";
 
 function docsHref(name, version) {
   return `#/task-types/${enc(name)}${version ? `/${enc(version)}` : ""}`;
