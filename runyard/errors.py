@@ -75,6 +75,13 @@ class Forbidden(RunyardError):
     status = 403
 
 
+class TooManyRequests(RunyardError):
+    """Too many attempts (failed log ins) in a short time: wait and try again."""
+
+    code = "too_many_requests"
+    status = 429
+
+
 class ConfigError(RunyardError):
     code = "config_error"
     status = 500

@@ -225,6 +225,7 @@ class UserDataMapping:
     root: str
     folder: str
     created_at: datetime | None = None
+    groups: tuple[str, ...] = ()  # the groups whose members may use it; empty: every user
 
 
 @dataclass(frozen=True, kw_only=True)

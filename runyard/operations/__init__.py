@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from runyard.operations.access import AccessManager
 from runyard.operations.auth import AuthManager, Principal
 from runyard.operations.base import Clock, Notifier, TaskLists, utcnow
 from runyard.operations.dependency_packages import DependencyPackageManager
 from runyard.operations.files import FileManager
 from runyard.operations.jobs import JobManager
 from runyard.operations.leases import LeaseManager
+from runyard.operations.purge import PurgeManager
 from runyard.operations.runs import RunManager
 from runyard.operations.sessions import SessionManager
 from runyard.operations.spawns import SpawnManager
 from runyard.operations.task_types import TaskTypeManager
 from runyard.operations.userdata import UserDataManager
+from runyard.operations.users import UserManager
 from runyard.operations.views import ViewManager
 from runyard.operations.workers import WorkerManager
 from runyard.operations.workflows import WorkflowManager
@@ -48,8 +51,11 @@ class Runyard:
         )
         self.workers = WorkerManager(*args, **shared)
         self.workflows = WorkflowManager(*args, **shared)
-        self.sessions = SessionManager(*args, auth=self.auth, **shared)
+        self.users = UserManager(*args, auth=self.auth, **shared)
+        self.sessions = SessionManager(*args, auth=self.auth, users=self.users, **shared)
+        self.access = AccessManager(*args, **shared)
         self.views = ViewManager(*args, **shared)
+        self.purge = PurgeManager(*args, files=self.files, **shared)
 
     def open(self) -> Runyard:
         """Create the data directory and bring the database schema up to date."""

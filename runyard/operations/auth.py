@@ -1,8 +1,10 @@
-"""Tokens: the admin token, worker tokens and job-scoped tokens for task scripts.
+"""Tokens: users' personal tokens (the admin token is the user ``admin``'s), worker tokens
+and job-scoped tokens for task scripts.
 
-A caller is a ``Principal``. Admin and worker tokens are random and stored hashed; a job
-token is an HMAC of the job's serial and its current lease, so it dies with the lease.
-User accounts slot in as another principal kind.
+A caller is a ``Principal``: a user (an admin if a member of the group ``admins``), a
+worker, or a job. User and worker tokens are random and stored hashed; a job token is an
+HMAC of the job's serial and its current lease, so it dies with the lease, and a job acts
+with the rights of its workflow (docs/users.md).
 """
 
 from __future__ import annotations
@@ -12,24 +14,39 @@ import hmac
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import Connection
 
 from runyard.errors import Unauthorized
 from runyard.operations.base import Operations
 from runyard.store import jobs as job_rows
+from runyard.store import users as user_rows
 from runyard.store import workers as worker_rows
+
+ADMINS = "admins"  # the group whose members administer the server
+MAX_SERIAL = 2**31 - 1  # job serials are 32-bit integers in the database
 
 
 @dataclass(frozen=True, kw_only=True)
 class Principal:
-    kind: str  # admin | worker | job
+    kind: str  # user | worker | job
     name: str
-    job_serial: int | None = None
+    user_id: int | None = None  # a user's
+    groups: frozenset[str] = frozenset()  # a user's
+    job_serial: int | None = None  # a job's
+    workflow_id: int | None = None  # a job's workflow
 
     @property
     def is_admin(self) -> bool:
-        return self.kind == "admin"
+        return self.kind == "user" and ADMINS in self.groups
+
+    @property
+    def role(self) -> str:
+        """admin | user | worker | job: what the API's answers call the caller."""
+        return "admin" if self.is_admin else self.kind
 
 
 def _hash(token: str) -> str:
@@ -47,6 +64,8 @@ class AuthManager(Operations):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._known: dict[str, tuple[float, Principal]] = {}  # token hash -> (until, who)
+        # Other caches of principals (the sessions'), told of each forget: a hash, or None.
+        self.on_forget: list[Callable[[str | None], None]] = []
 
     def secret(self) -> bytes:
         if self._secret is None:
@@ -63,8 +82,8 @@ class AuthManager(Operations):
             if worker_rows.get_setting(conn, "admin_token_created") is not None:
                 return None
             token = "ry_admin_" + secrets.token_urlsafe(32)
-            worker_rows.insert_token(
-                conn, token_hash=_hash(token), kind="admin", name="admin", now=self.now()
+            user_rows.insert_user_token(
+                conn, token_hash=_hash(token), user="admin", label="admin-token", now=self.now()
             )
             worker_rows.put_setting_once(conn, "admin_token_created", self.now().isoformat())
             token_file.parent.mkdir(parents=True, exist_ok=True)
@@ -93,13 +112,14 @@ class AuthManager(Operations):
         if not token:
             raise Unauthorized(
                 "no token given: send 'Authorization: Bearer TOKEN' (runyard reads it from "
-                "--token, RUNYARD_TOKEN or the data directory's admin-token)"
+                "--token, RUNYARD_TOKEN, 'runyard login' or the data directory's admin-token)"
             )
         if token.startswith("ry_job_"):
             return self._authenticate_job(token)
         if token.startswith("ry_session_"):
             raise Unauthorized(
-                "a web UI session token is valid only as the UI's cookie; use the admin token here"
+                "a web UI session token is valid only as the UI's cookie; use a personal token "
+                "here (runyard token create, or the admin token)"
             )
         if token.startswith("ry_ud_"):
             raise Unauthorized(
@@ -112,12 +132,34 @@ class AuthManager(Operations):
             return cached[1]
         with self.store.read() as conn:
             found = worker_rows.find_token(conn, key)
-        if found is None:
-            raise Unauthorized("the token is not valid (unknown or revoked)")
-        kind, name = found
-        principal = Principal(kind=kind, name=name)
+            if found is None:
+                raise Unauthorized("the token is not valid (unknown or revoked)")
+            kind, name = found
+            principal = self.user(conn, name) if kind == "user" else Principal(kind=kind, name=name)
         self._known[key] = (time.monotonic() + TOKEN_CACHE_SECONDS, principal)
         return principal
+
+    def user(self, conn: Connection, name: str) -> Principal:
+        """The principal of the user ``name``; Unauthorized if there is none or it is
+        disabled."""
+        row = user_rows.find_user(conn, name)
+        if row is None or row["disabled_at"] is not None:
+            raise Unauthorized(f"the user {name!r} is disabled or does not exist")
+        groups = frozenset(user_rows.user_groups(conn, row["id"]))
+        return Principal(kind="user", name=name, user_id=row["id"], groups=groups)
+
+    def forget(self, token_hashes: list[str]) -> None:
+        """Stop trusting cached look-ups of these tokens (revoked in this process)."""
+        for key in token_hashes:
+            self._known.pop(key, None)
+            for listener in self.on_forget:
+                listener(key)
+
+    def forget_all(self) -> None:
+        """Look every token up again (a user's groups changed)."""
+        self._known.clear()
+        for listener in self.on_forget:
+            listener(None)
 
     def _authenticate_job(self, token: str) -> Principal:
         try:
@@ -125,11 +167,16 @@ class AuthManager(Operations):
             serial = int(serial_text)
         except ValueError:
             raise Unauthorized("the job token is malformed") from None
+        if not 0 < serial <= MAX_SERIAL or not signature.isascii():
+            raise Unauthorized("the job token is malformed")
         with self.store.read() as conn:
-            lease = job_rows.current_lease(conn, serial)
+            found = job_rows.current_lease_and_workflow(conn, serial)
+        lease, workflow_id = found or (None, None)
         if lease is None or not hmac.compare_digest(signature, self._job_signature(serial, lease)):
             raise Unauthorized(
                 f"the job token of job {serial} has expired (the job is no "
                 "longer running under that lease)"
             )
-        return Principal(kind="job", name=f"job {serial}", job_serial=serial)
+        return Principal(
+            kind="job", name=f"job {serial}", job_serial=serial, workflow_id=workflow_id
+        )

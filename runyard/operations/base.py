@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection
@@ -66,6 +67,11 @@ class TaskLists:
             with self._lock:
                 self._lists[workflow_id] = (version, tasks)
         return tasks
+
+
+# The network address of the HTTP request being served (set by the server for each request):
+# the activity log records it with every action.
+request_address: ContextVar[str | None] = ContextVar("request_address", default=None)
 
 
 class Operations:
@@ -138,4 +144,5 @@ class Operations:
             level=level,
             workflow_id=workflow_id,
             job_serial=job_serial,
+            address=request_address.get(),
         )

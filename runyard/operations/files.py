@@ -120,6 +120,7 @@ class FileManager(Operations):
         expected_size: int | None = None,
         expected_sha256: str | None = None,
         job_serial: int | None = None,
+        uploaded_by: str | None = None,
     ) -> StoredFile:
         """Check the received file and make it visible; on any problem it is discarded."""
         try:
@@ -145,14 +146,14 @@ class FileManager(Operations):
             raise
         try:
             with self.store.write() as conn:
-                file_rows.insert_file(conn, stored, now=self.now())
+                file_rows.insert_file(conn, stored, now=self.now(), uploaded_by=uploaded_by)
         except BaseException:
             target.unlink(missing_ok=True)
             raise
         return stored
 
     def get(self, file_id: str) -> tuple[StoredFile, Path]:
-        if not FILE_ID.match(file_id):
+        if not FILE_ID.fullmatch(file_id):
             raise InvalidInput(f"{file_id!r} is not a file id (32 hexadecimal digits)")
         with self.store.read() as conn:
             stored = file_rows.get_file(conn, file_id)

@@ -41,9 +41,11 @@ from runyard.operations.userdata_tokens import (
 from runyard.settings import Settings
 from runyard.store import Store
 from runyard.store import userdata as userdata_rows
+from runyard.store import users as user_rows
 from runyard.task.virtualpath import InvalidVirtualPath, check_path
 
 MAX_ROOT_CHARS = 500
+MAX_REAL_PATH_BYTES = 4096  # PATH_MAX of Linux: longer paths fail with ENAMETOOLONG
 TEMP_PREFIX = ".runyard-upload-"  # writes in progress: hidden from listings, reserved
 _CHUNK = 1024 * 1024
 
@@ -80,9 +82,12 @@ class UserDataManager(Operations):
         with self.store.read() as conn:
             return userdata_rows.list_mappings(conn)
 
-    def map(self, root: str, folder: str, *, actor: str = "system") -> UserDataMapping:
+    def map(
+        self, root: str, folder: str, *, actor: str = "system", groups: Sequence[str] = ()
+    ) -> UserDataMapping:
         """Map the virtual root ``root`` (``/Scans/``) to the server's folder ``folder``
-        (replacing the folder of an existing mapping of ``root``)."""
+        for the members of ``groups`` (none: every user), replacing an existing mapping of
+        ``root``."""
         check_virtual_path(root, folder=True)
         if root == "/" or len(root) > MAX_ROOT_CHARS:
             raise InvalidInput(
@@ -92,6 +97,9 @@ class UserDataManager(Operations):
             )
         real = self._check_real_folder(folder)
         with self.store.write() as conn:
+            unknown = [g for g in groups if user_rows.find_group(conn, g) is None]
+            if unknown:
+                raise NotFound(f"no group named {', '.join(map(repr, unknown))}", groups=unknown)
             for other in userdata_rows.list_mappings(conn):
                 if other.root != root and (
                     root.startswith(other.root) or other.root.startswith(root)
@@ -103,10 +111,13 @@ class UserDataManager(Operations):
                         other=other.root,
                     )
             try:
-                mapping = userdata_rows.put_mapping(conn, root, str(real), now=self.now())
+                mapping = userdata_rows.put_mapping(
+                    conn, root, str(real), now=self.now(), groups=tuple(groups)
+                )
             except IntegrityError:
                 raise Conflict(f"{root} was mapped at the same time; try again") from None
-            self._log(conn, actor, "userdata.map", f"User Data {root} -> {real}")
+            only = f" for the groups {', '.join(groups)}" if groups else ""
+            self._log(conn, actor, "userdata.map", f"User Data {root} -> {real}{only}")
         return mapping
 
     def unmap(self, root: str, *, actor: str = "system") -> None:
@@ -145,12 +156,16 @@ class UserDataManager(Operations):
     # -- tokens --------------------------------------------------------------------------------
 
     def create_token(
-        self, scopes: Sequence[Sequence[str]], *, issued_to: str
+        self,
+        scopes: Sequence[Sequence[str]],
+        *,
+        issued_to: str,
+        may_use: Callable[[UserDataMapping], bool] = lambda mapping: True,
     ) -> tuple[str, UserDataToken]:
         """A signed token for ``scopes`` that lasts ``TOKEN_SECONDS``, and what it holds.
-        Every scope must lie under a mapped root."""
+        Every scope must lie under a mapped root that the caller ``may_use``."""
         parsed = parse_scopes(scopes)
-        mappings = self.mappings()
+        mappings = [m for m in self.mappings() if may_use(m)]
         for scope in parsed:
             if _mapping_of(mappings, scope.path) is None:
                 raise NotFound(
@@ -324,7 +339,15 @@ class UserDataManager(Operations):
                 path=path,
             )
         names = [name for name in path[len(mapping.root) :].split("/") if name]
-        return real_root, real_root.joinpath(*names)
+        target = real_root.joinpath(*names)
+        if len(os.fsencode(target)) >= MAX_REAL_PATH_BYTES:
+            raise InvalidInput(
+                f"the path {path if len(path) <= 100 else path[:100] + '...'} is too long for "
+                f"the server's file system (its real path would pass {MAX_REAL_PATH_BYTES} "
+                "bytes); use shorter or fewer names",
+                path=path,
+            )
+        return real_root, target
 
     def real_file(self, path: str) -> Path:
         """The real path of the User Data file ``path``, checked as every access is (for

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from runyard.errors import Conflict, InvalidInput
-from runyard.models import Dependency, Task, TaskType, Workflow
+from runyard.errors import Conflict, InvalidInput, InvalidPackage
+from runyard.models import Dependency, Job, Run, Task, TaskType, Workflow
 from runyard.operations.leases import GivingBack
 from runyard.operations.stale import stale_in
 from runyard.operations.tasks import TaskEditing
@@ -22,6 +22,7 @@ from runyard.packages import (
 from runyard.states import (
     WORKFLOW_TRANSITIONS,
     JobState,
+    Priority,
     WorkflowState,
 )
 from runyard.store import jobs as job_rows
@@ -48,8 +49,18 @@ def workflow_name_problem(name: str) -> str | None:
 
 
 class WorkflowManager(TaskEditing):
-    def import_package(self, package: WorkflowPackage, *, actor: str = "system") -> Workflow:
-        """Create the workflow of a package, whole or not at all."""
+    def import_package(
+        self, package: WorkflowPackage, *, actor: str = "system", owner: int | None = None
+    ) -> Workflow:
+        """Create the workflow of a package, whole or not at all, owned by the user
+        ``owner`` (None: by nobody, so admins only)."""
+        problem = workflow_name_problem(package.name)
+        if problem:
+            raise InvalidPackage(
+                f"the workflow name {package.name!r} cannot be used: {problem}; change it",
+                file="metadata.json",
+                field="name",
+            )
         with self.store.write() as conn:
 
             def find(name: str, version: str | None) -> TaskType | None:
@@ -65,7 +76,7 @@ class WorkflowManager(TaskEditing):
                 )
             now = self.now()
             workflow_id = workflow_rows.insert_workflow(
-                conn, package.name, package.remarks, now, package_json(package)
+                conn, package.name, package.remarks, now, package_json(package), owner=owner
             )
             for spec, task_type in resolved:
                 workflow_rows.insert_task(
@@ -87,8 +98,11 @@ class WorkflowManager(TaskEditing):
             assert workflow is not None
             return workflow
 
-    def create(self, name: str, remarks: str = "", *, actor: str = "system") -> Workflow:
-        """A new, empty ``Draft`` workflow (tasks are added to it afterwards)."""
+    def create(
+        self, name: str, remarks: str = "", *, actor: str = "system", owner: int | None = None
+    ) -> Workflow:
+        """A new, empty ``Draft`` workflow (tasks are added to it afterwards), owned by the
+        user ``owner`` (None: by nobody, so admins only)."""
         problem = workflow_name_problem(name)
         if problem:
             raise InvalidInput(f"workflow name {name!r}: {problem}", field="name")
@@ -98,7 +112,9 @@ class WorkflowManager(TaskEditing):
                     f"a workflow named {name!r} exists already; choose another name",
                     workflow=name,
                 )
-            workflow_id = workflow_rows.insert_workflow(conn, name, remarks, self.now())
+            workflow_id = workflow_rows.insert_workflow(
+                conn, name, remarks, self.now(), owner=owner
+            )
             self._log(
                 conn, actor, "workflow.create", f"created workflow {name}", workflow_id=workflow_id
             )
@@ -234,17 +250,14 @@ class WorkflowManager(TaskEditing):
                 reduce[task_names[job.task_id]] = cell
             elif job.run_id in by_run:
                 by_run[job.run_id][task_names[job.task_id]] = cell
+        held, busy = held_jobs(workflow, runs, jobs, reduce_ids)
         return {
             "workflow": workflow.name,
             "state": workflow.state,
             # From the same snapshot as the runs, so that a waiting client never sees
             # "idle" next to a job that was still running.
-            # Jobs of obsolete runs wait for a restore: they leave a workflow idle.
-            "idle": not any(
-                j.state in (JobState.QUEUED, JobState.RUNNING)
-                and (j.run_id in by_run or j.task_id in reduce_ids)
-                for j in jobs
-            ),
+            "idle": not busy,
+            "held": held,
             "tasks": [t.name for t in tasks],
             # The live job of each reduce task (one per workflow, not per run).
             "reduce": reduce,
@@ -260,6 +273,36 @@ class WorkflowManager(TaskEditing):
                 for r in runs
             ],
         }
+
+
+def held_jobs(
+    workflow: Workflow, runs: list[Run], jobs: list[Job], reduce_ids: set[int]
+) -> tuple[dict[str, int], bool]:
+    """Whether any job can still run (one is Running, or Queued where a worker may claim
+    it), and how many Queued jobs cannot until someone acts, by why: ``workflow`` (it is
+    not Started), ``obsolete_runs`` (restore the run), ``paused_runs`` (its priority).
+    ``runs``: the workflow's live runs (not obsolete)."""
+    paused = {r.id for r in runs if r.priority == Priority.PAUSED}
+    live = {r.id for r in runs}
+    held: dict[str, int] = {}
+    busy = False
+    for job in jobs:
+        if job.state == JobState.RUNNING:
+            busy = True  # it finishes whatever its workflow or run became meanwhile
+            continue
+        if job.state != JobState.QUEUED:
+            continue
+        if workflow.state != WorkflowState.STARTED:
+            why = "workflow"
+        elif job.run_id not in live and job.task_id not in reduce_ids:
+            why = "obsolete_runs"
+        elif job.run_id in paused:
+            why = "paused_runs"
+        else:
+            busy = True
+            continue
+        held[why] = held.get(why, 0) + 1
+    return held, busy
 
 
 def package_json(package: WorkflowPackage) -> dict[str, Any]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -34,15 +35,17 @@ MAX_PACKAGE_BYTES = 512 * 1024 * 1024
 async def import_package(request: Request, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Import a package (.xfp zip in the request body): task type, workflow or dependency
     package."""
-    require(caller, "admin")
+    require(caller, "user")
     body = await request.body()
     if not body:
         raise InvalidInput("the request body is empty; send the package as a zip (.xfp)")
     if len(body) > MAX_PACKAGE_BYTES:
         raise InvalidInput(f"the package is larger than {MAX_PACKAGE_BYTES} bytes")
     name = Path(request.query_params.get("filename", "upload.xfp")).name
-    package = parse_package(read_package_bytes(body, name))
-    return _install(ry, package, caller)
+    package = await run_in_threadpool(lambda: parse_package(read_package_bytes(body, name)))
+    if isinstance(package, DependencyPackage):
+        require(caller, "admin")
+    return await run_in_threadpool(_install, ry, package, caller)
 
 
 def _install(
@@ -52,7 +55,7 @@ def _install(
         tt, new = ry.task_types.install(package, actor=caller.name)
         return {"kind": "task_type", "installed": new, "task_type": s.task_type_json(tt)}
     if isinstance(package, WorkflowPackage):
-        workflow = ry.workflows.import_package(package, actor=caller.name)
+        workflow = ry.workflows.import_package(package, actor=caller.name, owner=caller.user_id)
         return {"kind": "workflow", "installed": True, "workflow": s.workflow_json(workflow)}
     imported, new = ry.dependency_packages.import_package(package, actor=caller.name)
     return {
@@ -94,13 +97,25 @@ def task_type_package(name: str, version: str, ry: Ry, caller: Caller) -> Respon
 
 
 def list_workflows(ry: Ry, caller: Caller) -> list[dict[str, Any]]:
+    """The workflows the caller may see (an admin: all), each with the caller's level on it
+    (view, operate, edit or own)."""
+    visible = ry.access.visible(caller)
+    owners = ry.access.owners()
     return [
-        s.workflow_json(item["workflow"]) | {"runs": item["runs"], "jobs": item["jobs"]}
+        s.workflow_json(item["workflow"])
+        | {
+            "runs": item["runs"],
+            "jobs": item["jobs"],
+            "owner": owners.get(item["workflow"].id),
+            "your_level": "own" if visible is None else visible[item["workflow"].id],
+        }
         for item in ry.workflows.list_all()
+        if visible is None or item["workflow"].id in visible
     ]
 
 
 def get_workflow(name: str, ry: Ry, caller: Caller) -> dict[str, Any]:
+    ry.access.workflow(caller, name)
     workflow, tasks = ry.workflows.get(name)
     return s.workflow_json(workflow) | {
         "tasks": [
@@ -116,7 +131,9 @@ def get_workflow(name: str, ry: Ry, caller: Caller) -> dict[str, Any]:
 
 def workflow_action(name: str, action: str, ry: Ry, caller: Caller) -> dict[str, Any]:
     """start | stop | obsolete | lock | unlock"""
-    require(caller, "admin")
+    if action in ("lock", "unlock"):
+        require(caller, "admin")
+    ry.access.workflow(caller, name, "edit")
     states = {"start": "Started", "stop": "Draft", "obsolete": "Obsolete"}
     if action in states:
         workflow = ry.workflows.set_state(name, states[action], actor=caller.name)
@@ -131,21 +148,33 @@ def workflow_action(name: str, action: str, ry: Ry, caller: Caller) -> dict[str,
     return s.workflow_json(workflow)
 
 
+def _attachment(filename: str) -> str:
+    """A Content-Disposition header for a download named ``filename`` (RFC 6266): the
+    name in UTF-8, and a plain ASCII one for clients that cannot read that."""
+    plain = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename
+    )
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 def export_workflow(name: str, ry: Ry, caller: Caller) -> Response:
+    ry.access.workflow(caller, name)
     data = ry.workflows.export_package(name)
     return Response(
         data,
         media_type="application/zip",
-        headers={"content-disposition": f'attachment; filename="{name}.xfp"'},
+        headers={"content-disposition": _attachment(f"{name}.xfp")},
     )
 
 
 def workflow_status(name: str, ry: Ry, caller: Caller) -> dict[str, Any]:
+    ry.access.workflow(caller, name)
     return ry.workflows.status(name)
 
 
 def new_run(name: str, body: s.NewRun, ry: Ry, caller: Caller) -> dict[str, Any]:
-    require(caller, "admin")
+    require(caller, "user")
+    ry.access.workflow(caller, name, "operate")
     entity = Entity(**body.entity.model_dump()) if body.entity else None
     job = ry.jobs.new_run(
         name, body.task, outputs=body.outputs, name=body.name, entity=entity, actor=caller.name
@@ -153,8 +182,9 @@ def new_run(name: str, body: s.NewRun, ry: Ry, caller: Caller) -> dict[str, Any]
     return s.job_json(job)
 
 
-def set_run_priority(run_id: int, body: s.Priority, ry: Ry, caller: Caller) -> dict[str, Any]:
-    require(caller, "admin")
+def set_run_priority(run_id: s.Int32, body: s.Priority, ry: Ry, caller: Caller) -> dict[str, Any]:
+    require(caller, "user")
+    ry.access.run(caller, run_id, "operate")
     ry.jobs.set_priority(run_id, body.priority, actor=caller.name)
     return {"run": run_id, "priority": body.priority}
 
@@ -162,13 +192,14 @@ def set_run_priority(run_id: int, body: s.Priority, ry: Ry, caller: Caller) -> d
 # -- jobs -------------------------------------------------------------------------------------
 
 
-def job_log(serial: int, ry: Ry, caller: Caller, offset: int = 0) -> PlainTextResponse:
+def job_log(serial: s.Int32, ry: Ry, caller: Caller, offset: int = 0) -> PlainTextResponse:
     """The job's log (script output) from character ``offset`` on."""
     require_job_access(caller, serial)
+    ry.access.job(caller, serial)
     return PlainTextResponse(ry.jobs.log(serial, max(0, offset)))
 
 
-def job_progress(serial: int, body: s.Progress, ry: Ry, caller: Caller) -> dict[str, Any]:
+def job_progress(serial: s.Int32, body: s.Progress, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Report how far a running job is (fraction 0..1 and a message)."""
     require(caller, "job", "worker", "admin")
     require_job_access(caller, serial)
@@ -177,7 +208,9 @@ def job_progress(serial: int, body: s.Progress, ry: Ry, caller: Caller) -> dict[
     return {"serial": serial, "fraction": body.fraction, "message": body.message}
 
 
-def job_activity(serial: int, body: s.ActivityMessage, ry: Ry, caller: Caller) -> dict[str, Any]:
+def job_activity(
+    serial: s.Int32, body: s.ActivityMessage, ry: Ry, caller: Caller
+) -> dict[str, Any]:
     """Write an entry in the activity log on behalf of a job."""
     require(caller, "job", "admin")
     require_job_access(caller, serial)
@@ -185,14 +218,18 @@ def job_activity(serial: int, body: s.ActivityMessage, ry: Ry, caller: Caller) -
     return {"serial": serial, "message": body.message, "level": body.level}
 
 
-def change_job_state(serial: int, body: s.JobStateChange, ry: Ry, caller: Caller) -> dict[str, Any]:
-    require(caller, "admin", "job")
+def change_job_state(
+    serial: s.Int32, body: s.JobStateChange, ry: Ry, caller: Caller
+) -> dict[str, Any]:
+    require(caller, "user", "job")
     require_job_access(caller, serial)
+    ry.access.job(caller, serial, "operate")
     return s.job_json(ry.jobs.update_state(serial, body.state, actor=caller.name))
 
 
-def restart_job(serial: int, ry: Ry, caller: Caller) -> dict[str, Any]:
-    require(caller, "admin")
+def restart_job(serial: s.Int32, ry: Ry, caller: Caller) -> dict[str, Any]:
+    require(caller, "user")
+    ry.access.job(caller, serial, "operate")
     return s.job_json(ry.jobs.restart_new_job(serial, actor=caller.name))
 
 
@@ -236,7 +273,9 @@ def reserve_serials(body: s.SerialReservation, ry: Ry, caller: Caller) -> dict[s
     return {"ranges": [list(r) for r in ranges], "fresh": fresh}
 
 
-def spawn_keys(ry: Ry, caller: Caller, after: int = 0, limit: int = 10_000) -> list[list[Any]]:
+def spawn_keys(
+    ry: Ry, caller: Caller, after: s.Int32 = 0, limit: s.Int32 = 10_000
+) -> list[list[Any]]:
     """The jobs this job spawned before (a retried job: its earlier attempts), as ``[key,
     serial]`` in serial order, ``limit`` (at most 10,000) from the first serial above
     ``after``; the key is ``runyard.spawnkeys.spawn_key`` of what was spawned."""
@@ -264,7 +303,7 @@ def _job_spawn(item: dict[str, Any]) -> JobSpawn:
 
 
 def change_spawned_job_state(
-    serial: int, body: s.JobStateChange, ry: Ry, caller: Caller
+    serial: s.Int32, body: s.JobStateChange, ry: Ry, caller: Caller
 ) -> dict[str, Any]:
     """Change the state of a job this job spawned (Obsolete -> Done creates its followers)."""
     return s.job_json(ry.spawns.set_spawned_state(_spawner(caller), serial, body.state))
@@ -291,12 +330,12 @@ async def upload_file(
     ry: Ry,
     caller: Caller,
     filename: str,
-    size: int | None = None,
+    size: s.Size | None = None,
     sha256: str | None = None,
 ) -> dict[str, Any]:
     """Store a file (the request body, streamed); ``size`` and ``sha256`` are checked when
     given. Answers the file's reference, to put in a job's outputs."""
-    require(caller, "admin", "job")
+    require(caller, "user", "job")
     upload = ry.files.begin_upload(filename, size=size, sha256=sha256)
     await _receive(request, upload)
     stored = await run_in_threadpool(
@@ -305,6 +344,7 @@ async def upload_file(
         expected_size=size,
         expected_sha256=sha256,
         job_serial=caller.job_serial,
+        uploaded_by=caller.name if caller.kind == "user" else None,
     )
     return stored.reference()
 
@@ -321,6 +361,7 @@ async def _receive(request: Request, upload: Upload) -> None:
 
 def download_file(file_id: str, ry: Ry, caller: Caller) -> FileResponse:
     """A file of the file store, streamed; its SHA-256 in the ``X-Runyard-SHA256`` header."""
+    ry.access.file(caller, file_id)
     stored, path = ry.files.get(file_id)
     return FileResponse(
         path,
@@ -334,16 +375,22 @@ def download_file(file_id: str, ry: Ry, caller: Caller) -> FileResponse:
 
 
 def list_userdata_mappings(ry: Ry, caller: Caller) -> list[dict[str, Any]]:
-    """The User Data mappings: virtual roots and the server's folders they stand for."""
-    require(caller, "admin")
-    return [s.userdata_mapping_json(m) for m in ry.userdata.mappings()]
+    """The User Data mappings the caller may use: virtual roots, the groups they are for and
+    (to admins) the server's folders they stand for."""
+    require(caller, "user")
+    return [
+        s.userdata_mapping_json(m, folder=caller.is_admin)
+        for m in ry.userdata.mappings()
+        if ry.access.userdata_mapping(caller, m.groups)
+    ]
 
 
 def put_userdata_mapping(body: s.UserDataMappingBody, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Map a virtual root (``/Scans/``) to a folder of the server (replacing its folder if
     the root is mapped already)."""
     require(caller, "admin")
-    return s.userdata_mapping_json(ry.userdata.map(body.root, body.folder, actor=caller.name))
+    mapping = ry.userdata.map(body.root, body.folder, actor=caller.name, groups=body.groups)
+    return s.userdata_mapping_json(mapping)
 
 
 def delete_userdata_mapping(root: str, ry: Ry, caller: Caller) -> dict[str, Any]:
@@ -356,8 +403,12 @@ def delete_userdata_mapping(root: str, ry: Ry, caller: Caller) -> dict[str, Any]
 def create_userdata_token(body: s.UserDataTokenRequest, ry: Ry, caller: Caller) -> dict[str, Any]:
     """A short-lived token for the User Data file calls, allowing only ``scopes``:
     ``[["list"|"read"|"write", virtual path], ...]``."""
-    require(caller, "admin", "job")
-    text, token = ry.userdata.create_token(body.scopes, issued_to=caller.name)
+    require(caller, "user", "job")
+    text, token = ry.userdata.create_token(
+        body.scopes,
+        issued_to=caller.name,
+        may_use=lambda mapping: ry.access.userdata_mapping(caller, mapping.groups),
+    )
     return {
         "token": text,
         "expires_at": token.expires_at.isoformat(),
@@ -394,7 +445,7 @@ async def write_userdata_file(
     path: str,
     ry: Ry,
     token: UserDataCaller,
-    size: int | None = None,
+    size: s.Size | None = None,
     sha256: str | None = None,
 ) -> dict[str, Any]:
     """Write a User Data file (the request body, streamed); ``size`` and ``sha256`` are
@@ -429,9 +480,46 @@ def limit_worker(name: str, body: s.WorkerLimit, ry: Ry, caller: Caller) -> dict
     return s.worker_json(ry.workers.set_limit(name, body.max_jobs, actor=caller.name))
 
 
-def activity(ry: Ry, caller: Caller, limit: int = 100) -> list[dict[str, Any]]:
-    require(caller, "admin")
+def activity(
+    ry: Ry,
+    caller: Caller,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    actor: str | None = None,
+    action: str | None = None,
+    workflow: str | None = None,
+    before: s.Int32 | None = None,
+) -> list[dict[str, Any]]:
+    """The activity log, newest first: who did what, on what, when, from which address. An
+    admin sees every entry; a user its own actions and those on workflows it may see.
+    Filters: ``actor``, ``action`` (a prefix: ``workflow.``), ``workflow``; ``before`` an
+    entry id, for the next page."""
+    require(caller, "user")
+    rows = ry.access.activity(
+        caller, limit=limit, actor=actor, action=action, workflow=workflow, before_id=before
+    )
     return [
         {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
-        for row in ry.activity(limit)
+        for row in rows
     ]
+
+
+# -- purge ------------------------------------------------------------------------------------
+
+
+class PurgeRequest(s.Body):
+    dry_run: bool
+    workflow: str | None = None
+    older_than_days: int | None = None
+
+
+def purge(body: PurgeRequest, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Remove obsolete runs and jobs and the file store's files that no job needs (admins);
+    a dry run only says what would go."""
+    require(caller, "admin")
+    report = ry.purge.purge(
+        dry_run=body.dry_run,
+        workflow=body.workflow,
+        older_than_days=body.older_than_days,
+        actor=caller.name,
+    )
+    return report.to_json()

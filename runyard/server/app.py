@@ -13,12 +13,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import runyard
 from runyard import web
 from runyard.errors import RunyardError
 from runyard.operations import Runyard
-from runyard.server import api, protocol, study, views
+from runyard.operations.base import request_address
+from runyard.server import accounts, api, protocol, study, views
+from runyard.server.limits import RequestLimits
+from runyard.server.schemas import ERROR_RESPONSES
 
 log = logging.getLogger("runyard.server")
 
@@ -82,6 +86,8 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("PUT", "/api/workers/{name}/max-jobs", api.limit_worker),
     ("POST", "/api/tokens/worker", api.create_worker_token),
     ("GET", "/api/activity", api.activity),
+    *accounts.ROUTES,  # users, groups, personal tokens, sharing (server/accounts.py)
+    ("POST", "/api/purge", api.purge),
 ]
 
 
@@ -95,14 +101,34 @@ def create_app(runyard_instance: Runyard) -> FastAPI:
     )
     app.state.runyard = runyard_instance
     for method, path, handler in ROUTES:
-        app.add_api_route(path, handler, methods=[method], summary=_summary(handler))
+        app.add_api_route(
+            path, handler, methods=[method], summary=_summary(handler), responses=ERROR_RESPONSES
+        )
     views.install(app)  # the runs table by pages and its live changes (server/views.py)
     web.install(app)  # the web UI (runyard/web/)
+    app.add_middleware(RequestLimits)  # server/limits.py
+    app.add_middleware(CallerAddress)
     app.add_exception_handler(RunyardError, _runyard_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
     return app
+
+
+class CallerAddress:
+    """Makes the caller's network address known to the operations layer for the request
+    (the activity log records it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        token = request_address.set(client[0] if client else None)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            request_address.reset(token)
 
 
 @asynccontextmanager
@@ -153,10 +179,27 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400:  # a body that is not JSON (or not UTF-8): a malformed request
+        message = f"{request.method} {request.url.path}: {exc.detail}; send UTF-8 JSON"
+        if isinstance(exc.__cause__, RecursionError):
+            message = (
+                f"{request.method} {request.url.path}: the JSON body is nested too deeply "
+                "(arrays and objects inside one another); send a flatter body"
+            )
+        return _shape(422, "invalid_input", message, {})
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = f"{request.method} {request.url.path}: {exc.detail}"
     return _shape(exc.status_code, code, message, {})
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-    return _shape(500, "internal_error", f"internal error: {type(exc).__name__}: {exc}", {})
+    return _shape(500, "internal_error", f"internal error: {type(exc).__name__}: {_said(exc)}", {})
+
+
+def _said(exc: Exception) -> str:
+    """What an unexpected exception says, less what the caller has no business seeing (the
+    server's log has it all): a database error's SQL statement and parameters (the lines
+    after its first), an OSError's path on the server."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return next(iter(str(exc).splitlines()), "")

@@ -55,11 +55,16 @@ UserDataCaller = Annotated[UserDataToken, Depends(get_userdata_token)]
 
 
 def require(caller: Principal, *kinds: str) -> None:
-    if caller.kind not in kinds:
-        raise Forbidden(
-            f"a {caller.kind} token may not do this; it needs a token of kind {' or '.join(kinds)}",
-            caller=caller.kind,
-        )
+    """Refuse a caller that is none of ``kinds``: admin (a member of the group admins), user
+    (any user, admins too), worker, job."""
+    if caller.role in kinds or (caller.kind == "user" and "user" in kinds):
+        return
+    if kinds == ("admin",) and caller.kind == "user":
+        raise Forbidden("only an admin (a member of the group admins) may do this", caller="user")
+    raise Forbidden(
+        f"a {caller.role} token may not do this; it needs a token of kind {' or '.join(kinds)}",
+        caller=caller.role,
+    )
 
 
 def require_job_access(caller: Principal, serial: int) -> None:

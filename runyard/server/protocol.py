@@ -113,21 +113,21 @@ def worker_heartbeat(body: s.WorkerHeartbeat, ry: Ry, caller: Caller) -> dict[st
     return {"refused": refused}
 
 
-def heartbeat(serial: int, body: s.Heartbeat, ry: Ry, caller: Caller) -> dict[str, Any]:
+def heartbeat(serial: s.Int32, body: s.Heartbeat, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Renew a job's lease, adding the script's new output to the job log."""
     require(caller, "admin", "worker")
     worker = acting_worker(caller)
     return s.lease_json(ry.leases.heartbeat(serial, body.lease, body.log, worker=worker))
 
 
-def complete_job(serial: int, body: s.Completion, ry: Ry, caller: Caller) -> dict[str, Any]:
+def complete_job(serial: s.Int32, body: s.Completion, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Record a job's outputs: Done, with its followers created."""
     require(caller, "admin", "worker")
     worker = acting_worker(caller)
     return s.job_json(ry.leases.complete(serial, body.lease, body.outputs, body.log, worker=worker))
 
 
-def fail_job(serial: int, body: s.Failure, ry: Ry, caller: Caller) -> dict[str, Any]:
+def fail_job(serial: s.Int32, body: s.Failure, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Record a job's failure: its message, the rest of its log, its kept working folder."""
     require(caller, "admin", "worker")
     worker = acting_worker(caller)
@@ -136,7 +136,7 @@ def fail_job(serial: int, body: s.Failure, ry: Ry, caller: Caller) -> dict[str, 
     )
 
 
-def release_job(serial: int, body: s.LeaseBody, ry: Ry, caller: Caller) -> dict[str, Any]:
+def release_job(serial: s.Int32, body: s.LeaseBody, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Give a job back: Queued again for any worker, the attempt not counted."""
     require(caller, "admin", "worker")
     return s.job_json(ry.leases.release(serial, body.lease, worker=acting_worker(caller)))

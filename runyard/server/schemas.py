@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
+from annotated_types import Interval
 from fastapi import Body as BodyParam
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, WithJsonSchema
 
 from runyard.models import (
     Job,
@@ -31,8 +32,53 @@ __all__ = ["source_json"]
 MAX_SPAWN_JOBS = 10_000
 
 
+# Integers that a request carries into the database (ids, serials, counts, offsets) must
+# fit its INTEGER columns (32 bits on PostgreSQL), sizes in bytes its BIGINT columns; a
+# larger one is refused (422) before it reaches a query. ``Int32`` and ``Size`` are for
+# path and query parameters (parsed from text), ``JsonInt32`` for JSON bodies: a JSON
+# integer only (not true, not 1.5 or 1.0).
+INT32_RANGE = Interval(ge=-(2**31), le=2**31 - 1)
+Int32 = Annotated[int, INT32_RANGE]
+JsonInt32 = Annotated[int, Strict(), INT32_RANGE]
+Size = Annotated[int, Interval(ge=-(2**63), le=2**63 - 1)]
+
+
+def is_int32(value: object) -> bool:
+    """Whether ``value`` is what ``JsonInt32`` accepts as it is."""
+    return type(value) is int and -(2**31) <= value <= 2**31 - 1
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, for programs: not_found, conflict, invalid_input, ...")
+    message: str = Field(description="A sentence for people: what is wrong, what to do.")
+    details: dict[str, Any] = Field(description="The values involved (may be empty).")
+
+
+class ErrorAnswer(BaseModel):
+    """The one shape of every error answer (docs/http-api.md#errors)."""
+
+    error: ErrorDetail
+
+
+# The error answers of every route, for the OpenAPI document: a route may refuse the
+# caller (401, 403), not find what it names (404), find it in a state that does not
+# allow the call (409), or refuse the request (422).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorAnswer, "description": description}
+    for status, description in [
+        (401, "No token, or an unknown, revoked or expired one (unauthorized)."),
+        (403, "The caller may not make this call (forbidden)."),
+        (404, "No such workflow, task, run, job, worker, file or path (not_found)."),
+        (409, "It exists already, or its state does not allow the call (conflict, ...)."),
+        (413, "The request body is larger than the route takes (too_large)."),
+        (422, "A malformed request or a bad value (invalid_input, invalid_package, ...)."),
+        (429, "Too many failed log ins for the account or address (too_many_requests)."),
+    ]
+}
 
 
 class EntityBody(Body):
@@ -57,24 +103,24 @@ class JobStateChange(Body):
 
 
 class WorkerLimit(Body):
-    max_jobs: int | None = Field(ge=0)
+    max_jobs: JsonInt32 | None = Field(ge=0)
 
 
 class SpawnedStates(Body):
-    serials: list[int] = Field(max_length=10_000)
+    serials: list[JsonInt32] = Field(max_length=10_000)
     state: str = "Done"
 
 
 class WorkerRegistration(Body):
     name: str = Field(min_length=1, max_length=200)
     provides: list[str] = []
-    max_jobs: int = Field(default=1, ge=1, le=1024)
+    max_jobs: JsonInt32 = Field(default=1, ge=1, le=1024)
     version: str = ""
 
 
 class ClaimRequest(Body):
     worker: str
-    max: int = Field(default=1, ge=0, le=256)
+    max: JsonInt32 = Field(default=1, ge=0, le=256)
     wait: float = Field(default=0.0, ge=0.0, le=60.0)
 
 
@@ -97,7 +143,7 @@ class ActivityMessage(Body):
 
 
 class JobResult(Body):
-    serial: int
+    serial: JsonInt32
     lease: str
     ok: bool
     outputs: dict[str, Any] = {}
@@ -111,11 +157,11 @@ class WorkerReport(Body):
 
     worker: str
     results: list[JobResult] = Field(default=[], max_length=1024)
-    claim: int = Field(default=0, ge=0, le=256)
+    claim: JsonInt32 = Field(default=0, ge=0, le=256)
 
 
 class Beat(Body):
-    serial: int
+    serial: JsonInt32
     lease: str
     log: str = ""
 
@@ -184,14 +230,14 @@ class RerunStale(Body):
 
 
 class SpawnJob(Body):
-    task: int = Field(description="The id of the task (as spawned tasks are answered).")
+    task: JsonInt32 = Field(description="The id of the task (as spawned tasks are answered).")
     outputs: dict[str, Any] = {}
     state: str = "Done"
     sort_order: str | None = None
     metadata: dict[str, Any] = {}
     inputs: dict[str, Any] = {}
-    source_job_serial: int | None = None
-    serial: int | None = Field(
+    source_job_serial: JsonInt32 | None = None
+    serial: JsonInt32 | None = Field(
         default=None, description="A serial the spawning job reserved (POST /api/spawn/serials)."
     )
 
@@ -201,13 +247,13 @@ class SpawnJobs(Body):
 
 
 class SerialReservation(Body):
-    count: int = Field(ge=1, le=MAX_SPAWN_JOBS)
+    count: JsonInt32 = Field(ge=1, le=MAX_SPAWN_JOBS)
 
 
 class SpawnStateChange(Body):
-    serial: int
+    serial: JsonInt32
     state: str = "Done"
-    after: int = Field(ge=0, description="How many of the batch's jobs come before it.")
+    after: JsonInt32 = Field(ge=0, description="How many of the batch's jobs come before it.")
 
 
 class SpawnBatch(Body):
@@ -258,14 +304,14 @@ def _plain_spawn_jobs(body: Any) -> bool:
         if (
             type(item) is not dict
             or not fields.issuperset(item)
-            or type(item.get("task")) is not int
+            or not is_int32(item.get("task"))
             or type(item.get("outputs", {})) is not dict
             or type(item.get("metadata", {})) is not dict
             or type(item.get("inputs", {})) is not dict
             or type(item.get("state", "")) is not str
             or type(item.get("sort_order")) not in optional
-            or type(item.get("source_job_serial")) not in (type(None), int)
-            or type(item.get("serial")) not in (type(None), int)
+            or not (item.get("source_job_serial") is None or is_int32(item["source_job_serial"]))
+            or not (item.get("serial") is None or is_int32(item["serial"]))
         ):
             return False
     return True
@@ -278,6 +324,12 @@ class WorkerTokenRequest(Body):
 class UserDataMappingBody(Body):
     root: str = Field(description="The virtual root, a folder path like /Scans/.")
     folder: str = Field(description="The real folder on the server (an absolute path).")
+    groups: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="The groups whose members (and their workflows' jobs) may use it; "
+        "empty: every user.",
+    )
 
 
 class UserDataTokenRequest(Body):
@@ -390,10 +442,12 @@ def worker_json(worker: Worker, running: list[int] | None = None) -> dict[str, A
     }
 
 
-def userdata_mapping_json(mapping: UserDataMapping) -> dict[str, Any]:
+def userdata_mapping_json(mapping: UserDataMapping, *, folder: bool = True) -> dict[str, Any]:
+    """A User Data mapping; its real folder only if ``folder`` (admins see it)."""
     return {
         "root": mapping.root,
-        "folder": mapping.folder,
+        "folder": mapping.folder if folder else None,
+        "groups": list(mapping.groups),
         "created_at": mapping.created_at.isoformat() if mapping.created_at else None,
     }
 

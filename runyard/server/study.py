@@ -12,49 +12,56 @@ from runyard.server.deps import Caller, Ry, require, require_job_access
 # -- runs -------------------------------------------------------------------------------------
 
 
-def rename_run(run_id: int, body: s.Name, ry: Ry, caller: Caller) -> dict[str, Any]:
-    require(caller, "admin")
+def rename_run(run_id: s.Int32, body: s.Name, ry: Ry, caller: Caller) -> dict[str, Any]:
+    require(caller, "user")
+    ry.access.run(caller, run_id, "operate")
     return ry.runs.rename(run_id, body.name, actor=caller.name).to_json()
 
 
-def copy_run(run_id: int, body: s.OptionalName, ry: Ry, caller: Caller) -> dict[str, Any]:
+def copy_run(run_id: s.Int32, body: s.OptionalName, ry: Ry, caller: Caller) -> dict[str, Any]:
     """A new run with the same entity and source outputs (its followers are created)."""
-    require(caller, "admin")
+    require(caller, "user")
+    ry.access.run(caller, run_id, "operate")
     return ry.runs.copy(run_id, body.name, actor=caller.name).to_json()
 
 
-def obsolete_run(run_id: int, ry: Ry, caller: Caller) -> dict[str, Any]:
+def obsolete_run(run_id: s.Int32, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Obsolete a run: it leaves the table, its running jobs are stopped and given back, no
     job of it starts, reduces leave it out."""
-    require(caller, "admin")
+    require(caller, "user")
+    ry.access.run(caller, run_id, "operate")
     return ry.runs.set_obsolete(run_id, True, actor=caller.name).to_json()
 
 
-def restore_run(run_id: int, ry: Ry, caller: Caller) -> dict[str, Any]:
+def restore_run(run_id: s.Int32, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Restore an obsolete run as it was."""
-    require(caller, "admin")
+    require(caller, "user")
+    ry.access.run(caller, run_id, "operate")
     return ry.runs.set_obsolete(run_id, False, actor=caller.name).to_json()
 
 
 # -- jobs -------------------------------------------------------------------------------------
 
 
-def get_job(serial: int, ry: Ry, caller: Caller) -> dict[str, Any]:
+def get_job(serial: s.Int32, ry: Ry, caller: Caller) -> dict[str, Any]:
     """The job information: the job, its run and task, whether it is stale, its provenance."""
     require_job_access(caller, serial)
+    ry.access.job(caller, serial)
     job, info = ry.runs.info(serial)
     return s.job_json(job) | info
 
 
-def rename_job(serial: int, body: s.Name, ry: Ry, caller: Caller) -> dict[str, Any]:
-    require(caller, "admin")
+def rename_job(serial: s.Int32, body: s.Name, ry: Ry, caller: Caller) -> dict[str, Any]:
+    require(caller, "user")
+    ry.access.job(caller, serial, "operate")
     return s.job_json(ry.runs.rename_job(serial, body.name, actor=caller.name))
 
 
-def submit_job(serial: int, body: s.Submission, ry: Ry, caller: Caller) -> dict[str, Any]:
+def submit_job(serial: s.Int32, body: s.Submission, ry: Ry, caller: Caller) -> dict[str, Any]:
     """A user's values for a Waiting job: ``inputs`` it asks for, or an interactive job's
     ``outputs``. Refused with the problem of each field (``details.errors``)."""
-    require(caller, "admin")
+    require(caller, "user")
+    ry.access.job(caller, serial, "operate")
     job = ry.runs.submit(serial, inputs=body.inputs, outputs=body.outputs, actor=caller.name)
     return s.job_json(job)
 
@@ -64,7 +71,8 @@ def submit_job(serial: int, body: s.Submission, ry: Ry, caller: Caller) -> dict[
 
 def add_task(name: str, body: s.NewTask, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Add a task to a workflow; it gets a job in every run whose upstream jobs are Done."""
-    require(caller, "admin")
+    require(caller, "user")
+    ry.access.workflow(caller, name, "edit")
     task, created = ry.workflows.add_task(
         name,
         body.name,
@@ -78,7 +86,8 @@ def add_task(name: str, body: s.NewTask, ry: Ry, caller: Caller) -> dict[str, An
 
 def edit_task(name: str, task: str, body: s.TaskEdit, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Change a task's input sources and/or task type version (workflow stopped)."""
-    require(caller, "admin")
+    require(caller, "user")
+    ry.access.workflow(caller, name, "edit")
     inputs = None if body.inputs is None else [i.model_dump() for i in body.inputs]
     edited = ry.workflows.edit_task(
         name, task, inputs=inputs, task_type_version=body.task_type_version, actor=caller.name
@@ -90,11 +99,13 @@ def delete_task(
     name: str, task: str, ry: Ry, caller: Caller, followers: bool = False
 ) -> dict[str, Any]:
     """Delete a task and its jobs (workflow stopped); with ``followers=true`` its followers."""
-    require(caller, "admin")
+    require(caller, "user")
+    ry.access.workflow(caller, name, "edit")
     return {"deleted": ry.workflows.delete_task(name, task, followers=followers)}
 
 
 def rerun_stale(name: str, body: s.RerunStale, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Restart the stale jobs of a workflow (or of one task) in dependency order."""
-    require(caller, "admin")
+    require(caller, "user")
+    ry.access.workflow(caller, name, "edit")
     return ry.runs.rerun_stale(name, body.task, actor=caller.name)

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from runyard.errors import InvalidInput, RunyardError
 from runyard.images import Image
-from runyard.operations import Runyard, previews
+from runyard.operations import Principal, Runyard, previews
 from runyard.server import schemas as s
 from runyard.server.deps import Caller, Ry, require, require_job_access
 
@@ -32,8 +32,8 @@ def workflow_runs(
     name: str,
     ry: Ry,
     caller: Caller,
-    offset: int = 0,
-    limit: int = 100,
+    offset: s.Int32 = 0,
+    limit: s.Int32 = 100,
     state: str | None = None,
     run_name: Annotated[str | None, Query(alias="name")] = None,
     order: str = "sort_order",
@@ -45,6 +45,7 @@ def workflow_runs(
     default), the obsolete ones (``only``) or both (``include``), ordered by ``order``
     (``sort_order`` or ``name``), ``limit`` (at most 1000) from ``offset`` on, each with its
     live job per task; ``total`` counts all that pass the filters."""
+    ry.access.workflow(caller, name)
     return ry.views.runs_page(
         name,
         offset=offset,
@@ -60,6 +61,7 @@ def workflow_runs(
 async def workflow_events(name: str, ry: Ry, caller: Caller) -> StreamingResponse:
     """Server-Sent Events: a ``changed`` event (the live jobs by state, the number of runs,
     the workflow's state) at once and whenever the workflow's runs table changes."""
+    await run_in_threadpool(ry.access.workflow, caller, name)
     first = await run_in_threadpool(ry.views.fingerprint, name)
     return StreamingResponse(
         _changes(ry, name, first),
@@ -101,28 +103,35 @@ class NewWorkflow(s.Body):
 
 
 def create_workflow(body: NewWorkflow, ry: Ry, caller: Caller) -> dict[str, Any]:
-    """Create an empty Draft workflow (add its tasks with POST .../tasks)."""
-    require(caller, "admin")
-    workflow = ry.workflows.create(body.name, body.remarks, actor=caller.name)
+    """Create an empty Draft workflow (add its tasks with POST .../tasks); the caller owns it."""
+    require(caller, "user")
+    workflow = ry.workflows.create(body.name, body.remarks, actor=caller.name, owner=caller.user_id)
     return s.workflow_json(workflow) | {"tasks": []}
 
 
-def job_history(serial: int, ry: Ry, caller: Caller) -> list[dict[str, Any]]:
+def job_history(serial: s.Int32, ry: Ry, caller: Caller) -> list[dict[str, Any]]:
     """A job's history, oldest first: created, started, finished, and its activity entries."""
     require_job_access(caller, serial)
+    ry.access.job(caller, serial)
     return ry.views.job_history(serial)
 
 
-def job_form(serial: int, ry: Ry, caller: Caller) -> dict[str, Any]:
+def job_form(serial: s.Int32, ry: Ry, caller: Caller) -> dict[str, Any]:
     """What a user may enter for a job: the inputs it asks for, an interactive job's outputs."""
     require_job_access(caller, serial)
+    ry.access.job(caller, serial)
     return ry.views.job_form(serial)
 
 
-def _image(ry: Runyard, file_id: str | None, raw_file_id: str | None, path: str | None) -> Image:
+def _image(
+    ry: Runyard, caller: Principal, file_id: str | None, raw_file_id: str | None, path: str | None
+) -> Image:
     if path:
+        ry.access.userdata_path(caller, path)
         return previews.userdata_image(ry.userdata, path)
     if file_id and raw_file_id:
+        ry.access.file(caller, file_id)
+        ry.access.file(caller, raw_file_id)
         return previews.filestore_image(ry.files, file_id, raw_file_id)
     raise InvalidInput("name the image: file_id and raw_file_id (file store) or path (User Data)")
 
@@ -135,15 +144,15 @@ def image_info(
     path: str | None = None,
 ) -> dict[str, Any]:
     """An image's size, geometry and data type, with a window and level for its slices."""
-    require(caller, "admin")
-    return previews.describe(_image(ry, file_id, raw_file_id, path))
+    require(caller, "user")
+    return previews.describe(_image(ry, caller, file_id, raw_file_id, path))
 
 
 def image_slice(
     ry: Ry,
     caller: Caller,
     axis: str = "z",
-    index: int = 0,
+    index: s.Int32 = 0,
     file_id: str | None = None,
     raw_file_id: str | None = None,
     path: str | None = None,
@@ -155,8 +164,8 @@ def image_slice(
     slice's 1st to 99th percentile), or with ``overlay=true`` a segmentation's labels in
     see-through colours. File store images by ``file_id`` and ``raw_file_id``; User Data
     images by ``path``."""
-    require(caller, "admin")
-    cut = previews.slice_of(_image(ry, file_id, raw_file_id, path), axis, index)
+    require(caller, "user")
+    cut = previews.slice_of(_image(ry, caller, file_id, raw_file_id, path), axis, index)
     if overlay:
         body = previews.overlay_png(cut)
     else:
@@ -183,4 +192,4 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
 def install(app: FastAPI) -> None:
     for method, path, handler in ROUTES:
         doc = (handler.__doc__ or "").strip().splitlines()[0].rstrip(".")
-        app.add_api_route(path, handler, methods=[method], summary=doc)
+        app.add_api_route(path, handler, methods=[method], summary=doc, responses=s.ERROR_RESPONSES)

@@ -10,7 +10,9 @@ from runyard.models import StoredFile
 from runyard.store.schema import files
 
 
-def insert_file(conn: Connection, stored: StoredFile, *, now: datetime) -> None:
+def insert_file(
+    conn: Connection, stored: StoredFile, *, now: datetime, uploaded_by: str | None = None
+) -> None:
     conn.execute(
         insert(files).values(
             id=stored.id,
@@ -19,8 +21,14 @@ def insert_file(conn: Connection, stored: StoredFile, *, now: datetime) -> None:
             filename=stored.filename,
             job_serial=stored.job_serial,
             created_at=now,
+            uploaded_by=uploaded_by,
         )
     )
+
+
+def uploader(conn: Connection, file_id: str) -> str | None:
+    """The user who uploaded a file (None for a job's file)."""
+    return conn.execute(select(files.c.uploaded_by).where(files.c.id == file_id)).scalar()
 
 
 def get_file(conn: Connection, file_id: str) -> StoredFile | None:

@@ -306,6 +306,16 @@ def current_lease(conn: Connection, serial: int) -> str | None:
     return str(value) if value is not None else None
 
 
+def current_lease_and_workflow(conn: Connection, serial: int) -> tuple[str, int] | None:
+    """(lease, workflow id) of a Running job."""
+    row = conn.execute(
+        select(jobs.c.lease_id, jobs.c.workflow_id).where(
+            jobs.c.serial == serial, jobs.c.state == JobState.RUNNING.value
+        )
+    ).first()
+    return (str(row.lease_id), int(row.workflow_id)) if row and row.lease_id else None
+
+
 def lease_holder(conn: Connection, serial: int, lease_id: str) -> str | None:
     """The name of the worker that holds (or, for a job it finished, held) the job under
     the lease ``lease_id``; None if that lease is not the job's."""

@@ -119,6 +119,8 @@ workflows = Table(
     # {"description" | "citation_cff" | "readme": {"filename", "text"} or null}}; null for a
     # workflow made in the editor.
     Column("package", JSON, nullable=True),
+    # The user who made it (docs/users.md); it is shared with others by workflow_shares.
+    Column("owner_id", Integer, nullable=True),
 )
 
 tasks = Table(
@@ -254,6 +256,7 @@ files = Table(
     Column("filename", Text, nullable=False),
     Column("job_serial", Integer, nullable=True),  # the job that uploaded it
     Column("created_at", Timestamp(), nullable=False),
+    Column("uploaded_by", String(100), nullable=True),  # the user, for a file not from a job
 )
 
 tokens = Table(
@@ -261,10 +264,11 @@ tokens = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("token_hash", String(64), nullable=False, unique=True),
-    Column("kind", String(20), nullable=False),  # admin | worker (users later)
-    Column("name", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),  # user | worker | session
+    Column("name", String(200), nullable=False),  # the user or worker; a session: user:NAME
     Column("created_at", Timestamp(), nullable=False),
     Column("revoked_at", Timestamp(), nullable=True),
+    Column("label", String(200), nullable=True),  # what a user named a personal token
 )
 
 userdata_mappings = Table(
@@ -273,6 +277,7 @@ userdata_mappings = Table(
     Column("root", String(500), primary_key=True),  # a virtual folder path: /Scans/
     Column("folder", Text, nullable=False),  # the real folder on the server: /data/scans
     Column("created_at", Timestamp(), nullable=False),
+    Column("groups", JSON, nullable=True),  # the groups that may use it; null: every user
 )
 
 activity_log = Table(
@@ -286,6 +291,55 @@ activity_log = Table(
     Column("workflow_id", Integer, nullable=True),
     Column("job_serial", Integer, nullable=True),
     Column("message", Text, nullable=False),
+    Column("address", String(100), nullable=True),  # the caller's network address
     Index("ix_activity_log_at", "at"),
     Index("ix_activity_log_job", "job_serial"),
+)
+
+
+# -- users, groups and sharing (docs/users.md) -------------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=True),  # argon2; null: logs in by token only
+    Column("created_at", Timestamp(), nullable=False),
+    Column("disabled_at", Timestamp(), nullable=True),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("created_at", Timestamp(), nullable=False),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_id", Integer, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
+workflow_shares = Table(
+    "workflow_shares",
+    metadata,
+    Column("workflow_id", Integer, primary_key=True),
+    Column("grantee_kind", String(10), primary_key=True),  # user | group
+    Column("grantee_id", Integer, primary_key=True),
+    Column("level", String(10), nullable=False),  # view | operate | edit
+    Column("created_at", Timestamp(), nullable=False),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account", String(100), nullable=False),
+    Column("address", String(100), nullable=False),
+    Column("at", Timestamp(), nullable=False),
+    Index("ix_login_failures_at", "at"),
 )

@@ -46,3 +46,11 @@ def delete_sessions_before(conn: Connection, created_before: datetime) -> int:
         delete(tokens).where(tokens.c.kind == KIND, tokens.c.created_at < created_before)
     )
     return int(result.rowcount)
+
+
+def end_sessions_of(conn: Connection, principal: str, now: datetime) -> list[str]:
+    """End every session of ``principal`` (``KIND:NAME``): the hashes ended."""
+    where = (tokens.c.kind == KIND, tokens.c.name == principal, tokens.c.revoked_at.is_(None))
+    ended = list(conn.execute(select(tokens.c.token_hash).where(*where)).scalars())
+    conn.execute(update(tokens).where(*where).values(revoked_at=now))
+    return ended

@@ -12,7 +12,9 @@ from runyard.store.schema import userdata_mappings
 
 
 def _mapping(row: Row[Any]) -> UserDataMapping:
-    return UserDataMapping(root=row.root, folder=row.folder, created_at=row.created_at)
+    return UserDataMapping(
+        root=row.root, folder=row.folder, created_at=row.created_at, groups=tuple(row.groups or ())
+    )
 
 
 def list_mappings(conn: Connection) -> list[UserDataMapping]:
@@ -20,16 +22,18 @@ def list_mappings(conn: Connection) -> list[UserDataMapping]:
     return [_mapping(row) for row in rows]
 
 
-def put_mapping(conn: Connection, root: str, folder: str, *, now: datetime) -> UserDataMapping:
-    """Map ``root`` to ``folder``, replacing the folder of an existing mapping of ``root``."""
+def put_mapping(
+    conn: Connection, root: str, folder: str, *, now: datetime, groups: tuple[str, ...] = ()
+) -> UserDataMapping:
+    """Map ``root`` to ``folder`` for ``groups`` (empty: every user), replacing an existing
+    mapping of ``root``."""
+    values = {"folder": folder, "created_at": now, "groups": list(groups) or None}
     replaced = conn.execute(
-        update(userdata_mappings)
-        .where(userdata_mappings.c.root == root)
-        .values(folder=folder, created_at=now)
+        update(userdata_mappings).where(userdata_mappings.c.root == root).values(**values)
     ).rowcount
     if not replaced:
-        conn.execute(insert(userdata_mappings).values(root=root, folder=folder, created_at=now))
-    return UserDataMapping(root=root, folder=folder, created_at=now)
+        conn.execute(insert(userdata_mappings).values(root=root, **values))
+    return UserDataMapping(root=root, folder=folder, created_at=now, groups=groups)
 
 
 def delete_mapping(conn: Connection, root: str) -> bool:

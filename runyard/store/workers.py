@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, insert, or_, select, update
 
 from runyard.models import Worker
 from runyard.states import JobState
 from runyard.store.jobs import storable
-from runyard.store.schema import activity_log, jobs, settings, tokens, workers
+from runyard.store.schema import activity_log, jobs, settings, tokens, workers, workflows
 
 
 def worker_from_row(row: Row[Any]) -> Worker:
@@ -110,9 +110,11 @@ def log_activity(
     level: str = "info",
     workflow_id: int | None = None,
     job_serial: int | None = None,
+    address: str | None = None,
 ) -> None:
     conn.execute(
         insert(activity_log).values(
+            address=address,
             at=now,
             actor=actor,
             action=action,
@@ -125,5 +127,36 @@ def log_activity(
 
 
 def recent_activity(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
-    rows = conn.execute(select(activity_log).order_by(activity_log.c.id.desc()).limit(limit))
+    return find_activity(conn, limit=limit)
+
+
+def find_activity(
+    conn: Connection,
+    *,
+    limit: int = 100,
+    actor: str | None = None,
+    action: str | None = None,
+    workflow_id: int | None = None,
+    before_id: int | None = None,
+    visible_to: tuple[str, list[int]] | None = None,
+) -> list[dict[str, Any]]:
+    """Entries of the activity log, newest first. ``action`` matches a prefix
+    (``workflow.`` finds every workflow action); ``visible_to`` (user, workflow ids): only
+    that user's actions and those on these workflows."""
+    log = activity_log
+    query = select(log, workflows.c.name.label("workflow")).outerjoin(
+        workflows, workflows.c.id == log.c.workflow_id
+    )
+    if actor is not None:
+        query = query.where(log.c.actor == actor)
+    if action is not None:
+        query = query.where(log.c.action.startswith(action, autoescape=True))
+    if workflow_id is not None:
+        query = query.where(log.c.workflow_id == workflow_id)
+    if before_id is not None:
+        query = query.where(log.c.id < before_id)
+    if visible_to is not None:
+        user, ids = visible_to
+        query = query.where(or_(log.c.actor == user, log.c.workflow_id.in_(ids or [-1])))
+    rows = conn.execute(query.order_by(log.c.id.desc()).limit(limit))
     return [dict(r._mapping) for r in rows]

@@ -33,8 +33,11 @@ def insert_workflow(
     remarks: str,
     now: datetime,
     package: dict[str, Any] | None = None,
+    *,
+    owner: int | None = None,
 ) -> int:
-    """A new Draft workflow; ``package``: what its workflow package said about it."""
+    """A new Draft workflow of the user ``owner``; ``package``: what its workflow package
+    said about it."""
     result = conn.execute(
         insert(workflows).values(
             name=name,
@@ -44,6 +47,7 @@ def insert_workflow(
             created_at=now,
             updated_at=now,
             package=package,
+            owner_id=owner,
         )
     )
     key = result.inserted_primary_key

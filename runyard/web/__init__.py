@@ -15,11 +15,12 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runyard.errors import Forbidden, Unauthorized
+from runyard.errors import Forbidden, InvalidInput, Unauthorized
+from runyard.operations import Principal
 from runyard.operations.sessions import LIFETIME
 from runyard.server.deps import CSRF_HEADER, SESSION_COOKIE, Ry
 
@@ -40,8 +41,12 @@ SECURITY_HEADERS = [
 
 
 class Login(BaseModel):
+    """A user's name and password, or a personal token (the admin token is one)."""
+
     model_config = ConfigDict(extra="forbid")
-    token: str
+    name: str | None = Field(default=None, max_length=100)
+    password: str | None = Field(default=None, max_length=1024)
+    token: str | None = Field(default=None, max_length=200)
 
 
 def index() -> FileResponse:
@@ -54,12 +59,17 @@ def to_ui() -> RedirectResponse:
 
 
 def login(body: Login, request: Request, ry: Ry) -> JSONResponse:
-    """Log in with the admin token: sets the session cookie; answers the CSRF token."""
+    """Log in with name and password (or a personal token): sets the session cookie;
+    answers who is logged in and the CSRF token."""
     _same_origin(request)
-    token, session = ry.sessions.login(body.token)
-    response = JSONResponse(
-        _session_json(ry, token, session.principal.kind, session.principal.name)
-    )
+    if body.token:
+        token, session = ry.sessions.login(body.token)
+    elif body.name and body.password:
+        address = request.client.host if request.client else "unknown"
+        token, session = ry.sessions.login_with_password(body.name, body.password, address)
+    else:
+        raise InvalidInput("log in with your user name and password, or a personal token")
+    response = JSONResponse(_session_json(ry, token, session.principal))
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -76,7 +86,7 @@ def session(request: Request, ry: Ry) -> dict[str, Any]:
     """The session of the cookie: who is logged in, and the CSRF token to send back."""
     token = _cookie(request)
     found = ry.sessions.authenticate(token)
-    return _session_json(ry, token, found.principal.kind, found.principal.name)
+    return _session_json(ry, token, found.principal)
 
 
 def logout(request: Request, ry: Ry) -> Response:
@@ -93,7 +103,7 @@ def logout(request: Request, ry: Ry) -> Response:
 def _cookie(request: Request) -> str:
     token = request.cookies.get(SESSION_COOKIE, "")
     if not token:
-        raise Unauthorized("not logged in to the web UI: log in with the admin token")
+        raise Unauthorized("not logged in to the web UI: log in with your user name and password")
     return token
 
 
@@ -104,8 +114,14 @@ def _same_origin(request: Request) -> None:
         raise Forbidden(f"a log in from the page of another site ({origin}) is refused")
 
 
-def _session_json(ry: Ry, token: str, kind: str, name: str) -> dict[str, Any]:
-    return {"kind": kind, "name": name, "csrf": ry.sessions.csrf_token(token)}
+def _session_json(ry: Ry, token: str, principal: Principal) -> dict[str, Any]:
+    return {
+        "kind": principal.role,
+        "name": principal.name,
+        "admin": principal.is_admin,
+        "groups": sorted(principal.groups),
+        "csrf": ry.sessions.csrf_token(token),
+    }
 
 
 class SecurityHeaders:

@@ -71,7 +71,7 @@ def test_log_in_refuses_other_tokens_and_other_sites(server: Server) -> None:
     worker = client.post("/api/tokens/worker", json={"name": "w"}, headers={"Authorization": admin})
     assert client.post("/ui/login", json={"token": "ry_admin_wrong"}).status_code == 401
     refused = client.post("/ui/login", json={"token": worker.json()["token"]})
-    assert refused.status_code == 403 and "admin token" in refused.json()["error"]["message"]
+    assert refused.status_code == 403 and "personal token" in refused.json()["error"]["message"]
     other_site = client.post(
         "/ui/login",
         json={"token": admin.removeprefix("Bearer ")},
