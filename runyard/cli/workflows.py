@@ -189,3 +189,20 @@ def rerun_stale(
         f"{answer['jobs']} stale jobs re-run ({len(answer['restarted'])} restarted, their "
         "followers made again)"
     )
+
+
+def held_message(data: dict[str, Any]) -> str:
+    """Why ``status --wait`` ended with Queued jobs left: nothing more can run until
+    someone acts (``data``: the workflow's status, its ``held`` jobs by reason)."""
+    name, held = data["workflow"], data["held"]
+
+    def jobs(n: int) -> str:
+        return f"{n} Queued job waits" if n == 1 else f"{n} Queued jobs wait"
+
+    reasons = {
+        "workflow": f"for the workflow, which is {data['state']}: runyard workflow start {name}",
+        "obsolete_runs": "in obsolete runs: runyard run restore RUN",
+        "paused_runs": "in paused runs: runyard run priority RUN normal",
+    }
+    lines = [f"{jobs(held[key])} {text}" for key, text in reasons.items() if held.get(key)]
+    return "nothing more can run: " + "; ".join(lines)

@@ -11,7 +11,7 @@ worker (``release``) or when its run or its workflow is obsoleted (``GivingBack`
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
@@ -339,32 +339,40 @@ class LeaseManager(GivingBack):
         now = self.now()
         with self.store.read() as conn:
             expired = job_rows.expired_leases(conn, now)
-        if not expired:
-            return 0
-        with self._write_and_notify() as conn:
-            for serial, attempt in expired:
-                if attempt >= self.settings.max_attempts:
-                    values: dict[str, Any] = {
-                        "error": f"the worker stopped answering (lease expired) in each of "
-                        f"{attempt} attempts; giving up",
-                        "finished_at": now,
-                    }
-                    target = JobState.FAILED
-                else:  # queued again: no worker holds it
-                    values, target = {"worker_id": None}, JobState.QUEUED
-                changed = job_rows.set_state(
-                    conn,
-                    serial,
-                    target,
-                    [JobState.RUNNING],
-                    expired_before=now,
-                    lease_id=None,
-                    **values,
-                )
-                job = job_rows.get_job(conn, serial) if changed else None
-                if job is not None and target == JobState.FAILED:
-                    self._refresh_reduces(conn, job.workflow_id, [job.task_id])
+        for serial, _ in expired:
+            self._expire(serial, now)
         return len(expired)
+
+    def _expire(self, serial: int, now: datetime) -> None:
+        """Expire one job's lease, in its own transaction and in the order a finish locks:
+        its run, its row, then the study run (a Failed job changes a reduce decision), so
+        that it waits for an obsolete of its run or workflow instead of deadlocking with it
+        on PostgreSQL. A job finished or given back since it was read is left as it is."""
+        with self._write_and_notify() as conn:
+            job = job_rows.get_job(conn, serial)
+            if job is None:
+                return
+            run_rows.lock_run(conn, job.run_id)
+            if job.attempt >= self.settings.max_attempts:
+                values: dict[str, Any] = {
+                    "error": f"the worker stopped answering (lease expired) in each of "
+                    f"{job.attempt} attempts; giving up",
+                    "finished_at": now,
+                }
+                target = JobState.FAILED
+            else:  # queued again: no worker holds it
+                values, target = {"worker_id": None}, JobState.QUEUED
+            changed = job_rows.set_state(
+                conn,
+                serial,
+                target,
+                [JobState.RUNNING],
+                expired_before=now,
+                lease_id=None,
+                **values,
+            )
+            if changed and target == JobState.FAILED:
+                self._refresh_reduces(conn, job.workflow_id, [job.task_id])
 
 
 def _check_holder(conn: Connection, serial: int, lease_id: str, worker: str | None) -> None:
