@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,13 @@ from runyard.errors import ConfigError
 
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "runyard"
+
+
+def default_config_dir() -> Path:
+    """Where ``runyard login`` keeps its credentials: $XDG_CONFIG_HOME/runyard, else
+    ~/.config/runyard."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "runyard"
 
 
@@ -31,6 +38,7 @@ class Settings:
     lease_seconds: float = 30.0
     max_attempts: int = 3
     max_jobs: int = 2
+    config_dir: Path = field(default_factory=default_config_dir)  # client commands' credentials
 
     @property
     def effective_database_url(self) -> str:
@@ -44,6 +52,11 @@ class Settings:
     @property
     def admin_token_file(self) -> Path:
         return self.data_dir / "admin-token"
+
+    @property
+    def credentials_file(self) -> Path:
+        """The tokens of ``runyard login``, by server URL."""
+        return self.config_dir / "credentials.json"
 
     @property
     def task_types_dir(self) -> Path:

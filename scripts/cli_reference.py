@@ -34,9 +34,11 @@ hand. After changing a command, run `python scripts/cli_reference.py` (a unit te
 while this file is out of date).
 
 Commands that talk to a server (`import`, `status`, `workflow ...`, `run ...`, `token ...`,
-`export ...`) find it through `--server` / `RUNYARD_SERVER` and `--token` / `RUNYARD_TOKEN`;
-without them they use the server running on the data directory (`--data-dir` /
-`RUNYARD_DATA_DIR`) and its admin token.
+`export ...`, `user ...`, `share`, `activity`, ...) find it through `--server` /
+`RUNYARD_SERVER`, else the server running on the data directory (`--data-dir` /
+`RUNYARD_DATA_DIR`). Their token is, in this order: `--token`, `RUNYARD_TOKEN`, the one
+`runyard login` kept for that server URL (in `$XDG_CONFIG_HOME/runyard/credentials.json`,
+else `~/.config/runyard/`), the data directory's admin token.
 """
 
 

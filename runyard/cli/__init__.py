@@ -13,12 +13,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from runyard.cli import context as ctx
+from runyard.cli.access import activity, share, shares, unshare
+from runyard.cli.accounts import group_app, token_app, user_app
 from runyard.cli.context import DataDir, ServerUrl, Token, console
 from runyard.cli.jobs import job_app
+from runyard.cli.login import login, logout, whoami
+from runyard.cli.purge import purge
 from runyard.cli.runs import run_app
 from runyard.cli.userdata import userdata_app
 from runyard.cli.workers import workers_app
-from runyard.cli.workflows import WorkflowName, task_app, workflow_app
+from runyard.cli.workflows import WorkflowName, held_message, task_app, workflow_app
 from runyard.errors import InvalidInput, RunyardError
 from runyard.packages import folder_zip_bytes
 
@@ -31,7 +35,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
-token_app = typer.Typer(help="Create tokens (for worker machines).", no_args_is_help=True)
 export_app = typer.Typer(help="Export packages.", no_args_is_help=True)
 app.add_typer(workflow_app, name="workflow")
 app.add_typer(task_app, name="task")
@@ -41,6 +44,8 @@ app.add_typer(export_app, name="export")
 app.add_typer(userdata_app, name="userdata")
 app.add_typer(job_app, name="job")
 app.add_typer(workers_app, name="workers")
+app.add_typer(user_app, name="user")
+app.add_typer(group_app, name="group")
 
 Host = typer.Option(None, "--host", help="Address to listen on [env: RUNYARD_HOST].")
 Port = typer.Option(None, "--port", help="Port (0: any free one) [env: RUNYARD_PORT].")
@@ -196,7 +201,7 @@ def worker(
     from runyard.cli.serve import run_worker
     from runyard.worker.worker import WorkerConfig
 
-    url, secret = ctx.locate_server(data_dir, server, token)
+    url, secret = ctx.locate_server(data_dir, server, token, logins=False)
     s = ctx.settings(data_dir=data_dir)
     worker_name = name or socket.gethostname()
     run_worker(
@@ -279,7 +284,9 @@ def status(
     wait: Annotated[
         bool,
         typer.Option(
-            "--wait", help="Follow the jobs with a progress bar until none is Queued or Running."
+            "--wait",
+            help="Follow the jobs with a progress bar until nothing more can run (none is "
+            "Running, and no Queued one can start: says why they wait).",
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -300,6 +307,8 @@ def status(
             if wait
             else client.get(f"/api/workflows/{workflow}/status")
         )
+    if wait and data.get("held"):
+        ctx.errors.print(held_message(data), highlight=False, soft_wrap=True)
     if as_json:
         keys = ("workflow", "tasks", "runs", "reduce")
         print(json.dumps({k: data[k] for k in keys}, indent=2))
@@ -360,6 +369,10 @@ def token_create_worker(
     with ctx.client(data_dir, server, token) as client:
         answer = client.post("/api/tokens/worker", {"name": name})
     print(answer["token"])
+
+
+for _command in (login, logout, whoami, share, unshare, shares, activity, purge):
+    app.command()(_command)
 
 
 def main() -> None:

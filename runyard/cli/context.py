@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from runyard.client import Client
+from runyard.cli import credentials
+from runyard.client import Client, RemoteError
 from runyard.errors import InvalidInput, RunyardError
 from runyard.settings import Settings
 
@@ -31,7 +32,8 @@ ServerUrl = typer.Option(
 Token = typer.Option(
     None,
     "--token",
-    help="API token (default: the data directory's admin token) [env: RUNYARD_TOKEN].",
+    help="API token (default: the token of 'runyard login' for the server, else the data "
+    "directory's admin token) [env: RUNYARD_TOKEN].",
 )
 
 
@@ -41,29 +43,71 @@ def settings(**overrides: Any) -> Settings:
 
 def client(data_dir: Path | None, server: str | None, token: str | None) -> Client:
     """A client of the server named by flags/variables, else the one in the data directory."""
-    return Client(*locate_server(data_dir, server, token))
+    url, secret, source = find_token(data_dir, server, token)
+    if source == "login":
+        return LoggedInClient(url, secret)
+    return Client(url, secret)
 
 
-def locate_server(data_dir: Path | None, server: str | None, token: str | None) -> tuple[str, str]:
-    """(URL, token) from flags, variables, else the server running in the data directory."""
-    s = settings(data_dir=data_dir, server=server, token=token)
-    url, secret = s.server, s.token
-    if not url:
-        try:
-            url = json.loads(s.server_file.read_text())["url"]
-        except (FileNotFoundError, ValueError, KeyError):
-            raise RunyardError(
-                f"no server is running with data directory {s.data_dir}; start one with "
-                "'runyard up' or name one with --server / RUNYARD_SERVER"
-            ) from None
-    if not secret:
-        try:
-            secret = s.admin_token_file.read_text().strip()
-        except FileNotFoundError:
-            raise RunyardError(
-                f"no token: pass --token / RUNYARD_TOKEN (no admin token in {s.data_dir})"
-            ) from None
+def locate_server(
+    data_dir: Path | None, server: str | None, token: str | None, *, logins: bool = True
+) -> tuple[str, str]:
+    """(URL, token) from flags, variables, ``runyard login``, else the data directory."""
+    url, secret, _ = find_token(data_dir, server, token, logins=logins)
     return url, secret
+
+
+def server_url(data_dir: Path | None, server: str | None) -> str:
+    """The server's URL: --server / RUNYARD_SERVER, else the server running on the data
+    directory."""
+    s = settings(data_dir=data_dir, server=server)
+    if s.server:
+        return s.server
+    try:
+        url: str = json.loads(s.server_file.read_text())["url"]
+    except (FileNotFoundError, ValueError, KeyError):
+        raise RunyardError(
+            f"no server is running with data directory {s.data_dir}; start one with "
+            "'runyard up' or name one with --server / RUNYARD_SERVER"
+        ) from None
+    return url
+
+
+def find_token(
+    data_dir: Path | None, server: str | None, token: str | None, *, logins: bool = True
+) -> tuple[str, str, str]:
+    """(URL, token, where the token came from): --token, RUNYARD_TOKEN ("given"), the
+    credentials file of 'runyard login' for that URL ("login", unless not ``logins``), the
+    data directory's admin token ("admin-token")."""
+    s = settings(data_dir=data_dir, server=server, token=token)
+    url = server_url(data_dir, server)
+    if s.token:
+        return url, s.token, "given"
+    if logins and (login := credentials.find(s.credentials_file, url)) is not None:
+        return url, login.token, "login"
+    try:
+        return url, s.admin_token_file.read_text().strip(), "admin-token"
+    except FileNotFoundError:
+        raise RunyardError(
+            f"no token for {url}: log in with 'runyard login --server {url}', or pass "
+            f"--token / RUNYARD_TOKEN (no login in {s.credentials_file}, no admin token in "
+            f"{s.data_dir})"
+        ) from None
+
+
+class LoggedInClient(Client):
+    """A client with the token of 'runyard login': says to log in again when it is refused."""
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            return super().request(method, path, **kwargs)
+        except RemoteError as exc:
+            if exc.status_code != 401:
+                raise
+            raise RunyardError(
+                f"{exc.message}: the token that 'runyard login' stored for {self.server} no "
+                f"longer works; log in again with 'runyard login --server {self.server}'"
+            ) from None
 
 
 def fail(exc: RunyardError) -> typer.Exit:

@@ -27,6 +27,15 @@ def userdata_map(
     folder: Annotated[
         Path, typer.Argument(help="The folder on the server's machine.", show_default=False)
     ],
+    groups: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--group",
+            help="A group whose members (and their workflows' jobs) may use it; repeat for "
+            "each (default: every user).",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: Path | None = DataDir,
     server: str | None = ServerUrl,
     token: str | None = Token,
@@ -36,15 +45,13 @@ def userdata_map(
     Task scripts then reach the folder's files as /Scans/... with User Data tokens. A
     relative folder path is taken from the current directory.
 
-    Example: runyard userdata map /Scans/ /data/scans
+    Example: runyard userdata map /Scans/ /data/scans --group imaging
     """
+    body = {"root": root, "folder": str(folder.expanduser().absolute()), "groups": groups or []}
     with ctx.client(data_dir, server, token) as client:
-        answer = client.request(
-            "PUT",
-            "/api/userdata/mappings",
-            json={"root": root, "folder": str(folder.expanduser().absolute())},
-        )
-    console.print(f"mapped {answer['root']} -> {answer['folder']}", highlight=False)
+        answer = client.request("PUT", "/api/userdata/mappings", json=body)
+    for_whom = f" (groups: {', '.join(answer['groups'])})" if answer.get("groups") else ""
+    console.print(f"mapped {answer['root']} -> {answer['folder']}{for_whom}", highlight=False)
 
 
 @userdata_app.command("list")
@@ -57,9 +64,10 @@ def userdata_list(
     """
     with ctx.client(data_dir, server, token) as client:
         rows = client.get("/api/userdata/mappings")
-    table = Table("Virtual root", "Folder", "Mapped at")
+    table = Table("Virtual root", "Folder", "Groups", "Mapped at")
     for row in rows:
-        table.add_row(row["root"], row["folder"], row["created_at"] or "")
+        groups = ", ".join(row.get("groups", [])) or "(every user)"
+        table.add_row(row["root"], row["folder"] or "", groups, row["created_at"] or "")
     console.print(table)
 
 
