@@ -76,10 +76,40 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def log_in(page: Page, lab: Installation) -> None:
+    """Log in with the admin token (the log in form's "Use a token instead")."""
     page.goto(lab.url + "/")
+    use_a_token(page)
     page.get_by_label("Admin token").fill(lab.admin_token)
     page.get_by_role("button", name="Log in").click()
     expect(page.locator("header.top")).to_be_visible()
+
+
+def use_a_token(page: Page) -> None:
+    """Switch the log in form to a token (it remembers the way last used)."""
+    expect(page.locator("form.login-form")).to_be_visible()
+    switch = page.get_by_role("button", name="Use a token instead")
+    if switch.is_visible():
+        switch.click()
+
+
+def log_in_as(page: Page, lab: Installation, name: str, password: str) -> None:
+    """Log in with a user's name and password."""
+    page.goto(lab.url + "/")
+    expect(page.locator("form.login-form")).to_be_visible()
+    switch = page.get_by_role("button", name="Use a user name and password")
+    if switch.is_visible():
+        switch.click()
+    page.get_by_label("User name").fill(name)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("header.top .who")).to_have_text(name)
+
+
+def log_out(page: Page) -> None:
+    """Log out through the user's menu in the header."""
+    page.locator("header.top .user-menu-button").click()
+    page.get_by_role("menuitem", name="Log out").click()
+    expect(page.locator("form.login-form")).to_be_visible()
 
 
 def screenshot(page: Page, name: str) -> None:

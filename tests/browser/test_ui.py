@@ -9,7 +9,7 @@ import re
 from playwright.sync_api import Locator, Page, expect
 
 from tests.acceptance.conftest import Installation
-from tests.browser.conftest import log_in, screenshot
+from tests.browser.conftest import log_in, log_out, screenshot, use_a_token
 
 HOSTILE_NAME = "<img src=x onerror=\"window.__pwned='name'\"><script>window.__pwned=1</script>"
 
@@ -42,6 +42,7 @@ def test_log_in_with_the_admin_token_shows_the_workflows_list(
     page.goto(lab.url + "/")
     expect(page).to_have_url(lab.url + "/ui/")
     screenshot(page, "login")
+    use_a_token(page)
     page.get_by_label("Admin token").fill("ry_admin_not-the-token")
     page.get_by_role("button", name="Log in").click()
     expect(page.locator(".login-error")).to_contain_text("not valid")
@@ -58,7 +59,7 @@ def test_log_in_with_the_admin_token_shows_the_workflows_list(
     # The session survives a reload; logging out ends it.
     page.reload()
     expect(talk.locator(".wf-state")).to_have_text("Started")
-    page.get_by_role("button", name="Log out").click()
+    log_out(page)
     expect(page.get_by_label("Admin token")).to_be_visible()
     page.reload()
     expect(page.get_by_label("Admin token")).to_be_visible()

@@ -1,8 +1,9 @@
-// Administration views: the workers (and the dependency packages they provide) and the
-// activity log.
+// Administration views: the workers (and the dependency packages they provide; admins) and
+// the activity log (admins see every entry, a user its own and those on workflows it may
+// see).
 
 import { api } from "./api.js";
-import { clear, h, when } from "./dom.js";
+import { append, clear, h, when } from "./dom.js";
 
 const REFRESH_MS = 5000;
 // A worker that has not been heard from for this long is shown as not connected.
@@ -114,29 +115,111 @@ function limitCell(worker, notify, reload) {
   return [h("span", { class: "limit" }, shown), " ", h("button", { class: "small", type: "button", onclick: setLimit }, "Set limit")];
 }
 
-export function activityView(main, _params, { notify }) {
+// The kinds of entries, to filter by (a filter is a prefix: "run." finds every run action).
+const ACTIONS = [
+  "workflow.", "workflow.create", "workflow.import", "workflow.state", "workflow.lock", "workflow.share",
+  "task.", "run.", "run.new", "run.obsolete", "run.restore", "job.", "job.state", "job.restart", "job.submit", "job.message",
+  "session.", "session.login", "session.refused", "user.", "group.", "token.", "task_type.install",
+  "dependency_package.import", "userdata.", "worker.",
+];
+const PAGE = 100; // entries per page
+const FILTERS = ["actor", "action", "workflow"];
+
+// The address of the activity view with these filters (and page: ``before`` an entry id).
+export function activityAddress(params) {
+  const query = new URLSearchParams();
+  for (const key of [...FILTERS, "before"]) if (params[key]) query.set(key, params[key]);
+  const text = query.toString();
+  return text ? `#/activity?${text}` : "#/activity";
+}
+
+// The activity log as a table, newest first, filtered by user, action and workflow (the
+// address keeps the filters: #/activity?actor=NAME&action=run.&workflow=NAME&before=ID);
+// "Older entries" pages back. The first page follows the log live.
+export function activityView(main, _params, { notify, query = new URLSearchParams() }) {
+  const shown = Object.fromEntries([...FILTERS, "before"].map((k) => [k, (query.get(k) || "").trim()]));
   const body = h("tbody");
-  main.append(h("div", { class: "toolbar" }, h("h1", {}, "Activity")), table("activity", ["When", "Level", "Who", "What", "Message"], body));
-  return refreshing(async (alive) => {
-    try {
-      const entries = await api("GET", "/api/activity?limit=200");
-      if (!alive()) return;
-      clear(body);
-      for (const e of entries) {
-        body.append(
-          h(
-            "tr",
-            { class: `level-${e.level}` },
-            h("td", { class: "nowrap" }, when(e.at)),
-            h("td", {}, e.level),
-            h("td", {}, e.actor),
-            h("td", {}, e.action),
-            h("td", {}, e.message),
-          ),
-        );
-      }
-    } catch (exc) {
-      notify(exc.message, "error");
-    }
+  const users = h("datalist", { id: "activity-users" });
+  const workflows = h("datalist", { id: "activity-workflows" });
+  const actions = h("datalist", { id: "activity-actions" }, ACTIONS.map((a) => h("option", { value: a })));
+  const field = (key, label, list, placeholder) =>
+    h("label", { class: "filter" }, label, h("input", { type: "search", name: key, value: shown[key], list, placeholder, "aria-label": `Filter by ${label.toLowerCase()}`, autocomplete: "off", spellcheck: "false" }));
+  const form = h(
+    "form",
+    { class: "toolbar filters activity-filters" },
+    field("actor", "User", "activity-users", "who"),
+    field("action", "Action", "activity-actions", "e.g. run. or job.state"),
+    field("workflow", "Workflow", "activity-workflows", "name"),
+    h("button", { type: "submit", class: "primary" }, "Filter"),
+    FILTERS.some((k) => shown[k]) ? h("a", { href: "#/activity", class: "button clear-filters" }, "Clear filters") : null,
+    users,
+    actions,
+    workflows,
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const next = Object.fromEntries(FILTERS.map((k) => [k, form.elements[k].value.trim()]));
+    const address = activityAddress(next);
+    if (location.hash === address) reload();
+    else location.hash = address;
   });
+  const paging = h("div", { class: "toolbar paging" });
+  main.append(
+    h("div", { class: "toolbar" }, h("h1", {}, "Activity"), shown.before ? h("span", { class: "muted page-note" }, `entries before #${shown.before}`) : null),
+    form,
+    table("activity", ["When", "Who", "Action", "Workflow", "Message", "Address"], body),
+    paging,
+  );
+
+  // Links that narrow the filters to one user or one workflow.
+  const narrow = (key, value) => h("a", { href: activityAddress({ ...shown, before: "", [key]: value }), class: `by-${key}`, title: `Only the entries of ${value}` }, value);
+
+  function draw(entries) {
+    clear(body);
+    if (!entries.length) body.append(h("tr", {}, h("td", { colspan: 6, class: "empty" }, FILTERS.some((k) => shown[k]) ? "No entry matches these filters." : "The activity log is empty.")));
+    for (const e of entries) {
+      body.append(
+        h(
+          "tr",
+          { class: `entry level-${e.level}`, dataset: { id: String(e.id), actor: e.actor, action: e.action } },
+          h("td", { class: "nowrap", title: e.at }, when(e.at)),
+          h("td", { class: "actor nowrap" }, e.actor ? narrow("actor", e.actor) : ""),
+          h("td", { class: "action" }, h("code", {}, e.action), e.level !== "info" ? h("span", { class: `tag level ${e.level}` }, e.level) : null),
+          h("td", { class: "workflow" }, e.workflow ? narrow("workflow", e.workflow) : "", e.job_serial ? [e.workflow ? " \u00B7 " : "", h("a", { href: `#/jobs/${e.job_serial}`, class: "job-link" }, `job ${e.job_serial}`)] : null),
+          h("td", { class: "message" }, e.message),
+          h("td", { class: "address nowrap" }, e.address || ""),
+        ),
+      );
+    }
+    const last = entries[entries.length - 1];
+    append(
+      clear(paging),
+      shown.before ? h("a", { href: activityAddress({ ...shown, before: "" }), class: "button newest" }, "\u2190 Newest") : null,
+      entries.length >= PAGE && last ? h("a", { href: activityAddress({ ...shown, before: String(last.id) }), class: "button older" }, "Older entries \u2192") : null,
+    );
+  }
+
+  async function reload(alive = () => true) {
+    const params = new URLSearchParams({ limit: String(PAGE) });
+    for (const key of [...FILTERS, "before"]) if (shown[key]) params.set(key, shown[key]);
+    try {
+      const entries = await api("GET", `/api/activity?${params}`);
+      if (alive()) draw(entries);
+    } catch (exc) {
+      if (alive()) notify(exc.message, "error");
+    }
+  }
+
+  // Suggestions for the filters: the users and the workflows the user may see.
+  Promise.all([api("GET", "/api/users").catch(() => []), api("GET", "/api/workflows").catch(() => [])]).then(([u, w]) => {
+    append(users, u.map((x) => h("option", { value: x.name })));
+    append(workflows, w.map((x) => h("option", { value: x.name })));
+  });
+
+  // Older pages do not change; the newest one follows the log.
+  if (shown.before) {
+    reload();
+    return () => {};
+  }
+  return refreshing(reload);
 }

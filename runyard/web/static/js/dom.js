@@ -84,3 +84,13 @@ export function debounce(fn, ms) {
     timer = setTimeout(() => fn(...args), ms);
   };
 }
+
+// A modal dialog of ``children`` (its class ``className``), shown now and removed when
+// closed; answers the dialog.
+export function openDialog(className, ...children) {
+  const dialog = h("dialog", { class: `dialog ${className}` }, ...children);
+  dialog.addEventListener("close", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  return dialog;
+}

@@ -8,6 +8,7 @@
 import { api } from "./api.js";
 import { append, clear, enc, h } from "./dom.js";
 import { markdown } from "./markdown.js";
+import { allows, gate, gateAll, levelOf, needsText } from "./session.js";
 import { openDocumentation } from "./tasktypes.js";
 import { actionButton, workflowActions } from "./workflows.js";
 
@@ -77,6 +78,7 @@ export function editorView(main, [name], { notify }) {
   let types = new Map(); // "name\0version" -> task type
   let byName = new Map(); // task type name -> newest version
   let chosenType = ""; // the task type chosen in "Add a task" (kept when it is drawn again)
+  let level; // the user's level on the workflow: below edit, nothing can be changed here
   const heading = h("h1", {}, `Edit ${name}`);
   const state = h("span", { class: "wf-state" });
   const actions = h("span", { class: "actions" });
@@ -92,8 +94,13 @@ export function editorView(main, [name], { notify }) {
   async function load() {
     let workflow;
     try {
-      const [wf, all] = await Promise.all([api("GET", `/api/workflows/${enc(name)}`), types.size ? null : api("GET", "/api/task-types")]);
+      const [wf, all, mine] = await Promise.all([
+        api("GET", `/api/workflows/${enc(name)}`),
+        types.size ? null : api("GET", "/api/task-types"),
+        levelOf(name).catch(() => undefined),
+      ]);
       workflow = wf;
+      level = mine;
       if (all) {
         types = new Map(all.map((tt) => [typeKey(tt), tt]));
         byName = new Map();
@@ -106,7 +113,7 @@ export function editorView(main, [name], { notify }) {
     if (!alive) return;
     state.className = `wf-state wf-${workflow.state.toLowerCase()}`;
     state.textContent = workflow.locked ? `${workflow.state}, locked` : workflow.state;
-    append(clear(actions), workflowActions(workflow).map((a) => actionButton(name, a, { notify, after: load })));
+    append(clear(actions), workflowActions(workflow).map((a) => actionButton(name, a, { notify, after: load, level })));
     append(clear(remarks), workflow.remarks ? markdown(workflow.remarks) : null);
     const editable = workflow.state === "Draft" && !workflow.locked;
     const tasks = workflow.tasks.map((t) => {
@@ -116,6 +123,7 @@ export function editorView(main, [name], { notify }) {
     append(
       clear(canvas),
       tasks.length ? null : h("p", { class: "empty" }, "No task yet: add one from the task types on the right."),
+      level !== undefined && !allows(level, "edit") ? h("p", { class: "muted editor-note needs-note" }, needsText("edit", level)) : null,
       editable ? null : h("p", { class: "muted editor-note" }, workflow.locked ? "The workflow is locked." : "Stop the workflow (back to Draft) to change its tasks' inputs or delete tasks; tasks can be added while it runs."),
       tasks.map((t, i) => taskBox(t, tasks.slice(0, i), editable)),
     );
@@ -166,7 +174,7 @@ export function editorView(main, [name], { notify }) {
       ),
       h("ul", { class: "ports inputs" }, editors.length ? editors.map((e) => e.row) : h("li", { class: "muted" }, "no inputs")),
       h("ul", { class: "ports outputs" }, task.outputs.map((o) => h("li", { class: "port output", "data-output": o.key }, h("span", { class: "port-key" }, o.key), h("span", { class: "port-type" }, o.type), h("span", { class: "port-dot", "aria-hidden": "true" })))),
-      h("div", { class: "task-actions" }, editors.length ? save : null, remove),
+      gateAll(h("div", { class: "task-actions" }, editors.length ? save : null, remove), "edit", level),
     );
   }
 
@@ -233,6 +241,7 @@ export function editorView(main, [name], { notify }) {
       }
       load();
     });
+    gate(form.querySelector(".add-task-button"), "edit", level);
     append(clear(addBox), form);
     show();
   }

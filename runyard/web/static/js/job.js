@@ -2,13 +2,14 @@
 // CSV as a table of its first rows, a Bitmap as the picture, other composite values as JSON),
 // error, worker, attempt, timings, provenance, whether it is stale, its history, a reduce
 // job's runs, and the log, followed live while the job runs; abort, restart and rename; the
-// form of a job waiting for a user's values.
+// form of a job waiting for a user's values (these need operate access to its workflow).
 
 import { api } from "./api.js";
 import { FINAL, append, clear, duration, enc, h, stateBadge, when } from "./dom.js";
 import { bitmapValue, csvValue, isBitmap, isCsv } from "./filevalues.js";
 import { parameterForm } from "./forms.js";
 import { imageButton, isImage } from "./image.js";
+import { allows, gate, gateAll, levelOf, needsText } from "./session.js";
 
 const POLL_MS = 1000;
 const ABORTABLE = new Set(["Waiting", "Queued", "Running"]);
@@ -128,6 +129,7 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
   let timer = 0;
   let offset = 0; // characters of the log shown so far (code points, as the server counts)
   let job = null;
+  let level; // the user's level on the job's workflow (undefined until known)
   let formShownFor = ""; // "serial:state" whose form is drawn (not redrawn while typing)
   let historyFor = ""; // the state the history was read in
   const formBox = h("div", { class: "job-form" });
@@ -183,7 +185,7 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
   }
 
   function actionButtons() {
-    return [
+    return gateEach([
       ABORTABLE.has(job.state)
         ? h("button", { type: "button", class: "abort danger", onclick: () => act("Aborted", "POST", `/api/jobs/${serial}/state`, { state: "Aborted" }) }, "Abort")
         : null,
@@ -191,7 +193,13 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
         ? h("button", { type: "button", class: "restart", onclick: () => act("Restarted", "POST", `/api/jobs/${serial}/restart`) }, "Restart new job")
         : null,
       job.state !== "Obsolete" ? h("button", { type: "button", class: "rename", onclick: rename }, "Rename") : null,
-    ];
+    ]);
+  }
+
+  // Abort, restart, rename and forms need operate access to the workflow.
+  function gateEach(buttons) {
+    for (const button of buttons) gate(button, "operate", level);
+    return buttons;
   }
 
   function render() {
@@ -255,7 +263,7 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
 
   // The form of a Waiting job that asks for a user's values (or an interactive job's outputs).
   async function showForm() {
-    const key = `${job.serial}:${job.state}:${Boolean(job.run && job.run.obsolete)}`;
+    const key = `${job.serial}:${job.state}:${Boolean(job.run && job.run.obsolete)}:${level}`;
     if (key === formShownFor) return;
     formShownFor = key;
     clear(formBox);
@@ -277,7 +285,9 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
       spec.inputs.length ? [h("h4", {}, "Inputs"), inputs.element] : null,
       outputs ? [h("h4", {}, "Outputs"), outputs.element] : null,
       h("button", { type: "submit", class: "primary submit-job" }, "Submit"),
+      level !== undefined && !allows(level, "operate") ? h("p", { class: "muted needs-note" }, needsText("operate", level)) : null,
     );
+    gateAll(form, "operate", level);
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const body = {};
@@ -334,6 +344,8 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
     clearTimeout(timer);
     try {
       job = await api("GET", `/api/jobs/${serial}`);
+      const workflow = job.workflow || context.workflow;
+      if (workflow) level = await levelOf(workflow).catch(() => undefined);
       if (!alive) return;
       render();
       await readLog();

@@ -6,12 +6,14 @@
 
 import { api } from "./api.js";
 import { enc, h } from "./dom.js";
+import { allows, gateAll, needsText } from "./session.js";
 
 export const PRIORITIES = ["high", "normal", "paused"];
 const RESTARTABLE = new Set(["Done", "Failed", "Aborted"]);
 
-// The menu of one run: answers {open(run, anchor), close(), dispose()}.
-export function runMenu({ notify, refresh }) {
+// The menu of one run: answers {open(run, anchor), close(), dispose()}. ``level()``: the
+// user's level on the workflow; below operate the menu's actions are disabled.
+export function runMenu({ notify, refresh, level = () => undefined }) {
   let menu = null;
 
   function close() {
@@ -79,13 +81,20 @@ export function runMenu({ notify, refresh }) {
   function open(run, anchor) {
     close();
     menu = h("div", { class: `run-menu${run.obsolete ? " for-obsolete" : ""}`, role: "menu" }, run.obsolete ? obsoleteMenu(run) : liveMenu(run));
+    const mine = level();
+    if (mine !== undefined && !allows(mine, "operate")) {
+      gateAll(menu, "operate", mine);
+      menu.append(h("p", { class: "muted needs-note" }, needsText("operate", mine)));
+    }
     const rect = anchor.getBoundingClientRect();
     menu.style.left = `${Math.min(rect.left, window.innerWidth - 300)}px`;
     menu.style.top = `${Math.min(rect.bottom + 2, window.innerHeight - 240)}px`;
     document.body.append(menu);
-    const first = menu.querySelector("input, .menu-item");
-    first.focus();
-    if (first.select) first.select();
+    const first = menu.querySelector("input:enabled, .menu-item:enabled");
+    if (first) {
+      first.focus();
+      if (first.select) first.select();
+    }
   }
 
   const outside = (event) => {
@@ -109,7 +118,7 @@ export function runMenu({ notify, refresh }) {
 // The selection of runs and its bar. Live runs get the live actions, obsolete ones Restore;
 // a mixed selection shows both, each acting on its own runs. ``body`` holds the drawn rows
 // (their checkboxes). Answers {element, setTasks(tasks), toggle(run, on), has(id), remember(run)}.
-export function runSelection({ notify, refresh, body }) {
+export function runSelection({ notify, refresh, body, level = () => undefined }) {
   const selected = new Map(); // run id -> run (as last drawn)
   const count = h("span", { class: "bulk-count" });
   const priority = h("select", { "aria-label": "Priority of the selected runs", class: "bulk-priority" }, h("option", { value: "" }, "Set priority\u2026"), PRIORITIES.map((p) => h("option", { value: p }, p)));
@@ -129,7 +138,7 @@ export function runSelection({ notify, refresh, body }) {
     count,
     live,
     restore,
-    h("button", { type: "button", class: "link bulk-clear", title: "Clear the selection", onclick: () => clearSelection() }, "\u00D7"),
+    h("button", { type: "button", class: "link bulk-clear", title: "Clear the selection", "data-always": true, onclick: () => clearSelection() }, "\u00D7"),
   );
 
   function show() {
@@ -139,6 +148,7 @@ export function runSelection({ notify, refresh, body }) {
     restore.hidden = !runs.some((run) => run.obsolete);
     const obsolete = runs.filter((run) => run.obsolete).length;
     count.textContent = `${runs.length} run${runs.length === 1 ? "" : "s"} selected${obsolete && obsolete < runs.length ? ` (${obsolete} obsolete)` : ""}`;
+    gateAll(element, "operate", level());
   }
 
   function clearSelection() {

@@ -4,13 +4,16 @@
 // as ten. A Server-Sent Events stream says when something changed; the rows in view are
 // then fetched again. Stale cells and jobs no worker can run are marked. Obsolete runs are
 // listed on demand (struck through, labelled). The actions on a run (its menu) and on a
-// selection of runs (the bulk bar), and Re-run stale, are in runactions.js.
+// selection of runs (the bulk bar), and Re-run stale, are in runactions.js. What the user's
+// level on the workflow does not allow is disabled, saying which level it needs.
 
 import { api } from "./api.js";
 import { ICONS, STATES, append, clear, countChips, debounce, enc, h } from "./dom.js";
 import { jobPanel } from "./job.js";
 import { openNewRun } from "./newrun.js";
 import { rerunStaleButton, runMenu, runSelection } from "./runactions.js";
+import { gate, levelOf, needsText } from "./session.js";
+import { openShareDialog } from "./sharing.js";
 import { actionButton, workflowActions } from "./workflows.js";
 
 const ROW_HEIGHT = 30; // px; the same as .runs-row in app.css
@@ -32,6 +35,8 @@ export function runsView(main, [name], { notify }) {
   let closePanel = null;
   let source = null;
   let alive = true;
+  let level; // the user's level on the workflow (undefined until known)
+  let shownState = null; // [state, locked] as last drawn
 
   // -- the page ---------------------------------------------------------------------------
   const heading = h("h1", {}, name);
@@ -60,6 +65,8 @@ export function runsView(main, [name], { notify }) {
   );
   const newRunButton = h("button", { type: "button", class: "new-run primary", onclick: () => openNewRun(dialog, name, { notify }) }, "New Run");
   const editLink = h("a", { href: `#/workflows/${enc(name)}/edit`, class: "button edit-workflow" }, "Edit workflow");
+  const levelNote = h("span", { class: "level-note", hidden: true });
+  const shareButton = h("button", { type: "button", class: "share-button", hidden: true, title: "Share it with users or groups", onclick: () => openShareDialog(name, { notify }) }, "Share\u2026");
   const head = h("div", { class: "runs-head runs-row" });
   const body = h("div", { class: "runs-body" });
   const emptyNote = h("p", { class: "empty runs-empty", hidden: true });
@@ -68,12 +75,12 @@ export function runsView(main, [name], { notify }) {
   const dialog = h("dialog", { class: "new-run-dialog" });
   dialog.addEventListener("close", () => clear(dialog));
   const refresh = () => refreshVisible();
-  const menu = runMenu({ notify, refresh });
-  const selection = runSelection({ notify, refresh, body });
+  const menu = runMenu({ notify, refresh, level: () => level });
+  const selection = runSelection({ notify, refresh, body, level: () => level });
   const rerunButton = rerunStaleButton(name, { notify, refresh });
 
   main.append(
-    h("div", { class: "toolbar" }, h("a", { href: "#/workflows", class: "back" }, "\u2190 Workflows"), heading, wfState, wfButtons, editLink, h("span", { class: "grow" }), summary),
+    h("div", { class: "toolbar" }, h("a", { href: "#/workflows", class: "back" }, "\u2190 Workflows"), heading, wfState, wfButtons, editLink, shareButton, levelNote, h("span", { class: "grow" }), summary),
     h("div", { class: "toolbar filters" }, newRunButton, rerunButton, stateSelect, nameInput, orderSelect, shownSelect, reduceBox, h("span", { class: "grow" }), count),
     selection.element,
     h("div", { class: "runs-layout" }, scroller, panel),
@@ -283,9 +290,28 @@ export function runsView(main, [name], { notify }) {
   }
 
   function showWorkflow(state, locked) {
+    shownState = [state, locked];
     wfState.className = `wf-state wf-${state.toLowerCase()}`;
     wfState.textContent = locked ? `${state}, locked` : state;
-    append(clear(wfButtons), workflowActions({ state, locked }).map((a) => actionButton(name, a, { notify, after: () => {} })));
+    append(clear(wfButtons), workflowActions({ state, locked }).map((a) => actionButton(name, a, { notify, after: () => {}, level })));
+  }
+
+  // The user's level: disable what it does not allow (the server would refuse it).
+  async function readLevel() {
+    try {
+      level = await levelOf(name);
+    } catch (exc) {
+      if (alive) notify(exc.message, "error");
+      return;
+    }
+    if (!alive) return;
+    gate(newRunButton, "operate", level);
+    gate(rerunButton, "edit", level);
+    shareButton.hidden = level !== "own";
+    levelNote.hidden = level === "own" || level === "edit";
+    levelNote.textContent = `you may ${level}`;
+    levelNote.title = level === "view" ? needsText("operate", level) : "Changing its tasks, starting and stopping it need edit access";
+    if (shownState) showWorkflow(...shownState);
   }
 
   function listen() {
@@ -385,6 +411,7 @@ export function runsView(main, [name], { notify }) {
   const resize = new ResizeObserver(draw);
   resize.observe(scroller);
 
+  readLevel();
   fetchBlock(0);
   listen();
   const every = setInterval(refreshVisible, REFRESH_ANYWAY_MS);

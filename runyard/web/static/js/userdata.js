@@ -5,6 +5,7 @@
 import { api } from "./api.js";
 import { append, clear, enc, h, when } from "./dom.js";
 import { openImageViewer } from "./image.js";
+import { isAdmin } from "./session.js";
 
 let cached = null; // {token, roots, until}
 
@@ -174,9 +175,14 @@ export function userDataView(main, _params, { notify }) {
     }
     loadMappings();
   });
+  main.append(h("div", { class: "toolbar" }, h("h1", {}, "User Data")), box);
+  // Only admins map folders (and see the server's folders); others browse what they may use.
+  if (!isAdmin()) {
+    cached = null;
+    browser(box, { notify, onPick: () => {}, pickFiles: false });
+    return () => {};
+  }
   main.append(
-    h("div", { class: "toolbar" }, h("h1", {}, "User Data")),
-    box,
     h("h3", {}, "Mappings (admins)"),
     h("table", { class: "list mappings" }, h("thead", {}, h("tr", {}, ["Virtual root", "Server folder", "Since", ""].map((t) => h("th", {}, t)))), mappings),
     form,

@@ -1,21 +1,26 @@
-// The workflows list: state, runs and live jobs by state; start, stop, obsolete, lock,
-// unlock; import a package; export a workflow.
+// The workflows list (those the user may see): state, runs and live jobs by state, owner
+// and the user's level; start, stop, obsolete, lock, unlock; share; import a package;
+// export a workflow.
 
 import { api } from "./api.js";
 import { clear, countChips, enc, h } from "./dom.js";
 import { newWorkflowDialog } from "./editor.js";
 import { markdown } from "./markdown.js";
+import { gate, isAdmin, me, rememberLevel } from "./session.js";
+import { openShareDialog } from "./sharing.js";
 
 const REFRESH_MS = 3000;
 
+// The actions offered on a workflow; locking is for admins only.
 export function workflowActions(workflow) {
-  if (workflow.locked) return ["unlock"];
+  const admin = isAdmin();
+  if (workflow.locked) return admin ? ["unlock"] : [];
   const actions = {
     Draft: ["start", "obsolete"],
     Started: ["stop", "obsolete"],
     Obsolete: ["start"],
   }[workflow.state] || [];
-  return [...actions, "lock"];
+  return admin ? [...actions, "lock"] : actions;
 }
 
 const ACTION_LABELS = {
@@ -35,8 +40,9 @@ const ACTION_HINTS = {
   unlock: "Allow changes again",
 };
 
-export function actionButton(name, action, { notify, after }) {
-  return h(
+// A workflow action's button; disabled when ``level`` (the user's) is below edit.
+export function actionButton(name, action, { notify, after, level }) {
+  return gate(h(
     "button",
     {
       type: "button",
@@ -55,8 +61,33 @@ export function actionButton(name, action, { notify, after }) {
       },
     },
     ACTION_LABELS[action],
-  );
+  ), "edit", level);
 }
+
+// What the workflows list says of a level ("own": the owner, or an admin).
+const LEVEL_TEXT = { own: "owner", edit: "may edit", operate: "may operate", view: "may view" };
+const owners = new Map(); // workflow name -> owner's name (null: none), when the list lacks it
+
+// Who owns workflow ``w``: from the list when it says, else from its shares (once).
+function ownerCell(w) {
+  const cell = h("span", { class: "owner" });
+  const show = (owner) => {
+    cell.textContent = owner ? `owner ${owner}` : "no owner";
+    if (owner && me() && owner === me().name) cell.textContent = "owner: you";
+  };
+  if (w.owner !== undefined) show(w.owner);
+  else if (owners.has(w.name)) show(owners.get(w.name));
+  else {
+    api("GET", `/api/workflows/${enc(w.name)}/shares`)
+      .then((answer) => {
+        owners.set(w.name, answer.owner);
+        show(answer.owner);
+      })
+      .catch(() => {});
+  }
+  return cell;
+}
+
 
 // What POST /api/packages imported, in words: a task type, a workflow or a dependency
 // package (a "virtual marker" has no install command).
@@ -104,7 +135,7 @@ export function workflowsView(main, _params, { notify }) {
       h(
         "thead",
         {},
-        h("tr", {}, ["Name", "State", "Runs", "Jobs", "Actions", ""].map((t) => h("th", {}, t))),
+        h("tr", {}, ["Name", "State", "Runs", "Jobs", "Access", "Actions", ""].map((t) => h("th", {}, t))),
       ),
       body,
     ),
@@ -121,10 +152,13 @@ export function workflowsView(main, _params, { notify }) {
       clear(body);
       if (!workflows.length) {
         body.append(
-          h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No workflow yet: create one or import a workflow package.")),
+          h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No workflow yet: create one or import a workflow package, or ask a colleague to share one with you.")),
         );
       }
-      for (const w of workflows) body.append(row(w));
+      for (const w of workflows) {
+        if (w.your_level) rememberLevel(w.name, w.your_level);
+        body.append(row(w));
+      }
       foldLongRemarks();
     } catch (exc) {
       notify(exc.message, "error");
@@ -133,9 +167,10 @@ export function workflowsView(main, _params, { notify }) {
   }
 
   function row(w) {
+    const level = w.your_level;
     return h(
       "tr",
-      { "data-workflow": w.name },
+      { "data-workflow": w.name, "data-level": level || "" },
       h(
         "td",
         {},
@@ -151,7 +186,23 @@ export function workflowsView(main, _params, { notify }) {
       ),
       h("td", { class: "num" }, String(w.runs)),
       h("td", {}, countChips(w.jobs)),
-      h("td", { class: "actions" }, h("div", {}, workflowActions(w).map((a) => actionButton(w.name, a, { notify, after: load })))),
+      h(
+        "td",
+        { class: "access" },
+        level ? h("span", { class: `level level-${level}`, title: "Your level on this workflow" }, isAdmin() && level === "own" ? "admin" : LEVEL_TEXT[level] || level) : null,
+        " ",
+        ownerCell(w),
+      ),
+      h(
+        "td",
+        { class: "actions" },
+        h(
+          "div",
+          {},
+          workflowActions(w).map((a) => actionButton(w.name, a, { notify, after: load, level })),
+          level === "own" ? h("button", { type: "button", class: "share-button", title: "Share it with users or groups", onclick: () => openShareDialog(w.name, { notify, onChange: load }) }, "Share…") : null,
+        ),
+      ),
       h("td", { class: "links" }, h("a", { href: `#/workflows/${enc(w.name)}/edit`, class: "edit-link" }, "Edit"), " ", h("a", { href: `/api/workflows/${enc(w.name)}/export`, download: `${w.name}.xfp` }, "Export")),
     );
   }
