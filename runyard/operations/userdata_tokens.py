@@ -95,7 +95,7 @@ def decode_token(text: str, secret: bytes, now: datetime) -> UserDataToken:
             "with POST /api/userdata/tokens (get_xf_userdata_token in task scripts)"
         )
     body, dot, signature = text.removeprefix(TOKEN_PREFIX).rpartition(".")
-    if not dot or not body:
+    if not dot or not body or not body.isascii():
         raise Unauthorized("the User Data token is malformed; ask for a new one")
     if not hmac.compare_digest(signature.encode(), _signature(body, secret).encode()):
         raise Unauthorized(

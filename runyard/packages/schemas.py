@@ -28,8 +28,8 @@ VERSION: Schema = {
 }
 TASK_TYPE_NAME: Schema = {
     "type": "string",
-    "pattern": r"^[A-Za-z0-9.]{1,50}$",
-    "x-must": '1 to 50 letters, digits and dots, like "Lucid.Util.Threshold"',
+    "pattern": r"^(?!\.+$)[A-Za-z0-9.]{1,50}$",  # not "." nor "..": it names a folder
+    "x-must": '1 to 50 letters, digits and dots (not only dots), like "Lucid.Util.Threshold"',
 }
 DEPENDENCY_NAME: Schema = {
     "type": "string",

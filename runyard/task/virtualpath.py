@@ -22,6 +22,9 @@ __all__ = [
 ]
 
 
+MAX_NAME_BYTES = 255  # of one file or folder name, as most file systems allow
+
+
 class InvalidVirtualPath(ValueError):
     """A virtual path or a name in one that is refused."""
 
@@ -35,6 +38,8 @@ def _name_problem(name: str) -> str | None:
         return "contains a backslash (virtual paths use '/')"
     if "\0" in name:
         return "contains a NUL character"
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        return f"is longer than {MAX_NAME_BYTES} bytes (in UTF-8), more than file systems allow"
     decoded = _fully_unquoted(name)
     if decoded in (".", ".."):
         return "is '.' or '..' (virtual paths cannot leave a folder)"
