@@ -160,9 +160,7 @@ class RunManager(GivingBack):
         task's template), or the outputs of an interactive job (it is then Done). Every
         value is checked against the interface; all problems are reported at once, by field."""
         with self._write_and_notify() as conn:
-            job = job_rows.get_job(conn, serial)
-            if job is None:
-                raise NotFound(f"no job with serial {serial}", serial=serial)
+            job = self._lock_runs_of_answer(conn, serial)
             self._run_of_job(conn, job)
             if job.state != JobState.WAITING:
                 raise Conflict(
@@ -185,8 +183,6 @@ class RunManager(GivingBack):
                     serial=serial,
                     errors=errors,
                 )
-            answers = {k: given[k] for k in asked if asked[k].mode == "define_on_first"}
-            self._remember_templates(conn, task, answers, submitted=serial)
             values: dict[str, Any] = {"inputs": job.inputs | given}
             if interactive and (outputs is not None or not asked):
                 values |= {"outputs": outputs or {}, "finished_at": self.now()}
@@ -194,6 +190,8 @@ class RunManager(GivingBack):
             else:
                 target = JobState.QUEUED
             done = self._transition(conn, serial, target, **values)
+            answers = {k: given[k] for k in asked if asked[k].mode == "define_on_first"}
+            self._remember_templates(conn, task, answers)
             self._log(
                 conn,
                 actor,
@@ -204,12 +202,32 @@ class RunManager(GivingBack):
             )
             return done
 
-    def _remember_templates(
-        self, conn: Connection, task: Task, answers: dict[str, Any], *, submitted: int
-    ) -> None:
+    def _lock_runs_of_answer(self, conn: Connection, serial: int) -> Job:
+        """Job ``serial``, read once its run is locked, with the runs that a first answer to
+        its task's ``define_on_first`` inputs changes (those of the task's Waiting jobs), all
+        in id order: the one lock order (runs, jobs, the study run, the workflow's row last;
+        see docs/states.md), so that the submit waits for an obsolete, an expiry or another
+        first answer instead of deadlocking on PostgreSQL. A Waiting job created meanwhile
+        has its run locked after (it is read again until none is)."""
+        locked: set[int] = set()
+        while True:
+            job = job_rows.get_job(conn, serial)
+            if job is None:
+                raise NotFound(f"no job with serial {serial}", serial=serial)
+            wanted = {job.run_id}
+            task = next(t for t in self._tasks(conn, job.workflow_id) if t.id == job.task_id)
+            if any(i.source.mode == "define_on_first" and i.source.template is None
+                   for i in task.inputs):  # fmt: skip
+                wanted |= {j.run_id for j in job_rows.waiting_jobs_of_task(conn, task.id)}
+            if wanted <= locked:
+                return job
+            run_rows.lock_runs(conn, sorted(wanted - locked))
+            locked |= wanted
+
+    def _remember_templates(self, conn: Connection, task: Task, answers: dict[str, Any]) -> None:
         """The first answer to a ``define_on_first`` input becomes the task's template, and
-        the task's other Waiting jobs take it (``submitted``, the job answered, is left to
-        ``submit``)."""
+        the task's other Waiting jobs take it (their runs are locked: ``_lock_runs_of_answer``).
+        The task's row, and so the workflow's, is written last."""
         first = {k: v for k, v in answers.items() if task.input_source(k).template is None}
         if not first:
             return
@@ -217,11 +235,8 @@ class RunManager(GivingBack):
             replace(i, source=replace(i.source, template=first[i.key])) if i.key in first else i
             for i in task.inputs
         )
-        workflow_rows.set_task(conn, replace(task, inputs=inputs))
         # The other jobs that waited for the same first answer take it too.
         for other in job_rows.waiting_jobs_of_task(conn, task.id):
-            if other.serial == submitted:
-                continue
             filled = other.inputs | {k: v for k, v in first.items() if other.inputs.get(k) is None}
             missing = [i.key for i in inputs if filled.get(i.key) is None
                        and i.source.mode in ("ui", "define_on_first")]  # fmt: skip
@@ -229,6 +244,7 @@ class RunManager(GivingBack):
                 self._transition(conn, other.serial, JobState.QUEUED, inputs=filled)
             else:
                 job_rows.set_inputs(conn, other.serial, filled)
+        workflow_rows.set_task(conn, replace(task, inputs=inputs))
 
     def rerun_stale(
         self, workflow_name: str, task_name: str | None = None, *, actor: str = "system"

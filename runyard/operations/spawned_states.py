@@ -55,7 +55,7 @@ class SpawnedStates(JobManager):
         if target == JobState.DONE:
             self._set_done_together(conn, changed)
         else:
-            changed = [self._set_state(conn, job, target) for job in changed]
+            changed = self._set_obsolete_together(conn, changed)
         if changed:
             self._log(
                 conn,
@@ -65,6 +65,19 @@ class SpawnedStates(JobManager):
                 workflow_id=changed[0].workflow_id,
                 job_serial=spawner,
             )
+
+    def _set_obsolete_together(self, conn: Connection, jobs: list[Job]) -> list[Job]:
+        """Spawned jobs -> Obsolete, one by one, their runs locked first, all in id order:
+        each job takes the study run (a reduce decision), so taking the next run after it
+        would deadlock on PostgreSQL with a finish, an expiry or an obsolete holding that run
+        (the one lock order: runs, jobs, the study run). A job Obsolete meanwhile is left."""
+        run_rows.lock_runs(conn, [job.run_id for job in jobs])
+        now = spawn_rows.get_jobs(conn, [job.serial for job in jobs])
+        return [
+            self._set_state(conn, now[job.serial], JobState.OBSOLETE)
+            for job in jobs
+            if now[job.serial].state != JobState.OBSOLETE
+        ]
 
     def _set_done_together(self, conn: Connection, jobs: list[Job]) -> None:
         """Spawned jobs Obsolete -> Done at once (as ``_set_state`` one by one would): one
