@@ -40,6 +40,12 @@ class Settings:
     max_jobs: int = 2
     config_dir: Path = field(default_factory=default_config_dir)  # client commands' credentials
 
+    def __post_init__(self) -> None:
+        # Resolved once, here: a relative folder (--data-dir ./lab) must name the same folder
+        # for every process and every working folder (jobs run in their own).
+        for name in ("data_dir", "config_dir"):
+            object.__setattr__(self, name, Path(getattr(self, name)).expanduser().absolute())
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'runyard.db'}"
