@@ -229,7 +229,7 @@ def _report(
             client.download(table_job["outputs"]["table"]["file_id"], path)
             _show(demo.name, path)
     console.print(
-        f"\nWeb UI: {server.url}/ui/  (log in with the admin token in "
+        f"\nWeb UI: {server.url}/ui/  (Use a token instead: the admin token in "
         f"{settings.admin_token_file})\nAPI: {server.url}/docs",
         highlight=False,
         soft_wrap=True,
