@@ -43,8 +43,12 @@ class Upload:
         self.size += len(chunk)
 
     def discard(self) -> None:
-        self.handle.close()
-        self.path.unlink(missing_ok=True)
+        try:
+            self.handle.close()
+        except OSError:
+            pass  # flushing what is buffered fails on a full disk: the file goes anyway
+        finally:
+            self.path.unlink(missing_ok=True)
 
     def verify(self, size: int | None, sha256: str | None, *, what: str, undone: str) -> str:
         """Flush the received file to disk and check it against the announced ``size`` and

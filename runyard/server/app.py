@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -111,6 +113,8 @@ def create_app(runyard_instance: Runyard) -> FastAPI:
     app.add_exception_handler(RunyardError, _runyard_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(OSError, _environment_error)
+    app.add_exception_handler(DBAPIError, _environment_error)
     app.add_exception_handler(Exception, _internal_error)
     return app
 
@@ -194,6 +198,63 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return _shape(500, "internal_error", f"internal error: {type(exc).__name__}: {_said(exc)}", {})
+
+
+async def _environment_error(request: Request, exc: Exception) -> JSONResponse:
+    """An OSError or a database error: 507 when the disk is full (an upload, a User Data
+    write, the database), 503 while the database cannot be reached."""
+    where = f"{request.method} {request.url.path}"
+    if out_of_space(exc):
+        log.warning("%s: out of storage space: %s", where, _said(exc))
+        return _shape(
+            507,
+            "insufficient_storage",
+            f"the server has no storage space left ({_said(_original(exc))}): nothing was "
+            "stored; free some space on the server (or ask its admin to), then try again",
+            {},
+        )
+    if isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        log.warning("%s: the database is unavailable: %s", where, _said(exc))
+        return _shape(
+            503,
+            "database_unavailable",
+            "the server cannot reach its database (it may be restarting or busy); try again "
+            "in a moment, and if this goes on, ask the server's admin to check the database",
+            {},
+        )
+    raise exc  # anything else is a bug: _internal_error answers it, the log has it whole
+
+
+NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+SQLITE_FULL = 13  # "database or disk is full"
+POSTGRES_DISK_FULL = "53100"  # SQLSTATE disk_full
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says that the disk is full: ENOSPC or EDQUOT from
+    the operating system, SQLITE_FULL, or PostgreSQL's disk_full."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in NO_SPACE:
+            return True
+        original = current.orig if isinstance(current, DBAPIError) else current
+        if getattr(original, "sqlite_errorcode", None) == SQLITE_FULL:
+            return True
+        if getattr(original, "sqlstate", None) == POSTGRES_DISK_FULL:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _original(exc: Exception) -> Exception:
+    """The database driver's own error inside a SQLAlchemy one (it names no SQL)."""
+    if isinstance(exc, DBAPIError) and isinstance(exc.orig, Exception):
+        return exc.orig
+    return exc
 
 
 def _said(exc: Exception) -> str:

@@ -66,7 +66,8 @@ class ErrorAnswer(BaseModel):
 
 # The error answers of every route, for the OpenAPI document: a route may refuse the
 # caller (401, 403), not find what it names (404), find it in a state that does not
-# allow the call (409), or refuse the request (422).
+# allow the call (409), or refuse the request (422); and any route may meet its database
+# away (503) or a full disk (507).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorAnswer, "description": description}
     for status, description in [
@@ -77,6 +78,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (413, "The request body is larger than the route takes (too_large)."),
         (422, "A malformed request or a bad value (invalid_input, invalid_package, ...)."),
         (429, "Too many failed log ins for the account or address (too_many_requests)."),
+        (503, "The server cannot reach its database; try again (database_unavailable)."),
+        (507, "The server's disk is full; nothing was stored (insufficient_storage)."),
     ]
 }
 
