@@ -296,16 +296,6 @@ def count_by_state(
     return {state: int(n) for state, n in rows}
 
 
-def current_lease(conn: Connection, serial: int) -> str | None:
-    """The lease of a Running job."""
-    value = conn.execute(
-        select(jobs.c.lease_id).where(
-            jobs.c.serial == serial, jobs.c.state == JobState.RUNNING.value
-        )
-    ).scalar()
-    return str(value) if value is not None else None
-
-
 def current_lease_and_workflow(conn: Connection, serial: int) -> tuple[str, int] | None:
     """(lease, workflow id) of a Running job."""
     row = conn.execute(
