@@ -42,9 +42,18 @@ def token_of(lab: Installation, name: str, password: str = PASSWORD) -> str:
 
 @pytest.fixture(scope="module")
 def people(lab: Installation) -> dict[str, str]:
-    """Ann and Ben (plain users, made with the admin token), and a personal token of each."""
+    """Ann and Ben (plain users, made with the admin token), and a personal token of each.
+    The server lives for the session, and pytest-xdist may set this fixture up again in the
+    same process (worksteal), so users made before are taken as they are."""
     for name in (ANN, BEN):
-        lab.api("POST", "/api/users", {"name": name, "password": PASSWORD, "admin": False})
+        made = call(
+            lab,
+            lab.admin_token,
+            "POST",
+            "/api/users",
+            {"name": name, "password": PASSWORD, "admin": False},
+        )
+        assert made.status_code in (200, 409), made.text
     return {name: token_of(lab, name) for name in (ANN, BEN)}
 
 

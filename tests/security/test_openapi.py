@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.security.conftest import CALLERS, Lab
 
-MAX_EXAMPLES = 6  # per route, caller and kind of data (valid, invalid)
+MAX_EXAMPLES = 4  # per route, caller and kind of data (valid, invalid)
 CLAIM_WAIT_SECONDS = 0.05  # a claim's long poll, cut short so that fuzzing stays quick
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 FUZZING = settings(
@@ -44,6 +44,8 @@ def test_every_route_answers_without_server_error_and_as_documented(caller: str,
     failures: list[str] = []
     for found in schema.get_all_operations():
         operation = found.ok()
+        if caller == "userdata" and not operation.path.startswith("/api/userdata/"):
+            continue  # elsewhere it is one more unknown token, as anonymous is fuzzed
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             try:
                 fuzz(operation, mode, lab, headers)
