@@ -49,7 +49,8 @@ class Principal:
         return "admin" if self.is_admin else self.kind
 
 
-def _hash(token: str) -> str:
+def token_hash(token: str) -> str:
+    """How a token is stored and looked up: its SHA-256, in hex."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -83,7 +84,11 @@ class AuthManager(Operations):
                 return None
             token = "ry_admin_" + secrets.token_urlsafe(32)
             user_rows.insert_user_token(
-                conn, token_hash=_hash(token), user="admin", label="admin-token", now=self.now()
+                conn,
+                token_hash=token_hash(token),
+                user="admin",
+                label="admin-token",
+                now=self.now(),
             )
             worker_rows.put_setting_once(conn, "admin_token_created", self.now().isoformat())
             token_file.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +101,7 @@ class AuthManager(Operations):
         token = "ry_worker_" + secrets.token_urlsafe(32)
         with self.store.write() as conn:
             worker_rows.insert_token(
-                conn, token_hash=_hash(token), kind="worker", name=name, now=self.now()
+                conn, token_hash=token_hash(token), kind="worker", name=name, now=self.now()
             )
             self._log(conn, actor, "token.create", f"worker token for {name}")
         return token
@@ -126,7 +131,7 @@ class AuthManager(Operations):
                 "a User Data token is valid only for the User Data file calls (/api/userdata/list,"
                 " /file and /image-header); use the job or admin token here"
             )
-        key = _hash(token)
+        key = token_hash(token)
         cached = self._known.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]

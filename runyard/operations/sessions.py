@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from runyard.errors import Forbidden, Unauthorized
-from runyard.operations.auth import AuthManager, Principal
+from runyard.operations.auth import AuthManager, Principal, token_hash
 from runyard.operations.base import Operations
 from runyard.operations.users import UserManager
 from runyard.store import sessions as session_rows
@@ -32,10 +32,6 @@ CACHE_SECONDS = 5.0
 class Session:
     principal: Principal
     expires_at: datetime
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class SessionManager(Operations):
@@ -75,7 +71,7 @@ class SessionManager(Operations):
             session_rows.delete_sessions_before(conn, now - LIFETIME)
             session_rows.insert_session(
                 conn,
-                token_hash=_hash(token),
+                token_hash=token_hash(token),
                 principal=f"{principal.kind}:{principal.name}",
                 now=now,
             )
@@ -84,7 +80,7 @@ class SessionManager(Operations):
 
     def authenticate(self, token: str) -> Session:
         """The session of a session token; Unauthorized if it ended or expired."""
-        key = _hash(token)
+        key = token_hash(token)
         cached = self._known.get(key)
         if cached is not None and cached[0] > time.monotonic():
             session = cached[1]
@@ -119,7 +115,7 @@ class SessionManager(Operations):
 
     def logout(self, token: str) -> None:
         """End the session (nothing happens if it has ended already)."""
-        key = _hash(token)
+        key = token_hash(token)
         self._known.pop(key, None)
         with self.store.write() as conn:
             found = session_rows.find_session(conn, key)

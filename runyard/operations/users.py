@@ -9,7 +9,6 @@ the database, so every server process refuses the same guesser.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from datetime import timedelta
@@ -20,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection
 
 from runyard.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
-from runyard.operations.auth import ADMINS, AuthManager, Principal
+from runyard.operations.auth import ADMINS, AuthManager, Principal, token_hash
 from runyard.operations.base import Operations
 from runyard.store import sessions as session_rows
 from runyard.store import users as user_rows
@@ -39,10 +38,6 @@ _hasher = PasswordHasher()
 # Verified against when the account does not exist, so that a wrong name takes as long as a
 # wrong password.
 _NO_USER_HASH = _hasher.hash(secrets.token_hex(16))
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def check_name(name: str, what: str) -> str:
@@ -222,7 +217,7 @@ class UserManager(Operations):
         with self.store.write() as conn:
             self._user(conn, owner)
             token_id = user_rows.insert_user_token(
-                conn, token_hash=_hash(token), user=owner, label=label, now=self.now()
+                conn, token_hash=token_hash(token), user=owner, label=label, now=self.now()
             )
             self._log(conn, caller.name, "token.create", f"personal token {label!r} of {owner}")
         return token_id, token
