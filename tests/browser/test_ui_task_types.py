@@ -128,12 +128,15 @@ def documented(lab: Installation, tmp_path_factory: pytest.TempPathFactory) -> I
     )
     for folder in (threshold, pictures):
         post(lab, "/api/packages", folder_zip_bytes(folder))
-    lab.api("POST", "/api/workflows", {"name": "Pictures", "remarks": ""})
-    lab.api(
-        "POST",
-        "/api/workflows/Pictures/tasks",
-        {"name": "S", "task_type": {"name": "Docs.Pictures"}},
-    )
+    # The server lives for the session and pytest-xdist may set this fixture up again in the
+    # same process (worksteal): the workflow made before is taken as it is.
+    if not any(w["name"] == "Pictures" for w in lab.api("GET", "/api/workflows")):
+        lab.api("POST", "/api/workflows", {"name": "Pictures", "remarks": ""})
+        lab.api(
+            "POST",
+            "/api/workflows/Pictures/tasks",
+            {"name": "S", "task_type": {"name": "Docs.Pictures"}},
+        )
     return lab
 
 
