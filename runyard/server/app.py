@@ -22,7 +22,7 @@ from runyard import web
 from runyard.errors import RunyardError
 from runyard.operations import Runyard
 from runyard.operations.base import request_address
-from runyard.server import accounts, api, protocol, study, views
+from runyard.server import accounts, api, files, protocol, study, views
 from runyard.server.limits import RequestLimits
 from runyard.server.schemas import ERROR_RESPONSES
 
@@ -66,16 +66,16 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("POST", "/api/spawn/jobs/{serial}/state", api.change_spawned_job_state),
     ("POST", "/api/spawn/jobs/state", api.change_spawned_job_states),
     ("GET", "/api/spawn/sort-orders", api.spawn_sort_orders),
-    ("POST", "/api/files", api.upload_file),
-    ("GET", "/api/files/{file_id}", api.download_file),
-    ("GET", "/api/userdata/mappings", api.list_userdata_mappings),
-    ("PUT", "/api/userdata/mappings", api.put_userdata_mapping),
-    ("DELETE", "/api/userdata/mappings", api.delete_userdata_mapping),
-    ("POST", "/api/userdata/tokens", api.create_userdata_token),
-    ("GET", "/api/userdata/list", api.list_userdata),
-    ("GET", "/api/userdata/file", api.read_userdata_file),
-    ("GET", "/api/userdata/image-header", api.userdata_image_header),
-    ("PUT", "/api/userdata/file", api.write_userdata_file),
+    ("POST", "/api/files", files.upload_file),
+    ("GET", "/api/files/{file_id}", files.download_file),
+    ("GET", "/api/userdata/mappings", files.list_userdata_mappings),
+    ("PUT", "/api/userdata/mappings", files.put_userdata_mapping),
+    ("DELETE", "/api/userdata/mappings", files.delete_userdata_mapping),
+    ("POST", "/api/userdata/tokens", files.create_userdata_token),
+    ("GET", "/api/userdata/list", files.list_userdata),
+    ("GET", "/api/userdata/file", files.read_userdata_file),
+    ("GET", "/api/userdata/image-header", files.userdata_image_header),
+    ("PUT", "/api/userdata/file", files.write_userdata_file),
     ("POST", "/api/workers/register", protocol.register_worker),
     ("POST", "/api/workers/claim", protocol.claim_jobs),
     ("POST", "/api/workers/report", protocol.worker_report),
