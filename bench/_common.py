@@ -54,10 +54,13 @@ class BenchError(RuntimeError):
 # -- packages ---------------------------------------------------------------------------------
 
 
-def write_packages(root: Path, workflow: str, steps: int) -> list[Path]:
+def write_packages(
+    root: Path, workflow: str, steps: int, *, jobs_per_process: int | None = None
+) -> list[Path]:
     """Package folders, in import order: the task types ``Bench.Source`` (a source task
     whose jobs are created with their output ``value``) and ``Bench.Increment`` (outputs
-    ``value + 1``), and a workflow ``Source -> Step1 -> ... -> Step<steps>``."""
+    ``value + 1``; with ``jobs_per_process`` in its metadata if given), and a workflow
+    ``Source -> Step1 -> ... -> Step<steps>``."""
     source, step, flow = root / "Source", root / "Increment", root / workflow
     _write_json(source / "metadata.json", _task_type_metadata(SOURCE_TYPE, "The run's number."))
     _write_json(
@@ -67,7 +70,10 @@ def write_packages(root: Path, workflow: str, steps: int) -> list[Path]:
     (source / "main.py").write_text(
         "from runyard import task\n\ntask.fail('source jobs are created with their outputs')\n"
     )
-    _write_json(step / "metadata.json", _task_type_metadata(STEP_TYPE, "Adds one."))
+    _write_json(
+        step / "metadata.json",
+        _task_type_metadata(STEP_TYPE, "Adds one.", jobs_per_process=jobs_per_process),
+    )
     _write_json(
         step / "interface.json",
         {
@@ -102,8 +108,12 @@ def write_packages(root: Path, workflow: str, steps: int) -> list[Path]:
     return [source, step, flow]
 
 
-def _task_type_metadata(name: str, summary: str) -> dict[str, Any]:
-    return {
+def _task_type_metadata(
+    name: str, summary: str, *, jobs_per_process: int | None = None
+) -> dict[str, Any]:
+    """A task type's ``metadata.json``; ``jobs_per_process`` only if given (absent: a new
+    process per job)."""
+    metadata: dict[str, Any] = {
         "package_format": "XFP-TT1.0",
         "name": name,
         "version": "1.0.0.0",
@@ -111,6 +121,9 @@ def _task_type_metadata(name: str, summary: str) -> dict[str, Any]:
         "author": "Runyard benchmarks",
         "dependencies": [],
     }
+    if jobs_per_process is not None:
+        metadata["jobs_per_process"] = jobs_per_process
+    return metadata
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -1,18 +1,20 @@
 """Benchmark chain-40: the latency of one run through a line of 40 trivial jobs.
 
     .venv/bin/python bench/chain.py [--repeat 5] [--length 40] [--poll 0.1] [--up]
+        [--jobs-per-process N]
 
 The workflow is ``Source -> Step1 -> ... -> Step40``: the source job is created Done with
-output ``value``; every step is the task type ``Bench.Increment`` (a Python script that
-outputs ``value + 1``), so each job waits for the one before it and nothing runs in
-parallel. The figure is the time from the source job's creation to the last job Done, from
-the server's own timestamps (the source job's created_at, the last job's finished_at), so the
-completion poll's interval does not count. Beside it: the time the benchmark saw, from just
-before POST /api/workflows/Chain/runs (which creates the source job and queues Step1) until
-the poll saw every job Done; and the split per job into the wait until a worker claimed it
-(created_at -> started_at) and the run until the server recorded its completion
-(started_at -> finished_at: the claim answer reaching the worker, its preparation, the
-script's process, and the completion request, in which the server creates the follower).
+output ``value``; every step is the task type ``Bench.Increment`` (a Python script that outputs
+``value + 1``; with ``--jobs-per-process N``, run in reused processes, at most N jobs each), so
+each job waits for the one before it and nothing runs in parallel. The figure is the time from
+the source job's creation to the last job Done, from the server's own timestamps (the source
+job's created_at, the last job's finished_at), so the completion poll's interval does not
+count. Beside it: the time the benchmark saw, from just before POST /api/workflows/Chain/runs
+(which creates the source job and queues Step1) until the poll saw every job Done; and the
+split per job into the wait until a worker claimed it (created_at -> started_at) and the run
+until the server recorded its completion (started_at -> finished_at: the claim answer reaching
+the worker, its preparation, the script's process, and the completion request, in which the
+server creates the follower).
 
 Each repeat starts a fresh ``runyard server`` and ``runyard worker --max-jobs 2`` (or
 ``runyard up --max-jobs 2`` with ``--up``) on SQLite in a temporary data directory. The target
@@ -96,10 +98,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common_arguments(parser)
     parser.add_argument("--length", type=int, default=40, help="jobs in the chain")
+    parser.add_argument(
+        "--jobs-per-process",
+        type=int,
+        help="Bench.Increment's jobs_per_process (default: absent, a new process per job)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="runyard-bench-packages-") as tmp:
-        folders = write_packages(Path(tmp), WORKFLOW, args.length)
-        print(f"chain-{args.length}: one run through Source -> {args.length} x Bench.Increment")
+        folders = write_packages(
+            Path(tmp), WORKFLOW, args.length, jobs_per_process=args.jobs_per_process
+        )
+        print(
+            f"chain-{args.length}: one run through Source -> {args.length} x Bench.Increment "
+            f"(jobs_per_process {args.jobs_per_process or 'absent: a new process per job'})"
+        )
         print(describe_system(args.up, 2, args.poll))
         baseline = measure_baseline(folders, WORKFLOW)
         print(baseline.describe())

@@ -1,13 +1,15 @@
 """Benchmark pipes: the throughput of many short runs on two local job slots.
 
     .venv/bin/python bench/pipes.py [--repeat 5] [--runs 300] [--steps 3] [--poll 0.1] [--up]
+        [--jobs-per-process N]
 
 The workflow is ``Source -> Step1 -> Step2 -> Step3``; every step is the task type
-``Bench.Increment`` (a Python script that outputs ``value + 1``). All runs are created over
-the HTTP API while the workflow is stopped (Draft: the server accepts new runs, their source
-jobs are Done and their Step1 jobs Queued, but no worker may claim them), then the workflow is
-started. The figure is jobs per second (runs x steps jobs; the source jobs run nothing) from
-the start of the workflow to the last job Done, from the server's own timestamps (the
+``Bench.Increment`` (a Python script that outputs ``value + 1``). All runs are created over the
+HTTP API while the workflow is stopped (Draft: the server accepts new runs, their source jobs
+are Done and their Step1 jobs Queued, but no worker may claim them), then the workflow is
+started (with ``--jobs-per-process N``, ``Bench.Increment`` runs its jobs in reused processes,
+at most N each). The figure is jobs per second (runs x steps jobs; the source jobs run nothing)
+from the start of the workflow to the last job Done, from the server's own timestamps (the
 workflow's start in the activity log, the latest finished_at of the last runs' jobs), so the
 completion poll's interval does not count. Beside it: the rate the benchmark saw, from just
 before POST /api/workflows/Pipes/start until the poll saw every job Done.
@@ -118,11 +120,19 @@ def main() -> None:
     common_arguments(parser)
     parser.add_argument("--runs", type=int, default=300, help="runs to create")
     parser.add_argument("--steps", type=int, default=3, help="jobs per run (after the source)")
+    parser.add_argument(
+        "--jobs-per-process",
+        type=int,
+        help="Bench.Increment's jobs_per_process (default: absent, a new process per job)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="runyard-bench-packages-") as tmp:
-        folders = write_packages(Path(tmp), WORKFLOW, args.steps)
+        folders = write_packages(
+            Path(tmp), WORKFLOW, args.steps, jobs_per_process=args.jobs_per_process
+        )
         print(
-            f"pipes: {args.runs} runs x Source -> {args.steps} x Bench.Increment, "
+            f"pipes: {args.runs} runs x Source -> {args.steps} x Bench.Increment "
+            f"(jobs_per_process {args.jobs_per_process or 'absent: a new process per job'}), "
             "created while Draft, then the workflow started"
         )
         print(describe_system(args.up, 2, args.poll))

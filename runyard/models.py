@@ -54,6 +54,9 @@ class TaskType:
     author: str = ""
     entry_point: str = "main.py"
     timeout_seconds: float | None = None
+    # > 1: the worker runs the jobs one after another in a reused process, at most this
+    # many each (docs/workers.md); 1: a new process per job.
+    jobs_per_process: int = 1
     dependencies: tuple[Dependency, ...] = ()
     interface: Interface
     path: str = ""  # folder holding the installed script(s)

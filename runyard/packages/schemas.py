@@ -112,6 +112,11 @@ TASK_TYPE_METADATA = _metadata(
     TASK_TYPE_NAME,
     entry_point={"type": "string", "minLength": 1},
     timeout_seconds={"type": "number", "exclusiveMinimum": 0},
+    jobs_per_process={
+        "type": "integer",
+        "minimum": 1,
+        "x-must": "a whole number of at least 1 (1: a new process for every job)",
+    },
 )
 # A dependency package without ``install`` is a "virtual marker": it only flags workers that
 # have some software already.

@@ -52,6 +52,7 @@ def parse_task_type(files: dict[str, bytes]) -> TaskTypePackage:
         author=str(author_of(metadata)),
         entry_point=entry_point,
         timeout_seconds=None if timeout is None else float(timeout),
+        jobs_per_process=metadata.get("jobs_per_process", 1),
         dependencies=dependencies(metadata),
         interface=interface_from_json(interface),
     )

@@ -386,6 +386,7 @@ def task_type_json(tt: TaskType) -> dict[str, Any]:
         "author": tt.author,
         "entry_point": tt.entry_point,
         "timeout_seconds": tt.timeout_seconds,
+        "jobs_per_process": tt.jobs_per_process,
         "dependencies": [asdict(d) for d in tt.dependencies],
         "interface": interface_to_json(tt.interface),
     }

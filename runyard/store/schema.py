@@ -75,6 +75,7 @@ task_types = Table(
     Column("author", Text, nullable=False, default=""),
     Column("entry_point", Text, nullable=False),
     Column("timeout_seconds", Float, nullable=True),
+    Column("jobs_per_process", Integer, nullable=False, default=1, server_default="1"),
     Column("dependencies", JSON, nullable=False),
     Column("interface", JSON, nullable=False),
     Column("path", Text, nullable=False),

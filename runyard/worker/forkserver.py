@@ -11,6 +11,7 @@ preloaded module prints to stdout goes to the worker's output and not into the p
 worker writes ``{"id", "argv", "cwd", "env", "path", "log"}``; the server answers
 ``{"id", "pid"}`` (or ``{"id", "error"}``) and later ``{"pid", "status"}`` when the child ends
 (``status`` is the exit code, or minus the signal number, as ``subprocess`` reports it).
+With ``"reuse": ADDRESS``, the child is a reused one that runs jobs sent over that socket.
 ``{"kill": pid}`` kills a child's process group: the fork server, the child's parent, does it
 only while it has not reaped the child (a reaped child's pid, so its group id, may already
 belong to a new process, such as the next job's). Each child gets SIGKILL from the kernel if
@@ -161,7 +162,12 @@ def _run_child(request: dict[str, Any]) -> int:
     except BaseException:
         traceback.print_exc()
         return 70
-    code = _run_script(sys.argv[0])
+    if "reuse" in request:  # a reused child: the jobs come over its socket
+        from runyard.worker import reuse
+
+        code = reuse.serve(request["reuse"])
+    else:
+        code = run_script(sys.argv[0])
     # What the interpreter does at exit and os._exit skips: wait for the script's
     # non-daemon threads, run its atexit handlers.
     for step in (threading._shutdown, atexit._run_exitfuncs):  # type: ignore[attr-defined]
@@ -175,7 +181,8 @@ def _run_child(request: dict[str, Any]) -> int:
     return code
 
 
-def _run_script(path: str) -> int:
+def run_script(path: str) -> int:
+    """Run the script as ``__main__``; its exit status (an exception's is 1)."""
     import runpy
 
     try:
@@ -289,9 +296,17 @@ class ForkServer:
         self._reader.start()
 
     def start(
-        self, argv: list[str], *, cwd: Path, env: dict[str, str], path: list[str], log: Path
+        self,
+        argv: list[str],
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        path: list[str],
+        log: Path,
+        reuse: str | None = None,
     ) -> ForkedProcess:
-        """Fork a job process; raises RuntimeError if the fork server cannot."""
+        """Fork a job process (with ``reuse``, a reused child that connects to that Unix
+        socket); raises RuntimeError if the fork server cannot."""
         done = threading.Event()
         box: list[Any] = []
         with self._lock:
@@ -307,6 +322,7 @@ class ForkServer:
                 "env": env,
                 "path": path,
                 "log": str(log),
+                **({"reuse": reuse} if reuse is not None else {}),
             }
             try:
                 self._send(request)

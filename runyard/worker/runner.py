@@ -1,6 +1,7 @@
 """Run one job, in three steps: prepare (folder, script, environment), run (a process in its
-own process group, forked from the warm fork server or a plain subprocess), record (complete
-or fail on the server, under the job's lease)."""
+own process group, forked from the warm fork server or a plain subprocess; or, for a task
+type with ``jobs_per_process`` > 1, a reused child of its own, see ``reuse``), record
+(complete or fail on the server, under the job's lease)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from runyard.client import Client
 from runyard.packages import read_package_bytes, write_files
 from runyard.worker.forkserver import ForkedProcess, ForkServer
 from runyard.worker.joblog import LogPump as LogPump  # re-exported: the tests import it here
+from runyard.worker.reuse import ReusedJob, ReusePool
 
 log = logging.getLogger("runyard.worker")
 
@@ -72,7 +74,7 @@ class PlainProcess:
                     os.killpg(self.pid, signal.SIGKILL)
 
 
-JobProcess = PlainProcess | ForkedProcess
+JobProcess = PlainProcess | ForkedProcess | ReusedJob
 
 
 @dataclass(kw_only=True)
@@ -155,6 +157,8 @@ class Prepared:
     workdir: Path
     log: Path
     forkable: bool  # may start from the fork server (no environment of its own)
+    task_type: str = ""  # name and version: a reused child serves jobs of one task type only
+    jobs_per_process: int = 1  # > 1: run in a reused child (forkable jobs only)
 
 
 def prepare(claimed: Claimed, scripts: ScriptCache, jobs_root: Path, server: str) -> Prepared:
@@ -176,13 +180,25 @@ def prepare(claimed: Claimed, scripts: ScriptCache, jobs_root: Path, server: str
         log=workdir / "job.log",
         # Task types with dependency packages will run in their own environments.
         forkable=entry_point.endswith(".py") and not claimed.task_type.get("dependencies"),
+        task_type=f"{claimed.task_type['name']} {claimed.task_type['version']}",
+        jobs_per_process=int(claimed.task_type.get("jobs_per_process") or 1),
     )
 
 
-def start(prepared: Prepared, forkserver: ForkServer | None) -> JobProcess:
-    """Start the job's process in its own session: forked from the warm fork server when
-    possible, else a plain subprocess."""
+def start(
+    prepared: Prepared, forkserver: ForkServer | None, children: ReusePool | None = None
+) -> JobProcess:
+    """Start the job's process in its own session: in a reused child of its task type (if
+    it asks for one), forked from the warm fork server when possible, else a plain
+    subprocess."""
     if forkserver is not None and prepared.forkable and forkserver.alive:
+        if children is not None and prepared.jobs_per_process > 1:
+            try:
+                return children.start(
+                    forkserver, prepared.task_type, prepared.jobs_per_process, _request(prepared)
+                )
+            except RuntimeError as exc:
+                log.warning("%s; starting a process for the job alone", exc)
         try:
             return forkserver.start(
                 prepared.command,
@@ -206,6 +222,17 @@ def start(prepared: Prepared, forkserver: ForkServer | None) -> JobProcess:
     return PlainProcess(popen)
 
 
+def _request(prepared: Prepared) -> dict[str, Any]:
+    """A job for a reused child (the fork server's request)."""
+    return {
+        "argv": prepared.command,
+        "cwd": str(prepared.workdir),
+        "env": prepared.env,
+        "path": prepared.path,
+        "log": str(prepared.log),
+    }
+
+
 def job_environment(claimed: Claimed, server: str, workdir: Path) -> dict[str, str]:
     """The job's context as environment variables: Runyard's own, and the ones that
     ``xfworkerutil.XFWorkerArguments`` reads."""
@@ -225,13 +252,18 @@ def job_environment(claimed: Claimed, server: str, workdir: Path) -> dict[str, s
     }
 
 
-def run(claimed: Claimed, prepared: Prepared, forkserver: ForkServer | None) -> Outcome:
+def run(
+    claimed: Claimed,
+    prepared: Prepared,
+    forkserver: ForkServer | None,
+    children: ReusePool | None = None,
+) -> Outcome:
     """Run the script to its end (or its timeout); what it printed is the job log. Raises
     ``GiveBack`` if the fork server dies under the job."""
     timeout = claimed.task_type.get("timeout_seconds")
     if claimed.released.is_set() or claimed.stale.is_set():  # while it was being prepared
         return Outcome(ok=False, outputs={}, error="not started", workdir=prepared.workdir)
-    process = start(prepared, forkserver)
+    process = start(prepared, forkserver, children)
     with claimed.reporting:  # a release or lost lease that came first kills it now
         claimed.process = process
         if claimed.released.is_set() or claimed.stale.is_set():
@@ -246,6 +278,8 @@ def run(claimed: Claimed, prepared: Prepared, forkserver: ForkServer | None) -> 
     except RuntimeError as exc:  # the fork server died under the job: not the job's fault
         kill_group(process)
         raise GiveBack(str(exc)) from None
+    finally:
+        _done_with(claimed, process)
     result = _read_result(prepared.workdir / "result.json")
     if timed_out:
         error = f"timed out after {timeout} s (the task type's timeout); the script was killed"
@@ -260,6 +294,17 @@ def run(claimed: Claimed, prepared: Prepared, forkserver: ForkServer | None) -> 
             ok=True, outputs=result.get("outputs", {}), error="", workdir=prepared.workdir
         )
     return _failed(prepared, error)
+
+
+def _done_with(claimed: Claimed, process: JobProcess) -> None:
+    """The job's process has ended (or, reused, serves no more this job): from now on a
+    release or a lost lease kills nothing. A reused child serves the next job only if
+    nothing killed it or spoilt the job meanwhile."""
+    if isinstance(process, ReusedJob):
+        with claimed.reporting:
+            claimed.process = None
+            spoilt = claimed.released.is_set() or claimed.stale.is_set()
+        process.end(keep=not spoilt)
 
 
 def _failed(prepared: Prepared, error: str) -> Outcome:

@@ -11,7 +11,8 @@ Threads share the state of the jobs held (``held.HeldJobs``) under one condition
 - the **cleaner** (here) deletes the working folders of jobs that are not Failed.
 
 ``Worker`` keeps the life cycle: register, start the threads, stop (claim no more; a second
-stop gives running jobs back at once), the grace period for running jobs, the fork server.
+stop gives running jobs back at once), the grace period for running jobs, the fork server
+and the reused children (``reuse``) of task types with ``jobs_per_process``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from runyard.worker.claims import Claiming
 from runyard.worker.config import WorkerConfig as WorkerConfig  # re-exported: the CLI's
 from runyard.worker.forkserver import ForkServer
 from runyard.worker.joblog import LogPump
+from runyard.worker.reuse import ReusePool
 from runyard.worker.runner import Claimed, Outcome, ScriptCache
 
 log = logging.getLogger("runyard.worker")
@@ -42,6 +44,7 @@ class Worker(Claiming):
         self.scripts = ScriptCache(self.client, config.data_dir / "task-types")
         self.jobs_root = config.data_dir / "jobs"
         self.forkserver: ForkServer | None = None
+        self.children = ReusePool(max_idle=config.max_jobs)
         self._forkserver_lock = threading.Lock()
         self.started = 0  # jobs started so far
         self._finished = False
@@ -93,6 +96,7 @@ class Worker(Claiming):
                 thread.join()
             self._finished = True
             self._empty_trash()
+            self.children.close()
             with self._forkserver_lock:
                 if self.forkserver is not None:
                     self.forkserver.close()
@@ -154,7 +158,7 @@ class Worker(Claiming):
             prepared = runner.prepare(claimed, self.scripts, self.jobs_root, self.config.server)
             claimed.workdir = prepared.workdir
             claimed.log = LogPump(prepared.log)
-            outcome = runner.run(claimed, prepared, self._live_forkserver())
+            outcome = runner.run(claimed, prepared, self._live_forkserver(), self.children)
         except Unreachable as exc:
             # The script could not be fetched: not the job's fault, another try may work.
             log.warning("job %s: %s; giving it back", claimed.serial, exc.message)

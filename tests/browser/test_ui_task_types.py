@@ -94,6 +94,8 @@ def documented(lab: Installation, tmp_path_factory: pytest.TempPathFactory) -> I
         "citation_cff_filename": "CITATION.cff",
         "remarks": "Written for the *bone* study.",
         "author": {"name": "Ada Lab", "email": "ada@lab.org", "website": "https://lab.org/ada"},
+        "timeout_seconds": 60,
+        "jobs_per_process": 4,
     }
     interface = {
         "inputs": [{"key": "level", "type": "Int", "description": "The grey level."}],
@@ -166,6 +168,7 @@ def test_the_task_type_list_links_each_task_type_to_its_documentation(
     expect(docs.locator("a.author-email")).to_have_attribute("href", "mailto:ada@lab.org")
     expect(docs.locator("a.author-website")).to_have_attribute("href", "https://lab.org/ada")
     expect(docs.locator('tr[data-key="level"]')).to_contain_text("The grey level.")
+    expect(docs.locator(".process-mode")).to_have_text("reused process, up to 4 jobs")
     # The Markdown's HTML is shown as text: no element was made of it, no script ran.
     expect(docs.locator(".doc-description")).to_contain_text("<script>window.pwned=2</script>")
     assert docs.locator(".doc-description img, .doc-description script").count() == 0
@@ -181,6 +184,7 @@ def test_a_task_type_without_documentation_files_says_so(
 
     docs = page.locator('.task-type-docs[data-task-type="Docs.Pictures"]')
     expect(docs.locator(".no-docs")).to_have_text("The package brought no documentation files.")
+    expect(docs.locator(".process-mode")).to_have_count(0)  # interactive: runs on no worker
     expect(docs.locator('table.outputs tr[data-key="picture"] .param-type')).to_have_text("Bitmap")
 
 

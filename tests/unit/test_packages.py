@@ -484,6 +484,23 @@ def test_timeout_that_is_not_a_positive_number_is_refused(timeout: Any) -> None:
     refused_files(files, file="metadata.json", field="timeout_seconds", words="must be")
 
 
+def test_jobs_per_process_loads_and_defaults_to_a_new_process_per_job() -> None:
+    assert parse(tt_files()).task_type.jobs_per_process == 1
+    reused = parse(tt_files(tt_metadata(jobs_per_process=3))).task_type
+    assert reused.jobs_per_process == 3
+
+
+@pytest.mark.parametrize("jobs", [0, -1, "3", True, 2.5, 3.0, None])
+def test_jobs_per_process_that_is_not_a_whole_number_of_at_least_1_is_refused(jobs: Any) -> None:
+    """0 and -1: "must be a whole number of at least 1 (1: a new process for every job)";
+    the others: "must be a whole number, not true"."""
+    files = tt_files(tt_metadata(jobs_per_process=jobs))
+
+    refused_files(
+        files, file="metadata.json", field="jobs_per_process", words="must be a whole number"
+    )
+
+
 def test_entry_point_missing_from_the_package_is_refused() -> None:
     files = tt_files(tt_metadata(entry_point="run.py"))
 

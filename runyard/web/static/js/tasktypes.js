@@ -1,8 +1,8 @@
 // The task types: a list of every installed task type (newest version first, the others
 // beside it), and the documentation of one (#/task-types/NAME, #/task-types/NAME/VERSION):
-// its summary, author, dependencies, remarks, interface, and the documentation files its
-// package brought (the description, readme.txt, CITATION.cff). The editor opens the same
-// documentation in a dialog.
+// its summary, author, dependencies, how its jobs run (a new or a reused process), remarks,
+// interface, and the documentation files its package brought (the description, readme.txt,
+// CITATION.cff). The editor opens the same documentation in a dialog.
 
 import { api } from "./api.js";
 import { append, clear, enc, h } from "./dom.js";
@@ -58,6 +58,11 @@ function documentSection(title, cls, file) {
   );
 }
 
+// How a worker runs the task type's jobs (its metadata's ``jobs_per_process``).
+function processMode(jobsPerProcess) {
+  return jobsPerProcess > 1 ? `reused process, up to ${jobsPerProcess} jobs` : "a new process per job";
+}
+
 // The documentation of task type version ``tt`` (as GET /api/task-types/NAME gives it).
 export function documentationPanel(tt) {
   const doc = tt.documentation || {};
@@ -68,6 +73,8 @@ export function documentationPanel(tt) {
     ["Author", authorLine(doc, tt.author) || "\u2014"],
     ["Needs", tt.dependencies.length ? tt.dependencies.map((d) => `${d.name} ${d.version}`).join(", ") : "\u2014"],
   ];
+  // Interactive task types run nothing on a worker.
+  if (tt.interface.kind !== "interactive") facts.push(["Runs", h("span", { class: "process-mode" }, processMode(tt.jobs_per_process))]);
   return h(
     "article",
     { class: "task-type-docs", "data-task-type": tt.name, "data-version": tt.version },
