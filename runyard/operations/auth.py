@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 
 from runyard.errors import Unauthorized
 from runyard.operations.base import Operations
-from runyard.store import jobs as job_rows
+from runyard.store import leases as lease_rows
 from runyard.store import users as user_rows
 from runyard.store import workers as worker_rows
 
@@ -175,7 +175,7 @@ class AuthManager(Operations):
         if not 0 < serial <= MAX_SERIAL or not signature.isascii():
             raise Unauthorized("the job token is malformed")
         with self.store.read() as conn:
-            found = job_rows.current_lease_and_workflow(conn, serial)
+            found = lease_rows.current_lease_and_workflow(conn, serial)
         lease, workflow_id = found or (None, None)
         if lease is None or not hmac.compare_digest(signature, self._job_signature(serial, lease)):
             raise Unauthorized(

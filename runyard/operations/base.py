@@ -16,6 +16,7 @@ from runyard.settings import Settings
 from runyard.store import Store
 from runyard.store import workers as worker_rows
 from runyard.store import workflows as workflow_rows
+from runyard.taskgraph import TaskGraph
 
 Clock = Callable[[], datetime]
 
@@ -49,24 +50,27 @@ class Notifier:
 
 
 class TaskLists:
-    """The task lists of workflows, read once per ``tasks_version`` (every change to a
-    workflow's tasks raises it, in any server process sharing the database)."""
+    """The task graphs of workflows, read and parsed once per ``tasks_version`` (every
+    change to a workflow's tasks raises it, in any server process sharing the database)."""
 
     def __init__(self) -> None:
-        self._lists: dict[int, tuple[int, list[Task]]] = {}
+        self._graphs: dict[int, tuple[int, TaskGraph]] = {}
         self._lock = threading.Lock()
 
     def get(self, conn: Connection, workflow_id: int) -> list[Task]:
+        return self.graph(conn, workflow_id).tasks
+
+    def graph(self, conn: Connection, workflow_id: int) -> TaskGraph:
         version = workflow_rows.tasks_version(conn, workflow_id)
         with self._lock:
-            cached = self._lists.get(workflow_id)
+            cached = self._graphs.get(workflow_id)
         if cached is not None and cached[0] == version:
             return cached[1]
-        tasks = workflow_rows.list_tasks(conn, workflow_id)
+        graph = TaskGraph.of(workflow_rows.list_tasks(conn, workflow_id))
         if version is not None:
             with self._lock:
-                self._lists[workflow_id] = (version, tasks)
-        return tasks
+                self._graphs[workflow_id] = (version, graph)
+        return graph
 
 
 # The network address of the HTTP request being served (set by the server for each request):
@@ -93,6 +97,10 @@ class Operations:
     def _tasks(self, conn: Connection, workflow_id: int) -> list[Task]:
         """The workflow's tasks in order (cached; never modify the list)."""
         return self.task_lists.get(conn, workflow_id)
+
+    def _graph(self, conn: Connection, workflow_id: int) -> TaskGraph:
+        """The workflow's task graph (cached)."""
+        return self.task_lists.graph(conn, workflow_id)
 
     @contextmanager
     def _write_and_notify(self) -> Iterator[Connection]:

@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from runyard.errors import Conflict, IllegalTransition, InvalidInput, NotFound, StaleLease
 from runyard.models import Entity, Job, Task, Workflow
-from runyard.operations.reduce import Reducing, awaited_tasks
+from runyard.operations.reduce import Reducing
 from runyard.sortorder import keys_after
 from runyard.states import (
     JobState,
@@ -30,6 +30,7 @@ from runyard.store import jobs as job_rows
 from runyard.store import reduce as reduce_rows
 from runyard.store import runs as run_rows
 from runyard.store import workflows as workflow_rows
+from runyard.taskgraph import TaskGraph, awaited_tasks
 from runyard.validation import check_outputs
 
 ACTIVITY_LEVELS = ("debug", "info", "warning", "error")
@@ -143,7 +144,7 @@ class JobManager(Reducing):
         job = job_rows.get_job(conn, serial)
         assert job is not None
         if state == JobState.DONE:
-            self._create_followers(conn, job, tasks)
+            self._create_followers(conn, job)
         return job
 
     def get(self, serial: int) -> Job:
@@ -155,18 +156,27 @@ class JobManager(Reducing):
 
     # -- followers ----------------------------------------------------------------------
 
-    def _create_followers(self, conn: Connection, job: Job, tasks: list[Task]) -> list[int]:
-        """Create the follower jobs of ``job``, which has just become Done."""
-        by_id = {t.id: t for t in tasks}
-        live = job_rows.live_jobs_in_run(conn, job.run_id)
-        done_outputs = {
-            by_id[j.task_id].name: j.outputs
-            for j in live
-            if j.state == JobState.DONE and j.task_id in by_id
-        }
-        plans = decide_followers(
-            by_id[job.task_id], tasks, done_outputs, [by_id[j.task_id].name for j in live]
-        )
+    def _create_followers(
+        self, conn: Connection, job: Job, graph: TaskGraph | None = None
+    ) -> list[int]:
+        """Create the follower jobs of ``job``, which has just become Done. The run's other
+        jobs are read only when a follower also takes outputs of another task; otherwise
+        the database's one live job per task and run keeps a follower from being doubled."""
+        graph = graph or self._graph(conn, job.workflow_id)
+        task = graph.by_id.get(job.task_id)
+        if task is None or not graph.followers[task.id]:
+            return []
+        done_outputs: dict[str, dict[str, Any]] = {task.name: job.outputs}
+        live_tasks: list[str] = []
+        if task.id in graph.joins:
+            live = job_rows.live_jobs_in_run(conn, job.run_id)
+            live_tasks = [graph.by_id[j.task_id].name for j in live if j.task_id in graph.by_id]
+            done_outputs |= {
+                graph.by_id[j.task_id].name: j.outputs
+                for j in live
+                if j.state == JobState.DONE and j.task_id in graph.by_id and j.serial != job.serial
+            }
+        plans = decide_followers(task, graph.followers[task.id], done_outputs, live_tasks)
         created = []
         now = self.now()
         for plan in plans:
@@ -176,7 +186,7 @@ class JobManager(Reducing):
                 workflow_id=job.workflow_id,
                 run_id=job.run_id,
                 task_id=plan.task_id,
-                task_type_id=by_id[plan.task_id].task_type.id,
+                task_type_id=graph.by_id[plan.task_id].task_type.id,
                 state=plan.state.value,
                 inputs=plan.inputs,
                 created_at=now,
@@ -223,8 +233,7 @@ class JobManager(Reducing):
         updated = job_rows.get_job(conn, serial)
         assert updated is not None
         if target == JobState.DONE:
-            tasks = self._tasks(conn, job.workflow_id)
-            self._create_followers(conn, updated, tasks)
+            self._create_followers(conn, updated)
         self._refresh_reduces(conn, job.workflow_id, [job.task_id])
         return updated
 

@@ -5,102 +5,68 @@ one is refused (``StaleLease``, HTTP 409), so a worker that was cut off cannot o
 newer attempt. A call made for a worker (``worker=``) acts only on that worker's jobs
 (``Forbidden``, HTTP 403, for a job that another worker holds under that lease).
 
-A job is given back (Running -> Queued, no lease, no worker, the attempt not counted) by its
-worker (``release``) or when its run or its workflow is obsoleted (``GivingBack``).
+A worker's report of finished jobs is one transaction with the claim of its next jobs
+(``report``); a job is given back by its worker (``release``, see ``giveback.py``).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
 
 from runyard.errors import Forbidden, NotFound, RunyardError, StaleLease
-from runyard.models import Job, Lease, Run, Workflow
-from runyard.operations.jobs import MAX_LOG_CHARS, JobManager
+from runyard.models import Job, Lease, TaskType, Worker
+from runyard.operations.giveback import GivingBack
+from runyard.operations.jobs import MAX_LOG_CHARS
 from runyard.states import JobState
 from runyard.store import jobs as job_rows
+from runyard.store import leases as lease_rows
 from runyard.store import runs as run_rows
 from runyard.store import task_types as task_type_rows
 from runyard.store import workers as worker_rows
 from runyard.store.jobs import storable
+from runyard.taskgraph import TaskGraph
 from runyard.validation import check_outputs
 
 
-class GivingBack(JobManager):
-    """Giving Running jobs back: Queued again for any worker, the attempt not counted."""
+@dataclass(frozen=True, kw_only=True)
+class Finished:
+    """A job's end as its worker reports it: Done with ``outputs``, or Failed with ``error``
+    (and the working folder kept for inspection); ``log``: the output not sent yet."""
 
-    def _give_back(self, conn: Connection, job: Job, lease_id: str, **values: Any) -> Job:
-        """The guarded update Running -> Queued under ``lease_id`` (``StaleLease`` if that
-        lease no longer holds the job): no lease, no worker, the attempt not counted."""
-        return self._transition(
-            conn,
-            job.serial,
-            JobState.QUEUED,
-            held_lease=lease_id,
-            attempt=max(0, job.attempt - 1),
-            started_at=None,
-            lease_id=None,
-            lease_expires_at=None,
-            worker_id=None,
-            **values,
+    serial: int
+    lease: str
+    ok: bool
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    log: str = ""
+    workdir: str = ""
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Finished:
+        return cls(
+            serial=int(item["serial"]),
+            lease=str(item["lease"]),
+            ok=bool(item.get("ok")),
+            outputs=item.get("outputs") or {},
+            error=item.get("error", ""),
+            log=item.get("log", ""),
+            workdir=item.get("workdir", ""),
         )
-
-    def _give_back_run(self, conn: Connection, run: Run, actor: str) -> list[int]:
-        """Give back the Running jobs of ``run``, just obsoleted (its row locked). The
-        serials given back."""
-        running = job_rows.running_in_run(conn, run.id)
-        return self._give_back_all(conn, running, f"run {run.name}", actor)
-
-    def _give_back_workflow(self, conn: Connection, workflow: Workflow, actor: str) -> list[int]:
-        """Give back the Running jobs of ``workflow``, being obsoleted (its reduce jobs too).
-        The serials given back.
-
-        On PostgreSQL the runs of those jobs are locked first, in id order, then each job's
-        row, then the study run (a reduce decision): the order of a finish (its run, its job,
-        the study run), so that the two wait for each other and never deadlock. The caller
-        locks the workflow's row after this: a spawning job locks its own row, then the
-        workflow's (a new task)."""
-        running = job_rows.running_in_workflow(conn, workflow.id)
-        reduces = {
-            t.id for t in self._tasks(conn, workflow.id) if t.task_type.interface.kind == "reduce"
-        }
-        run_rows.lock_runs(conn, [job.run_id for job, _ in running if job.task_id not in reduces])
-        return self._give_back_all(conn, running, f"workflow {workflow.name}", actor)
-
-    def _give_back_all(
-        self, conn: Connection, running: list[tuple[Job, str]], what: str, actor: str
-    ) -> list[int]:
-        """Give back ``running`` (jobs, each with the lease it was read with), because ``what``
-        (``run NAME``, ``workflow NAME``) was obsoleted, saying so in each job's log and the
-        activity log: their workers' next heartbeat is refused, which kills their scripts. A
-        job finished since it was read keeps its result. The serials given back."""
-        when = f"{self.now().astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
-        given = []
-        for job, lease_id in running:
-            line = (
-                f"----- given back at {when}: {what} was obsoleted by {actor}; "
-                f"the script on worker {job.worker} is stopped -----\n"
-            )
-            try:
-                self._give_back(conn, job, lease_id, log=job_rows.log_with_line(line))
-            except StaleLease:
-                continue  # finished first: its result and followers stand
-            self._log(
-                conn,
-                actor,
-                "job.give_back",
-                f"job {job.serial} given back (it was Running on worker {job.worker}): "
-                f"its {what} was obsoleted",
-                workflow_id=job.workflow_id,
-                job_serial=job.serial,
-            )
-            given.append(job.serial)
-        return given
 
 
 class LeaseManager(GivingBack):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # What claims look up again and again: the task types a worker's packages let it
+        # run (by what it provides; checked against the installed task types), and the
+        # names of workers by id (a worker keeps its name).
+        self._runnable: dict[frozenset[str], tuple[tuple[int, int], list[int] | None]] = {}
+        self._worker_names: dict[int, str] = {}
+
     def claim(
         self, worker_id: int, provides: list[str], limit: int, *, cap: int | None = None
     ) -> list[tuple[Job, Lease]]:
@@ -109,38 +75,69 @@ class LeaseManager(GivingBack):
         # Look first without the write lock: most claims of a waiting worker find nothing.
         with self.store.read() as conn:
             if cap is not None:
-                held = worker_rows.running_jobs(conn, worker_id).get(worker_id, [])
-                limit = min(limit, cap - len(held))
-            ids = task_type_rows.ids_runnable_with(conn, provides)
-            if limit <= 0 or not job_rows.any_claimable(conn, ids):
+                limit = min(limit, cap - self._held(conn, worker_id))
+            if limit <= 0 or not lease_rows.any_claimable(conn, self._runnable_ids(conn, provides)):
                 return []
         with self.store.write() as conn:
-            return job_rows.claim(
-                conn,
-                task_type_ids=ids,
-                worker_id=worker_id,
-                limit=limit,
-                lease_seconds=self.settings.lease_seconds,
-                now=self.now(),
-            )
+            return self._claim(conn, worker_id, provides, limit, cap)
+
+    def _claim(
+        self, conn: Connection, worker_id: int, provides: list[str], limit: int, cap: int | None
+    ) -> list[tuple[Job, Lease]]:
+        if cap is not None:
+            limit = min(limit, cap - self._held(conn, worker_id))
+        if limit <= 0:
+            return []
+        return lease_rows.claim(
+            conn,
+            task_type_ids=self._runnable_ids(conn, provides),
+            worker_id=worker_id,
+            worker_name=self._worker_name(conn, worker_id),
+            limit=limit,
+            lease_seconds=self.settings.lease_seconds,
+            now=self.now(),
+        )
+
+    @staticmethod
+    def _held(conn: Connection, worker_id: int) -> int:
+        return len(worker_rows.running_jobs(conn, worker_id).get(worker_id, []))
+
+    def _runnable_ids(self, conn: Connection, provides: list[str]) -> list[int] | None:
+        """The task types a worker providing ``provides`` can run; None: all of them."""
+        key = frozenset(provides)
+        installed = task_type_rows.installed_version(conn)
+        cached = self._runnable.get(key)
+        if cached is not None and cached[0] == installed:
+            return cached[1]
+        ids, every = task_type_rows.ids_runnable_with(conn, provides)
+        runnable = None if every else ids
+        self._runnable[key] = (installed, runnable)
+        return runnable
+
+    def _worker_name(self, conn: Connection, worker_id: int) -> str:
+        name = self._worker_names.get(worker_id)
+        if name is None:
+            name = self._worker_names[worker_id] = worker_rows.name_of(conn, worker_id) or "?"
+        return name
 
     def heartbeat(
         self, serial: int, lease_id: str, log: str = "", *, worker: str | None = None
     ) -> Lease:
         """Renew the lease (and add the script's new output to the job log)."""
-        expires = self.now() + timedelta(seconds=self.settings.lease_seconds)
         with self.store.write() as conn:
-            renewed = job_rows.renew_lease(conn, serial, lease_id, expires, worker)
-            if renewed and log:
-                job_rows.append_log(conn, serial, lease_id, log, MAX_LOG_CHARS)
-            if not renewed:
-                _check_holder(conn, serial, lease_id, worker)  # why: another worker's job?
-                raise self._stale(conn, serial)
-            job = job_rows.get_job(conn, serial)
-            assert job is not None
-            return Lease(
-                job_serial=serial, lease_id=lease_id, attempt=job.attempt, expires_at=expires
-            )
+            return self._heartbeat(conn, serial, lease_id, log, worker)
+
+    def _heartbeat(
+        self, conn: Connection, serial: int, lease_id: str, log: str, worker: str | None
+    ) -> Lease:
+        expires = self.now() + timedelta(seconds=self.settings.lease_seconds)
+        attempt = lease_rows.renew_lease(conn, serial, lease_id, expires, worker)
+        if attempt is not None and log:
+            lease_rows.append_log(conn, serial, lease_id, log, MAX_LOG_CHARS)
+        if attempt is None:
+            _check_holder(conn, serial, lease_id, worker)  # why: another worker's job?
+            raise self._stale(conn, serial)
+        return Lease(job_serial=serial, lease_id=lease_id, attempt=attempt, expires_at=expires)
 
     def complete(
         self,
@@ -155,39 +152,8 @@ class LeaseManager(GivingBack):
         Outputs that do not fit the interface fail the job instead. ``log`` is the output
         not sent with a heartbeat yet. The same call repeated (its answer was lost) is
         answered with the job as the first call left it, and records nothing."""
-        with self._write_and_notify() as conn:
-            job = self._locked(conn, serial, lease_id, worker)
-            task_type = task_type_rows.get(conn, job.task_type_id)
-            assert task_type is not None
-            problem = check_outputs(task_type, outputs)
-            try:
-                self._append_log(conn, serial, lease_id, log)
-                # The lease id stays on the finished job: it marks who finished it.
-                common = {"lease_expires_at": None, "finished_at": self.now()}
-                if problem:
-                    return self._transition(
-                        conn, serial, JobState.FAILED, held_lease=lease_id, error=problem, **common
-                    )
-                return self._transition(
-                    conn,
-                    serial,
-                    JobState.DONE,
-                    held_lease=lease_id,
-                    outputs=outputs,
-                    error="",
-                    **common,
-                )
-            except StaleLease:
-                repeated = (
-                    self._finished_by(
-                        conn, serial, lease_id, JobState.FAILED, error=storable(problem)
-                    )
-                    if problem
-                    else self._finished_by(conn, serial, lease_id, JobState.DONE, outputs=outputs)
-                )
-                if repeated is None:
-                    raise
-                return repeated
+        done = Finished(serial=serial, lease=lease_id, ok=True, outputs=outputs, log=log)
+        return self._finish_one(done, worker)
 
     def fail(
         self,
@@ -201,53 +167,138 @@ class LeaseManager(GivingBack):
     ) -> Job:
         """The script failed: its message, the rest of its log and the working folder that
         the worker kept for inspection. Repeated, as ``complete``."""
+        failed = Finished(
+            serial=serial, lease=lease_id, ok=False, error=error, log=log, workdir=workdir
+        )
+        return self._finish_one(failed, worker)
+
+    def _finish_one(self, item: Finished, worker: str | None) -> Job:
         with self._write_and_notify() as conn:
-            self._locked(conn, serial, lease_id, worker)
-            try:
-                self._append_log(conn, serial, lease_id, log)
-                return self._transition(
-                    conn,
-                    serial,
-                    JobState.FAILED,
-                    held_lease=lease_id,
-                    error=error or "failed",
-                    finished_at=self.now(),
-                    lease_expires_at=None,
-                    workdir=workdir,
-                )
-            except StaleLease:
-                repeated = self._finished_by(
-                    conn, serial, lease_id, JobState.FAILED, error=storable(error or "failed")
-                )
-                if repeated is None:
-                    raise
-                return repeated
+            found = lease_rows.jobs_with_leases(conn, [item.serial])
+            run_rows.lock_runs(conn, [job.run_id for job, _ in found.values()])
+            return self._finish(conn, item, found.get(item.serial), worker, {})
 
-    @staticmethod
-    def _locked(conn: Connection, serial: int, lease_id: str, worker: str | None) -> Job:
-        """The job to finish, its run locked before anything of the job is written: the
-        order every transition takes (run, then job), so that a finish and an obsolete of
-        its run wait for each other instead of deadlocking on PostgreSQL."""
-        job = job_rows.get_job(conn, serial)
-        if job is None:
-            raise NotFound(f"no job with serial {serial}", serial=serial)
-        _check_holder(conn, serial, lease_id, worker)
-        run_rows.lock_run(conn, job.run_id)
-        return job
+    def report(
+        self,
+        results: list[dict[str, Any]],
+        *,
+        worker: str | None = None,
+        claim: Worker | None = None,
+        limit: int = 0,
+    ) -> tuple[list[dict[str, Any]], list[tuple[Job, Lease]]]:
+        """Record several finished jobs (each ``{"serial", "lease", "ok", "outputs" | "error",
+        "log", "workdir"}``) and claim up to ``limit`` jobs for ``claim``, in one
+        transaction. A refused result (a stale lease, another worker's job) writes nothing
+        and does not undo the others. Per job: ``{"serial", "state"}`` or ``{"serial",
+        "error": {...}}``; and the jobs claimed."""
+        items = [Finished.from_item(item) for item in results]
+        answers: list[dict[str, Any]] = []
+        made: list[int] = []  # the followers created
+        with self.store.write() as conn:
+            found = lease_rows.jobs_with_leases(conn, [item.serial for item in items])
+            # The lock order of every finish: the runs (in id order), the jobs, the study run.
+            run_rows.lock_runs(conn, [job.run_id for job, _ in found.values()])
+            graphs: dict[int, TaskGraph] = {}
+            for item in items:
+                try:
+                    job = self._finish(conn, item, found.get(item.serial), worker, graphs, made)
+                except RunyardError as exc:
+                    answers.append({"serial": item.serial} | exc.to_json())
+                    continue
+                answers.append({"serial": item.serial, "state": job.state})
+            claimed = (
+                self._claim(conn, claim.id, list(claim.provides), limit, claim.max_jobs_limit)
+                if claim is not None and limit > 0
+                else []
+            )
+        # Wake the claims waiting elsewhere only if this left new work unclaimed: a follower
+        # this report did not claim itself, or a reduce decision (it may queue a job).
+        unclaimed = set(made) - {job.serial for job, _ in claimed}
+        if unclaimed or any(graph.reduces for graph in graphs.values()):
+            self.changed.notify()
+        return answers, claimed
 
-    @staticmethod
-    def _finished_by(
-        conn: Connection, serial: int, lease_id: str, state: JobState, **outcome: Any
-    ) -> Job | None:
-        """The job, if this lease already finished it with the same outcome (``state`` and
-        the ``outputs`` or ``error`` recorded): the report is a repetition."""
-        if job_rows.finished_by(conn, serial, lease_id) != state:
-            return None
-        job = job_rows.get_job(conn, serial)
-        assert job is not None
-        if any(getattr(job, name) != value for name, value in outcome.items()):
-            return None
-        return job
+    def _finish(
+        self,
+        conn: Connection,
+        item: Finished,
+        found: tuple[Job, str] | None,
+        worker: str | None,
+        graphs: dict[int, TaskGraph],
+        made: list[int] | None = None,
+    ) -> Job:
+        """Record one finished job (its run locked already): one guarded update under its
+        lease, then its followers (their serials added to ``made``) and the reduce
+        decisions. Refused (``StaleLease``, ``Forbidden``, ``NotFound``) before anything is
+        written; a repeated report of the same outcome under the same lease is answered with
+        the job as it is."""
+        if found is None:
+            raise NotFound(f"no job with serial {item.serial}", serial=item.serial)
+        job, current_lease = found
+        if worker is not None and current_lease == item.lease:
+            _refuse_other_worker(item.serial, job.worker, worker)
+        graph = graphs.get(job.workflow_id)
+        if graph is None:
+            graph = graphs[job.workflow_id] = self._graph(conn, job.workflow_id)
+        problem = ""
+        if item.ok:
+            problem = check_outputs(self._task_type_of(conn, job, graph), item.outputs) or ""
+        now = self.now()
+        common: dict[str, Any] = {"log": item.log, "log_limit": MAX_LOG_CHARS, "now": now}
+        # ``outcome``: what a repeated report must match; the job record gets it too.
+        outcome: dict[str, Any]
+        written: dict[str, Any]
+        if item.ok and not problem:
+            state, outcome = JobState.DONE, {"outputs": item.outputs}
+            recorded = lease_rows.finish(
+                conn, item.serial, item.lease, outputs=item.outputs, **common
+            )
+            written = outcome | {"error": ""}
+        else:
+            error = storable(problem or item.error or "failed")
+            state, outcome = JobState.FAILED, {"error": error}
+            workdir = "" if item.ok else item.workdir
+            recorded = lease_rows.finish(
+                conn, item.serial, item.lease, error=error, workdir=workdir, **common
+            )
+            written = outcome | {"workdir": workdir}
+        if not recorded:
+            return self._repeated(conn, item, state, outcome)
+        finished = replace(job, state=state, finished_at=now, **written)
+        if state == JobState.DONE:
+            created = self._create_followers(conn, finished, graph)
+            if made is not None:
+                made.extend(created)
+        self._refresh_reduces(conn, job.workflow_id, [job.task_id], graph=graph)
+        return finished
+
+    def _task_type_of(self, conn: Connection, job: Job, graph: TaskGraph) -> TaskType:
+        """The task type a job was made with (its task's, unless the task changed type)."""
+        task = graph.by_id.get(job.task_id)
+        if task is not None and task.task_type.id == job.task_type_id:
+            return task.task_type
+        found = task_type_rows.get(conn, job.task_type_id)
+        assert found is not None
+        return found
+
+    def _repeated(
+        self, conn: Connection, item: Finished, state: JobState, outcome: dict[str, Any]
+    ) -> Job:
+        """A report the guarded update refused: the job as it is if this lease already
+        finished it the same way (the worker lost the first answer), else ``StaleLease``."""
+        if lease_rows.finished_by(conn, item.serial, item.lease) == state:
+            job = job_rows.get_job(conn, item.serial)
+            assert job is not None
+            if all(getattr(job, name) == value for name, value in outcome.items()):
+                return job
+        current = job_rows.get_job(conn, item.serial)
+        assert current is not None
+        raise StaleLease(
+            f"job {item.serial} is no longer held by this lease (it is {current.state}, "
+            f"attempt {current.attempt}); its result was not recorded",
+            serial=item.serial,
+            state=current.state,
+        )
 
     def set_progress(
         self, serial: int, fraction: float | None, message: str, *, worker: str | None = None
@@ -258,12 +309,8 @@ class LeaseManager(GivingBack):
             if worker is not None and job is not None and job.state == JobState.RUNNING:
                 _refuse_other_worker(serial, job.worker, worker)
             progress = {"fraction": fraction, "message": message}
-            if not job_rows.set_progress(conn, serial, progress):
+            if not lease_rows.set_progress(conn, serial, progress):
                 raise self._stale(conn, serial)
-
-    def _append_log(self, conn: Connection, serial: int, lease_id: str, log: str) -> None:
-        if log and not job_rows.append_log(conn, serial, lease_id, log, MAX_LOG_CHARS):
-            raise self._stale(conn, serial)
 
     @staticmethod
     def _stale(conn: Connection, serial: int) -> RunyardError:
@@ -277,52 +324,19 @@ class LeaseManager(GivingBack):
             state=job.state,
         )
 
-    def report(
-        self, results: list[dict[str, Any]], *, worker: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Record several finished jobs (each ``{"serial", "lease", "ok", "outputs" | "error",
-        "log", "workdir"}``), each in its own transaction: one refused report (a stale
-        lease, another worker's job) does not undo the others. Per job: ``{"serial",
-        "state"}`` or ``{"serial", "error": {...}}``."""
-        answers: list[dict[str, Any]] = []
-        for item in results:
-            serial, lease = int(item["serial"]), str(item["lease"])
-            try:
-                if item.get("ok"):
-                    job = self.complete(
-                        serial,
-                        lease,
-                        item.get("outputs") or {},
-                        item.get("log", ""),
-                        worker=worker,
-                    )
-                else:
-                    job = self.fail(
-                        serial,
-                        lease,
-                        item.get("error", ""),
-                        item.get("log", ""),
-                        item.get("workdir", ""),
-                        worker=worker,
-                    )
-            except RunyardError as exc:
-                answers.append({"serial": serial} | exc.to_json())
-                continue
-            answers.append({"serial": serial, "state": job.state})
-        return answers
-
     def heartbeats(
         self, beats: list[tuple[int, str, str]], *, worker: str | None = None
     ) -> list[int]:
-        """Renew several leases (serial, lease, new log text) at once; the serials whose
-        lease was refused (aborted, given back, expired, unknown, another worker's): their
-        scripts must stop."""
+        """Renew several leases (serial, lease, new log text) at once, in one transaction;
+        the serials whose lease was refused (aborted, given back, expired, unknown, another
+        worker's): their scripts must stop."""
         refused = []
-        for serial, lease, log in beats:
-            try:
-                self.heartbeat(serial, lease, log, worker=worker)
-            except (StaleLease, NotFound, Forbidden):
-                refused.append(serial)
+        with self.store.write() as conn:
+            for serial, lease, log in beats:
+                try:
+                    self._heartbeat(conn, serial, lease, log, worker)
+                except (StaleLease, NotFound, Forbidden):
+                    refused.append(serial)
         return refused
 
     def release(self, serial: int, lease_id: str, *, worker: str | None = None) -> Job:
@@ -338,7 +352,7 @@ class LeaseManager(GivingBack):
         """Put jobs whose lease ran out back to Queued, or Failed after the attempt limit."""
         now = self.now()
         with self.store.read() as conn:
-            expired = job_rows.expired_leases(conn, now)
+            expired = lease_rows.expired_leases(conn, now)
         for serial, _ in expired:
             self._expire(serial, now)
         return len(expired)
@@ -380,7 +394,7 @@ def _check_holder(conn: Connection, serial: int, lease_id: str, worker: str | No
     another worker holds under ``lease_id``. A lease that is not the job's is left to the
     guarded update (``StaleLease``)."""
     if worker is not None:
-        _refuse_other_worker(serial, job_rows.lease_holder(conn, serial, lease_id), worker)
+        _refuse_other_worker(serial, lease_rows.lease_holder(conn, serial, lease_id), worker)
 
 
 def _refuse_other_worker(serial: int, holder: str | None, worker: str) -> None:

@@ -30,67 +30,36 @@ from runyard.states import JobState, resolve_inputs
 from runyard.store import jobs as job_rows
 from runyard.store import reduce as reduce_rows
 from runyard.store import runs as run_rows
+from runyard.taskgraph import TaskGraph
 
 # A reduce job in one of these states has not used its inputs yet, or is using them.
 UNFINISHED = (JobState.WAITING, JobState.QUEUED, JobState.RUNNING)
-
-
-def upstream_closure(task: Task, tasks: Iterable[Task]) -> set[str]:
-    """The names of every task that ``task`` depends on, directly or not."""
-    by_name = {t.name: t for t in tasks}
-    found: set[str] = set()
-    todo = list(task.upstream_names())
-    while todo:
-        name = todo.pop()
-        if name not in found and name in by_name:
-            found.add(name)
-            todo.extend(by_name[name].upstream_names())
-    return found
-
-
-def awaited_tasks(reduce: Task, tasks: Iterable[Task]) -> set[int]:
-    """The ids of the tasks whose pending jobs a reduce waits for: every task upstream of it,
-    and the tasks whose jobs spawned those (a search still spawning runs), with theirs."""
-    every = list(tasks)
-    by_id = {t.id: t for t in every}
-    by_name = {t.name: t for t in every}
-    awaited: set[int] = set()
-    todo = [by_name[name].id for name in upstream_closure(reduce, every)]
-    while todo:
-        task = by_id.get(todo.pop())
-        if task is None or task.id in awaited:
-            continue
-        awaited.add(task.id)
-        todo.extend(by_name[name].id for name in upstream_closure(task, every))
-        if task.spawned_by is not None:
-            todo.append(task.spawned_by)
-    return awaited
 
 
 class Reducing(Operations):
     """Keeps each reduce task's one job in step with the results of the active runs."""
 
     def _refresh_reduces(
-        self, conn: Connection, workflow_id: int, changed_task_ids: Iterable[int] | None = None
+        self,
+        conn: Connection,
+        workflow_id: int,
+        changed_task_ids: Iterable[int] | None = None,
+        *,
+        graph: TaskGraph | None = None,
     ) -> None:
         """Re-decide the reduce tasks of a workflow that depend on ``changed_task_ids`` (all
-        of them when None)."""
-        tasks = self._tasks(conn, workflow_id)
-        reduces = [t for t in tasks if t.task_type.interface.kind == "reduce"]
-        if not reduces:
-            return
-        changed = None if changed_task_ids is None else set(changed_task_ids)
-        for reduce in reduces:
-            upstream = awaited_tasks(reduce, tasks)
-            if changed is None or upstream & changed:
-                self._refresh_reduce(conn, reduce, tasks, upstream)
+        of them when None). ``graph``: the workflow's, if the caller has read it already in
+        this transaction."""
+        graph = graph or self._graph(conn, workflow_id)
+        for reduce, awaited in graph.reduces_awaiting(changed_task_ids):
+            self._refresh_reduce(conn, reduce, graph.tasks, awaited)
 
     def _refresh_reduce(
         self,
         conn: Connection,
         reduce: Task,
         tasks: list[Task],
-        upstream: set[int],
+        upstream: Iterable[int],
         *,
         force: bool = False,
     ) -> None:

@@ -11,8 +11,8 @@ from sqlalchemy import Connection
 
 from runyard.errors import Conflict, InvalidInput, NotFound
 from runyard.models import Job, Run, Task, TaskType
+from runyard.operations.giveback import GivingBack
 from runyard.operations.jobs import next_sort_order
-from runyard.operations.leases import GivingBack
 from runyard.operations.stale import dependency_order, provenance, stale_in
 from runyard.packages import check_value
 from runyard.states import JobState, WorkflowState, downstream_tasks

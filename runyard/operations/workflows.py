@@ -8,7 +8,7 @@ from typing import Any
 
 from runyard.errors import Conflict, InvalidInput, InvalidPackage
 from runyard.models import Dependency, Job, Run, Task, TaskType, Workflow
-from runyard.operations.leases import GivingBack
+from runyard.operations.giveback import GivingBack
 from runyard.operations.stale import stale_in
 from runyard.operations.tasks import TaskEditing
 from runyard.packages import (

@@ -93,13 +93,12 @@ def worker_report(body: s.WorkerReport, ry: Ry, caller: Caller) -> dict[str, Any
     per reported job (its new state, or the error that refused it) and ``claimed``."""
     require_worker(caller, body.worker)
     ry.workers.seen(body.worker)
-    results = ry.leases.report([r.model_dump() for r in body.results], worker=body.worker)
-    claimed: list[tuple[Job, Lease]] = []
-    if body.claim:
-        worker = ry.workers.get(body.worker)
-        claimed = ry.leases.claim(
-            worker.id, list(worker.provides), body.claim, cap=worker.max_jobs_limit
-        )
+    results, claimed = ry.leases.report(
+        [r.model_dump() for r in body.results],
+        worker=body.worker,
+        claim=ry.workers.get(body.worker) if body.claim else None,
+        limit=body.claim,
+    )
     return {"results": results, "claimed": _claimed_json(ry, claimed)}
 
 

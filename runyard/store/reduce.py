@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, bindparam, select
 
 from runyard.models import Job
 from runyard.states import JobState, Priority
@@ -34,18 +34,8 @@ class DoneJob:
 
 def has_pending(conn: Connection, workflow_id: int, task_ids: Iterable[int]) -> bool:
     """Whether an active run has a job of these tasks Waiting, Queued or Running."""
-    query = (
-        select(jobs.c.serial)
-        .join(runs, runs.c.id == jobs.c.run_id)
-        .where(
-            jobs.c.workflow_id == workflow_id,
-            jobs.c.task_id.in_(list(task_ids)),
-            jobs.c.state.in_(PENDING),
-            ACTIVE_RUN,
-        )
-        .limit(1)
-    )
-    return conn.execute(query).first() is not None
+    params = {"b_workflow": workflow_id, "b_tasks": list(task_ids)}
+    return conn.execute(_HAS_PENDING, params).first() is not None
 
 
 def done_jobs(conn: Connection, workflow_id: int, task_ids: Iterable[int]) -> list[DoneJob]:
@@ -87,9 +77,22 @@ def done_jobs(conn: Connection, workflow_id: int, task_ids: Iterable[int]) -> li
 
 def live_job(conn: Connection, task_id: int, run_id: int) -> Job | None:
     """The live (not Obsolete) job of a task in a run."""
-    row = conn.execute(
-        job_rows.select_jobs().where(
-            jobs.c.task_id == task_id, jobs.c.run_id == run_id, job_rows.LIVE
-        )
-    ).first()
+    row = conn.execute(_LIVE_JOB, {"b_task": task_id, "b_run": run_id}).first()
     return job_rows.from_row(row) if row else None
+
+
+# Asked on every change of an upstream job: built once.
+_HAS_PENDING = (
+    select(jobs.c.serial)
+    .join(runs, runs.c.id == jobs.c.run_id)
+    .where(
+        jobs.c.workflow_id == bindparam("b_workflow"),
+        jobs.c.task_id.in_(bindparam("b_tasks", expanding=True)),
+        jobs.c.state.in_(PENDING),
+        ACTIVE_RUN,
+    )
+    .limit(1)
+)
+_LIVE_JOB = job_rows.select_jobs().where(
+    jobs.c.task_id == bindparam("b_task"), jobs.c.run_id == bindparam("b_run"), job_rows.LIVE
+)

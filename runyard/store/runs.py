@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, text, update
+from sqlalchemy import Connection, Row, bindparam, case, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from runyard.models import Entity, Run
-from runyard.store.schema import entities, runs
+from runyard.states import CLAIMABLE_PRIORITY_RANK
+from runyard.store import bulk
+from runyard.store.schema import entities, jobs, runs
 
 
 def from_row(row: Row[Any]) -> Run:
@@ -83,12 +85,17 @@ def get_run(conn: Connection, run_id: int) -> Run | None:
 
 
 def lock_run(conn: Connection, run_id: int) -> None:
-    """Serialise job completions within one run (PostgreSQL row lock)."""
+    """Serialise job completions within one run (PostgreSQL row lock; on SQLite a write
+    transaction holds the whole database already)."""
+    if conn.dialect.name == "sqlite":
+        return
     conn.execute(select(runs.c.id).where(runs.c.id == run_id).with_for_update())
 
 
 def lock_runs(conn: Connection, run_ids: Sequence[int]) -> None:
     """``lock_run`` for many runs, in id order (so that two lockers cannot deadlock)."""
+    if conn.dialect.name == "sqlite":
+        return
     ordered = sorted(run_ids)
     for start in range(0, len(ordered), 5000):
         chunk = ordered[start : start + 5000]
@@ -100,6 +107,9 @@ def lock_runs(conn: Connection, run_ids: Sequence[int]) -> None:
 def study_run(conn: Connection, workflow_id: int, now: datetime) -> int:
     """The id of the workflow's study run (created on first use), locked: the reduce jobs'
     run, and the lock that serialises every decision about them."""
+    found = conn.execute(_STUDY_RUN_LOCKED, {"b_workflow": workflow_id}).scalar()
+    if found is not None:
+        return int(found)
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     conn.execute(
         dialect.insert(runs)
@@ -114,12 +124,14 @@ def study_run(conn: Connection, workflow_id: int, now: datetime) -> int:
         )
         .on_conflict_do_nothing(index_elements=["workflow_id"], index_where=text("study"))
     )
-    found = conn.execute(
-        select(runs.c.id)
-        .where(runs.c.workflow_id == workflow_id, runs.c.study.is_(True))
-        .with_for_update()
-    ).scalar_one()
-    return int(found)
+    return int(conn.execute(_STUDY_RUN_LOCKED, {"b_workflow": workflow_id}).scalar_one())
+
+
+_STUDY_RUN_LOCKED = (
+    select(runs.c.id)
+    .where(runs.c.workflow_id == bindparam("b_workflow"), runs.c.study.is_(True))
+    .with_for_update()
+)
 
 
 def list_runs(conn: Connection, workflow_id: int, *, include_obsolete: bool = False) -> list[Run]:
@@ -139,8 +151,35 @@ def last_sort_order(conn: Connection, workflow_id: int) -> str | None:
 
 
 def set_priority(conn: Connection, run_id: int, priority: str) -> bool:
+    """A run's priority, and its jobs' place in the claim order (``queue_order``)."""
     result = conn.execute(update(runs).where(runs.c.id == run_id).values(priority=priority))
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.run_id == run_id)
+        .values(queue_order=PRIORITY_RANK.get(priority, "2") + func.substr(jobs.c.queue_order, 2))
+    )
+    return True
+
+
+# A job's place in the claim order: its run's priority rank, then the run's sort order.
+PRIORITY_RANK = {p.value: str(rank) for p, rank in CLAIMABLE_PRIORITY_RANK.items()}  # else "2"
+
+
+def queue_orders(conn: Connection, run_ids: Sequence[int]) -> dict[int, str]:
+    """The ``queue_order`` of new jobs of each of these runs."""
+    rank = case(PRIORITY_RANK, value=runs.c.priority, else_="2")
+    rows = conn.execute(
+        select(runs.c.id, rank + runs.c.sort_order).where(bulk.one_of(conn, runs.c.id, run_ids))
+    )
+    return {int(run_id): str(key) for run_id, key in rows}
+
+
+def queue_order(run_id: Any) -> Any:
+    """The ``queue_order`` of a new job of run ``run_id`` (a value or a column, in SQL)."""
+    rank = case(PRIORITY_RANK, value=runs.c.priority, else_="2")
+    return select(rank + runs.c.sort_order).where(runs.c.id == run_id).scalar_subquery()
 
 
 def count_runs(conn: Connection, workflow_id: int) -> int:

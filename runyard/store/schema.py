@@ -216,6 +216,11 @@ jobs = Table(
     # was spawned), so that a retried spawning job gets its jobs back instead of new ones.
     Column("spawned_by_job", Integer, nullable=True),
     Column("spawn_key", String(64), nullable=True),
+    # Where the job stands in the claim order: its run's priority rank ("0" high, "1"
+    # normal, "2" paused) and sort order, set when the job is made and when the run's
+    # priority changes (store.runs.queue_order), so that a claim reads the Queued jobs in
+    # order from an index instead of sorting them all.
+    Column("queue_order", SortKey, nullable=True),
     # At most one live job per (task, run): retries and races cannot create two.
     Index(
         "uq_jobs_live_task_run",
@@ -227,6 +232,13 @@ jobs = Table(
     ),
     Index("uq_jobs_spawned_by_job", "spawned_by_job", "spawn_key", unique=True),
     Index("ix_jobs_state", "state", "workflow_id"),
+    Index(
+        "ix_jobs_queue",
+        "queue_order",
+        "serial",
+        sqlite_where=text("state = 'Queued'"),
+        postgresql_where=text("state = 'Queued'"),
+    ),
     # A run's jobs, and whether it has one in a state (the runs table's state filter).
     Index("ix_jobs_run_state", "run_id", "state"),
     # The runs of a workflow that have a job in a state, counted from this index alone.

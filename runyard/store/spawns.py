@@ -17,6 +17,7 @@ from sqlalchemy.dialects import sqlite
 
 from runyard.models import Entity, Job, SpawnedJob, TaskInput
 from runyard.store import bulk
+from runyard.store import runs as run_rows
 from runyard.store.jobs import LIVE, from_row, select_jobs
 from runyard.store.schema import entities, jobs, runs, serial_reservations, tasks
 from runyard.store.workflows import bump_tasks_version, source_to_json
@@ -209,6 +210,7 @@ def insert_jobs(
 ) -> list[int]:
     """Insert jobs (all with the same columns; ``common``: values of every job); their
     serials, in the order of ``rows``."""
+    rows = _in_queue_order(conn, rows, common)
     return bulk.insert_in_order(conn, jobs, jobs.c.serial, rows, common)
 
 
@@ -218,6 +220,7 @@ def insert_jobs_with_serials(
     """Insert jobs whose serials are given (reserved ones: each row has ``serial``)."""
     if not rows:
         return
+    rows = _in_queue_order(conn, rows, common)
     if conn.dialect.name == "sqlite":
         bulk.sqlite_insert(conn, insert(jobs), jobs, rows, common)
     else:
@@ -231,6 +234,7 @@ def insert_followers(
     job already."""
     if not rows:
         return
+    rows = _in_queue_order(conn, rows, common)
     if conn.dialect.name == "sqlite":
         statement = sqlite.insert(jobs).on_conflict_do_nothing(
             index_elements=["task_id", "run_id"], index_where=text("state <> 'Obsolete'")
@@ -243,6 +247,18 @@ def insert_followers(
             index_elements=["task_id", "run_id"], index_where=text("state <> 'Obsolete'")
         )
     )
+
+
+def _in_queue_order(
+    conn: Connection, rows: Sequence[dict[str, Any]], common: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """``rows`` (new jobs) with their place in the claim order (``jobs.queue_order``)."""
+
+    def run_of(row: dict[str, Any]) -> int:
+        return int(row.get("run_id", common.get("run_id", 0)))
+
+    keys = run_rows.queue_orders(conn, sorted({run_of(row) for row in rows}))
+    return [row | {"queue_order": keys.get(run_of(row))} for row in rows]
 
 
 def get_jobs(conn: Connection, serials: Sequence[int]) -> dict[int, Job]:

@@ -44,6 +44,10 @@ def get_worker(conn: Connection, name: str) -> Worker | None:
     return worker_from_row(row) if row else None
 
 
+def name_of(conn: Connection, worker_id: int) -> str | None:
+    return conn.execute(select(workers.c.name).where(workers.c.id == worker_id)).scalar()
+
+
 def list_workers(conn: Connection) -> list[Worker]:
     return [worker_from_row(r) for r in conn.execute(select(workers).order_by(workers.c.name))]
 

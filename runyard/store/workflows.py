@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
 from runyard.models import InputSource, Task, TaskInput, Workflow
 from runyard.store import task_types as task_type_rows
@@ -166,10 +166,12 @@ def bump_tasks_version(conn: Connection, workflow_id: int) -> None:
 
 
 def tasks_version(conn: Connection, workflow_id: int) -> int | None:
-    value = conn.execute(
-        select(workflows.c.tasks_version).where(workflows.c.id == workflow_id)
-    ).scalar()
+    value = conn.execute(_TASKS_VERSION, {"b_workflow": workflow_id}).scalar()
     return None if value is None else int(value)
+
+
+# Read by every report and claim (task graph caches): built once.
+_TASKS_VERSION = select(workflows.c.tasks_version).where(workflows.c.id == bindparam("b_workflow"))
 
 
 def list_tasks(conn: Connection, workflow_id: int) -> list[Task]:

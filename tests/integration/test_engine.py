@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from runyard.errors import Conflict, IllegalTransition, InvalidInput, NotFound, StaleLease
-from runyard.models import Entity, Job
+from runyard.models import Entity, Job, Lease
 from runyard.operations import Runyard
 from runyard.packages import load_package
 from runyard.settings import Settings
@@ -79,6 +79,50 @@ def test_claims_follow_priority_then_run_sort_order_and_skip_paused_runs(linear:
     linear.jobs.set_priority(jobs[0].run_id, "paused")
     claimed = linear.leases.claim(worker_id(linear), [], 10)
     assert [j.run_id for j, _ in claimed] == [jobs[2].run_id, jobs[1].run_id, jobs[3].run_id]
+
+
+def test_claims_follow_priority_for_jobs_made_before_and_after_the_priority_changed(
+    linear: Runyard,
+) -> None:
+    """The claim order is kept on each job (its run's priority and sort order): a change of
+    priority reorders the run's Queued jobs, and its later jobs are made in that order."""
+    first, second = (linear.jobs.new_run("Linear", "Source", outputs={"value": i}) for i in (1, 2))
+    wid = worker_id(linear)
+    linear.jobs.set_priority(second.run_id, "high")
+    doubles = linear.leases.claim(wid, [], 2)
+    assert [j.run_id for j, _ in doubles] == [second.run_id, first.run_id]
+    for job, lease in doubles:
+        linear.leases.complete(job.serial, lease.lease_id, {"value": job.inputs["value"] * 2})
+    linear.jobs.set_priority(second.run_id, "normal")
+    linear.jobs.set_priority(first.run_id, "high")
+    adds = linear.leases.claim(wid, [], 2)
+    assert [j.run_id for j, _ in adds] == [first.run_id, second.run_id]
+
+
+def test_a_report_wakes_waiting_claims_only_when_it_leaves_new_work_unclaimed(
+    linear: Runyard,
+) -> None:
+    """Waiting claims (long polls) are woken after a report only if a follower it made was
+    not claimed by the same report: a chain whose reports claim their own followers wakes
+    nobody for nothing."""
+    for value in (1, 2):
+        linear.jobs.new_run("Linear", "Source", outputs={"value": value})
+    worker = linear.workers.register("w1", provides=[], max_jobs=4)
+    (first, first_lease), (second, second_lease) = linear.leases.claim(worker.id, [], 2)
+
+    def report(job: Job, lease: Lease, claim: int) -> list[Job]:
+        result = {"serial": job.serial, "lease": lease.lease_id, "ok": True}
+        done = result | {"outputs": {"value": job.inputs["value"] * 2}}
+        answers, claimed = linear.leases.report([done], claim=worker, limit=claim)
+        assert answers == [{"serial": job.serial, "state": "Done"}]
+        return [j for j, _ in claimed]
+
+    before = linear.changed.version
+    [follower] = report(first, first_lease, claim=1)
+    assert follower.run_id == first.run_id
+    assert linear.changed.version == before, "its follower was claimed at once"
+    assert report(second, second_lease, claim=0) == []
+    assert linear.changed.version == before + 1, "a follower is left for the others"
 
 
 def test_jobs_of_a_workflow_that_is_not_started_are_not_claimed(linear: Runyard) -> None:

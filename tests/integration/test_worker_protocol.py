@@ -121,6 +121,39 @@ def lease_and_worker(server: Server, serial: int) -> tuple[Any, Any]:
     return row.lease_id, row.worker_id
 
 
+def test_one_report_records_each_result_on_its_own_and_claims_the_followers(
+    server: Server,
+) -> None:
+    """A report is one transaction, but a refused result (a stale lease, an unknown job)
+    writes nothing of its own and undoes none of the others; the followers of the recorded
+    ones are claimed in the same round trip."""
+    first, second, third = start_jobs(server, 3)
+    body = {
+        "worker": "w1",
+        "results": [
+            {"serial": first.serial, "lease": first.lease, "ok": True, "outputs": {"value": 2}},
+            {"serial": second.serial, "lease": "not-its-lease", "ok": True, "outputs": {}},
+            {"serial": 999_999, "lease": "x", "ok": False, "error": "gone"},
+            {"serial": third.serial, "lease": third.lease, "ok": False, "error": "bad scan"},
+        ],
+        "claim": 5,
+    }
+    r = server.client.post("/api/workers/report", json=body, headers=first.as_worker)
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert results[0] == {"serial": first.serial, "state": "Done"}
+    assert results[1]["serial"] == second.serial and results[1]["error"]["code"] == "stale_lease"
+    assert results[2]["serial"] == 999_999 and results[2]["error"]["code"] == "not_found"
+    assert results[3] == {"serial": third.serial, "state": "Failed"}
+    states = {s: server.client.get(f"/api/jobs/{s}").json()["state"] for s in
+              (first.serial, second.serial, third.serial)}  # fmt: skip
+    assert states == {first.serial: "Done", second.serial: "Running", third.serial: "Failed"}
+    [claimed] = r.json()["claimed"]
+    follower = claimed["job"]
+    assert follower["inputs"] == {"value": 2, "offset": 10} and follower["state"] == "Running"
+    assert claimed["lease"]["lease"] and claimed["token"].startswith("ry_job_")
+
+
 def test_a_job_given_back_keeps_no_lease_and_no_worker(server: Server) -> None:
     job = start_a_job(server)
     r = server.client.post(
