@@ -112,23 +112,18 @@ def claim(
     now: datetime,
 ) -> list[tuple[Job, Lease]]:
     """Claim up to ``limit`` Queued jobs atomically, in priority, run sort order, serial:
-    the candidates (locked, skipping rows another transaction holds, on PostgreSQL), then
-    one guarded update of them all. ``task_type_ids``: the task types the worker can run
+    one guarded update of the first claimable ones (locked, skipping rows another
+    transaction holds, on PostgreSQL). ``task_type_ids``: the task types the worker can run
     (None: every one). Each job gets a lease of its own: a random part shared by this
     claim, and the job's serial."""
     if limit <= 0 or task_type_ids == []:
         return []
-    claimable = _CLAIMABLE[conn.dialect.name, task_type_ids is not None]
-    candidates = (
-        conn.execute(claimable, {"b_types": task_type_ids or [], "b_limit": limit}).scalars().all()
-    )
-    if not candidates:
-        return []
     expires = now + timedelta(seconds=lease_seconds)
     rows = conn.execute(
-        _CLAIM,
+        _CLAIM[conn.dialect.name, task_type_ids is not None],
         {
-            "b_serials": candidates,
+            "b_types": task_type_ids or [],
+            "b_limit": limit,
             "b_worker": worker_id,
             "b_prefix": secrets.token_hex(16) + ".",
             "b_expires": expires,
@@ -138,9 +133,8 @@ def claim(
             f"{now.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC -----\n",
         },
     ).all()
-    order = {serial: index for index, serial in enumerate(candidates)}
     claimed = []
-    for row in sorted(rows, key=lambda r: order[r.serial]):
+    for row in sorted(rows, key=lambda r: (r.queue_order or "", r.serial)):  # claim order
         job = replace(from_row(row), worker=worker_name)
         lease = Lease(
             job_serial=job.serial, lease_id=row.lease_id, attempt=job.attempt, expires_at=expires
@@ -300,34 +294,48 @@ _ANY_CLAIMABLE = {
     for dialect in _BACKENDS
     for of_types in (False, True)
 }
-_CLAIMABLE = {
-    (dialect, of_types): _claimable(dialect, of_types=of_types, limit=":b_limit", lock=True)
+
+
+def _claim_statement(dialect: str, of_types: bool) -> Any:
+    """The claim: the first claimable jobs (``_claimable``, locked) made Running at once.
+    The candidates are a materialized common table expression, chosen once: as a subquery
+    PostgreSQL may scan them again while updating, and skipping the rows this statement has
+    just locked, find more than ``limit``."""
+    candidates = (
+        _claimable(dialect, of_types=of_types, limit=":b_limit", lock=True)
+        .cte("candidates")
+        .prefix_with("MATERIALIZED")
+    )
+    return (
+        update(jobs)
+        .where(
+            jobs.c.serial.in_(select(candidates.c.serial)),
+            jobs.c.state == JobState.QUEUED.value,
+        )
+        .values(
+            state=JobState.RUNNING.value,
+            worker_id=bindparam("b_worker", type_=Integer),
+            lease_id=bindparam("b_prefix", type_=String) + cast(jobs.c.serial, String),
+            lease_expires_at=bindparam("b_expires", type_=jobs.c.lease_expires_at.type),
+            started_at=bindparam("b_now", type_=jobs.c.started_at.type),
+            attempt=jobs.c.attempt + 1,
+            progress=None,
+            # The log of earlier attempts, if any, then a line that says where this one starts.
+            log=case(
+                (jobs.c.log == "", ""),
+                else_=jobs.c.log
+                + _line_break()
+                + bindparam("b_line_head", type_=String)
+                + cast(jobs.c.attempt + 1, String)  # the new attempt (SET sees the old row)
+                + bindparam("b_line_tail", type_=String),
+            ),
+        )
+        .returning(*[c for c in jobs.c if c.name != "log"])
+    )
+
+
+_CLAIM = {
+    (dialect, of_types): _claim_statement(dialect, of_types)
     for dialect in _BACKENDS
     for of_types in (False, True)
 }
-_CLAIM = (
-    update(jobs)
-    .where(
-        jobs.c.serial.in_(bindparam("b_serials", expanding=True)),
-        jobs.c.state == JobState.QUEUED.value,
-    )
-    .values(
-        state=JobState.RUNNING.value,
-        worker_id=bindparam("b_worker", type_=Integer),
-        lease_id=bindparam("b_prefix", type_=String) + cast(jobs.c.serial, String),
-        lease_expires_at=bindparam("b_expires", type_=jobs.c.lease_expires_at.type),
-        started_at=bindparam("b_now", type_=jobs.c.started_at.type),
-        attempt=jobs.c.attempt + 1,
-        progress=None,
-        # The log of earlier attempts, if any, then a line that says where this one starts.
-        log=case(
-            (jobs.c.log == "", ""),
-            else_=jobs.c.log
-            + _line_break()
-            + bindparam("b_line_head", type_=String)
-            + cast(jobs.c.attempt + 1, String)  # the new attempt (SET sees the old row)
-            + bindparam("b_line_tail", type_=String),
-        ),
-    )
-    .returning(*[c for c in jobs.c if c.name != "log"])
-)

@@ -127,9 +127,11 @@ def study_run(conn: Connection, workflow_id: int, now: datetime) -> int:
     return int(conn.execute(_STUDY_RUN_LOCKED, {"b_workflow": workflow_id}).scalar_one())
 
 
+# ``runs.study`` written bare, as in the partial index ``uq_runs_study`` (``WHERE study``):
+# ``study IS 1`` or ``study = 1`` would not match it, and every run of the workflow is read.
 _STUDY_RUN_LOCKED = (
     select(runs.c.id)
-    .where(runs.c.workflow_id == bindparam("b_workflow"), runs.c.study.is_(True))
+    .where(runs.c.workflow_id == bindparam("b_workflow"), text("runs.study"))
     .with_for_update()
 )
 

@@ -125,6 +125,22 @@ def test_a_report_wakes_waiting_claims_only_when_it_leaves_new_work_unclaimed(
     assert linear.changed.version == before + 1, "a follower is left for the others"
 
 
+def test_a_claim_takes_exactly_as_many_jobs_as_it_asks_for_in_claim_order(
+    linear: Runyard,
+) -> None:
+    """One statement claims (PostgreSQL could otherwise scan its candidates again while
+    updating them and take more than asked for)."""
+    runs = [linear.jobs.new_run("Linear", "Source", outputs={"value": i}) for i in range(30)]
+    wid = worker_id(linear)
+    taken: list[int] = []
+    for asked in (1, 3, 7):
+        claimed = linear.leases.claim(wid, [], asked)
+        assert len(claimed) == asked
+        taken += [job.run_id for job, _ in claimed]
+    assert taken == [job.run_id for job in runs[:11]]
+    assert len({lease.lease_id for _, lease in linear.leases.claim(wid, [], 50)}) == 19
+
+
 def test_jobs_of_a_workflow_that_is_not_started_are_not_claimed(linear: Runyard) -> None:
     linear.jobs.new_run("Linear", "Source", outputs={"value": 1})
     linear.workflows.set_state("Linear", "Draft")
