@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from _common import describe_code, load_average, median, write_packages
-from sqlalchemy import create_engine, event, make_url, text
+from seed_spawn import database
+from sqlalchemy import event
 
 from runyard.operations import Principal, Runyard
 from runyard.packages import load_package
@@ -51,8 +52,13 @@ def play(ry: Runyard, batch: int) -> tuple[int, float, collections.Counter[str]]
     def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         counts[statement.split(None, 1)[0].upper()] += 1
 
-    body = s.WorkerReport(worker=WORKER, results=[], claim=batch)
-    claimed = protocol.worker_report(body, ry, caller)["claimed"]
+    def report(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        body = s.WorkerReport(worker=WORKER, results=results, claim=batch)
+        answer = protocol.worker_report(body, ry, caller)  # rendered JSON, as sent
+        claimed: list[dict[str, Any]] = json.loads(answer.body)["claimed"]
+        return claimed
+
+    claimed = report([])
     event.listen(ry.store.engine, "before_cursor_execute", count)
     jobs, start = 0, time.process_time()
     while claimed:
@@ -66,8 +72,7 @@ def play(ry: Runyard, batch: int) -> tuple[int, float, collections.Counter[str]]
             }
             for c in claimed
         ]
-        body = s.WorkerReport(worker=WORKER, results=results, claim=batch)
-        claimed = protocol.worker_report(body, ry, caller)["claimed"]
+        claimed = report(results)
         jobs += len(results)
     cpu = time.process_time() - start
     event.remove(ry.store.engine, "before_cursor_execute", count)
@@ -76,29 +81,17 @@ def play(ry: Runyard, batch: int) -> tuple[int, float, collections.Counter[str]]
 
 @contextmanager
 def installation(root: Path, database_url: str | None) -> Iterator[Runyard]:
-    """A fresh Runyard in-process: SQLite under ``root``, or a new PostgreSQL database."""
-    if database_url is None:
-        settings = Settings(data_dir=root / "data", database_url=f"sqlite:///{root / 'ry.db'}")
+    """A fresh Runyard in-process: SQLite under ``root``, or a new PostgreSQL database on
+    the server of ``database_url``."""
+    with database(database_url) as url:
+        settings = Settings(
+            data_dir=root / "data", database_url=url or f"sqlite:///{root / 'ry.db'}"
+        )
         ry = Runyard(settings).open()
         try:
             yield ry
         finally:
             ry.close()
-        return
-    name = f"bench_report_{uuid.uuid4().hex[:8]}"
-    server = make_url(database_url)
-    admin = create_engine(server.set(drivername="postgresql+psycopg"))
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    ry = Runyard(Settings(data_dir=root / "data", database_url=url)).open()
-    try:
-        yield ry
-    finally:
-        ry.close()
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'DROP DATABASE "{name}"'))
-        admin.dispose()
 
 
 def one_repeat(shape: str, runs: int, steps: int, batch: int, url: str | None) -> dict[str, Any]:

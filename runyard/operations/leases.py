@@ -192,6 +192,11 @@ class LeaseManager(GivingBack):
         and does not undo the others. Per job: ``{"serial", "state"}`` or ``{"serial",
         "error": {...}}``; and the jobs claimed."""
         items = [Finished.from_item(item) for item in results]
+        if not items:  # a claim alone: looked for without the write lock first
+            if claim is None or limit <= 0:
+                return [], []
+            provides = list(claim.provides)
+            return [], self.claim(claim.id, provides, limit, cap=claim.max_jobs_limit)
         answers: list[dict[str, Any]] = []
         made: list[int] = []  # the followers created
         with self.store.write() as conn:

@@ -8,10 +8,11 @@ import time
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from runyard.errors import Forbidden
-from runyard.models import Job, Lease
+from runyard.models import Job, Lease, TaskType
 from runyard.operations import Principal, Runyard
 from runyard.server import schemas as s
 from runyard.server.deps import Caller, Ry, require
@@ -49,7 +50,7 @@ def register_worker(body: s.WorkerRegistration, ry: Ry, caller: Caller) -> dict[
 
 async def claim_jobs(
     body: s.ClaimRequest, request: Request, ry: Ry, caller: Caller
-) -> list[dict[str, Any]]:
+) -> JSONResponse:
     """Claim up to ``max`` jobs; wait up to ``wait`` seconds for one (long poll). A worker
     that went away while waiting gets nothing: jobs claimed for it are given back at once."""
     require_worker(caller, body.worker)
@@ -59,7 +60,7 @@ async def claim_jobs(
     while True:
         seen = ry.changed.version
         if await request.is_disconnected():
-            return []
+            return JSONResponse([])
         claimed = await run_in_threadpool(
             ry.leases.claim, worker.id, list(worker.provides), body.max, cap=worker.max_jobs_limit
         )
@@ -70,8 +71,8 @@ async def claim_jobs(
     if await request.is_disconnected():
         for job, lease in claimed:
             await run_in_threadpool(ry.leases.release, job.serial, lease.lease_id)
-        return []
-    return await run_in_threadpool(_claimed_json, ry, claimed)
+        return JSONResponse([])
+    return JSONResponse(await run_in_threadpool(_claimed_json, ry, claimed))
 
 
 def _claimed_json(ry: Runyard, claimed: list[tuple[Job, Lease]]) -> list[dict[str, Any]]:
@@ -82,13 +83,27 @@ def _claimed_json(ry: Runyard, claimed: list[tuple[Job, Lease]]) -> list[dict[st
             "job": s.job_json(job),
             "lease": s.lease_json(lease),
             "token": ry.auth.job_token(job.serial, lease.lease_id),
-            "task_type": s.task_type_json(ry.task_types.get_by_id(job.task_type_id)),
+            "task_type": _task_type_json(ry.task_types.get_by_id(job.task_type_id)),
         }
         for job, lease in claimed
     ]
 
 
-def worker_report(body: s.WorkerReport, ry: Ry, caller: Caller) -> dict[str, Any]:
+_TASK_TYPES_JSON: dict[int, tuple[TaskType, dict[str, Any]]] = {}
+
+
+def _task_type_json(task_type: TaskType) -> dict[str, Any]:
+    """``task_type_json``, made once per task type record (installed task types never
+    change, and the task type manager hands out the same record each time)."""
+    cached = _TASK_TYPES_JSON.get(id(task_type))
+    if cached is None or cached[0] is not task_type:
+        if len(_TASK_TYPES_JSON) > 1000:  # records of installations closed since (tests)
+            _TASK_TYPES_JSON.clear()
+        cached = _TASK_TYPES_JSON[id(task_type)] = (task_type, s.task_type_json(task_type))
+    return cached[1]
+
+
+def worker_report(body: s.WorkerReport, ry: Ry, caller: Caller) -> JSONResponse:
     """Record finished jobs and claim up to ``claim`` more, in one round trip: ``results``
     per reported job (its new state, or the error that refused it) and ``claimed``."""
     require_worker(caller, body.worker)
@@ -99,7 +114,8 @@ def worker_report(body: s.WorkerReport, ry: Ry, caller: Caller) -> dict[str, Any
         claim=ry.workers.get(body.worker) if body.claim else None,
         limit=body.claim,
     )
-    return {"results": results, "claimed": _claimed_json(ry, claimed)}
+    # Plain JSON already: answered as it is (FastAPI's encoder would walk it again).
+    return JSONResponse({"results": results, "claimed": _claimed_json(ry, claimed)})
 
 
 def worker_heartbeat(body: s.WorkerHeartbeat, ry: Ry, caller: Caller) -> dict[str, Any]:

@@ -206,8 +206,8 @@ _INSERT_IF_NO_LIVE_JOB = text(
     "metadata, error, log, attempt, created_at, queue_order) VALUES (:workflow_id, :run_id, "
     ":task_id, :task_type_id, :state, :inputs, :outputs, :metadata, :error, :log, :attempt, "
     ":created_at, (SELECT CASE priority "
-    + "".join(f"WHEN '{p}' THEN '{rank}' " for p, rank in run_rows.PRIORITY_RANK.items())
-    + "ELSE '2' END || sort_order FROM runs WHERE id = :run_id)) "
+    + "".join(f"WHEN '{p}' THEN '{n}' " for p, n in run_rows.PRIORITY_RANK.items())
+    + f"ELSE '{run_rows.NOT_CLAIMABLE}' END || sort_order FROM runs WHERE id = :run_id)) "
     "ON CONFLICT (task_id, run_id) WHERE state <> 'Obsolete' DO NOTHING RETURNING serial"
 ).bindparams(
     bindparam("inputs", type_=jobs.c.inputs.type),

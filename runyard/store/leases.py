@@ -27,6 +27,7 @@ from sqlalchemy import (
 
 from runyard.models import Job, Lease
 from runyard.states import CLAIMABLE_PRIORITY_RANK, JobState, WorkflowState
+from runyard.store import runs as run_rows
 from runyard.store.jobs import from_row, select_jobs, storable
 from runyard.store.schema import jobs, workers
 
@@ -71,10 +72,13 @@ def _claimable(dialect: str, *, of_types: bool, limit: str, lock: bool) -> Any:
     """Queued jobs (of the task types ``:b_types`` if ``of_types``) that may start now, in
     claim order: the run's priority, its sort order, then the serial, read in that order
     from the partial index ``ix_jobs_queue`` and stopped at ``limit``: a claim never sorts
-    every Queued job. Written out: SQLite's planner must be told to use that index
-    (``INDEXED BY``; it would take the index on the state and sort), which SQLAlchemy does
-    not render. ``lock``: the rows locked, skipping those another transaction holds
-    (PostgreSQL)."""
+    every Queued job, and reads only the ranks a worker may take (``jobs.queue_order``
+    below ``NOT_CLAIMABLE``: not the jobs of paused runs; the run's priority is checked
+    again on the joined row). The jobs of a workflow that is not Started are read and passed
+    over. Written out: SQLite's planner must be
+    told to use that index (``INDEXED BY``; it would take the index on the state and sort),
+    which SQLAlchemy does not render. ``lock``: the rows locked, skipping those another
+    transaction holds (PostgreSQL)."""
     sqlite_only = dialect == "sqlite"
     priorities = ", ".join(f"'{p.value}'" for p in CLAIMABLE_PRIORITY_RANK)
     statement = text(
@@ -83,6 +87,7 @@ def _claimable(dialect: str, *, of_types: bool, limit: str, lock: bool) -> Any:
         + " JOIN runs ON runs.id = jobs.run_id"
         " JOIN workflows ON workflows.id = jobs.workflow_id"
         f" WHERE jobs.state = '{JobState.QUEUED.value}'"
+        f" AND jobs.queue_order < '{run_rows.NOT_CLAIMABLE}'"
         + (" AND jobs.task_type_id IN :b_types" if of_types else "")
         + f" AND runs.priority IN ({priorities}) AND NOT runs.obsolete"
         f" AND workflows.state = '{WorkflowState.STARTED.value}'"

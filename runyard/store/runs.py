@@ -157,31 +157,45 @@ def set_priority(conn: Connection, run_id: int, priority: str) -> bool:
     result = conn.execute(update(runs).where(runs.c.id == run_id).values(priority=priority))
     if result.rowcount != 1:
         return False
-    conn.execute(
-        update(jobs)
-        .where(jobs.c.run_id == run_id)
-        .values(queue_order=PRIORITY_RANK.get(priority, "2") + func.substr(jobs.c.queue_order, 2))
-    )
+    requeue(conn, run_id)
     return True
 
 
-# A job's place in the claim order: its run's priority rank, then the run's sort order.
-PRIORITY_RANK = {p.value: str(rank) for p, rank in CLAIMABLE_PRIORITY_RANK.items()}  # else "2"
+# A job's place in the claim order (``jobs.queue_order``): a rank, then its run's sort order.
+# The rank: "0" a high priority run, "1" a normal one, "2" a paused one. A claim reads the
+# index of the Queued jobs in this order, below "2" only: the jobs of paused runs are not even
+# read. (A workflow's state is not in the rank: changing it would have to rewrite its jobs,
+# in the middle of the lock order of the transactions that finish them.)
+PRIORITY_RANK = {p.value: str(rank) for p, rank in CLAIMABLE_PRIORITY_RANK.items()}
+NOT_CLAIMABLE = "2"  # the rank of a paused run, the first that a claim does not read
+
+
+def _rank() -> Any:
+    """A run's rank (in SQL, of ``runs``)."""
+    return case(PRIORITY_RANK, value=runs.c.priority, else_=NOT_CLAIMABLE)
 
 
 def queue_orders(conn: Connection, run_ids: Sequence[int]) -> dict[int, str]:
     """The ``queue_order`` of new jobs of each of these runs."""
-    rank = case(PRIORITY_RANK, value=runs.c.priority, else_="2")
-    rows = conn.execute(
-        select(runs.c.id, rank + runs.c.sort_order).where(bulk.one_of(conn, runs.c.id, run_ids))
-    )
+    query = select(runs.c.id, _rank() + runs.c.sort_order)
+    rows = conn.execute(query.where(bulk.one_of(conn, runs.c.id, run_ids)))
     return {int(run_id): str(key) for run_id, key in rows}
 
 
 def queue_order(run_id: Any) -> Any:
     """The ``queue_order`` of a new job of run ``run_id`` (a value or a column, in SQL)."""
-    rank = case(PRIORITY_RANK, value=runs.c.priority, else_="2")
-    return select(rank + runs.c.sort_order).where(runs.c.id == run_id).scalar_subquery()
+    return select(_rank() + runs.c.sort_order).where(runs.c.id == run_id).scalar_subquery()
+
+
+def requeue(conn: Connection, run_id: int) -> None:
+    """Set the rank of the jobs of run ``run_id`` anew, after its priority changed (its row
+    is locked already by that change: the order of every finish, the run then its jobs)."""
+    rank = select(_rank()).where(runs.c.id == run_id).scalar_subquery()
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.run_id == run_id)
+        .values(queue_order=rank + func.substr(jobs.c.queue_order, 2))
+    )
 
 
 def count_runs(conn: Connection, workflow_id: int) -> int:

@@ -216,10 +216,11 @@ jobs = Table(
     # was spawned), so that a retried spawning job gets its jobs back instead of new ones.
     Column("spawned_by_job", Integer, nullable=True),
     Column("spawn_key", String(64), nullable=True),
-    # Where the job stands in the claim order: its run's priority rank ("0" high, "1"
-    # normal, "2" paused) and sort order, set when the job is made and when the run's
-    # priority changes (store.runs.queue_order), so that a claim reads the Queued jobs in
-    # order from an index instead of sorting them all.
+    # Where the job stands in the claim order: a rank ("0" a high priority run, "1" a
+    # normal one, "2" a paused one) and its run's sort order, set when the job is made and
+    # again when its run's priority changes (store.runs: queue_order, requeue), so that a
+    # claim reads the Queued jobs of runs not paused in order from an index instead of
+    # sorting them all.
     Column("queue_order", SortKey, nullable=True),
     # At most one live job per (task, run): retries and races cannot create two.
     Index(

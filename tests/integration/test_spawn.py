@@ -428,3 +428,28 @@ def test_a_spawned_job_set_done_beside_a_live_job_of_its_task_is_refused(server:
         f"/api/spawn/jobs/{source['serial']}/state", json={"state": "Done"}, headers=job.as_job
     )
     assert one.status_code == 409 and f"job {rival['serial']}, Done" in error(one)["message"]
+
+
+def test_every_job_made_has_its_place_in_the_claim_order(server: Server) -> None:
+    """Jobs made by every path (a new run, a follower, spawned jobs and their followers,
+    spawned Obsolete then set Done, a restarted job) carry ``queue_order``: a claim reads
+    only the Queued jobs that have one below the first rank no worker may take."""
+    job = start_a_job(server)
+    found, _twice = found_and_doubled(server, job)
+    done = [{"task": found["id"], "outputs": {"value": v}} for v in range(3)]
+    obsolete = [{"task": found["id"], "outputs": {"value": 9}, "state": "Obsolete"}]
+    assert spawn_jobs(server, job, *done).status_code == 200
+    [later] = spawn_jobs(server, job, *obsolete).json()
+    states = "/api/spawn/jobs/state"
+    set_done = server.client.post(states, json={"serials": [later["serial"]]}, headers=job.as_job)
+    assert set_done.status_code == 200, set_done.text
+    report = {"serial": job.serial, "lease": job.lease, "ok": True, "outputs": {"value": 1}}
+    body = {"worker": "w1", "results": [report], "claim": 0}
+    reported = server.client.post("/api/workers/report", json=body, headers=job.as_worker)
+    assert reported.status_code == 200, reported.text
+    restarted = server.client.post(f"/api/jobs/{job.serial}/restart")
+    assert restarted.status_code == 200, restarted.text
+    with server.ry.store.read() as conn:
+        rows = conn.execute(select(jobs.c.serial, jobs.c.state, jobs.c.queue_order)).all()
+    assert len(rows) > 10 and all(r.queue_order for r in rows), rows
+    assert {r.queue_order[0] for r in rows if r.state == "Queued"} == {"1"}
