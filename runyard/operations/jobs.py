@@ -51,8 +51,9 @@ class JobManager(Reducing):
         actor: str = "system",
     ) -> Job:
         """Start a run at a source task: its source job is Done with ``outputs`` if given,
-        else Waiting for a user (interactive, or inputs to enter) or Queued."""
-        with self._write_and_notify() as conn:
+        else Waiting for a user (interactive, or inputs to enter) or Queued. Waiting claims
+        are woken only if the workflow is Started (no worker may take a job of another)."""
+        with self.store.write() as conn:
             workflow = self._workflow(conn, workflow_name)
             if workflow.state == WorkflowState.OBSOLETE:
                 raise Conflict(
@@ -87,7 +88,9 @@ class JobManager(Reducing):
                 workflow_id=workflow.id,
                 job_serial=job.serial,
             )
-            return job
+        if workflow.state == WorkflowState.STARTED:
+            self.changed.notify()
+        return job
 
     def set_priority(self, run_id: int, priority: str, *, actor: str = "system") -> None:
         if priority not in set(Priority):

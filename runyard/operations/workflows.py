@@ -197,7 +197,9 @@ class WorkflowManager(TaskEditing):
             )
             updated = workflow_rows.get_workflow(conn, id=workflow.id)
             assert updated is not None
-            return updated
+        if target == WorkflowState.STARTED:  # its Queued jobs may be claimed now
+            self.changed.notify()
+        return updated
 
     def _giving_back(self) -> GivingBack:
         """The job operations that a workflow state change needs (not inherited: a

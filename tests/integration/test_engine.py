@@ -141,6 +141,19 @@ def test_a_claim_takes_exactly_as_many_jobs_as_it_asks_for_in_claim_order(
     assert len({lease.lease_id for _, lease in linear.leases.claim(wid, [], 50)}) == 19
 
 
+def test_new_runs_of_a_stopped_workflow_wake_no_claim_and_starting_it_does(
+    linear: Runyard,
+) -> None:
+    linear.workflows.set_state("Linear", "Draft")
+    before = linear.changed.version
+    linear.jobs.new_run("Linear", "Source", outputs={"value": 1})
+    assert linear.changed.version == before, "no worker may take its job yet"
+    linear.workflows.set_state("Linear", "Started")
+    assert linear.changed.version == before + 1, "now they may: waiting claims look again"
+    linear.jobs.new_run("Linear", "Source", outputs={"value": 2})
+    assert linear.changed.version == before + 2
+
+
 def test_jobs_of_a_workflow_that_is_not_started_are_not_claimed(linear: Runyard) -> None:
     linear.jobs.new_run("Linear", "Source", outputs={"value": 1})
     linear.workflows.set_state("Linear", "Draft")
