@@ -315,7 +315,9 @@ def _claim_statement(dialect: str, of_types: bool) -> Any:
         update(jobs)
         .where(
             jobs.c.serial.in_(select(candidates.c.serial)),
-            jobs.c.state == JobState.QUEUED.value,
+            # The guard written so that no index can serve it: SQLite would otherwise read
+            # every Queued job from the index on the state instead of the few candidates.
+            jobs.c.state.concat("") == JobState.QUEUED.value,
         )
         .values(
             state=JobState.RUNNING.value,
