@@ -18,7 +18,7 @@ server creates the follower).
 
 Each repeat starts a fresh ``runyard server`` and ``runyard worker --max-jobs 2`` (or
 ``runyard up --max-jobs 2`` with ``--up``) on SQLite in a temporary data directory. The target
-is below 0.8 s on a 2-core machine; it is printed, not asserted. See docs/performance.md.
+is at most 0.4 s on a 2-core machine; it is printed, not asserted. See docs/performance.md.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from _common import (
 )
 
 WORKFLOW = "Chain"
-TARGET_SECONDS = 0.8
+TARGET_SECONDS = 0.4
 FIRST_VALUE = 1000
 
 
@@ -126,9 +126,9 @@ def main() -> None:
 
 def summarize(results: list[ChainResult], length: int, baseline: Baseline) -> None:
     seconds = median([r.seconds for r in results])
-    verdict = "meets" if seconds < TARGET_SECONDS else f"{seconds / TARGET_SECONDS:.1f} x over"
+    verdict = "meets" if seconds <= TARGET_SECONDS else f"{seconds / TARGET_SECONDS:.1f} x over"
     print(
-        f"median: {seconds:.3f} s   target < {TARGET_SECONDS} s ({verdict})\n"
+        f"median: {seconds:.3f} s   target <= {TARGET_SECONDS} s ({verdict})\n"
         f"        seen by the poll {median([r.client_seconds for r in results]):.3f} s; "
         f"{baseline.ratios(seconds / length)}\n"
         f"        median {describe_cpu(median_cpu([r.cpu for r in results]))}"

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import describe_code, load_average, median, write_packages
+from fastapi.responses import JSONResponse
 from seed_spawn import database
 from sqlalchemy import event
 
@@ -54,7 +55,9 @@ def play(ry: Runyard, batch: int) -> tuple[int, float, collections.Counter[str]]
 
     def report(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         body = s.WorkerReport(worker=WORKER, results=results, claim=batch)
-        answer = protocol.worker_report(body, ry, caller)  # rendered JSON, as sent
+        answer: Any = protocol.worker_report(body, ry, caller)  # rendered JSON, as sent
+        if isinstance(answer, dict):  # code before the answers were rendered in the handler
+            answer = JSONResponse(answer)
         claimed: list[dict[str, Any]] = json.loads(answer.body)["claimed"]
         return claimed
 
