@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,12 +83,14 @@ class Client:
                 method, path, json=json, content=content, params=params, **extra
             )
         except httpx.TransportError as exc:
-            raise Unreachable(f"cannot reach the Runyard server at {self.server}: {exc}") from None
-        if response.status_code >= 400:
-            raise _remote_error(response)
-        if response.headers.get("content-type", "").startswith("application/json"):
-            return response.json()
-        return response.content
+            raise self.unreachable(exc) from None
+        return answer(
+            response.status_code, response.headers.get("content-type", ""), response.content
+        )
+
+    def unreachable(self, exc: Exception) -> Unreachable:
+        reason = str(exc) or type(exc).__name__
+        return Unreachable(f"cannot reach the Runyard server at {self.server}: {reason}")
 
     def upload(self, source: Path, filename: str | None = None) -> dict[str, Any]:
         """Stream a file to the server's file store; its reference (a ``ForeignFile`` value).
@@ -172,16 +175,25 @@ class Client:
         self.close()
 
 
+def answer(status: int, content_type: str, content: bytes) -> Any:
+    """A call's result from its answer: the decoded JSON, or the bytes of anything else; an
+    error status raises the server's error."""
+    if status >= 400:
+        raise remote_error(status, content)
+    if content_type.startswith("application/json"):
+        return json.loads(content)
+    return content
+
+
 def _remote_error(response: httpx.Response) -> RemoteError:
+    return remote_error(response.status_code, response.read())
+
+
+def remote_error(status: int, content: bytes) -> RemoteError:
+    """The server's error (its code, message and details) from an error answer's body."""
     try:
-        error = response.json()["error"]
-        return RemoteError(
-            response.status_code, error["code"], error["message"], error.get("details", {})
-        )
+        error = json.loads(content)["error"]
+        return RemoteError(status, error["code"], error["message"], error.get("details", {}))
     except (ValueError, KeyError, TypeError):
-        return RemoteError(
-            response.status_code,
-            "http_error",
-            f"HTTP {response.status_code}: {response.text[:500]}",
-            {},
-        )
+        text = content.decode("utf-8", "replace")[:500]
+        return RemoteError(status, "http_error", f"HTTP {status}: {text}", {})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from runyard.client import RemoteError, Unreachable
@@ -31,7 +32,7 @@ class Claiming(Heartbeats):
     # -- claiming --------------------------------------------------------------------------
 
     def _room(self) -> int:
-        """How many more jobs to claim (called under _changed): one per free slot, and one
+        """How many more jobs to claim (called under _lock): one per free slot, and one
         ahead for each slot whose job started just now (short jobs follow each other
         without waiting for the server; long ones do not hoard work other workers could
         do)."""
@@ -45,17 +46,17 @@ class Claiming(Heartbeats):
         )
         return max(0, self.config.max_jobs + ahead - len(self.held))
 
+    def _claimer_may_claim(self) -> bool:
+        """What the claimer waits for (under _lock): room, and no results waiting or being
+        reported (that report claims)."""
+        return self.stopping.is_set() or (
+            self._room() > 0 and not self.results and not self._reports_in_flight
+        )
+
     def _claim_loop(self) -> None:
         while not self.stopping.is_set():
             with self._changed:
-                # While results are waiting or being reported, that report claims.
-                self._changed.wait_for(
-                    lambda: (
-                        self.stopping.is_set()
-                        or (self._room() > 0 and not self.results and not self._reports_in_flight)
-                    ),
-                    timeout=1.0,
-                )
+                self._changed.wait_for(self._claimer_may_claim, timeout=1.0)
                 room = self._room()
                 idle = not self.held and not self.results
                 reporting = bool(self.results or self._reports_in_flight)
@@ -92,11 +93,12 @@ class Claiming(Heartbeats):
     def _take(self, claimed: list[dict[str, Any]]) -> None:
         """Hold newly claimed jobs; slots start them (or, when stopping, give them back)."""
         items = [Claimed.from_json(data) for data in claimed]
-        with self._changed:
-            for item in items:
-                self.held[item.serial] = item
-                self.waiting.append(item)
-            self._changed.notify_all()
+        if items:
+            with self._lock:
+                for item in items:
+                    self.held[item.serial] = item
+                    self.waiting.append(item)
+                self._has_work.notify(len(items))
         if self.stopping.is_set():
             self._release_waiting()
 
@@ -104,8 +106,8 @@ class Claiming(Heartbeats):
 
     def _report_loop(self) -> None:
         while True:
-            with self._changed:
-                self._changed.wait_for(lambda: bool(self.results) or self._all_done())
+            with self._lock:
+                self._has_results.wait_for(lambda: bool(self.results) or self._all_done())
                 if not self.results:
                     return
                 batch, self.results = self.results, []
@@ -114,9 +116,10 @@ class Claiming(Heartbeats):
             try:
                 self._report(batch, room)
             finally:
-                with self._changed:
+                with self._lock:
                     self._reports_in_flight -= 1
-                    self._changed.notify_all()
+                    if self._claimer_may_claim():
+                        self._changed.notify_all()
 
     def _all_done(self) -> bool:
         """Stopping, and no slot will produce another result."""
@@ -132,8 +135,10 @@ class Claiming(Heartbeats):
             "claim": 0 if self.stopping.is_set() else min(room, MAX_CLAIM),
         }
         answer = self._send_report(body, len(batch))
-        self._drop_reported(batch, answer)
+        done = self._drop_reported(batch, answer)
         self._take(answer.get("claimed", []))
+        for workdir in done:
+            self.folders.recycle(workdir)
 
     def _send_report(self, body: dict[str, Any], count: int) -> dict[str, Any]:
         """The server's answer to a report of ``count`` results; ``{}`` if it refused it or
@@ -160,11 +165,12 @@ class Claiming(Heartbeats):
 
     def _drop_reported(
         self, batch: list[tuple[Claimed, dict[str, Any]]], answer: dict[str, Any]
-    ) -> None:
+    ) -> list[Path]:
         """The reported jobs are no longer held; their working folders go, except a Failed
-        job's."""
+        job's. The folders that may serve other jobs (``Claimed.clean``), to recycle."""
         answers = {a["serial"]: a for a in answer.get("results", [])}
-        with self._changed:
+        recycle = []
+        with self._lock:
             for claimed, item in batch:
                 self.held.pop(claimed.serial, None)
                 got = answers.get(claimed.serial, {})
@@ -173,6 +179,11 @@ class Claiming(Heartbeats):
                 # Only a Failed job's folder is kept (for inspection): also when the
                 # report was not answered and the job failed here.
                 failed = got.get("state") == "Failed" or (not got and not item.get("ok"))
-                if not failed and claimed.workdir is not None:
-                    self._trash.append(claimed.workdir)
-            self._changed.notify_all()
+                if failed or claimed.workdir is None:
+                    continue
+                done = got.get("state") == "Done" or (not got and item.get("ok"))
+                if claimed.clean and done:
+                    recycle.append(claimed.workdir)
+                else:
+                    self.folders.discard(claimed.workdir)
+        return recycle

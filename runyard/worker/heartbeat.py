@@ -27,7 +27,7 @@ class Heartbeats(HeldJobs):
 
     def __init__(self, config: WorkerConfig) -> None:
         super().__init__(config)
-        self._beating = False  # a heartbeat request is on its way (under _changed)
+        self._beating = False  # a heartbeat request is on its way (under _lock)
 
     def _heartbeat_loop(self) -> None:
         """Every ``heartbeat_seconds``: one request for all held jobs renews their leases and

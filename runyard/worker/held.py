@@ -1,10 +1,13 @@
 """The jobs a worker holds, and giving them back: the state its threads share.
 
 ``HeldJobs`` is the first layer of ``Worker`` (``heartbeat.Heartbeats`` and
-``claims.Claiming`` build on it): under one condition variable, the jobs claimed and not
-started yet (``waiting``), all jobs held (claimed or running, until reported), the results to
-report, and how many slots and reports are busy. Giving a job back (``_release``) kills its
-script and tells the server, which queues the job again for another worker.
+``claims.Claiming`` build on it): under one lock, the jobs claimed and not started yet
+(``waiting``), all jobs held (claimed or running, until reported), the results to report, and
+how many slots and reports are busy. Three conditions on that lock wake only the threads that
+a change concerns: ``_has_work`` the slots (a job to start), ``_has_results`` the reporter (a
+result to report), ``_changed`` the claimer and the rest (room for more jobs, a heartbeat
+answered, stopping). Giving a job back (``_release``) kills its script and tells the server,
+which queues the job again for another worker.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import logging
 import threading
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 from runyard.client import Client, RemoteError, Unreachable
 from runyard.worker import runner
 from runyard.worker.config import WorkerConfig
+from runyard.worker.connection import WorkerClient
+from runyard.worker.folders import WorkingFolders
 from runyard.worker.runner import Claimed
 
 log = logging.getLogger("runyard.worker")
@@ -27,19 +31,28 @@ log = logging.getLogger("runyard.worker")
 class HeldJobs:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
-        self.client = Client(config.server, config.token)
+        self.client: Client = WorkerClient(config.server, config.token)
         self.stopping = threading.Event()
         self._release_now = threading.Event()
-        self._changed = threading.Condition()
-        # Under _changed: jobs claimed and not started, jobs held (claimed or running),
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._has_work = threading.Condition(self._lock)
+        self._has_results = threading.Condition(self._lock)
+        # Under _lock: jobs claimed and not started, jobs held (claimed or running),
         # results to report, and how many slots and reports are busy.
         self.waiting: deque[Claimed] = deque()
         self.held: dict[int, Claimed] = {}
         self.results: list[tuple[Claimed, dict[str, Any]]] = []
         self._busy_slots = 0
         self._reports_in_flight = 0
-        # Working folders to delete (the jobs are not Failed), off the jobs' path.
-        self._trash: deque[Path] = deque()
+        self.jobs_root = config.data_dir / "jobs"
+        self.folders = WorkingFolders(self.jobs_root, max_spares=max(32, 8 * config.max_jobs))
+
+    def _wake_all(self) -> None:
+        """Wake every waiting thread (stopping, jobs given back): each looks again."""
+        with self._lock:
+            for condition in (self._changed, self._has_work, self._has_results):
+                condition.notify_all()
 
     def _release_waiting(self, older_than: float | None = None) -> None:
         """Give back the jobs claimed and not started (those claimed before ``older_than``
@@ -56,9 +69,9 @@ class HeldJobs:
             self.waiting = keep
         for claimed in waiting:
             self._release(claimed)
-            with self._changed:
+            with self._lock:
                 self.held.pop(claimed.serial, None)
-                self._changed.notify_all()
+            self._wake_all()
 
     def _release(self, claimed: Claimed) -> None:
         with claimed.reporting:

@@ -31,11 +31,7 @@ class LogPump:
     def read(self, *, final: bool = False) -> str:
         with self._lock:
             try:
-                with open(self.path, "rb") as f:
-                    end = f.seek(0, os.SEEK_END)
-                    skipped = max(0, end - self.offset - self.max_chunk)
-                    f.seek(self.offset + skipped)
-                    data = f.read(end - self.offset - skipped)
+                data, skipped = self._new_bytes()
             except FileNotFoundError:
                 return ""
             self.offset += skipped + len(data)
@@ -50,3 +46,26 @@ class LogPump:
                     dropped = len(text) - self.max_chunk
                     text = f"[... {dropped} characters of output skipped ...]\n" + text[dropped:]
             return text
+
+    def _new_bytes(self) -> tuple[bytes, int]:
+        """The bytes written since the last read (at most ``max_chunk``, the last ones), and
+        how many before them are skipped. Most scripts print little: the file is opened only
+        when it has grown."""
+        end = os.stat(self.path).st_size
+        if end <= self.offset:
+            return b"", 0
+        skipped = max(0, end - self.offset - self.max_chunk)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            chunks = []
+            position, left = self.offset + skipped, end - self.offset - skipped
+            while left > 0:
+                chunk = os.pread(fd, left, position)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                position += len(chunk)
+                left -= len(chunk)
+        finally:
+            os.close(fd)
+        return b"".join(chunks), skipped

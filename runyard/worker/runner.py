@@ -6,6 +6,7 @@ type with ``jobs_per_process`` > 1, a reused child of its own, see ``reuse``), r
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 import runyard
 from runyard.client import Client
 from runyard.packages import read_package_bytes, write_files
+from runyard.worker.folders import WorkingFolders
 from runyard.worker.forkserver import ForkedProcess, ForkServer
 from runyard.worker.joblog import LogPump as LogPump  # re-exported: the tests import it here
 from runyard.worker.reuse import ReusedJob, ReusePool
@@ -95,6 +97,7 @@ class Claimed:
     released: threading.Event = field(default_factory=threading.Event)  # given back
     reporting: threading.Lock = field(default_factory=threading.Lock)
     finished: bool = False  # the outcome is being (or was) reported
+    clean: bool = False  # ended well, no process of it left: its folder may serve another job
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Claimed:
@@ -119,6 +122,7 @@ class Outcome:
     outputs: dict[str, Any]
     error: str
     workdir: Path | None
+    clean: bool = False  # ok, and no process of the job is left (its folder may be reused)
 
 
 class ScriptCache:
@@ -128,9 +132,13 @@ class ScriptCache:
         self.client = client
         self.root = root
         self._lock = threading.Lock()
+        self._known: dict[tuple[str, str], Path] = {}  # fetched (or found) by this worker
 
     def folder(self, task_type: dict[str, Any]) -> Path:
         name, version = str(task_type["name"]), str(task_type["version"])
+        known = self._known.get((name, version))
+        if known is not None:
+            return known
         target = self.root / name / version
         with self._lock:
             if not target.is_dir():
@@ -140,6 +148,7 @@ class ScriptCache:
                 write_files(staging, package.files)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 staging.rename(target)
+            self._known[name, version] = target
         return target
 
     def _ensure_root(self) -> Path:
@@ -161,15 +170,19 @@ class Prepared:
     jobs_per_process: int = 1  # > 1: run in a reused child (forkable jobs only)
 
 
-def prepare(claimed: Claimed, scripts: ScriptCache, jobs_root: Path, server: str) -> Prepared:
-    """The command, environment and fresh working folder of a job."""
+def prepare(
+    claimed: Claimed,
+    scripts: ScriptCache,
+    folders: WorkingFolders,
+    server: str,
+    base_env: dict[str, str],
+) -> Prepared:
+    """The command, environment and fresh working folder of a job; its environment is
+    ``base_env`` (the worker's) with the job's variables."""
     folder = scripts.folder(claimed.task_type)
-    jobs_root.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=f"job-{claimed.serial}-", dir=jobs_root))
-    (workdir / "job.json").write_text(json.dumps(claimed.job))
+    workdir = folders.new(claimed.serial, claimed.job)
     path = [str(folder), COMPAT_DIR, RUNYARD_SOURCE]
-    env = dict(os.environ)
-    env.update(job_environment(claimed, server, workdir))
+    env = base_env | job_environment(claimed, server, workdir)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (*path, env.get("PYTHONPATH", "")) if p)
     entry_point = str(claimed.task_type["entry_point"])
     return Prepared(
@@ -236,19 +249,27 @@ def _request(prepared: Prepared) -> dict[str, Any]:
 def job_environment(claimed: Claimed, server: str, workdir: Path) -> dict[str, str]:
     """The job's context as environment variables: Runyard's own, and the ones that
     ``xfworkerutil.XFWorkerArguments`` reads."""
-    url = urlsplit(server)
+    folder = str(workdir)
     return {
         "RUNYARD_SERVER": server,
         "RUNYARD_JOB_SERIAL": str(claimed.serial),
         "RUNYARD_JOB_TOKEN": claimed.token,
-        "RUNYARD_JOB_FILE": str(workdir / "job.json"),
-        "RUNYARD_RESULT_FILE": str(workdir / "result.json"),
+        "RUNYARD_JOB_FILE": os.path.join(folder, "job.json"),
+        "RUNYARD_RESULT_FILE": os.path.join(folder, "result.json"),
         "XF_JOB_SERIAL": str(claimed.serial),
+        **_server_variables(server),
+        "XF_SERVER_AUTH": claimed.token,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@functools.cache
+def _server_variables(server: str) -> dict[str, str]:
+    url = urlsplit(server)
+    return {
         "XF_SERVER_HOST": url.hostname or "127.0.0.1",
         "XF_SERVER_PORT": str(url.port or (443 if url.scheme == "https" else 80)),
         "XF_SERVER_SCHEME": url.scheme or "http",
-        "XF_SERVER_AUTH": claimed.token,
-        "PYTHONUNBUFFERED": "1",
     }
 
 
@@ -290,10 +311,25 @@ def run(
     elif code != 0:
         error = f"the script exited with status {code}"
     else:
-        return Outcome(
-            ok=True, outputs=result.get("outputs", {}), error="", workdir=prepared.workdir
-        )
+        outputs = result.get("outputs", {})
+        clean = not _group_left(process)
+        return Outcome(ok=True, outputs=outputs, error="", workdir=prepared.workdir, clean=clean)
     return _failed(prepared, error)
+
+
+def _group_left(process: JobProcess) -> bool:
+    """Whether a process of the ended job's process group is still there (one the script
+    started and left behind, which might still write into the job's folder). A reused
+    child's group is the child's own: its scripts must not leave processes behind."""
+    if isinstance(process, ReusedJob):
+        return False
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _done_with(claimed: Claimed, process: JobProcess) -> None:
@@ -347,9 +383,16 @@ def kill_group(process: JobProcess) -> None:
 
 def _read_result(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return {}
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        data = json.loads(b"".join(chunks))
     except ValueError:
         return {"error": "the script wrote an unreadable result file"}
+    finally:
+        os.close(fd)
     return data if isinstance(data, dict) else {}

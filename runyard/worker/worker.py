@@ -1,6 +1,6 @@
 """The worker: claims jobs, runs up to ``max_jobs`` of them at once, reports them.
 
-Threads share the state of the jobs held (``held.HeldJobs``) under one condition variable:
+Threads share the state of the jobs held (``held.HeldJobs``) under one lock:
 
 - **slots** (``max_jobs`` of them, here) take the next claimed job, run it (``runner``:
   prepare, run, record) and queue its result;
@@ -8,7 +8,8 @@ Threads share the state of the jobs held (``held.HeldJobs``) under one condition
   claiming new jobs, and long-poll for work when there is nothing to report;
 - the **heartbeat** (``heartbeat``) renews the leases of all held jobs once a second, with
   the scripts' new output, and kills the script of a job whose lease the server refuses;
-- the **cleaner** (here) deletes the working folders of jobs that are not Failed.
+- the **cleaner** (here) deletes the working folders of jobs that are not Failed and whose
+  folders do not serve other jobs (``folders``).
 
 ``Worker`` keeps the life cycle: register, start the threads, stop (claim no more; a second
 stop gives running jobs back at once), the grace period for running jobs, the fork server
@@ -18,7 +19,7 @@ and the reused children (``reuse``) of task types with ``jobs_per_process``.
 from __future__ import annotations
 
 import logging
-import shutil
+import os
 import signal
 import threading
 import time
@@ -42,7 +43,8 @@ class Worker(Claiming):
     def __init__(self, config: WorkerConfig) -> None:
         super().__init__(config)
         self.scripts = ScriptCache(self.client, config.data_dir / "task-types")
-        self.jobs_root = config.data_dir / "jobs"
+        # The jobs' environments start from the worker's, as it is when the worker starts.
+        self.base_env = dict(os.environ)
         self.forkserver: ForkServer | None = None
         self.children = ReusePool(max_idle=config.max_jobs)
         self._forkserver_lock = threading.Lock()
@@ -90,12 +92,11 @@ class Worker(Claiming):
         finally:
             self.stop()
             self._release_now.set()
-            with self._changed:
-                self._changed.notify_all()
+            self._wake_all()
             for thread in threads:
                 thread.join()
             self._finished = True
-            self._empty_trash()
+            self.folders.close()
             self.children.close()
             with self._forkserver_lock:
                 if self.forkserver is not None:
@@ -107,8 +108,7 @@ class Worker(Claiming):
         if self.stopping.is_set():
             self._release_now.set()
         self.stopping.set()
-        with self._changed:
-            self._changed.notify_all()
+        self._wake_all()
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:
@@ -125,8 +125,8 @@ class Worker(Claiming):
 
     def _slot(self) -> None:
         while True:
-            with self._changed:
-                self._changed.wait_for(lambda: bool(self.waiting) or self._done_claiming())
+            with self._lock:
+                self._has_work.wait_for(lambda: bool(self.waiting) or self._done_claiming())
                 if not self.waiting:
                     return
                 claimed = self.waiting.popleft()
@@ -137,15 +137,18 @@ class Worker(Claiming):
             try:
                 item = self._run(claimed)
             finally:
-                with self._changed:
+                with self._lock:
                     self._busy_slots -= 1
                     if item is None:  # given back or dropped: nothing of it is kept
                         self.held.pop(claimed.serial, None)
                         if claimed.workdir is not None:
-                            self._trash.append(claimed.workdir)
+                            self.folders.discard(claimed.workdir)
+                        self._changed.notify_all()  # the claimer: room for another job
                     else:
                         self.results.append((claimed, item))
-                    self._changed.notify_all()
+                    self._has_results.notify()
+                    if self.stopping.is_set():  # waiting for the running jobs to end
+                        self._changed.notify_all()
 
     def _done_claiming(self) -> bool:
         return self.stopping.is_set() and (self._release_now.is_set() or not self.waiting)
@@ -155,10 +158,13 @@ class Worker(Claiming):
         if claimed.released.is_set() or claimed.stale.is_set():
             return None  # given back or aborted before it started
         try:
-            prepared = runner.prepare(claimed, self.scripts, self.jobs_root, self.config.server)
+            prepared = runner.prepare(
+                claimed, self.scripts, self.folders, self.config.server, self.base_env
+            )
             claimed.workdir = prepared.workdir
             claimed.log = LogPump(prepared.log)
             outcome = runner.run(claimed, prepared, self._live_forkserver(), self.children)
+            claimed.clean = outcome.clean
         except Unreachable as exc:
             # The script could not be fetched: not the job's fault, another try may work.
             log.warning("job %s: %s; giving it back", claimed.serial, exc.message)
@@ -217,15 +223,7 @@ class Worker(Claiming):
 
     def _clean_loop(self) -> None:
         """Delete the working folders of jobs that are not Failed (Done, given back,
-        dropped) off the jobs' path."""
+        dropped) and serve no other job, off the jobs' path."""
         while not self._finished:
             time.sleep(0.5)
-            self._empty_trash()
-
-    def _empty_trash(self) -> None:
-        while True:
-            try:
-                path = self._trash.popleft()
-            except IndexError:
-                return
-            shutil.rmtree(path, ignore_errors=True)
+            self.folders.empty_trash()

@@ -252,3 +252,54 @@ def test_the_working_folders_of_dropped_and_given_back_jobs_are_deleted(lab: Lab
     assert lab.job(aborted)["state"] == "Aborted"
     assert (lab.job(given_back)["state"], lab.job(given_back)["attempt"]) == ("Queued", 0)
     assert job_folders(worker) == []
+
+
+PEEK = """\
+import json, os
+from runyard import task
+
+value = task.current_job().inputs["value"]
+print(json.dumps(sorted(os.listdir("."))))
+if value % 2:
+    open("left.txt", "w").write("what the job leaves behind")
+task.finish({"value": value})
+"""
+
+
+def test_a_job_sees_no_file_of_an_earlier_job_in_its_working_folder(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Folders are used again by later jobs (runyard.worker.folders): only when their jobs
+    left nothing of their own in them."""
+    peek, flow = tmp_path / "Peek", tmp_path / "Peeking"
+    for folder, name in ((peek, "metadata.json"), (peek, "interface.json"), (peek, "main.py")):
+        folder.mkdir(exist_ok=True)
+        source = TASK_TYPES / "Double" / name
+        (folder / name).write_text(source.read_text().replace("Test.Double", "Test.Peek"))
+    (peek / "main.py").write_text(PEEK)
+    flow.mkdir()
+    (flow / "metadata.json").write_text(
+        json.dumps({"package_format": "XFP-WF1.0", "name": "Peeking", "version": "1.0.0.0"})
+    )
+    tasks = [
+        {"name": "Source", "task_type": {"name": "Test.Source"}, "inputs": []},
+        {
+            "name": "Peek",
+            "task_type": {"name": "Test.Peek"},
+            "inputs": [{"key": "value", "source": {"mode": "output", "task": 0, "key": "value"}}],
+        },
+    ]
+    (flow / "tasks.json").write_text(json.dumps({"tasks": tasks}))
+    for folder in (peek, flow):
+        lab.server.client.post("/api/packages", content=folder_zip_bytes(folder)).raise_for_status()
+    lab.server.client.post("/api/workflows/Peeking/start").raise_for_status()
+    for value in range(12):
+        lab.new_run("Peeking", value)
+    worker, _ = lab.worker(max_jobs=2)
+    lab.run(worker)
+    for serial in lab.serials("Peeking", "Peek"):
+        assert lab.job(serial)["state"] == "Done"
+        log = lab.server.client.get(f"/api/jobs/{serial}/log").text
+        assert json.loads(log.splitlines()[0]) == ["job.json", "job.log"]
+    assert job_folders(worker) == [], "the Done jobs' folders are deleted"
+    assert sorted(p.name for p in worker.jobs_root.iterdir()) == []
