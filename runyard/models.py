@@ -196,6 +196,33 @@ class Worker:
     version: str = ""
     last_seen: datetime | None = None
     max_jobs_limit: int | None = None  # an admin's limit; claims never exceed it
+    installs: bool = False  # installs dependency packages when a job needs them (it asked to)
+    installs_allowed: bool = True  # an admin lets it install them
+    # Its environments for sets of dependency packages: (key, state) with state Installing,
+    # Ready or Failed (runyard.operations.environments).
+    environments: tuple[tuple[str, str], ...] = ()
+
+    def capabilities(self) -> Capabilities:
+        """What decides which jobs the worker may claim."""
+        states = dict(self.environments)
+        return Capabilities(
+            provides=frozenset(self.provides),
+            installs=self.installs and self.installs_allowed,
+            ready=frozenset(k for k, state in states.items() if state == "Ready"),
+            failed=frozenset(k for k, state in states.items() if state == "Failed"),
+        )
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Which task types a worker can run: those whose dependency packages it provides (by
+    name), has installed (``ready``: environment keys), or may install (``installs``) unless
+    that environment failed on it (``failed``)."""
+
+    provides: frozenset[str] = frozenset()
+    installs: bool = False
+    ready: frozenset[str] = frozenset()
+    failed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +20,7 @@ from runyard.cli.login import login, logout, whoami
 from runyard.cli.purge import purge
 from runyard.cli.runs import run_app
 from runyard.cli.userdata import userdata_app
+from runyard.cli.worker import worker_app
 from runyard.cli.workers import workers_app
 from runyard.cli.workflows import WorkflowName, held_message, task_app, workflow_app
 from runyard.errors import InvalidInput, RunyardError
@@ -44,6 +44,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(userdata_app, name="userdata")
 app.add_typer(job_app, name="job")
 app.add_typer(workers_app, name="workers")
+app.add_typer(worker_app, name="worker")
 app.add_typer(user_app, name="user")
 app.add_typer(group_app, name="group")
 
@@ -139,84 +140,6 @@ def server(
     from runyard.cli.serve import run_server
 
     run_server(ctx.settings(data_dir=data_dir, host=host, port=port, database_url=database_url))
-
-
-@app.command()
-def worker(
-    server: str | None = ServerUrl,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token",
-            help="Worker token from 'runyard token create-worker' (default: the data "
-            "directory's admin token) [env: RUNYARD_TOKEN].",
-        ),
-    ] = None,
-    max_jobs: Annotated[
-        int, typer.Option("--max-jobs", help="Jobs it runs at once (its max concurrent jobs).")
-    ] = 2,
-    name: Annotated[
-        str | None,
-        typer.Option("--name", help="Its name in the workers list (default: the host name)."),
-    ] = None,
-    burst: Annotated[bool, typer.Option("--burst", help="Exit when no job is left.")] = False,
-    provides: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--provides",
-            help="A dependency package it has (repeat for each); it claims only jobs whose "
-            "task type needs none other.",
-        ),
-    ] = None,
-    grace: Annotated[
-        float,
-        typer.Option(
-            "--grace",
-            help="On SIGTERM, seconds that running jobs may go on before they are "
-            "killed and given back (a second SIGTERM gives them back at once).",
-        ),
-    ] = 60.0,
-    fast_start: Annotated[
-        bool,
-        typer.Option(
-            "--fast-start/--plain-start",
-            help="Start jobs from a warm, pre-imported interpreter that forks per job, or "
-            "each in a fresh Python.",
-        ),
-    ] = True,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--data-dir",
-            help="Data directory: the worker's script cache and job folders go under "
-            "workers/NAME/ there; without --server, it works for the server running on it "
-            "[env: RUNYARD_DATA_DIR].",
-        ),
-    ] = None,
-) -> None:
-    """Start a worker that claims and runs jobs.
-
-    Example: runyard worker --server http://lab-server:8765 --token ry_worker_... --max-jobs 4
-    """
-    from runyard.cli.serve import run_worker
-    from runyard.worker.worker import WorkerConfig
-
-    url, secret = ctx.locate_server(data_dir, server, token, logins=False)
-    s = ctx.settings(data_dir=data_dir)
-    worker_name = name or socket.gethostname()
-    run_worker(
-        WorkerConfig(
-            server=url,
-            token=secret,
-            name=worker_name,
-            data_dir=s.data_dir / "workers" / worker_name,
-            max_jobs=max_jobs,
-            provides=tuple(provides or ()),
-            burst=burst,
-            grace_seconds=grace,
-            fast_start=fast_start,
-        )
-    )
 
 
 @app.command("import")

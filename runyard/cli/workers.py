@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
 from rich.table import Table
@@ -61,3 +62,56 @@ def workers_limit(
         highlight=False,
         markup=False,
     )
+
+
+@workers_app.command("installs")
+def workers_installs(
+    name: Annotated[str, typer.Argument(help="The worker's name.")],
+    allow: Annotated[
+        bool,
+        typer.Option(
+            "--allow/--forbid",
+            help="Let it install dependency packages its jobs need (if it was started with "
+            "--install-dependencies), or forbid it.",
+        ),
+    ],
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Allow or forbid a worker to install dependency packages (admins).
+
+    Example: runyard workers installs imaging-pc-2 --forbid
+    """
+    with ctx.client(data_dir, server, token) as client:
+        answer = client.put(f"/api/workers/{quote(name, safe='')}/installs", {"allowed": allow})
+    what = "may" if answer["installs_allowed"] else "may not"
+    asked = "" if answer["installs"] else " (it was not started with --install-dependencies)"
+    console.print(
+        f"worker {name} {what} install dependency packages{asked}", highlight=False, markup=False
+    )
+
+
+@workers_app.command("environments")
+def workers_environments(
+    name: Annotated[str, typer.Argument(help="The worker's name.")],
+    log: Annotated[bool, typer.Option("--log", help="Print each install log.")] = False,
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """A worker's environments of dependency packages: Installing, Ready or Failed.
+
+    Example: runyard workers environments imaging-pc-2 --log
+    """
+    with ctx.client(data_dir, server, token) as client:
+        rows = client.get(f"/api/workers/{quote(name, safe='')}/environments")
+    table = Table("Environment", "Packages", "State", "Updated")
+    for env in rows:
+        packages = ", ".join(f"{p['name']} {p['version']}" for p in env["packages"])
+        table.add_row(env["key"], packages, env["state"], env["updated_at"])
+    console.print(table)
+    if log:
+        for env in rows:
+            console.rule(f"{env['key']} ({env['state']})")
+            console.print(env["log"], highlight=False, markup=False)

@@ -8,6 +8,7 @@ from runyard.operations.access import AccessManager
 from runyard.operations.auth import AuthManager, Principal
 from runyard.operations.base import Clock, Notifier, TaskLists, utcnow
 from runyard.operations.dependency_packages import DependencyPackageManager
+from runyard.operations.environments import EnvironmentManager
 from runyard.operations.files import FileManager
 from runyard.operations.jobs import JobManager
 from runyard.operations.leases import LeaseManager
@@ -42,7 +43,8 @@ class Runyard:
         self.dependency_packages = DependencyPackageManager(*args, **shared)
         self.files = FileManager(*args, **shared)
         self.jobs = JobManager(*args, **shared)
-        self.leases = LeaseManager(*args, **shared)
+        self.environments = EnvironmentManager(*args, **shared)
+        self.leases = LeaseManager(*args, environments=self.environments, **shared)
         self.runs = RunManager(*args, **shared)
         self.spawns = SpawnManager(*args, **shared)
         self.task_types = TaskTypeManager(*args, **shared)
@@ -54,7 +56,7 @@ class Runyard:
         self.users = UserManager(*args, auth=self.auth, **shared)
         self.sessions = SessionManager(*args, auth=self.auth, users=self.users, **shared)
         self.access = AccessManager(*args, **shared)
-        self.views = ViewManager(*args, **shared)
+        self.views = ViewManager(*args, environments=self.environments, **shared)
         self.purge = PurgeManager(*args, files=self.files, **shared)
 
     def open(self) -> Runyard:

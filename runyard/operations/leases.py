@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import Connection
 
 from runyard.errors import Forbidden, NotFound, RunyardError, StaleLease
-from runyard.models import Job, Lease, TaskType, Worker
+from runyard.models import Capabilities, Job, Lease, TaskType, Worker
+from runyard.operations.environments import EnvironmentManager
 from runyard.operations.giveback import GivingBack
 from runyard.operations.jobs import MAX_LOG_CHARS
 from runyard.states import JobState
@@ -59,30 +60,38 @@ class Finished:
 
 
 class LeaseManager(GivingBack):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, environments: EnvironmentManager, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # What claims look up again and again: the task types a worker's packages let it
-        # run (by what it provides; checked against the installed task types), and the
-        # names of workers by id (a worker keeps its name).
-        self._runnable: dict[frozenset[str], tuple[tuple[int, int], list[int] | None]] = {}
+        self.environments = environments
+        # What claims look up again and again: the task types a worker can run (by what it
+        # provides, has installed or may install; checked against the catalog of task types
+        # and dependency packages), and the names of workers by id (a worker keeps its name).
+        self._runnable: dict[Capabilities, tuple[tuple[int, ...], list[int] | None]] = {}
         self._worker_names: dict[int, str] = {}
 
     def claim(
-        self, worker_id: int, provides: list[str], limit: int, *, cap: int | None = None
+        self,
+        worker_id: int,
+        provides: list[str] | Capabilities,
+        limit: int,
+        *,
+        cap: int | None = None,
     ) -> list[tuple[Job, Lease]]:
-        """Claim up to ``limit`` jobs that a worker providing ``provides`` can run; with
+        """Claim up to ``limit`` jobs that a worker can run (``provides``: the names of the
+        dependency packages it provides, or all it can do, ``Worker.capabilities``); with
         ``cap`` (an admin's limit), never more than ``cap`` Running at once."""
+        can = provides if isinstance(provides, Capabilities) else Capabilities(frozenset(provides))
         # Look first without the write lock: most claims of a waiting worker find nothing.
         with self.store.read() as conn:
             if cap is not None:
                 limit = min(limit, cap - self._held(conn, worker_id))
-            if limit <= 0 or not lease_rows.any_claimable(conn, self._runnable_ids(conn, provides)):
+            if limit <= 0 or not lease_rows.any_claimable(conn, self._runnable_ids(conn, can)):
                 return []
         with self.store.write() as conn:
-            return self._claim(conn, worker_id, provides, limit, cap)
+            return self._claim(conn, worker_id, can, limit, cap)
 
     def _claim(
-        self, conn: Connection, worker_id: int, provides: list[str], limit: int, cap: int | None
+        self, conn: Connection, worker_id: int, can: Capabilities, limit: int, cap: int | None
     ) -> list[tuple[Job, Lease]]:
         if cap is not None:
             limit = min(limit, cap - self._held(conn, worker_id))
@@ -90,7 +99,7 @@ class LeaseManager(GivingBack):
             return []
         return lease_rows.claim(
             conn,
-            task_type_ids=self._runnable_ids(conn, provides),
+            task_type_ids=self._runnable_ids(conn, can),
             worker_id=worker_id,
             worker_name=self._worker_name(conn, worker_id),
             limit=limit,
@@ -102,16 +111,15 @@ class LeaseManager(GivingBack):
     def _held(conn: Connection, worker_id: int) -> int:
         return len(worker_rows.running_jobs(conn, worker_id).get(worker_id, []))
 
-    def _runnable_ids(self, conn: Connection, provides: list[str]) -> list[int] | None:
-        """The task types a worker providing ``provides`` can run; None: all of them."""
-        key = frozenset(provides)
-        installed = task_type_rows.installed_version(conn)
-        cached = self._runnable.get(key)
+    def _runnable_ids(self, conn: Connection, can: Capabilities) -> list[int] | None:
+        """The task types a worker that ``can`` may run; None: all of them."""
+        installed = self.environments.catalog_version(conn)
+        cached = self._runnable.get(can)
         if cached is not None and cached[0] == installed:
             return cached[1]
-        ids, every = task_type_rows.ids_runnable_with(conn, provides)
+        ids, every = self.environments.runnable_ids(conn, can)
         runnable = None if every else ids
-        self._runnable[key] = (installed, runnable)
+        self._runnable[can] = (installed, runnable)
         return runnable
 
     def _worker_name(self, conn: Connection, worker_id: int) -> str:
@@ -195,8 +203,8 @@ class LeaseManager(GivingBack):
         if not items:  # a claim alone: looked for without the write lock first
             if claim is None or limit <= 0:
                 return [], []
-            provides = list(claim.provides)
-            return [], self.claim(claim.id, provides, limit, cap=claim.max_jobs_limit)
+            can = claim.capabilities()
+            return [], self.claim(claim.id, can, limit, cap=claim.max_jobs_limit)
         answers: list[dict[str, Any]] = []
         made: list[int] = []  # the followers created
         with self.store.write() as conn:
@@ -212,7 +220,7 @@ class LeaseManager(GivingBack):
                     continue
                 answers.append({"serial": item.serial, "state": job.state})
             claimed = (
-                self._claim(conn, claim.id, list(claim.provides), limit, claim.max_jobs_limit)
+                self._claim(conn, claim.id, claim.capabilities(), limit, claim.max_jobs_limit)
                 if claim is not None and limit > 0
                 else []
             )

@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from runyard.errors import InvalidInput, NotFound
-from runyard.models import Job, Run, Task, Worker
+from runyard.models import Job, Run
 from runyard.operations.base import Operations
+from runyard.operations.environments import EnvironmentManager
 from runyard.operations.stale import stale_in
 from runyard.states import JobState
 from runyard.store import jobs as job_rows
@@ -33,8 +34,9 @@ CELL_ERROR_CHARS = 300
 
 
 class ViewManager(Operations):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, environments: EnvironmentManager, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.environments = environments
         self._lock = threading.Lock()
         # workflow name -> (notifier version, monotonic time, fingerprint)
         self._fingerprints: dict[str, tuple[int, float, dict[str, Any]]] = {}
@@ -68,7 +70,9 @@ class ViewManager(Operations):
             reduces = any(t.task_type.interface.kind == "reduce" for t in tasks)
             study = view_rows.study_jobs(conn, workflow.id) if reduces else []
             stale = stale_in(conn, tasks, jobs)
-            missing = workers_missing(tasks, worker_rows.list_workers(conn))
+            missing = self.environments.missing(
+                conn, {t.id: t.task_type.id for t in tasks}, worker_rows.list_workers(conn)
+            )
         task_names = {t.id: t.name for t in tasks}
         cells: dict[int, dict[str, Any]] = {r.id: {} for r in page}
         for job in jobs:
@@ -82,8 +86,8 @@ class ViewManager(Operations):
             "tasks": [t.name for t in tasks if t.task_type.interface.kind != "reduce"],
             # The live job of each reduce task (one per workflow, not per run).
             "reduce": {task_names[j.task_id]: _cell(j, None) for j in study},
-            # {task: the dependency packages no registered worker provides} for the tasks
-            # that no worker can run (their Queued jobs wait for one).
+            # {task: the dependency packages no registered worker provides, has installed or
+            # may install} for the tasks that no worker can run (their Queued jobs wait).
             "worker_missing": {task_names[i]: deps for i, deps in missing.items()},
             "total": total,
             "offset": offset,
@@ -268,22 +272,6 @@ def check_page(order: str, offset: int, limit: int) -> None:
         raise InvalidInput(
             f"offset must be 0 or more and limit 0 to {MAX_PAGE}", offset=offset, limit=limit
         )
-
-
-def workers_missing(tasks: list[Task], workers: list[Worker]) -> dict[int, list[str]]:
-    """{task id: the dependency packages missing} for the tasks whose task type no
-    registered worker can run (a worker runs it when it provides every dependency). The
-    packages listed are those no worker provides; when each is provided by some worker but
-    none provides them all, all of them."""
-    provided = [set(w.provides) for w in workers]
-    anywhere = set().union(*provided)
-    missing: dict[int, list[str]] = {}
-    for task in tasks:
-        needed = {d.name for d in task.task_type.dependencies}
-        if any(needed <= have for have in provided):
-            continue
-        missing[task.id] = sorted(needed - anywhere) or sorted(needed)
-    return missing
 
 
 def _cell(job: Job, stale: str | None) -> dict[str, Any]:

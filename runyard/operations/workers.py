@@ -26,7 +26,13 @@ class WorkerManager(Operations):
         self._seen: dict[str, datetime] = {}
 
     def register(
-        self, name: str, *, provides: list[str], max_jobs: int, version: str = ""
+        self,
+        name: str,
+        *,
+        provides: list[str],
+        max_jobs: int,
+        version: str = "",
+        installs: bool = False,
     ) -> Worker:
         if not name.strip():
             raise InvalidInput("a worker needs a name", field="name")
@@ -41,6 +47,7 @@ class WorkerManager(Operations):
                 provides=sorted(set(provides)),
                 max_jobs=max_jobs,
                 version=version,
+                installs=installs,
                 now=self.now(),
             )
             self._log(
@@ -48,7 +55,8 @@ class WorkerManager(Operations):
                 f"worker {name}",
                 "worker.register",
                 f"worker {name} registered (max {max_jobs} jobs; provides "
-                f"{', '.join(provides) or 'nothing'})",
+                f"{', '.join(provides) or 'nothing'}"
+                f"{'; installs dependency packages' if installs else ''})",
             )
             worker = worker_rows.get_worker(conn, name)
         assert worker is not None
@@ -66,6 +74,11 @@ class WorkerManager(Operations):
             raise NotFound(f"no worker named {name!r} has registered", worker=name)
         self._known[name] = (time.monotonic() + WORKER_CACHE_SECONDS, worker)
         return worker
+
+    def forget(self, name: str) -> None:
+        """The worker's registration changed (its environments, an admin's say): claims read
+        it again."""
+        self._known.pop(name, None)
 
     def seen(self, name: str) -> None:
         """Worker ``name`` called (a claim, a report, a heartbeat): its ``last_seen`` is now,

@@ -10,7 +10,7 @@ from fastapi import Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from runyard.errors import InvalidInput
+from runyard.errors import InvalidInput, NotFound
 from runyard.models import Entity
 from runyard.operations import Principal, Runyard
 from runyard.operations.spawn_batch import JobSpawn, StateChange
@@ -81,6 +81,17 @@ def find_task_type(name: str, ry: Ry, caller: Caller) -> list[dict[str, Any]]:
         | {"documentation": s.documentation_json(ry.task_types.documentation(tt))}
         for tt in ry.task_types.find(name)
     ]
+
+
+def dependency_package(name: str, version: str, ry: Ry, caller: Caller) -> Response:
+    """The files of a dependency package version, as a zip (workers install from them)."""
+    require(caller, "admin", "worker")
+    found = ry.dependency_packages.find(name, version)
+    if not found:
+        raise NotFound(
+            f"dependency package {name} {version} is not imported", name=name, version=version
+        )
+    return Response(folder_zip_bytes(Path(found[0].path)), media_type="application/zip")
 
 
 def task_type_package(name: str, version: str, ry: Ry, caller: Caller) -> Response:
@@ -340,6 +351,25 @@ def limit_worker(name: str, body: s.WorkerLimit, ry: Ry, caller: Caller) -> dict
     """Limit a worker's concurrent jobs (``{"max_jobs": N}``; null lifts the limit)."""
     require(caller, "admin")
     return s.worker_json(ry.workers.set_limit(name, body.max_jobs, actor=caller.name))
+
+
+def allow_worker_installs(
+    name: str, body: s.WorkerInstalls, ry: Ry, caller: Caller
+) -> dict[str, Any]:
+    """Let a worker install dependency packages when its jobs need them, or forbid it
+    (``{"allowed": false}``); it installs only if it was also started to."""
+    require(caller, "admin")
+    ry.environments.set_installs_allowed(name, body.allowed, actor=caller.name)
+    ry.workers.forget(name)
+    return s.worker_json(ry.workers.get(name))
+
+
+def worker_environments(name: str, ry: Ry, caller: Caller) -> list[dict[str, Any]]:
+    """A worker's environments of dependency packages: their packages, state and install
+    log."""
+    require(caller, "admin", "worker")
+    ry.workers.get(name)  # a worker that is not there is not found
+    return [s.environment_json(found) for found in ry.environments.listed(name)]
 
 
 def activity(

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from runyard.errors import Forbidden
-from runyard.models import Job, Lease, TaskType
+from runyard.models import Dependency, Job, Lease, TaskType, Worker
 from runyard.operations import Principal, Runyard
 from runyard.server import schemas as s
 from runyard.server.deps import Caller, Ry, require
@@ -43,7 +43,11 @@ def acting_worker(caller: Principal) -> str | None:
 def register_worker(body: s.WorkerRegistration, ry: Ry, caller: Caller) -> dict[str, Any]:
     require_worker(caller, body.name)
     worker = ry.workers.register(
-        body.name, provides=body.provides, max_jobs=body.max_jobs, version=body.version
+        body.name,
+        provides=body.provides,
+        max_jobs=body.max_jobs,
+        version=body.version,
+        installs=body.installs,
     )
     return s.worker_json(worker)
 
@@ -62,7 +66,7 @@ async def claim_jobs(
         if await request.is_disconnected():
             return JSONResponse([])
         claimed = await run_in_threadpool(
-            ry.leases.claim, worker.id, list(worker.provides), body.max, cap=worker.max_jobs_limit
+            ry.leases.claim, worker.id, worker.capabilities(), body.max, cap=worker.max_jobs_limit
         )
         remaining = deadline - time.monotonic()
         if claimed or remaining <= 0 or body.max == 0 or ry.changed.closed:
@@ -72,18 +76,25 @@ async def claim_jobs(
         for job, lease in claimed:
             await run_in_threadpool(ry.leases.release, job.serial, lease.lease_id)
         return JSONResponse([])
-    return JSONResponse(await run_in_threadpool(_claimed_json, ry, claimed))
+    return JSONResponse(await run_in_threadpool(_claimed_json, ry, claimed, worker))
 
 
-def _claimed_json(ry: Runyard, claimed: list[tuple[Job, Lease]]) -> list[dict[str, Any]]:
+def _claimed_json(
+    ry: Runyard, claimed: list[tuple[Job, Lease]], worker: Worker
+) -> list[dict[str, Any]]:
     """What a worker gets for each claimed job: the job, its lease, a token for the
-    script, and the task type (to fetch and start its script)."""
+    script, the task type (to fetch and start its script) and the environment of dependency
+    packages it runs in (null: the worker's own)."""
+    if not claimed:
+        return []
+    plans = ry.environments.plans((job.task_type_id for job, _ in claimed), worker.provides)
     return [
         {
             "job": s.job_json(job),
             "lease": s.lease_json(lease),
             "token": ry.auth.job_token(job.serial, lease.lease_id),
             "task_type": _task_type_json(ry.task_types.get_by_id(job.task_type_id)),
+            "environment": plans[job.task_type_id].json(),
         }
         for job, lease in claimed
     ]
@@ -108,14 +119,15 @@ def worker_report(body: s.WorkerReport, ry: Ry, caller: Caller) -> JSONResponse:
     per reported job (its new state, or the error that refused it) and ``claimed``."""
     require_worker(caller, body.worker)
     ry.workers.seen(body.worker)
+    worker = ry.workers.get(body.worker)
     results, claimed = ry.leases.report(
         [r.model_dump() for r in body.results],
         worker=body.worker,
-        claim=ry.workers.get(body.worker) if body.claim else None,
+        claim=worker if body.claim else None,
         limit=body.claim,
     )
     # Plain JSON already: answered as it is (FastAPI's encoder would walk it again).
-    return JSONResponse({"results": results, "claimed": _claimed_json(ry, claimed)})
+    return JSONResponse({"results": results, "claimed": _claimed_json(ry, claimed, worker)})
 
 
 def worker_heartbeat(body: s.WorkerHeartbeat, ry: Ry, caller: Caller) -> dict[str, Any]:
@@ -155,3 +167,27 @@ def release_job(serial: s.Int32, body: s.LeaseBody, ry: Ry, caller: Caller) -> d
     """Give a job back: Queued again for any worker, the attempt not counted."""
     require(caller, "admin", "worker")
     return s.job_json(ry.leases.release(serial, body.lease, worker=acting_worker(caller)))
+
+
+# -- environments of dependency packages -------------------------------------------------------
+
+
+def environment_news(body: s.EnvironmentNews, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """A worker's news about one of its environments: Installing, Ready or Failed (with the
+    install log). A Failed environment's jobs are not claimed by that worker again."""
+    require_worker(caller, body.worker)
+    ry.environments.record(
+        body.worker, body.key, [p.model_dump() for p in body.packages], body.state, body.log
+    )
+    ry.workers.forget(body.worker)
+    return {"worker": body.worker, "key": body.key, "state": body.state}
+
+
+def environment_plan(body: s.EnvironmentRequest, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """The environment a worker would make for the dependency packages named (each of its
+    dependencies after it; the newest version if none is given): ``runyard worker install``."""
+    require_worker(caller, body.worker)
+    worker = ry.workers.get(body.worker)
+    wanted = [Dependency(name=p.name, version=p.version or "0.0.0.0") for p in body.packages]
+    plan = ry.environments.plan_for_packages(wanted, worker.provides)
+    return {"environment": plan.json(), "missing": list(plan.missing)}

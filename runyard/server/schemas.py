@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from annotated_types import Interval
 from fastapi import Body as BodyParam
@@ -119,6 +119,37 @@ class WorkerRegistration(Body):
     provides: list[str] = []
     max_jobs: JsonInt32 = Field(default=1, ge=1, le=1024)
     version: str = ""
+    installs: bool = Field(
+        default=False, description="Installs dependency packages when a job needs them."
+    )
+
+
+class WorkerInstalls(Body):
+    allowed: bool = Field(description="Whether the worker may install dependency packages.")
+
+
+class PackageName(Body):
+    name: str = Field(min_length=1, max_length=100)
+    version: str = Field(default="", max_length=50, description="Empty: the newest imported.")
+
+
+class EnvironmentPackage(Body):
+    name: str = Field(min_length=1, max_length=100)
+    version: str = Field(max_length=50)
+    install: str | None = None
+
+
+class EnvironmentNews(Body):
+    worker: str
+    key: str = Field(pattern=r"^[0-9a-f]{1,64}$")
+    packages: list[EnvironmentPackage] = Field(max_length=200)
+    state: Literal["Installing", "Ready", "Failed"]
+    log: str = Field(default="", max_length=1_000_000)
+
+
+class EnvironmentRequest(Body):
+    worker: str
+    packages: list[PackageName] = Field(min_length=1, max_length=50)
 
 
 class ClaimRequest(Body):
@@ -443,6 +474,21 @@ def worker_json(worker: Worker, running: list[int] | None = None) -> dict[str, A
         "running": running or [],
         "version": worker.version,
         "last_seen": worker.last_seen.isoformat() if worker.last_seen else None,
+        "installs": worker.installs,
+        "installs_allowed": worker.installs_allowed,
+        "environments": [{"key": key, "state": state} for key, state in worker.environments],
+    }
+
+
+def environment_json(found: dict[str, Any]) -> dict[str, Any]:
+    """One of a worker's environments, with its install log."""
+    return {
+        "worker": found["worker"],
+        "key": found["key"],
+        "packages": found["packages"],
+        "state": found["state"],
+        "log": found["log"],
+        "updated_at": found["updated_at"].isoformat(),
     }
 
 

@@ -48,6 +48,9 @@ def get_job(serial: s.Int32, ry: Ry, caller: Caller) -> dict[str, Any]:
     require_job_access(caller, serial)
     ry.access.job(caller, serial)
     job, info = ry.runs.info(serial)
+    if job.state == "Queued":
+        # A job no registered worker can run waits for one: the packages it lacks.
+        info["worker_missing"] = ry.environments.missing_for_task_type(job.task_type_id)
     return s.job_json(job) | info
 
 

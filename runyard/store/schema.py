@@ -84,7 +84,7 @@ task_types = Table(
 )
 
 # Dependency packages (XFP-DEP1.0) as imported: every version of every name. Their files are
-# kept in the data directory (``path``); workers do not install them from here yet.
+# kept in the data directory (``path``); workers fetch them to install them.
 dependency_packages = Table(
     "dependency_packages",
     metadata,
@@ -187,6 +187,26 @@ workers = Table(
     Column("last_seen", Timestamp(), nullable=True),
     # An admin's limit on its concurrent jobs (below what it registered); null: no limit.
     Column("max_jobs_limit", Integer, nullable=True),
+    # The worker installs dependency packages when a job needs them (it registered so), and
+    # an admin lets it (docs/workers.md).
+    Column("installs", Boolean, nullable=False, default=False),
+    Column("installs_allowed", Boolean, nullable=False, default=True),
+)
+
+# The environments a worker made (Ready), is making (Installing) or failed to make (Failed)
+# for a set of dependency packages (``key``: runyard.environments.environment_key), each with
+# its install log. A worker claims no job whose environment failed on it.
+worker_environments = Table(
+    "worker_environments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("worker_id", ForeignKey("workers.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("packages", JSON, nullable=False),  # [{"name", "version", "install"}], in order
+    Column("state", String(20), nullable=False),
+    Column("log", Text, nullable=False, default=""),
+    Column("updated_at", Timestamp(), nullable=False),
+    UniqueConstraint("worker_id", "key"),
 )
 
 jobs = Table(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select
+from sqlalchemy import Connection, Row, insert, select
 
 from runyard.models import Dependency, Interface, Parameter, TaskType
 from runyard.store.schema import task_types
@@ -114,22 +114,3 @@ def list_all(conn: Connection) -> list[TaskType]:
         select(task_types).order_by(task_types.c.name, task_types.c.version_key.desc())
     )
     return [from_row(r) for r in rows]
-
-
-def ids_runnable_with(conn: Connection, provides: Iterable[str]) -> tuple[list[int], bool]:
-    """Task types whose every dependency package is among ``provides``, and whether that
-    is every installed task type."""
-    have = set(provides)
-    rows = conn.execute(select(task_types.c.id, task_types.c.dependencies)).all()
-    ids = [r.id for r in rows if {d["name"] for d in r.dependencies} <= have]
-    return ids, len(ids) == len(rows)
-
-
-def installed_version(conn: Connection) -> tuple[int, int]:
-    """(how many task types, the largest id): changes whenever one is installed or
-    removed (installed task types never change)."""
-    count, largest = conn.execute(_INSTALLED).one()
-    return int(count), int(largest or 0)
-
-
-_INSTALLED = select(func.count(), func.max(task_types.c.id))  # asked by every claim

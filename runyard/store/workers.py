@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ from sqlalchemy import Connection, Row, insert, or_, select, update
 
 from runyard.models import Worker
 from runyard.states import JobState
+from runyard.store import environments as environment_rows
 from runyard.store.jobs import storable
 from runyard.store.schema import activity_log, jobs, settings, tokens, workers, workflows
 
@@ -23,13 +25,28 @@ def worker_from_row(row: Row[Any]) -> Worker:
         version=m["version"],
         last_seen=m["last_seen"],
         max_jobs_limit=m["max_jobs_limit"],
+        installs=m["installs"],
+        installs_allowed=m["installs_allowed"],
     )
 
 
 def upsert_worker(
-    conn: Connection, *, name: str, provides: list[str], max_jobs: int, version: str, now: datetime
+    conn: Connection,
+    *,
+    name: str,
+    provides: list[str],
+    max_jobs: int,
+    version: str,
+    installs: bool = False,
+    now: datetime,
 ) -> int:
-    values = {"provides": provides, "max_jobs": max_jobs, "version": version, "last_seen": now}
+    values = {
+        "provides": provides,
+        "max_jobs": max_jobs,
+        "version": version,
+        "installs": installs,
+        "last_seen": now,
+    }
     found = conn.execute(select(workers.c.id).where(workers.c.name == name)).scalar()
     if found is not None:
         conn.execute(update(workers).where(workers.c.id == found).values(**values))
@@ -40,8 +57,18 @@ def upsert_worker(
 
 
 def get_worker(conn: Connection, name: str) -> Worker | None:
+    """The worker, with the states of its environments."""
     row = conn.execute(select(workers).where(workers.c.name == name)).first()
-    return worker_from_row(row) if row else None
+    if row is None:
+        return None
+    return replace(worker_from_row(row), environments=environment_rows.states(conn, row.id))
+
+
+def set_installs_allowed(conn: Connection, name: str, allowed: bool) -> bool:
+    result = conn.execute(
+        update(workers).where(workers.c.name == name).values(installs_allowed=allowed)
+    )
+    return result.rowcount > 0
 
 
 def name_of(conn: Connection, worker_id: int) -> str | None:
@@ -49,7 +76,12 @@ def name_of(conn: Connection, worker_id: int) -> str | None:
 
 
 def list_workers(conn: Connection) -> list[Worker]:
-    return [worker_from_row(r) for r in conn.execute(select(workers).order_by(workers.c.name))]
+    """Every worker, with the states of its environments."""
+    found = environment_rows.states_by_worker(conn)
+    return [
+        replace(worker_from_row(r), environments=found.get(r.id, ()))
+        for r in conn.execute(select(workers).order_by(workers.c.name))
+    ]
 
 
 def set_last_seen(conn: Connection, name: str, now: datetime) -> None:

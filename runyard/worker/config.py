@@ -14,6 +14,7 @@ class WorkerConfig:
     data_dir: Path
     max_jobs: int = 2
     provides: tuple[str, ...] = ()
+    installs: bool = False  # installs dependency packages when a job needs them
     burst: bool = False
     # Longest wait of an idle worker's claim (the server answers at once when a job comes):
     # also how long a stop signal may wait for that request to return.

@@ -260,7 +260,8 @@ class ForkedProcess:
 class ForkServer:
     """The worker's handle on its fork server process."""
 
-    def __init__(self, compat_dir: str) -> None:
+    def __init__(self, compat_dir: str, *, python: str = sys.executable) -> None:
+        """Start the fork server in ``python`` (the worker's, or an environment's)."""
         request_read, request_write = os.pipe()
         answer_read, answer_write = os.pipe()
         code = "from runyard.worker.forkserver import serve_fds; " + (
@@ -270,7 +271,7 @@ class ForkServer:
             # Its stdout and stderr are the worker's: a module that prints while it is
             # preloaded shows there, and cannot break the protocol.
             self.process = subprocess.Popen(
-                [sys.executable, "-c", code],
+                [python, "-c", code],
                 stdin=subprocess.DEVNULL,
                 pass_fds=(request_read, answer_write),
                 start_new_session=True,

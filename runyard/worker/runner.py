@@ -88,6 +88,7 @@ class Claimed:
     token: str
     job: dict[str, Any]
     task_type: dict[str, Any]
+    environment: dict[str, Any] | None = None  # its dependency packages' (None: the worker's)
     claimed_at: float = field(default_factory=time.monotonic)
     started_at: float | None = None  # when a slot took it (monotonic)
     process: JobProcess | None = None
@@ -107,6 +108,7 @@ class Claimed:
             token=data["token"],
             job=data["job"],
             task_type=data["task_type"],
+            environment=data.get("environment"),
         )
 
 
@@ -165,7 +167,8 @@ class Prepared:
     path: list[str]  # folders the script imports from (its own, the compatibility modules)
     workdir: Path
     log: Path
-    forkable: bool  # may start from the fork server (no environment of its own)
+    forkable: bool  # may start from a fork server (a Python script)
+    python: str = sys.executable  # the worker's, or the job's environment's
     task_type: str = ""  # name and version: a reused child serves jobs of one task type only
     jobs_per_process: int = 1  # > 1: run in a reused child (forkable jobs only)
 
@@ -176,9 +179,11 @@ def prepare(
     folders: WorkingFolders,
     server: str,
     base_env: dict[str, str],
+    python: str = sys.executable,
 ) -> Prepared:
     """The command, environment and fresh working folder of a job; its environment is
-    ``base_env`` (the worker's) with the job's variables."""
+    ``base_env`` (the worker's) with the job's variables; ``python`` runs it (that of the
+    environment of its dependency packages, if it has some)."""
     folder = scripts.folder(claimed.task_type)
     workdir = folders.new(claimed.serial, claimed.job)
     path = [str(folder), COMPAT_DIR, RUNYARD_SOURCE]
@@ -186,13 +191,13 @@ def prepare(
     env["PYTHONPATH"] = os.pathsep.join(p for p in (*path, env.get("PYTHONPATH", "")) if p)
     entry_point = str(claimed.task_type["entry_point"])
     return Prepared(
-        command=[sys.executable, str(folder / entry_point)],
+        command=[python, str(folder / entry_point)],
         env=env,
         path=path,
         workdir=workdir,
         log=workdir / "job.log",
-        # Task types with dependency packages will run in their own environments.
-        forkable=entry_point.endswith(".py") and not claimed.task_type.get("dependencies"),
+        forkable=entry_point.endswith(".py"),
+        python=python,
         task_type=f"{claimed.task_type['name']} {claimed.task_type['version']}",
         jobs_per_process=int(claimed.task_type.get("jobs_per_process") or 1),
     )

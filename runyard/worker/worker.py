@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from types import FrameType
@@ -31,6 +32,7 @@ from runyard.client import Unreachable
 from runyard.worker import runner
 from runyard.worker.claims import Claiming
 from runyard.worker.config import WorkerConfig as WorkerConfig  # re-exported: the CLI's
+from runyard.worker.environments import EnvironmentFailed, Environments
 from runyard.worker.forkserver import ForkServer
 from runyard.worker.joblog import LogPump
 from runyard.worker.reuse import ReusePool
@@ -45,7 +47,10 @@ class Worker(Claiming):
         self.scripts = ScriptCache(self.client, config.data_dir / "task-types")
         # The jobs' environments start from the worker's, as it is when the worker starts.
         self.base_env = dict(os.environ)
-        self.forkserver: ForkServer | None = None
+        self.environments = Environments(config.data_dir / "environments", self.client, config.name)
+        # A warm fork server per Python: the worker's, and each environment's (made when its
+        # first job starts).
+        self.forkservers: dict[str, ForkServer] = {}
         self.children = ReusePool(max_idle=config.max_jobs)
         self._forkserver_lock = threading.Lock()
         self.started = 0  # jobs started so far
@@ -60,6 +65,7 @@ class Worker(Claiming):
             "provides": list(self.config.provides),
             "max_jobs": self.config.max_jobs,
             "version": runyard.__version__,
+            "installs": self.config.installs,
         }
         while True:
             try:
@@ -74,7 +80,7 @@ class Worker(Claiming):
         """Work until stopped (or, with ``burst``, until nothing is left); jobs started."""
         self.register()
         if self.config.fast_start:
-            self.forkserver = ForkServer(runner.COMPAT_DIR)
+            self.forkservers[sys.executable] = ForkServer(runner.COMPAT_DIR)
         threads = [
             threading.Thread(target=self._slot, name=f"slot-{i}", daemon=True)
             for i in range(self.config.max_jobs)
@@ -99,8 +105,8 @@ class Worker(Claiming):
             self.folders.close()
             self.children.close()
             with self._forkserver_lock:
-                if self.forkserver is not None:
-                    self.forkserver.close()
+                for server in self.forkservers.values():
+                    server.close()
         return self.started
 
     def stop(self, *_: object) -> None:
@@ -158,12 +164,16 @@ class Worker(Claiming):
         if claimed.released.is_set() or claimed.stale.is_set():
             return None  # given back or aborted before it started
         try:
+            python = sys.executable
+            if claimed.environment is not None:
+                python = self.environments.python(claimed.environment)
             prepared = runner.prepare(
-                claimed, self.scripts, self.folders, self.config.server, self.base_env
+                claimed, self.scripts, self.folders, self.config.server, self.base_env, python
             )
             claimed.workdir = prepared.workdir
             claimed.log = LogPump(prepared.log)
-            outcome = runner.run(claimed, prepared, self._live_forkserver(), self.children)
+            forkserver = self._live_forkserver(python)
+            outcome = runner.run(claimed, prepared, forkserver, self.children)
             claimed.clean = outcome.clean
         except Unreachable as exc:
             # The script could not be fetched: not the job's fault, another try may work.
@@ -172,6 +182,12 @@ class Worker(Claiming):
             return None
         except runner.GiveBack as exc:
             log.warning("job %s: %s; giving it back", claimed.serial, exc)
+            self._release(claimed)
+            return None
+        except EnvironmentFailed as exc:
+            # Not the job's fault: the server now knows the environment failed here, and
+            # another worker may run the job.
+            log.warning("job %s: %s; giving it back", claimed.serial, exc.message)
             self._release(claimed)
             return None
         except Exception as exc:
@@ -186,15 +202,20 @@ class Worker(Claiming):
             return None
         return runner.result(claimed, outcome)
 
-    def _live_forkserver(self) -> ForkServer | None:
-        """The fork server; a new one if it has died (its jobs were given back)."""
+    def _live_forkserver(self, python: str) -> ForkServer | None:
+        """The fork server of ``python`` (started at its first job, a new one if it has
+        died: its jobs were given back); None when jobs start as plain subprocesses."""
+        if not self.config.fast_start:
+            return None
         with self._forkserver_lock:
-            server = self.forkserver
-            if server is not None and not server.alive and not self.stopping.is_set():
-                log.warning("the fork server stopped; starting a new one")
+            server = self.forkservers.get(python)
+            if (server is not None and server.alive) or self.stopping.is_set():
+                return server
+            if server is not None:
+                log.warning("the fork server of %s stopped; starting a new one", python)
                 server.close()
-                self.forkserver = ForkServer(runner.COMPAT_DIR)
-            return self.forkserver
+            server = self.forkservers[python] = ForkServer(runner.COMPAT_DIR, python=python)
+            return server
 
     # -- stopping ----------------------------------------------------------------------------
 

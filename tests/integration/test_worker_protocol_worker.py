@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
@@ -194,14 +195,15 @@ def test_the_jobs_of_a_fork_server_that_died_are_given_back_and_run_from_a_new_o
     worker, client = lab.worker(max_jobs=1)
     thread = lab.start(worker)
     first = wait_for_pid(worker, serial, thread)
-    assert worker.forkserver is not None
-    dead = worker.forkserver.process
+    assert sys.executable in worker.forkservers
+    dead = worker.forkservers[sys.executable].process
     assert parent(first) == dead.pid, "started from the fork server"
     dead.kill()
     second = wait_for_pid(worker, serial, thread, other_than={first})
     assert not running(first), "the first script was killed"
-    assert worker.forkserver.process.pid != dead.pid
-    assert parent(second) == worker.forkserver.process.pid, "started from a new fork server"
+    new = worker.forkservers[sys.executable].process
+    assert new.pid != dead.pid
+    assert parent(second) == new.pid, "started from a new fork server"
     assert f"/api/jobs/{serial}/release" in client.calls, "given back, not failed"
     job = lab.job(serial)
     assert (job["state"], job["attempt"], job["error"]) == ("Running", 1, "")

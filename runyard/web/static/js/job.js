@@ -242,6 +242,7 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
     const runs = job.metadata && Array.isArray(job.metadata.runs) ? job.metadata.runs : null;
     append(clear(details), 
       job.stale ? h("p", { class: "stale-note", title: "This result was computed from something its task no longer uses" }, "\u26A0 Stale: ", job.stale) : null,
+      job.worker_missing && job.worker_missing.length ? h("p", { class: "stale-note worker-missing", title: "No registered worker provides, has installed or may install these dependency packages" }, `Worker missing [${job.worker_missing.join(", ")}]`) : null,
       h("dl", { class: "facts job-facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
       job.error ? h("section", { class: "error" }, h("h3", {}, "Error"), h("pre", { class: "error-text" }, job.error)) : null,
       values("Inputs", job.inputs, notify),

@@ -1,0 +1,176 @@
+"""``runyard worker``: start a worker; ``runyard worker install``: make the environment of
+dependency packages on this worker before its jobs need it."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from runyard.cli import context as ctx
+from runyard.cli.context import ServerUrl, console
+from runyard.errors import InvalidInput
+
+worker_app = typer.Typer(
+    help="Start a worker that claims and runs jobs; 'runyard worker install PACKAGE' makes "
+    "the environment of dependency packages on it beforehand.\n\n"
+    "Example: runyard worker --server http://lab-server:8765 --token ry_worker_... "
+    "--max-jobs 4 --install-dependencies",
+    invoke_without_command=True,
+)
+
+WorkerToken = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        help="Worker token from 'runyard token create-worker' (default: the data "
+        "directory's admin token) [env: RUNYARD_TOKEN].",
+    ),
+]
+WorkerName = Annotated[
+    str | None,
+    typer.Option("--name", help="Its name in the workers list (default: the host name)."),
+]
+WorkerDataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Data directory: the worker's script cache, environments and job folders go "
+        "under workers/NAME/ there; without --server, it works for the server running on it "
+        "[env: RUNYARD_DATA_DIR].",
+    ),
+]
+
+
+@worker_app.callback()
+def worker(
+    context: typer.Context,
+    server: str | None = ServerUrl,
+    token: WorkerToken = None,
+    max_jobs: Annotated[
+        int, typer.Option("--max-jobs", help="Jobs it runs at once (its max concurrent jobs).")
+    ] = 2,
+    name: WorkerName = None,
+    burst: Annotated[bool, typer.Option("--burst", help="Exit when no job is left.")] = False,
+    provides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--provides",
+            help="A dependency package it has already (repeat for each): a virtual marker, "
+            "or software installed by hand.",
+        ),
+    ] = None,
+    installs: Annotated[
+        bool,
+        typer.Option(
+            "--install-dependencies",
+            help="Install the dependency packages a job needs, into an environment of its "
+            "own (with uv), when it first needs them; admins can forbid it per worker.",
+        ),
+    ] = False,
+    grace: Annotated[
+        float,
+        typer.Option(
+            "--grace",
+            help="On SIGTERM, seconds that running jobs may go on before they are "
+            "killed and given back (a second SIGTERM gives them back at once).",
+        ),
+    ] = 60.0,
+    fast_start: Annotated[
+        bool,
+        typer.Option(
+            "--fast-start/--plain-start",
+            help="Start jobs from a warm, pre-imported interpreter that forks per job, or "
+            "each in a fresh Python.",
+        ),
+    ] = True,
+    data_dir: WorkerDataDir = None,
+) -> None:
+    """Start a worker that claims and runs jobs.
+
+    Example: runyard worker --server http://lab-server:8765 --token ry_worker_... --max-jobs 4
+    """
+    if context.invoked_subcommand is not None:
+        return
+    from runyard.cli.serve import run_worker
+    from runyard.worker.worker import WorkerConfig
+
+    url, secret = ctx.locate_server(data_dir, server, token, logins=False)
+    s = ctx.settings(data_dir=data_dir)
+    worker_name = name or socket.gethostname()
+    run_worker(
+        WorkerConfig(
+            server=url,
+            token=secret,
+            name=worker_name,
+            data_dir=s.data_dir / "workers" / worker_name,
+            max_jobs=max_jobs,
+            provides=tuple(provides or ()),
+            installs=installs,
+            burst=burst,
+            grace_seconds=grace,
+            fast_start=fast_start,
+        )
+    )
+
+
+@worker_app.command("install")
+def install(
+    packages: Annotated[
+        list[str],
+        typer.Argument(help="Dependency packages: NAME (the newest imported) or NAME==VERSION."),
+    ],
+    server: str | None = ServerUrl,
+    token: WorkerToken = None,
+    name: WorkerName = None,
+    data_dir: WorkerDataDir = None,
+) -> None:
+    """Make the environment of these dependency packages (and those they need) on this
+    worker now, as its jobs would; the worker may then run task types that need exactly
+    these, even without --install-dependencies. Run it on the worker's machine, with the
+    worker's name and data directory. A failed environment is made again.
+
+    Example: runyard worker install scikit-image --name imaging-pc-2
+    """
+    from runyard.client import Client
+    from runyard.worker.environments import Environments
+
+    wanted = [_package(text) for text in packages]
+    url, secret = ctx.locate_server(data_dir, server, token, logins=False)
+    s = ctx.settings(data_dir=data_dir)
+    worker_name = name or socket.gethostname()
+    with Client(url, secret) as client:
+        answer = client.post(
+            "/api/workers/environments/plan", {"worker": worker_name, "packages": wanted}
+        )
+        if answer["missing"]:
+            raise InvalidInput(
+                "nothing can install " + ", ".join(answer["missing"]) + ": a virtual marker "
+                "(or a package not imported) is something the worker has already; start it "
+                "with --provides NAME for each",
+                missing=answer["missing"],
+            )
+        spec = answer["environment"]
+        if spec is None:
+            console.print(f"worker {worker_name} provides all of them already: nothing to do")
+            return
+        shown = ", ".join(f"{p['name']} {p['version']}" for p in spec["packages"])
+        root = s.data_dir / "workers" / worker_name / "environments"
+        environments = Environments(root, client, worker_name)
+        with console.status(f"installing {shown} on {worker_name} ..."):
+            python = environments.python(spec)
+    console.print(
+        f"environment {spec['key']} ({shown}) is Ready on {worker_name}: {python}\n"
+        f"install log: {root / (spec['key'] + '.log')}",
+        highlight=False,
+        markup=False,
+    )
+
+
+def _package(text: str) -> dict[str, str]:
+    name, _, version = text.partition("==")
+    if not name.strip():
+        raise InvalidInput(f"name a dependency package as NAME or NAME==VERSION, not {text!r}")
+    return {"name": name.strip(), "version": version.strip()}
