@@ -188,6 +188,26 @@ def test_workers_and_activity_views(page: Page, lab: Installation) -> None:
     page.once("dialog", lambda dialog: dialog.accept(""))
     worker.get_by_role("button", name="Set limit").click()
     expect(worker.locator(".max-jobs .limit")).to_have_text("2")
+    # Installs: an admin forbids and allows them; an environment's state and install log.
+    name = worker.get_attribute("data-worker")
+    assert name
+    worker.get_by_role("button", name="Forbid installs").click()
+    expect(worker.get_by_role("button", name="Allow installs")).to_be_visible()
+    assert not next(w for w in lab.api("GET", "/api/workers") if w["name"] == name)[
+        "installs_allowed"
+    ]
+    worker.get_by_role("button", name="Allow installs").click()
+    expect(worker.get_by_role("button", name="Forbid installs")).to_be_visible()
+    lab.api(
+        "POST",
+        "/api/workers/environments",
+        {"worker": name, "key": "0123abcd", "packages": [{"name": "Py.skimage",
+         "version": "1.0.0.0", "install": "exit 3"}], "state": "Failed", "log": "exit 3: boom"},
+    )  # fmt: skip
+    environment = worker.locator('[data-environment="0123abcd"]')
+    expect(environment).to_have_attribute("data-state", "Failed", timeout=15_000)
+    environment.get_by_role("button", name="log").click()
+    expect(environment.locator("pre.install-log")).to_contain_text("boom")
     page.get_by_role("link", name="Activity").click()
     expect(page.locator("table.activity")).to_contain_text("logged in to the web UI")
     screenshot(page, "activity")

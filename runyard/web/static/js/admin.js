@@ -57,7 +57,7 @@ export function workersView(main, _params, { notify }) {
             { "data-worker": w.name },
             h("td", {}, w.name),
             h("td", {}, h("span", { class: connected ? "conn yes" : "conn no" }, connected ? "connected" : "not connected")),
-            h("td", {}, w.provides.length ? w.provides.join(", ") : h("span", { class: "muted" }, "none")),
+            h("td", { class: "dependencies" }, dependenciesCell(w, notify, () => load(alive))),
             h("td", { class: "num max-jobs" }, limitCell(w, notify, () => load(alive))),
             h("td", { class: "running" }, w.running.length ? w.running.map((serial) => [h("a", { href: `#/jobs/${serial}` }, String(serial)), " "]) : h("span", { class: "muted" }, "none")),
             h("td", {}, w.version),
@@ -91,6 +91,43 @@ function drawPackages(body, dependencies, workers) {
       ),
     );
   }
+}
+
+// What a worker provides, whether it installs dependency packages (an admin allows or forbids
+// it), and its environments (Installing, Ready, Failed) with their install logs on demand.
+function dependenciesCell(worker, notify, reload) {
+  const provides = worker.provides.length ? worker.provides.join(", ") : h("span", { class: "muted" }, "provides none");
+  const may = worker.installs && worker.installs_allowed;
+  const installs = worker.installs ? (may ? "installs on demand" : "installs forbidden") : "installs only by admin";
+  async function toggle() {
+    try {
+      await api("PUT", `/api/workers/${encodeURIComponent(worker.name)}/installs`, { json: { allowed: !worker.installs_allowed } });
+      notify(`${worker.name} ${worker.installs_allowed ? "may not" : "may"} install dependency packages`);
+      reload();
+    } catch (exc) {
+      notify(exc.message, "error");
+    }
+  }
+  const environments = h("ul", { class: "environments" });
+  for (const env of worker.environments) {
+    const log = h("pre", { class: "install-log", hidden: true });
+    async function showLog() {
+      try {
+        const found = await api("GET", `/api/workers/${encodeURIComponent(worker.name)}/environments`);
+        const mine = found.find((e) => e.key === env.key);
+        log.textContent = mine ? `${mine.packages.map((p) => `${p.name} ${p.version}`).join(", ")}\n\n${mine.log}` : "";
+        log.hidden = !log.hidden;
+      } catch (exc) {
+        notify(exc.message, "error");
+      }
+    }
+    environments.append(h("li", { "data-environment": env.key, "data-state": env.state }, h("span", { class: `state-${env.state.toLowerCase()}` }, env.state), " ", h("code", {}, env.key), " ", h("button", { class: "small link", type: "button", onclick: showLog }, "log"), log));
+  }
+  return [
+    h("div", {}, provides),
+    h("div", { class: "muted installs" }, installs, " ", h("button", { class: "small", type: "button", onclick: toggle }, worker.installs_allowed ? "Forbid installs" : "Allow installs")),
+    worker.environments.length ? environments : null,
+  ];
 }
 
 // The slots a worker registered with, an admin's limit below them, and a button to set it.
