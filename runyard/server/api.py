@@ -24,6 +24,7 @@ from runyard.packages import (
 )
 from runyard.server import schemas as s
 from runyard.server.deps import Caller, Ry, require, require_job_access
+from runyard.server.protocol import require_worker
 
 MAX_PACKAGE_BYTES = 512 * 1024 * 1024
 
@@ -367,7 +368,7 @@ def allow_worker_installs(
 def worker_environments(name: str, ry: Ry, caller: Caller) -> list[dict[str, Any]]:
     """A worker's environments of dependency packages: their packages, state and install
     log."""
-    require(caller, "admin", "worker")
+    require_worker(caller, name)  # a worker token reads its own worker's only
     ry.workers.get(name)  # a worker that is not there is not found
     return [s.environment_json(found) for found in ry.environments.listed(name)]
 
