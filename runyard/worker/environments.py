@@ -23,13 +23,14 @@ install``) from making it at once.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
 import os
 import shlex
 import shutil
-import site
+import signal
 import subprocess
 import sys
 import threading
@@ -39,7 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from runyard.client import Client
+from runyard.client import Client, Unreachable
 from runyard.errors import RunyardError
 from runyard.packages import read_package_bytes, write_files
 
@@ -49,6 +50,7 @@ READY = ".runyard-ready"
 LAYER = "_runyard_worker.pth"  # in the environment's site-packages
 INSTALL_TIMEOUT = 3600.0  # seconds, for each install command
 LOG_LIMIT = 200_000  # characters of the install log sent to the server (its end)
+PRIVATE = frozenset({"RUNYARD_TOKEN"})  # the worker's own: never passed to what it runs
 
 
 class EnvironmentFailed(RunyardError):
@@ -63,6 +65,7 @@ class Environments:
         self.client = client
         self.worker = worker
         self._lock = threading.Lock()
+        self._making: dict[str, threading.Lock] = {}  # per key: one maker in this process
         self._ready: dict[str, str] = {}  # key -> the environment's python
 
     def python(self, spec: dict[str, Any]) -> str:
@@ -73,7 +76,9 @@ class Environments:
         if ready is not None:
             return ready
         folder = self.root / key
-        with self._lock, _file_lock(self.root, key):
+        with self._lock:
+            making = self._making.setdefault(key, threading.Lock())
+        with making, _file_lock(self.root, key):
             if not (folder / READY).is_file():
                 self._make(folder, spec)
             python = str(_python(folder))
@@ -94,6 +99,11 @@ class Environments:
                 out.flush()
                 self._build(folder, packages, out)
                 out.write(f"ready in {time.monotonic() - started:.1f} s\n")
+        except Unreachable:
+            # The server is away (fetching a package's files): not the environment's fault.
+            # Nothing stays; the job goes back and the next one tries again.
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         except (OSError, EnvironmentFailed, RunyardError, subprocess.SubprocessError) as exc:
             shutil.rmtree(folder, ignore_errors=True)
             with open(log_path, "a", encoding="utf-8") as out:
@@ -120,9 +130,7 @@ class Environments:
             check=True,
         ).stdout.strip()
         _layer(Path(purelib))
-        env = dict(os.environ, VIRTUAL_ENV=str(folder))
-        env["PATH"] = os.pathsep.join((str(python.parent), env.get("PATH", "")))
-        env.pop("PYTHONHOME", None)
+        env = install_environment(folder)
         pip = f"{shlex.quote(uv)} pip" if uv is not None else f"{shlex.quote(str(python))} -m pip"
         for package in packages:
             files = folder / ".packages" / f"{package['name']}-{package['version']}"
@@ -135,16 +143,7 @@ class Environments:
             )
             out.write(f"\n$ {command}    (in {package['name']} {package['version']})\n")
             out.flush()
-            code = subprocess.run(
-                command,
-                shell=True,
-                cwd=files,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=INSTALL_TIMEOUT,
-            ).returncode
+            code = _run_command(command, files, env, out)
             if code != 0:
                 raise EnvironmentFailed(
                     f"the install command of {package['name']} {package['version']} "
@@ -165,6 +164,19 @@ class Environments:
             self.client.post("/api/workers/environments", body | {"log": text})
         except RunyardError as exc:
             log.warning("environment %s %s: the server was not told: %s", key, state, exc)
+
+
+def install_environment(folder: Path) -> dict[str, str]:
+    """The variables of the install commands: the worker's, without its token, with the
+    environment's ``bin`` first on PATH, and bytecode compiled as packages are installed (jobs
+    would each compile what they import: ``PYTHONDONTWRITEBYTECODE`` is dropped)."""
+    env = {k: v for k, v in os.environ.items() if k not in PRIVATE}
+    env.pop("PYTHONHOME", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["VIRTUAL_ENV"] = str(folder)
+    env["UV_COMPILE_BYTECODE"] = "1"
+    env["PATH"] = os.pathsep.join((str(_python(folder).parent), env.get("PATH", "")))
+    return env
 
 
 def _checked_key(spec: dict[str, Any]) -> str:
@@ -190,8 +202,9 @@ def _uv() -> str | None:
 
 def _layer(purelib: Path) -> None:
     """Make the worker's own packages importable in the environment, after its own."""
-    folders = [p for p in (*site.getsitepackages(), site.getusersitepackages()) if p]
-    folders += [p for p in sys.path if p.endswith("-packages") and p not in folders]
+    # The worker's own site folders as its Python has them (not the user's site-packages
+    # when the worker's Python does not read them: a virtual environment).
+    folders = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
     lines = [f"import site; site.addsitedir({folder!r})" for folder in folders]
     (purelib / LAYER).write_text("\n".join(lines) + "\n")
 
@@ -202,6 +215,30 @@ def _run(argv: list[str], out: Any) -> None:
     done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     if done.returncode != 0:
         raise EnvironmentFailed(f"{Path(argv[0]).name} exited with status {done.returncode}")
+
+
+def _run_command(command: str, cwd: Path, env: dict[str, str], out: Any) -> int:
+    """Run an install command in a shell of its own session; on timeout, kill all it
+    started (a pip or uv under the shell would go on writing into the environment)."""
+    process = subprocess.Popen(
+        command,
+        shell=True,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        return process.wait(timeout=INSTALL_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise EnvironmentFailed(
+            f"the install command did not end within {INSTALL_TIMEOUT:.0f} s"
+        ) from None
 
 
 def _tail(path: Path) -> str:

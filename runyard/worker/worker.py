@@ -32,7 +32,7 @@ from runyard.client import Unreachable
 from runyard.worker import runner
 from runyard.worker.claims import Claiming
 from runyard.worker.config import WorkerConfig as WorkerConfig  # re-exported: the CLI's
-from runyard.worker.environments import EnvironmentFailed, Environments
+from runyard.worker.environments import PRIVATE, EnvironmentFailed, Environments
 from runyard.worker.forkserver import ForkServer
 from runyard.worker.joblog import LogPump
 from runyard.worker.reuse import ReusePool
@@ -45,8 +45,9 @@ class Worker(Claiming):
     def __init__(self, config: WorkerConfig) -> None:
         super().__init__(config)
         self.scripts = ScriptCache(self.client, config.data_dir / "task-types")
-        # The jobs' environments start from the worker's, as it is when the worker starts.
-        self.base_env = dict(os.environ)
+        # The jobs' environments start from the worker's, as it is when the worker starts,
+        # without its own token (a job has its own).
+        self.base_env = {k: v for k, v in os.environ.items() if k not in PRIVATE}
         self.environments = Environments(config.data_dir / "environments", self.client, config.name)
         # A warm fork server per Python: the worker's, and each environment's (made when its
         # first job starts).

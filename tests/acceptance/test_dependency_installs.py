@@ -216,6 +216,9 @@ def test_a_worker_that_may_install_makes_the_environment_once_and_runs_the_jobs_
         folder = tmp_path / "w" / "workers" / "installer" / "environments" / mini[0]["key"]
         assert prefixes == {str(folder)}, "every job ran in the one environment"
         assert (folder / ".runyard-ready").is_file()
+        assert list(folder.glob("lib/python*/site-packages/mini/__pycache__/*.pyc")), (
+            "compiled when installed, not by each job"
+        )
 
         # The broken one: Failed on the worker, nothing of it left, its jobs back in the queue.
         wait_for(
