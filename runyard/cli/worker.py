@@ -3,6 +3,7 @@ dependency packages on this worker before its jobs need it."""
 
 from __future__ import annotations
 
+import enum
 import socket
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +21,12 @@ worker_app = typer.Typer(
     "--max-jobs 4 --install-dependencies",
     invoke_without_command=True,
 )
+
+
+class Executor(enum.StrEnum):
+    local = "local"
+    slurm = "slurm"
+
 
 WorkerToken = Annotated[
     str | None,
@@ -87,6 +94,35 @@ def worker(
         ),
     ] = True,
     data_dir: WorkerDataDir = None,
+    executor: Annotated[
+        Executor,
+        typer.Option(
+            "--executor",
+            help="Where job scripts run: 'local', as processes of this machine; 'slurm', each "
+            "as a Slurm batch job (sbatch; run the worker on a login node, its data "
+            "directory on a file system the compute nodes share).",
+        ),
+    ] = Executor.local,
+    slurm_partition: Annotated[
+        str | None,
+        typer.Option("--slurm-partition", help="With --executor slurm: sbatch --partition."),
+    ] = None,
+    slurm_cpus: Annotated[
+        int | None,
+        typer.Option("--slurm-cpus", min=1, help="With --executor slurm: sbatch --cpus-per-task."),
+    ] = None,
+    slurm_memory: Annotated[
+        str | None,
+        typer.Option("--slurm-memory", help="With --executor slurm: sbatch --mem (4G, 500M)."),
+    ] = None,
+    slurm_time: Annotated[
+        str | None,
+        typer.Option(
+            "--slurm-time",
+            help="With --executor slurm: sbatch --time (minutes, or D-HH:MM:SS) of jobs whose "
+            "task type sets no timeout_seconds (one that does gets a minute above it).",
+        ),
+    ] = None,
 ) -> None:
     """Start a worker that claims and runs jobs.
 
@@ -95,6 +131,7 @@ def worker(
     if context.invoked_subcommand is not None:
         return
     from runyard.cli.serve import run_worker
+    from runyard.worker.config import SlurmOptions
     from runyard.worker.worker import WorkerConfig
 
     url, secret = ctx.locate_server(data_dir, server, token, logins=False)
@@ -112,6 +149,10 @@ def worker(
             burst=burst,
             grace_seconds=grace,
             fast_start=fast_start,
+            executor=executor.value,
+            slurm=SlurmOptions(
+                partition=slurm_partition, cpus=slurm_cpus, memory=slurm_memory, time=slurm_time
+            ),
         )
     )
 

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlurmOptions:
+    """What ``runyard worker --executor slurm`` asks of Slurm for every job (``sbatch``'s
+    ``--partition``, ``--cpus-per-task``, ``--mem``, ``--time``; None: the cluster's default).
+    A task type's ``timeout_seconds`` sets the time limit of its jobs instead of ``time``."""
+
+    partition: str | None = None
+    cpus: int | None = None
+    memory: str | None = None  # as sbatch takes it: 4G, 500M
+    time: str | None = None  # as sbatch takes it: minutes, or [days-]hours:minutes:seconds
+    poll_seconds: float = 1.0  # how often squeue is asked about the worker's Slurm jobs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +37,8 @@ class WorkerConfig:
     heartbeat_seconds: float = 1.0
     grace_seconds: float = 60.0  # on SIGTERM: how long running jobs may go on
     fast_start: bool = True  # start jobs from the warm fork server
+    executor: str = "local"  # "local": processes on this machine; "slurm": Slurm batch jobs
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
 
     ahead_seconds: float = 0.5  # claim ahead for a slot whose job started this recently
     give_back_seconds: float = 2.0  # a job claimed ahead and not started by then goes back

@@ -1,7 +1,8 @@
 """Run one job, in three steps: prepare (folder, script, environment), run (a process in its
 own process group, forked from the warm fork server or a plain subprocess; or, for a task
-type with ``jobs_per_process`` > 1, a reused child of its own, see ``reuse``), record
-(complete or fail on the server, under the job's lease)."""
+type with ``jobs_per_process`` > 1, a reused child of its own, see ``reuse``; or, on a worker
+with ``--executor slurm``, a Slurm batch job, see ``slurm``), record (complete or fail on the
+server, under the job's lease)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from runyard.worker.folders import WorkingFolders
 from runyard.worker.forkserver import ForkedProcess, ForkServer
 from runyard.worker.joblog import LogPump as LogPump  # re-exported: the tests import it here
 from runyard.worker.reuse import ReusedJob, ReusePool
+from runyard.worker.slurm import Slurm, SlurmJob, SlurmRefused, SlurmUnavailable
 
 log = logging.getLogger("runyard.worker")
 
@@ -76,7 +78,7 @@ class PlainProcess:
                     os.killpg(self.pid, signal.SIGKILL)
 
 
-JobProcess = PlainProcess | ForkedProcess | ReusedJob
+JobProcess = PlainProcess | ForkedProcess | ReusedJob | SlurmJob
 
 
 @dataclass(kw_only=True)
@@ -171,6 +173,8 @@ class Prepared:
     python: str = sys.executable  # the worker's, or the job's environment's
     task_type: str = ""  # name and version: a reused child serves jobs of one task type only
     jobs_per_process: int = 1  # > 1: run in a reused child (forkable jobs only)
+    serial: int = 0  # the job's (its Slurm job's name)
+    timeout_seconds: float | None = None  # the task type's (its Slurm job's time limit)
 
 
 def prepare(
@@ -200,15 +204,25 @@ def prepare(
         python=python,
         task_type=f"{claimed.task_type['name']} {claimed.task_type['version']}",
         jobs_per_process=int(claimed.task_type.get("jobs_per_process") or 1),
+        serial=claimed.serial,
+        timeout_seconds=claimed.task_type.get("timeout_seconds"),
     )
 
 
 def start(
-    prepared: Prepared, forkserver: ForkServer | None, children: ReusePool | None = None
+    prepared: Prepared,
+    forkserver: ForkServer | None,
+    children: ReusePool | None = None,
+    slurm: Slurm | None = None,
 ) -> JobProcess:
-    """Start the job's process in its own session: in a reused child of its task type (if
-    it asks for one), forked from the warm fork server when possible, else a plain
-    subprocess."""
+    """Start the job's process in its own session: as a Slurm job (on a worker with
+    ``--executor slurm``), in a reused child of its task type (if it asks for one), forked
+    from the warm fork server when possible, else a plain subprocess."""
+    if slurm is not None:
+        try:
+            return slurm.submit(prepared, prepared.serial, prepared.timeout_seconds)
+        except SlurmUnavailable as exc:  # not the job's fault: another try may work
+            raise GiveBack(str(exc)) from None
     if forkserver is not None and prepared.forkable and forkserver.alive:
         if children is not None and prepared.jobs_per_process > 1:
             try:
@@ -283,13 +297,17 @@ def run(
     prepared: Prepared,
     forkserver: ForkServer | None,
     children: ReusePool | None = None,
+    slurm: Slurm | None = None,
 ) -> Outcome:
     """Run the script to its end (or its timeout); what it printed is the job log. Raises
-    ``GiveBack`` if the fork server dies under the job."""
+    ``GiveBack`` if the fork server dies under the job (or its Slurm node fails)."""
     timeout = claimed.task_type.get("timeout_seconds")
     if claimed.released.is_set() or claimed.stale.is_set():  # while it was being prepared
         return Outcome(ok=False, outputs={}, error="not started", workdir=prepared.workdir)
-    process = start(prepared, forkserver, children)
+    try:
+        process = start(prepared, forkserver, children, slurm)
+    except SlurmRefused as exc:  # sbatch said no (a bad partition, a limit): its words
+        return _failed(prepared, str(exc))
     with claimed.reporting:  # a release or lost lease that came first kills it now
         claimed.process = process
         if claimed.released.is_set() or claimed.stale.is_set():
@@ -301,7 +319,7 @@ def run(
         kill_group(process)
         code = process.wait()
         timed_out = True
-    except RuntimeError as exc:  # the fork server died under the job: not the job's fault
+    except RuntimeError as exc:  # the fork server (Slurm node) died under the job: not its fault
         kill_group(process)
         raise GiveBack(str(exc)) from None
     finally:
@@ -309,6 +327,8 @@ def run(
     result = _read_result(prepared.workdir / "result.json")
     if timed_out:
         error = f"timed out after {timeout} s (the task type's timeout); the script was killed"
+    elif isinstance(process, SlurmJob) and process.failure:  # Slurm's reason, not a status
+        error = process.failure
     elif code < 0:
         error = f"killed by signal {signal.Signals(-code).name}"
     elif code != 0 and result.get("error"):  # the script's own message (fail, error): as it is
@@ -326,7 +346,7 @@ def _group_left(process: JobProcess) -> bool:
     """Whether a process of the ended job's process group is still there (one the script
     started and left behind, which might still write into the job's folder). A reused
     child's group is the child's own: its scripts must not leave processes behind."""
-    if isinstance(process, ReusedJob):
+    if isinstance(process, ReusedJob | SlurmJob):  # a Slurm job's processes end with it
         return False
     try:
         os.killpg(process.pid, 0)

@@ -13,7 +13,8 @@ Threads share the state of the jobs held (``held.HeldJobs``) under one lock:
 
 ``Worker`` keeps the life cycle: register, start the threads, stop (claim no more; a second
 stop gives running jobs back at once), the grace period for running jobs, the fork server
-and the reused children (``reuse``) of task types with ``jobs_per_process``.
+and the reused children (``reuse``) of task types with ``jobs_per_process``; or, with
+``--executor slurm``, the link to Slurm (``slurm``) that runs the jobs' scripts instead.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from runyard.worker.forkserver import ForkServer
 from runyard.worker.joblog import LogPump
 from runyard.worker.reuse import ReusePool
 from runyard.worker.runner import Claimed, Outcome, ScriptCache
+from runyard.worker.slurm import Slurm
 
 log = logging.getLogger("runyard.worker")
 
@@ -54,6 +56,10 @@ class Worker(Claiming):
         self.forkservers: dict[str, ForkServer] = {}
         self.children = ReusePool(max_idle=config.max_jobs)
         self._forkserver_lock = threading.Lock()
+        # With --executor slurm: scripts run as Slurm jobs (no fork server, no reused child).
+        self.slurm: Slurm | None = None
+        if config.executor == "slurm":
+            self.slurm = Slurm(config.slurm, worker=config.name, server=config.server)
         self.started = 0  # jobs started so far
         self._finished = False
 
@@ -79,8 +85,12 @@ class Worker(Claiming):
 
     def run(self) -> int:
         """Work until stopped (or, with ``burst``, until nothing is left); jobs started."""
+        if self.slurm is not None:
+            self.slurm.check()
         self.register()
-        if self.config.fast_start:
+        if self.slurm is not None:
+            self.slurm.cancel_leftovers()
+        elif self.config.fast_start:
             self.forkservers[sys.executable] = ForkServer(runner.COMPAT_DIR)
         threads = [
             threading.Thread(target=self._slot, name=f"slot-{i}", daemon=True)
@@ -105,6 +115,8 @@ class Worker(Claiming):
             self._finished = True
             self.folders.close()
             self.children.close()
+            if self.slurm is not None:
+                self.slurm.close()
             with self._forkserver_lock:
                 for server in self.forkservers.values():
                     server.close()
@@ -173,8 +185,11 @@ class Worker(Claiming):
             )
             claimed.workdir = prepared.workdir
             claimed.log = LogPump(prepared.log)
-            forkserver = self._live_forkserver(python)
-            outcome = runner.run(claimed, prepared, forkserver, self.children)
+            if self.slurm is not None:
+                outcome = runner.run(claimed, prepared, None, None, self.slurm)
+            else:
+                forkserver = self._live_forkserver(python)
+                outcome = runner.run(claimed, prepared, forkserver, self.children)
             claimed.clean = outcome.clean
         except Unreachable as exc:
             # The script could not be fetched: not the job's fault, another try may work.
