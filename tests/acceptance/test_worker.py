@@ -74,7 +74,9 @@ class Lab:
         last: dict[str, Any] = {}
 
         def check() -> dict[str, Any] | None:
-            last.update(self.server.job(serial))
+            now = self.server.job(serial)
+            last.clear()  # the job as it is now (a Queued job's worker_missing goes)
+            last.update(now)
             step = (last["state"], last["attempt"], last["worker"])
             if seen is not None and (not seen or seen[-1] != step):
                 seen.append(step)
