@@ -199,10 +199,16 @@ class Installation:
             children = _children_by_parent()
             for role, process in zip(self.roles, self.processes, strict=True):
                 totals[role], reaped = _proc_cpu(process.pid)
-                jobs += reaped
+                # A server's children are server processes (--processes N), those of a
+                # worker or of ``up`` job processes.
+                below = 0.0
                 for pid in _descendants(process.pid, children):
                     with suppress(OSError):
-                        jobs += sum(_proc_cpu(pid))
+                        below += sum(_proc_cpu(pid))
+                if role == "server":
+                    totals[role] += reaped + below
+                else:
+                    jobs += reaped + below
         except OSError:
             return {}
         return totals | {"job processes": jobs}
@@ -226,11 +232,17 @@ def first_error(inst: Installation, workflow: str) -> str:
 
 @contextmanager
 def installation(
-    *, up: bool, worker: bool = True, max_jobs: int = 2, database_url: str | None = None
+    *,
+    up: bool,
+    worker: bool = True,
+    max_jobs: int = 2,
+    database_url: str | None = None,
+    server_processes: int = 1,
 ) -> Iterator[Installation]:
     """``runyard server`` and ``runyard worker --max-jobs N`` (or ``runyard up --max-jobs N``)
     on a loopback port with a fresh temporary data directory (and ``database_url`` instead of
-    its SQLite file, if given); removed afterwards."""
+    its SQLite file, if given; ``server_processes``: ``runyard server --processes N``,
+    PostgreSQL only); removed afterwards."""
     data_dir = Path(tempfile.mkdtemp(prefix="runyard-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
     env["RUNYARD_DATA_DIR"] = str(data_dir)
@@ -240,6 +252,10 @@ def installation(
         command = ["up", "--max-jobs", str(max_jobs)] if up else ["server"]
         if database_url is not None:
             command += ["--database-url", database_url]
+        if server_processes > 1:
+            if up or database_url is None:
+                raise BenchError("--processes needs runyard server (not --up) on PostgreSQL")
+            command += ["--processes", str(server_processes)]
         processes.append(_spawn([*command, "--port", "0"], data_dir / "server.log", env))
         roles = [command[0]]
         url = json.loads(_wait_for_file(data_dir / "server.json", processes[0], data_dir))["url"]
@@ -459,14 +475,18 @@ def describe_code() -> str:
     return f"code: runyard from {source}, commit {commit}{state}"
 
 
-def describe_system(up: bool, max_jobs: int, poll: float) -> str:
-    processes = (
+def describe_system(
+    up: bool, max_jobs: int, poll: float, *, processes: int = 1, postgres: bool = False
+) -> str:
+    described = (
         f"runyard up --max-jobs {max_jobs} (server and local worker in one process)"
         if up
-        else f"runyard server + runyard worker --max-jobs {max_jobs} (two processes)"
+        else f"runyard server{f' --processes {processes}' if processes > 1 else ''} + "
+        f"runyard worker --max-jobs {max_jobs}"
     )
+    backend = "PostgreSQL (a new database per repeat)" if postgres else "SQLite"
     return (
-        f"system: {processes}, SQLite, fresh data dir per repeat; {os.cpu_count()} CPUs, "
+        f"system: {described}, {backend}, fresh data dir per repeat; {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, {datetime.now().strftime('%Y-%m-%d %H:%M')}, "
         f"{load_average()}\n"
         f"{describe_code()}\n"
@@ -490,6 +510,22 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--up", action="store_true", help="use 'runyard up' (server and local worker in one)"
+    )
+
+
+def scale_arguments(parser: argparse.ArgumentParser) -> None:
+    """The backend and the server processes (pipes, fanout)."""
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a PostgreSQL server (any database on it): a new database is made there per "
+        "repeat; default: SQLite",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="server processes (runyard server --processes N; needs --database-url)",
     )
 
 

@@ -3,6 +3,7 @@
     .venv/bin/python bench/fanout.py [--runs 5000] [--repeat 3] [--poll 0.5] [--up]
         [--warmup 500] [--jobs-per-process N]
         [--database-url postgresql://USER@HOST/ADMIN_DB]      # PostgreSQL instead of SQLite
+        [--processes N]                                       # runyard server --processes N
 
 The workflow is ``Source -> Spawn``. One run is created while the workflow is Draft: its
 source job is Done with output ``value`` = N, its ``Spawn`` job Queued. Then the workflow is
@@ -70,6 +71,7 @@ from _common import (
     median_cpu,
     ms,
     parse_time,
+    scale_arguments,
 )
 from seed_spawn import database
 
@@ -215,9 +217,13 @@ class FanoutResult:
 
 
 def measure(
-    folders: list[Path], runs: int, *, up: bool, poll: float, admin_url: str | None
+    folders: list[Path], runs: int, args: argparse.Namespace, *, admin_url: str | None
 ) -> FanoutResult:
-    with database(admin_url) as url, installation(up=up, database_url=url) as inst:
+    up, poll = args.up, args.poll
+    with (
+        database(admin_url) as url,
+        installation(up=up, database_url=url, server_processes=args.processes) as inst,
+    ):
         inst.import_packages(folders)
         inst.new_run(WORKFLOW, runs)  # Draft: the Spawn job waits, Queued, for the start
         rss_start = server_memory(inst)["VmRSS"]
@@ -311,13 +317,18 @@ def _tree_cpu(pid: int) -> float:
 
 
 def server_memory(inst: Installation) -> dict[str, int]:
-    """VmRSS and VmHWM (peak) of the server process (``up`` with --up), in kB."""
-    found = {}
-    with open(f"/proc/{inst.processes[0].pid}/status") as status:
-        for line in status:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                found[key] = int(value.split()[0])
+    """VmRSS and VmHWM (peak) of the server process (``up`` with --up), in kB; with
+    --processes N the sums over the server processes and the one that watches them (pages
+    they share are counted in each; the peaks need not coincide)."""
+    found = {"VmRSS": 0, "VmHWM": 0}
+    server = inst.processes[0].pid
+    children = _descendants(server, _children_by_parent()) if inst.roles[0] == "server" else []
+    for pid in [server, *children]:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                if key in found:
+                    found[key] += int(value.split()[0])
     return found
 
 
@@ -480,12 +491,7 @@ def main() -> None:
         default=None,
         help="the task type metadata field jobs_per_process of the step (Fanout.Increment)",
     )
-    parser.add_argument(
-        "--database-url",
-        default=None,
-        help="a PostgreSQL server (any database on it): a new database is made there per "
-        "repeat; default: SQLite",
-    )
+    scale_arguments(parser)
     args = parser.parse_args()
     admin_url = args.database_url
     with tempfile.TemporaryDirectory(prefix="runyard-bench-packages-") as tmp:
@@ -497,18 +503,19 @@ def main() -> None:
             f"fanout: one Spawn job spawns {args.runs} runs, each Found -> Step "
             f"(Fanout.Increment{per_process}), then one reduce job (Fanout.Sum) sums them"
         )
-        system = describe_system(args.up, 2, args.poll)
-        if admin_url is not None:
-            system = system.replace("SQLite", "PostgreSQL (a new database per repeat)", 1)
-        print(system)
+        print(
+            describe_system(
+                args.up, 2, args.poll, processes=args.processes, postgres=admin_url is not None
+            )
+        )
         baseline = measure_baseline(folders, WORKFLOW)
         print(baseline.describe())
         if args.warmup:
-            warm = measure(folders, args.warmup, up=args.up, poll=args.poll, admin_url=admin_url)
+            warm = measure(folders, args.warmup, args, admin_url=admin_url)
             print(f"warm-up ({args.warmup} runs, not counted): {warm.seconds:.2f} s", flush=True)
         results = []
         for index in range(1, args.repeat + 1):
-            result = measure(folders, args.runs, up=args.up, poll=args.poll, admin_url=admin_url)
+            result = measure(folders, args.runs, args, admin_url=admin_url)
             results.append(result)
             print(f"repeat {index}: {describe(result)}", flush=True)
     summarize(results, baseline)

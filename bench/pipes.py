@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/pipes.py [--repeat 5] [--runs 300] [--steps 3] [--poll 0.1] [--up]
         [--jobs-per-process N]
+        [--database-url postgresql://USER@HOST/ADMIN_DB [--processes N]]
 
 The workflow is ``Source -> Step1 -> Step2 -> Step3``; every step is the task type
 ``Bench.Increment`` (a Python script that outputs ``value + 1``). All runs are created over the
@@ -15,7 +16,9 @@ completion poll's interval does not count. Beside it: the rate the benchmark saw
 before POST /api/workflows/Pipes/start until the poll saw every job Done.
 
 Each repeat starts a fresh ``runyard server`` and one ``runyard worker --max-jobs 2`` (or
-``runyard up --max-jobs 2`` with ``--up``) on SQLite in a temporary data directory. The target
+``runyard up --max-jobs 2`` with ``--up``) on SQLite in a temporary data directory (or on a
+new database made on the given PostgreSQL server and dropped afterwards; ``--processes N``:
+``runyard server --processes N``). The target
 on a 2-core machine is at least 300 jobs/s with a new process per job, 600 jobs/s with reused
 processes (``--jobs-per-process``); it is printed, not asserted.
 See docs/performance.md.
@@ -46,8 +49,10 @@ from _common import (
     median_cpu,
     ms,
     parse_time,
+    scale_arguments,
     write_packages,
 )
+from seed_spawn import database
 
 WORKFLOW = "Pipes"
 TARGET_JOBS_PER_SECOND = 300.0  # a new process per job
@@ -68,8 +73,19 @@ class PipesResult:
         return self.jobs / self.seconds
 
 
-def measure(folders: list[Path], runs: int, steps: int, *, up: bool, poll: float) -> PipesResult:
-    with installation(up=up) as inst:
+def measure(
+    folders: list[Path],
+    runs: int,
+    steps: int,
+    args: argparse.Namespace,
+    *,
+    admin_url: str | None = None,
+) -> PipesResult:
+    up, poll = args.up, args.poll
+    with (
+        database(admin_url) as url,
+        installation(up=up, database_url=url, server_processes=args.processes) as inst,
+    ):
         inst.import_packages(folders)
         created = time.perf_counter()
         for value in range(runs):
@@ -127,6 +143,7 @@ def main() -> None:
         type=int,
         help="Bench.Increment's jobs_per_process (default: absent, a new process per job)",
     )
+    scale_arguments(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="runyard-bench-packages-") as tmp:
         folders = write_packages(
@@ -137,12 +154,20 @@ def main() -> None:
             f"(jobs_per_process {args.jobs_per_process or 'absent: a new process per job'}), "
             "created while Draft, then the workflow started"
         )
-        print(describe_system(args.up, 2, args.poll))
+        print(
+            describe_system(
+                args.up,
+                2,
+                args.poll,
+                processes=args.processes,
+                postgres=args.database_url is not None,
+            )
+        )
         baseline = measure_baseline(folders, WORKFLOW)
         print(baseline.describe())
         results = []
         for index in range(1, args.repeat + 1):
-            result = measure(folders, args.runs, args.steps, up=args.up, poll=args.poll)
+            result = measure(folders, args.runs, args.steps, args, admin_url=args.database_url)
             results.append(result)
             print(f"repeat {index}: {describe(result)}; {load_average()}")
             print(f"          {describe_cpu(result.cpu)}", flush=True)

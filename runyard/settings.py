@@ -33,6 +33,9 @@ class Settings:
     database_url: str = ""  # empty: SQLite in data_dir
     host: str = "127.0.0.1"
     port: int = 8765
+    processes: int = 1  # server processes on the one port (PostgreSQL only)
+    # Addresses of reverse proxies whose X-Forwarded-For/-Proto headers are believed ("*": any)
+    forwarded_allow_ips: str = "127.0.0.1"
     server: str = ""  # client commands: the server's URL
     token: str = ""  # client commands: the token to use
     lease_seconds: float = 30.0

@@ -132,14 +132,44 @@ def server(
     database_url: str | None = DatabaseUrl,
     host: str | None = Host,
     port: int | None = Port,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            min=1,
+            help="Server processes serving the one port (default 1; more need PostgreSQL) "
+            "[env: RUNYARD_PROCESSES].",
+        ),
+    ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="Addresses of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto "
+            "headers are trusted, comma-separated, * for any (default 127.0.0.1) "
+            "[env: RUNYARD_FORWARDED_ALLOW_IPS].",
+        ),
+    ] = None,
 ) -> None:
     """Start the server alone (workers connect to it).
 
-    Example: runyard server --database-url postgresql://runyard@db/runyard --host 0.0.0.0
+    Several server processes (--processes N, or servers on other machines) share one
+    PostgreSQL database and the data directory's files: docs/deployment.md.
+
+    Example: runyard server --database-url postgresql://runyard@db/runyard --processes 4
     """
     from runyard.cli.serve import run_server
 
-    run_server(ctx.settings(data_dir=data_dir, host=host, port=port, database_url=database_url))
+    run_server(
+        ctx.settings(
+            data_dir=data_dir,
+            host=host,
+            port=port,
+            database_url=database_url,
+            processes=processes,
+            forwarded_allow_ips=forwarded_allow_ips,
+        )
+    )
 
 
 @app.command("import")

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import json
 import logging
 import os
+import signal
 import socket
+import sys
 import threading
+import time
+import traceback
 from collections.abc import Callable
+from contextlib import suppress
 from types import FrameType
+from typing import NoReturn, TextIO
 
 import uvicorn
 
@@ -22,10 +29,13 @@ from runyard.worker.worker import Worker, WorkerConfig
 
 
 class Server:
-    """A Runyard server on a bound socket, announced in the data directory."""
+    """A Runyard server on a bound socket, announced in the data directory: one process, or
+    (PostgreSQL) ``settings.processes`` processes serving that one socket."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        _check_processes(settings)
+        self._lock = _lock_sqlite(settings)
         # IPPROTO_TCP named explicitly: asyncio then sets TCP_NODELAY on every connection
         # (without it, keep-alive requests wait ~40 ms for delayed ACKs).
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -46,10 +56,7 @@ class Server:
         self.runyard.task_types.install_builtin()
         self.admin_token = self.runyard.auth.ensure_admin_token()
         self.url = f"http://{settings.host}:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            create_app(self.runyard), log_level="warning", timeout_graceful_shutdown=5
-        )
-        self.uvicorn = _Uvicorn(config, self.runyard)
+        self.uvicorn = _Uvicorn(uvicorn_config(self.runyard), self.runyard)
         self.exit_code = 0
         self.on_stop: list[Callable[[], None]] = []
 
@@ -60,17 +67,35 @@ class Server:
                 f"{self.settings.admin_token_file}):\n  {self.admin_token}"
             )
         # Written whole, then renamed: a client never reads half of it.
-        staging = self.settings.server_file.with_suffix(".tmp")
+        staging = self.settings.server_file.with_suffix(f".{os.getpid()}.tmp")
         staging.write_text(json.dumps({"url": self.url, "pid": os.getpid()}))
         staging.replace(self.settings.server_file)
-        console.print(f"Runyard server on {self.url} (data: {self.settings.data_dir})")
+        processes = self.settings.processes
+        console.print(
+            f"Runyard server on {self.url} (data: {self.settings.data_dir}"
+            + (f"; {processes} processes" if processes > 1 else "")
+            + ")"
+        )
 
     def serve(self) -> None:
         try:
-            self.uvicorn.run(sockets=[self.sock])
+            if self.settings.processes > 1:
+                self.exit_code = ServerProcesses(self).run()
+            else:
+                self.uvicorn.run(sockets=[self.sock])
         finally:
-            self.settings.server_file.unlink(missing_ok=True)
+            self._unannounce()
             self.runyard.close()
+
+    def _unannounce(self) -> None:
+        """Remove server.json, unless another server (sharing the data directory) has
+        announced itself there since."""
+        try:
+            announced = json.loads(self.settings.server_file.read_text())
+        except (OSError, ValueError):
+            return
+        if announced.get("pid") == os.getpid():
+            self.settings.server_file.unlink(missing_ok=True)
 
     def stop(self) -> None:
         for callback in self.on_stop:
@@ -80,6 +105,161 @@ class Server:
 
     def local_token(self) -> str:
         return self.settings.admin_token_file.read_text().strip()
+
+
+def uvicorn_config(ry: Runyard) -> uvicorn.Config:
+    settings = ry.settings
+    return uvicorn.Config(
+        create_app(ry),
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+        # The client's address and scheme from a reverse proxy's X-Forwarded-For and
+        # X-Forwarded-Proto, if it connects from one of these addresses (docs/deployment.md).
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
+
+
+def _check_processes(settings: Settings) -> None:
+    if settings.processes < 1:
+        raise ConfigError(
+            f"--processes must be at least 1, not {settings.processes}", key="RUNYARD_PROCESSES"
+        )
+    if settings.processes > 1 and not settings.effective_database_url.startswith("postgresql"):
+        raise ConfigError(
+            f"--processes {settings.processes} needs PostgreSQL (--database-url "
+            "postgresql://USER@HOST/DB): SQLite is one database file that one server process "
+            "serves; start one process, or move the data to PostgreSQL (docs/deployment.md)",
+            key="RUNYARD_PROCESSES",
+        )
+
+
+def _lock_sqlite(settings: Settings) -> TextIO | None:
+    """On SQLite, hold the data directory's ``server.lock`` while serving: a second server
+    on the same SQLite database is refused (one process serves SQLite: another one's
+    waiting claims and live views would not hear of this one's changes). Released by the
+    operating system when the process ends, however it ends."""
+    if not settings.effective_database_url.startswith("sqlite"):
+        return None
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(settings.data_dir / "server.lock", "a+")  # held open while serving
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise ConfigError(
+            f"another Runyard server ({holder}) is serving the SQLite database of the data "
+            f"directory {settings.data_dir}; SQLite is served by one server process: stop "
+            "that server, or use another --data-dir (several servers share a PostgreSQL "
+            "database: docs/deployment.md)",
+            key="RUNYARD_DATA_DIR",
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+class ServerProcesses:
+    """``settings.processes`` server processes forked from this one after it opened the
+    database (migrations, built-in task types, the admin token), each with its own
+    connections, serving the same socket: the kernel hands each new connection to one of
+    them. This process only watches: a stop (SIGINT, SIGTERM) is passed on to every server
+    process, and one that ends while the server is not stopping is replaced (unless it
+    ended right after it started: then the server stops, the cause is in its output)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.pid = os.getpid()
+        self.stopping = False
+        self.children: dict[int, float] = {}  # pid -> monotonic time started
+
+    def run(self) -> int:
+        self.server.runyard.close()  # no connection or thread crosses a fork
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGTERM, self._stop)
+        for _ in range(self.server.settings.processes):
+            self._fork()
+        exit_code = 0
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            started = self.children.pop(pid, None)
+            if started is None or self.stopping:
+                continue
+            said = _ended(status)
+            if time.monotonic() - started < RESTART_AFTER_SECONDS:
+                errors.print(
+                    f"server process {pid} {said} right after it started; stopping the server"
+                )
+                exit_code = 1
+                self._stop(signal.SIGTERM, None)
+            else:
+                errors.print(f"server process {pid} {said}; starting another in its place")
+                self._fork()
+        return exit_code
+
+    def _stop(self, sig: int, frame: FrameType | None) -> None:
+        if os.getpid() != self.pid:  # a signal in a new server process before its own handlers
+            raise SystemExit(1)
+        self.stopping = True
+        for pid in self.children:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def _fork(self) -> None:
+        pid = os.fork()
+        if pid == 0:
+            self._serve_in_child()  # never returns
+        self.children[pid] = time.monotonic()
+
+    def _serve_in_child(self) -> NoReturn:
+        code = 1
+        try:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            ry = Runyard(self.server.settings)
+            served = _Uvicorn(uvicorn_config(ry), ry)
+            threading.Thread(
+                target=_stop_when_orphaned, args=(served, os.getppid()), daemon=True
+            ).start()
+            try:
+                served.run(sockets=[self.server.sock])
+            finally:
+                ry.close()
+            code = 0 if served.started else 3
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)  # not the parent's code after the fork: its cleanup is its own
+
+
+# A server process that ends sooner than this after its start is not replaced: the cause
+# (the database, the configuration) would end the next one too.
+RESTART_AFTER_SECONDS = 10.0
+
+
+def _ended(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        return f"was killed by signal {signal.Signals(-code).name}"
+    return f"ended with status {code}"
+
+
+def _stop_when_orphaned(served: _Uvicorn, parent: int) -> None:
+    """Stop a server process whose parent is gone (killed with SIGKILL): nothing would
+    stop it or replace it any more."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    served.runyard.changed.close()
+    served.should_exit = True
 
 
 class _Uvicorn(uvicorn.Server):
@@ -124,6 +304,8 @@ def run_server(settings: Settings) -> None:
     server = Server(settings)
     server.announce()
     server.serve()
+    if server.exit_code:
+        raise SystemExit(server.exit_code)
 
 
 def run_up(

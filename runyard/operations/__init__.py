@@ -35,7 +35,9 @@ class Runyard:
     ) -> None:
         self.settings = settings
         self.store = store or Store(settings.effective_database_url)
-        self.changed = Notifier()
+        # Wakes waiting claims and live views: in this process, and on PostgreSQL in every
+        # server process on the database once started (the server's lifespan starts it).
+        self.changed = Notifier(self.store.notifications())
         args = (self.store, settings)
         # What every manager shares: the clock, the notifier of claims, the task lists.
         shared: dict[str, Any] = {"now": now, "changed": self.changed, "task_lists": TaskLists()}
@@ -71,6 +73,7 @@ class Runyard:
             return worker_rows.recent_activity(conn, limit)
 
     def close(self) -> None:
+        self.changed.stop()
         self.store.dispose()
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
@@ -18,6 +19,9 @@ from runyard.store import workers as worker_rows
 from runyard.store import workflows as workflow_rows
 from runyard.taskgraph import TaskGraph
 
+if TYPE_CHECKING:
+    from runyard.store.notifications import Channel
+
 Clock = Callable[[], datetime]
 
 
@@ -26,14 +30,39 @@ def utcnow() -> datetime:
 
 
 class Notifier:
-    """Wakes long-polling claims in this process when jobs may have become claimable."""
+    """Wakes long-polling claims (and live views of the runs table) when jobs may have
+    become claimable. Always in this process; with a ``channel`` (PostgreSQL's
+    LISTEN/NOTIFY, ``store.notifications``), once started, in every server process on the
+    database too: ``notify`` after a commit here reaches their waiters as well."""
 
-    def __init__(self) -> None:
+    def __init__(self, channel: Channel | None = None) -> None:
         self._condition = threading.Condition()
+        self._channel = channel
         self.version = 0
         self.closed = False
 
+    def start(self) -> None:
+        """Hear the other server processes' notifications and send them this one's (from
+        now on; a serving process starts it, nothing else needs to)."""
+        if self._channel is not None:
+            self._channel.start(self._wake)
+
+    def listening(self, timeout: float = 0.0) -> bool:
+        """Whether the other server processes' notifications are heard (waiting up to
+        ``timeout`` seconds for it); never in-process."""
+        return self._channel is not None and self._channel.listening.wait(timeout)
+
+    def stop(self) -> None:
+        """No more notifications to or from other processes (what is due is sent first)."""
+        if self._channel is not None:
+            self._channel.stop()
+
     def notify(self) -> None:
+        self._wake()
+        if self._channel is not None:
+            self._channel.send()
+
+    def _wake(self) -> None:
         with self._condition:
             self.version += 1
             self._condition.notify_all()
@@ -41,7 +70,7 @@ class Notifier:
     def close(self) -> None:
         """The server is stopping: end every wait now, and all later ones at once."""
         self.closed = True
-        self.notify()
+        self._wake()
 
     def wait(self, seen: int, timeout: float) -> None:
         """Wait until a notification after version ``seen``, or ``timeout`` seconds."""

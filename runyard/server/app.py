@@ -27,6 +27,8 @@ from runyard.server.limits import RequestLimits
 from runyard.server.schemas import ERROR_RESPONSES
 
 log = logging.getLogger("runyard.server")
+# How long a starting server process waits to hear the others' notifications (PostgreSQL).
+LISTENING_SECONDS = 5.0
 
 # (method, path, handler): every endpoint of the API.
 ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
@@ -142,11 +144,17 @@ class CallerAddress:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    sweeper = asyncio.create_task(_sweep_expired_leases(app.state.runyard))
+    ry: Runyard = app.state.runyard
+    # On PostgreSQL: hear the other server processes' notifications, send them ours; serve
+    # once they are heard (if the database answers within a few seconds).
+    ry.changed.start()
+    await run_in_threadpool(ry.changed.listening, LISTENING_SECONDS)
+    sweeper = asyncio.create_task(_sweep_expired_leases(ry))
     try:
         yield
     finally:
         sweeper.cancel()
+        await run_in_threadpool(ry.changed.stop)
 
 
 async def _sweep_expired_leases(ry: Runyard) -> None:

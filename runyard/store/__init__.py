@@ -9,14 +9,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
 from runyard.errors import ConfigError
 
+if TYPE_CHECKING:
+    import psycopg
+
+    from runyard.store.notifications import Channel
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x52756E79  # PostgreSQL advisory lock held while migrating ("Runy")
+# libpq's TCP keepalives for the connections that wait for notifications: a database host
+# that went away is noticed within about a minute.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+              "keepalives_count": 3}  # fmt: skip
 
 
 class Store:
@@ -56,9 +66,37 @@ class Store:
                 key="RUNYARD_DATABASE_URL",
             ) from None
         with conn:
+            if self.dialect == "postgresql":
+                # Servers starting together on one database migrate one after the other:
+                # the others wait here, then find nothing left to do.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
             conn.commit()
+
+    def notifications(self) -> Channel | None:
+        """Notifications between the server processes of this database (PostgreSQL's
+        LISTEN/NOTIFY, on connections of their own); None on SQLite, which one server
+        process serves."""
+        if self.dialect != "postgresql":
+            return None
+        from runyard.store.notifications import Channel
+
+        return Channel(self._connect_directly)
+
+    def _connect_directly(self) -> psycopg.Connection[Any]:
+        """A new connection outside the pool, in autocommit mode, with the engine's
+        connection arguments (PostgreSQL)."""
+        import psycopg
+
+        args, params = self.engine.dialect.create_connect_args(self.engine.url)
+        params = dict(params) | {"autocommit": True}
+        params.setdefault("connect_timeout", 10)
+        # A connection that sits waiting must notice a database host that vanished (TCP).
+        for key, value in KEEPALIVES.items():
+            params.setdefault(key, value)
+        conn: psycopg.Connection[Any] = psycopg.connect(*args, **params)
+        return conn
 
     def dispose(self) -> None:
         self.engine.dispose()
