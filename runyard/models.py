@@ -57,9 +57,14 @@ class TaskType:
     # > 1: the worker runs the jobs one after another in a reused process, at most this
     # many each (docs/workers.md); 1: a new process per job.
     jobs_per_process: int = 1
+    # How many times a job whose script fails is restarted as a new job by itself.
+    retries: int = 0
     dependencies: tuple[Dependency, ...] = ()
     interface: Interface
     path: str = ""  # folder holding the installed script(s)
+    # What its jobs ask of a cluster: "cpus", "memory" (4G, 500M), "partition" (each
+    # optional; the Slurm executor's sbatch options, over the worker's defaults).
+    resources: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,6 +165,9 @@ class Job:
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # When the worker said the script started; None for a Running job that is only claimed
+    # (claimed ahead, waiting for a free slot on its worker).
+    script_started_at: datetime | None = None
     workdir: str = ""  # the working folder kept on the worker after a failure
     progress: dict[str, JSON] | None = None  # {"fraction": 0..1, "message": "..."}
     spawned_by_job: int | None = None  # the job that spawned this one, if any
@@ -280,9 +288,20 @@ class UserDataFolder:
 
 
 @dataclass(frozen=True, kw_only=True)
+class UnnamableEntry:
+    """A file or folder that no virtual path can name (its name is not UTF-8): left out of
+    a listing, and shown in it with each undecodable byte as ``\\xNN`` so that it can be
+    found and renamed."""
+
+    name: str
+    problem: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class UserDataListing:
     """What one User Data folder (``path``) holds, each kind sorted by name."""
 
     path: str
     files: tuple[UserDataFile, ...] = ()
     folders: tuple[UserDataFolder, ...] = ()
+    unnamable: tuple[UnnamableEntry, ...] = ()

@@ -42,12 +42,17 @@ class Settings:
     max_attempts: int = 3
     max_jobs: int = 2
     config_dir: Path = field(default_factory=default_config_dir)  # client commands' credentials
+    # The file of the HMAC secret (default: the data directory's ``secret``); server processes
+    # on one PostgreSQL database, on several machines, must name one with the same secret.
+    secret_file: Path | None = None
 
     def __post_init__(self) -> None:
         # Resolved once, here: a relative folder (--data-dir ./lab) must name the same folder
         # for every process and every working folder (jobs run in their own).
         for name in ("data_dir", "config_dir"):
             object.__setattr__(self, name, Path(getattr(self, name)).expanduser().absolute())
+        if self.secret_file is not None:
+            object.__setattr__(self, "secret_file", Path(self.secret_file).expanduser().absolute())
 
     @property
     def effective_database_url(self) -> str:
@@ -57,6 +62,20 @@ class Settings:
     def server_file(self) -> Path:
         """Written by a running server: its URL, so that local clients find it."""
         return self.data_dir / "server.json"
+
+    @property
+    def secret_path(self) -> Path:
+        """The file of the HMAC secret that signs job, User Data and CSRF tokens."""
+        return self.secret_file or self.data_dir / "secret"
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file; None on PostgreSQL."""
+        url = self.effective_database_url
+        if not url.startswith("sqlite:///"):
+            return None
+        path = url.removeprefix("sqlite:///").partition("?")[0]
+        return None if path in ("", ":memory:") else Path(path)
 
     @property
     def admin_token_file(self) -> Path:
@@ -97,7 +116,7 @@ class Settings:
 
 
 def _convert(kind: object, raw: str) -> Any:
-    if kind in ("Path", Path):
+    if kind in ("Path", Path, "Path | None"):
         return Path(raw).expanduser()
     if kind in ("int", int):
         return int(raw)

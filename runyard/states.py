@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from runyard.errors import IllegalTransition
-from runyard.models import Task
+from runyard.models import Job, Task
 
 
 class JobState(StrEnum):
@@ -62,6 +62,12 @@ TRANSITIONS: dict[tuple[JobState, JobState], str] = {
     (A, OB): "obsolete",
     (OB, D): "finish a spawned job",
 }
+
+
+def is_claimed(job: Job) -> bool:
+    """Running, but only claimed: its worker has not said that the script started (a job
+    claimed ahead waits for a free slot). Shown as such; the state stays Running."""
+    return job.state == JobState.RUNNING and job.script_started_at is None
 
 
 def sources_of(target: JobState) -> frozenset[JobState]:

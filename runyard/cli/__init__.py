@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from runyard.cli import context as ctx
 from runyard.cli.access import activity, share, shares, unshare
 from runyard.cli.accounts import group_app, token_app, user_app
-from runyard.cli.context import DataDir, ServerUrl, Token, console
+from runyard.cli.context import DataDir, ServerUrl, Token, console, name_path
 from runyard.cli.jobs import job_app
 from runyard.cli.login import login, logout, whoami
 from runyard.cli.purge import purge
 from runyard.cli.runs import run_app
+from runyard.cli.status import status
+from runyard.cli.tasks import task_app
 from runyard.cli.userdata import userdata_app
 from runyard.cli.worker import worker_app
 from runyard.cli.workers import workers_app
-from runyard.cli.workflows import WorkflowName, held_message, task_app, workflow_app
+from runyard.cli.workflows import WorkflowName, workflow_app
 from runyard.errors import InvalidInput, RunyardError
 from runyard.packages import folder_zip_bytes
 
@@ -62,6 +60,13 @@ ServerDataDir = typer.Option(
     help="Data directory: the SQLite database, the admin token, the file store (default: "
     "$XDG_DATA_HOME/runyard or ~/.local/share/runyard) [env: RUNYARD_DATA_DIR].",
 )
+SecretFile = typer.Option(
+    None,
+    "--secret-file",
+    help="The owner-only file of the secret that signs job, User Data and CSRF tokens "
+    "(default: the data directory's secret; made if missing); every server on one database "
+    "needs the same one [env: RUNYARD_SECRET_FILE].",
+)
 LOCAL_MAX_JOBS = "Jobs the local worker runs at once (its max concurrent jobs)."
 
 
@@ -72,6 +77,7 @@ def up(
     port: int | None = Port,
     max_jobs: Annotated[int, typer.Option("--max-jobs", help=LOCAL_MAX_JOBS)] = 2,
     database_url: str | None = DatabaseUrl,
+    secret_file: Path | None = SecretFile,
 ) -> None:
     """Start the server and one local worker.
 
@@ -79,9 +85,10 @@ def up(
     """
     from runyard.cli.serve import run_up
 
-    run_up(
-        ctx.settings(data_dir=data_dir, host=host, port=port, database_url=database_url), max_jobs
+    settings = ctx.settings(
+        data_dir=data_dir, host=host, port=port, database_url=database_url, secret_file=secret_file
     )
+    run_up(settings, max_jobs)
 
 
 @app.command()
@@ -150,6 +157,7 @@ def server(
             "[env: RUNYARD_FORWARDED_ALLOW_IPS].",
         ),
     ] = None,
+    secret_file: Path | None = SecretFile,
 ) -> None:
     """Start the server alone (workers connect to it).
 
@@ -168,6 +176,7 @@ def server(
             database_url=database_url,
             processes=processes,
             forwarded_allow_ips=forwarded_allow_ips,
+            secret_file=secret_file,
         )
     )
 
@@ -226,86 +235,9 @@ def export_workflow(
     Example: runyard export workflow Study -o study.xfp
     """
     with ctx.client(data_dir, server, token) as client:
-        data = client.get(f"/api/workflows/{name}/export")
+        data = client.get(f"/api/workflows/{name_path(name)}/export")
     output.write_bytes(data)
     console.print(f"wrote {output}")
-
-
-@app.command()
-def status(
-    workflow: WorkflowName,
-    wait: Annotated[
-        bool,
-        typer.Option(
-            "--wait",
-            help="Follow the jobs with a progress bar until nothing more can run (none is "
-            "Running, and no Queued one can start: says why they wait).",
-        ),
-    ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    data_dir: Path | None = DataDir,
-    server: str | None = ServerUrl,
-    token: str | None = Token,
-) -> None:
-    """Show the runs x tasks table of a workflow.
-
-    A row per run, a column per task, each cell the state of the run's job of that task; the
-    jobs of reduce tasks (one per workflow) below the table.
-
-    Example: runyard status Study --wait
-    """
-    with ctx.client(data_dir, server, token) as client:
-        data = (
-            _wait(client, workflow, quiet=as_json)
-            if wait
-            else client.get(f"/api/workflows/{workflow}/status")
-        )
-    if wait and data.get("held"):
-        ctx.errors.print(held_message(data), highlight=False, soft_wrap=True)
-    if as_json:
-        keys = ("workflow", "tasks", "runs", "reduce")
-        print(json.dumps({k: data[k] for k in keys}, indent=2))
-        return
-    per_run = [t for t in data["tasks"] if t not in data["reduce"]]
-    table = Table("Run", *per_run, title=f"{data['workflow']} ({data['state']})")
-    stale = 0
-    for run in data["runs"]:
-        cells = []
-        for task in per_run:
-            job = run["jobs"].get(task, {})
-            stale += "stale" in job
-            cells.append(job.get("state", "") + (" (stale)" if "stale" in job else ""))
-        table.add_row(run["name"], *cells)
-    console.print(table)
-    for task, job in data["reduce"].items():
-        console.print(f"reduce {task}: job {job['serial']} {job['state']}", highlight=False)
-    if stale:
-        console.print(
-            f"{stale} stale jobs (computed with an older configuration); see 'runyard job show' "
-            f"and re-run them with 'runyard workflow rerun-stale {data['workflow']}'",
-            highlight=False,
-        )
-
-
-def _wait(client: Any, workflow: str, *, quiet: bool) -> dict[str, Any]:
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=ctx.errors,
-        disable=quiet,
-        transient=False,
-    ) as progress:
-        bar = progress.add_task(f"{workflow}: jobs finished", total=None)
-        while True:
-            data: dict[str, Any] = client.get(f"/api/workflows/{workflow}/status")
-            states = [j["state"] for r in data["runs"] for j in r["jobs"].values()]
-            finished = sum(s not in ("Queued", "Running") for s in states)
-            progress.update(bar, total=len(states), completed=finished)
-            if data["idle"]:
-                return data
-            time.sleep(0.2)
 
 
 @token_app.command("create-worker")
@@ -324,6 +256,7 @@ def token_create_worker(
     print(answer["token"])
 
 
+app.command()(status)
 for _command in (login, logout, whoami, share, unshare, shares, activity, purge):
     app.command()(_command)
 

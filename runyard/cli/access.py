@@ -7,14 +7,13 @@ import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import typer
 from rich.table import Table
 
 from runyard.cli import context as ctx
 from runyard.cli.accounts import say
-from runyard.cli.context import DataDir, ServerUrl, Token, console
+from runyard.cli.context import DataDir, ServerUrl, Token, console, name_path
 from runyard.cli.workflows import WorkflowName
 from runyard.errors import InvalidInput
 
@@ -43,9 +42,7 @@ def _grantee(user: str | None, group: str | None) -> dict[str, str]:
 
 def _put_share(where: tuple[Any, ...], workflow: str, body: dict[str, Any]) -> dict[str, Any]:
     with ctx.client(*where) as client:
-        answer: dict[str, Any] = client.put(
-            f"/api/workflows/{quote(workflow, safe='')}/shares", body
-        )
+        answer: dict[str, Any] = client.put(f"/api/workflows/{name_path(workflow)}/shares", body)
     return answer
 
 
@@ -107,7 +104,7 @@ def shares(
     Example: runyard shares Study
     """
     with ctx.client(data_dir, server, token) as client:
-        answer = client.get(f"/api/workflows/{quote(workflow, safe='')}/shares")
+        answer = client.get(f"/api/workflows/{name_path(workflow)}/shares")
     if as_json:
         print(json.dumps(answer, indent=2))
         return

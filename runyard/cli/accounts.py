@@ -7,13 +7,12 @@ import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import typer
 from rich.table import Table
 
 from runyard.cli import context as ctx
-from runyard.cli.context import DataDir, ServerUrl, Token, console
+from runyard.cli.context import DataDir, ServerUrl, Token, console, name_path
 from runyard.errors import InvalidInput
 
 user_app = typer.Typer(
@@ -82,10 +81,6 @@ def current_password(from_stdin: bool) -> str:
         )
     text: str = typer.prompt("Current password", hide_input=True)
     return text
-
-
-def name_path(name: str) -> str:
-    return quote(name, safe="")
 
 
 # -- users ------------------------------------------------------------------------------------
@@ -353,35 +348,98 @@ def token_list(
     server: str | None = ServerUrl,
     token: str | None = Token,
 ) -> None:
-    """List your personal tokens that are not revoked (never the tokens themselves).
+    """List your personal tokens that are not revoked (never the tokens themselves); an
+    admin sees the worker tokens and the admin token too.
 
     Example: runyard token list
     """
-    params = {"everyone": "true"} if everyone else None
     with ctx.client(data_dir, server, token) as client:
+        params = {"everyone": str(everyone).lower()}
+        if client.get("/api/me")["admin"]:
+            params["workers"] = "true"
         rows = client.get("/api/tokens", params=params)
     if as_json:
         print_json(rows)
         return
-    table = Table("Id", "User", "Label", "Created")
+    table = Table("Id", "Kind", "Name", "Label", "Created", "Last used")
     for t in rows:
-        table.add_row(str(t["id"]), t["user"], t["label"], t["created_at"] or "")
+        table.add_row(
+            str(t["id"]), t["kind"], t["name"], t["label"], t["created_at"] or "",
+            t["last_used_at"] or "not recorded",
+        )  # fmt: skip
     console.print(table)
 
 
 @token_app.command("revoke")
 def token_revoke(
     token_id: Annotated[
-        int, typer.Argument(metavar="ID", help="The token's id (runyard token list).")
-    ],
+        int | None,
+        typer.Argument(
+            metavar="[ID]", help="The token's id (runyard token list).", show_default=False
+        ),
+    ] = None,
+    worker: Annotated[
+        str | None,
+        typer.Option(
+            "--worker", help="Every token of this worker instead (admins only).", show_default=False
+        ),
+    ] = None,
     data_dir: Path | None = DataDir,
     server: str | None = ServerUrl,
     token: str | None = Token,
 ) -> None:
-    """Revoke one of your personal tokens (an admin: anyone's); it stops working.
+    """Revoke one of your personal tokens (an admin: anyone's, or a worker's), or every token
+    of a worker; it stops working at once. The admin token is rotated instead.
 
     Example: runyard token revoke 7
     """
+    if (token_id is None) == (worker is None):
+        raise InvalidInput("name the token to revoke: its ID, or --worker NAME (not both)")
     with ctx.client(data_dir, server, token) as client:
+        if worker is not None:
+            answer = client.delete(f"/api/tokens/worker/{name_path(worker)}")
+            say(f"revoked {answer['revoked']} token(s) of worker {worker}")
+            return
         client.delete(f"/api/tokens/{token_id}")
-    say(f"revoked personal token {token_id}")
+    say(f"revoked token {token_id}")
+
+
+@token_app.command("rotate")
+def token_rotate(
+    worker: Annotated[
+        str | None,
+        typer.Option("--worker", help="Replace this worker's token.", show_default=False),
+    ] = None,
+    admin: Annotated[
+        bool,
+        typer.Option(
+            "--admin", help="Replace the admin token (and the server's admin-token file)."
+        ),
+    ] = False,
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Replace a worker's token or the admin token (admins): prints the new one, shown this
+    once; the old one stops working at once. Give a worker its new token and start it again
+    (--token-file); the server writes a new admin token to its data directory's admin-token.
+
+    Example: runyard token rotate --worker imaging-pc-2 > ~/imaging-pc-2.token
+    """
+    if admin == (worker is not None):
+        raise InvalidInput("name the token to rotate: --worker NAME or --admin (not both)")
+    path = (
+        "/api/tokens/admin/rotate"
+        if admin
+        else f"/api/tokens/worker/{name_path(worker or '')}/rotate"
+    )
+    with ctx.client(data_dir, server, token) as client:
+        answer = client.post(path)
+    print(answer["token"])
+    what = "the admin token" if admin else f"the token of worker {worker}"
+    ctx.errors.print(
+        f"replaced {what}: the old one no longer works; the new one is shown only this once",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

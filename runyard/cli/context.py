@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import typer
 from rich.console import Console
@@ -35,6 +36,13 @@ Token = typer.Option(
     help="API token (default: the token of 'runyard login' for the server, else the data "
     "directory's admin token) [env: RUNYARD_TOKEN].",
 )
+
+
+def name_path(name: str) -> str:
+    """A user-given name as one URL path segment: ``Mouse study #2 (50% dose)`` ->
+    ``Mouse%20study%20%232%20%2850%25%20dose%29``; every path built from a name goes
+    through it."""
+    return quote(name, safe="")
 
 
 def settings(**overrides: Any) -> Settings:

@@ -19,7 +19,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from runyard.cli.context import console, errors
+from runyard.cli.context import console, errors, name_path
 from runyard.cli.serve import Server, run_up
 from runyard.client import Client
 from runyard.errors import RunyardError
@@ -133,12 +133,12 @@ def _run(client: Client, userdata: Path) -> dict[str, dict[str, Any]]:
         if demo.name not in existing:
             client.post("/api/packages", content=folder_zip_bytes(EXAMPLES / demo.package))
         if existing.get(demo.name, {}).get("state") != "Started":
-            client.post(f"/api/workflows/{demo.name}/start")
-        status = client.get(f"/api/workflows/{demo.name}/status")
+            client.post(f"/api/workflows/{name_path(demo.name)}/start")
+        status = client.get(f"/api/workflows/{name_path(demo.name)}/status")
         if not any("Folder" in run["jobs"] for run in status["runs"]):
             folder = {"type": "Folder", "source": "userdata", "virtualpath": demo.folder}
             client.post(
-                f"/api/workflows/{demo.name}/runs",
+                f"/api/workflows/{name_path(demo.name)}/runs",
                 {"task": "Folder", "outputs": {"folder": folder}, "name": f"search {demo.folder}"},
             )
     for demo in WORKFLOWS:
@@ -150,7 +150,7 @@ def _searched(client: Client, demo: DemoWorkflow) -> dict[str, Any]:
     """The workflow's status once its search job is over (an error if it failed)."""
     with console.status(f"{demo.name}: searching {demo.folder}"):
         while True:
-            status: dict[str, Any] = client.get(f"/api/workflows/{demo.name}/status")
+            status: dict[str, Any] = client.get(f"/api/workflows/{name_path(demo.name)}/status")
             searches = [r["jobs"]["Search"] for r in status["runs"] if "Search" in r["jobs"]]
             for search in searches:
                 if search["state"] in FINAL and search["state"] != "Done":
@@ -167,7 +167,7 @@ def _add_followers(client: Client, demo: DemoWorkflow, status: dict[str, Any]) -
     for name, task_type, inputs in demo.followers:
         if name not in status["tasks"]:
             client.post(
-                f"/api/workflows/{demo.name}/tasks",
+                f"/api/workflows/{name_path(demo.name)}/tasks",
                 {"name": name, "task_type": {"name": task_type}, "inputs": inputs},
             )
 
@@ -185,7 +185,9 @@ def _wait(client: Client) -> dict[str, dict[str, Any]]:
             d.name: progress.add_task(f"{d.name}: jobs finished", total=None) for d in WORKFLOWS
         }
         while True:
-            statuses = {d.name: client.get(f"/api/workflows/{d.name}/status") for d in WORKFLOWS}
+            statuses = {
+                d.name: client.get(f"/api/workflows/{name_path(d.name)}/status") for d in WORKFLOWS
+            }
             over = True
             for name, status in statuses.items():
                 jobs = [j for r in status["runs"] for j in r["jobs"].values()]

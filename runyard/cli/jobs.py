@@ -12,6 +12,7 @@ import typer
 
 from runyard.cli import context as ctx
 from runyard.cli.context import DataDir, ServerUrl, Token, console
+from runyard.errors import InvalidInput
 
 job_app = typer.Typer(
     help="Show jobs, follow their logs; abort, restart, rename them; submit a user's values.",
@@ -46,7 +47,10 @@ def show(
     )
     fields = ("state", "attempt", "worker", "created_at", "started_at", "finished_at")
     for key in fields:
-        console.print(f"{key:12} {job.get(key)}", highlight=False, markup=False)
+        shown = job.get(key)
+        if key == "state" and job.get("claimed"):
+            shown = f"{shown} (claimed: its worker has not started the script yet)"
+        console.print(f"{key:12} {shown}", highlight=False, markup=False)
     # The last progress report of a job that is no longer running would mislead ("50 %").
     running = job["state"] == "Running"
     for key in ("inputs", "outputs", "progress") if running else ("inputs", "outputs"):
@@ -57,6 +61,8 @@ def show(
         console.print(f"error\n{job['error']}", highlight=False, markup=False)
     if job.get("stale"):
         console.print(f"{'stale':12} {job['stale']}", highlight=False, markup=False)
+    if job.get("held_back"):  # a reduce job whose next one waits for runs
+        console.print(f"{'next job':12} {job['held_back']}", highlight=False, markup=False)
     made = job["provenance"]
     console.print(
         f"{'computed by':12} {made['task_type']['name']} {made['task_type']['version']} "
@@ -112,19 +118,115 @@ def abort(
 
 @job_app.command("restart")
 def restart(
-    serial: Serial,
+    serials: Annotated[
+        list[int] | None,
+        typer.Argument(
+            help="The serials of the jobs to restart.", metavar="SERIAL", show_default=False
+        ),
+    ] = None,
+    workflow: Annotated[
+        str | None,
+        typer.Option(
+            "--workflow",
+            "-w",
+            help="Restart the jobs of this workflow that --state (and --task, --run) select.",
+        ),
+    ] = None,
+    states: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--state",
+            help="With --workflow: restart its jobs in this state "
+            "(Failed, Aborted, Done, ...); repeat for several.",
+            show_default=False,
+        ),
+    ] = None,
+    tasks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--task", help="With --workflow: only this task's jobs; repeatable.", show_default=False
+        ),
+    ] = None,
+    runs: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--run",
+            help="With --workflow: only this run's jobs (its id); repeatable.",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: Path | None = DataDir,
     server: str | None = ServerUrl,
     token: str | None = Token,
 ) -> None:
-    """Restart a job as a new job with its task's current configuration; it and its
-    followers in the run become Obsolete (the followers are made again).
+    """Restart jobs as new jobs with their tasks' current configuration; each and its
+    followers in its run become Obsolete (the followers are made again). One by its serial,
+    several by serials (runyard job restart 42 43 44), or a workflow's jobs by --state (and
+    --task, --run): in one transaction, at most 10,000 a call; a job that cannot be
+    restarted is skipped, with why.
 
-    Example: runyard job restart 42
+    Example: runyard job restart --workflow Study --state Failed --task Threshold
     """
+    serials = serials or []
+    _check_restart_choice(serials, workflow, bool(states), bool(tasks or runs))
     with ctx.client(data_dir, server, token) as client:
-        job = client.post(f"/api/jobs/{serial}/restart")
-    console.print(f"job {serial} restarted as job {job['serial']} ({job['state']})")
+        if len(serials) == 1:
+            job = client.post(f"/api/jobs/{serials[0]}/restart")
+            console.print(f"job {serials[0]} restarted as job {job['serial']} ({job['state']})")
+            return
+        if workflow is not None:
+            chosen = {"states": states, "tasks": tasks or [], "runs": runs or []}
+            answers = [_restart_many(client, workflow, {"filter": chosen})]
+        else:
+            answers = [
+                _restart_many(client, name, {"serials": chosen})
+                for name, chosen in _by_workflow(client, serials).items()
+            ]
+    _print_restarts(answers)
+
+
+def _check_restart_choice(
+    serials: list[int], workflow: str | None, states: bool, narrowed: bool
+) -> None:
+    """Serials, or --workflow with --state (--task, --run narrow it); never an empty filter."""
+    if workflow is None and (states or narrowed):
+        raise InvalidInput("--state, --task and --run need --workflow")
+    if workflow is not None and serials:
+        raise InvalidInput("give serials or --workflow with --state, not both")
+    if workflow is not None and not states:
+        raise InvalidInput(
+            "--workflow needs --state (e.g. --state Failed): every job of a workflow is not "
+            "restarted by accident"
+        )
+    if workflow is None and not serials:
+        raise InvalidInput("name the jobs: SERIAL..., or --workflow NAME --state STATE")
+
+
+def _by_workflow(client: Any, serials: list[int]) -> dict[str, list[int]]:
+    """The serials grouped by their jobs' workflows (each job is asked for)."""
+    grouped: dict[str, list[int]] = {}
+    for serial in dict.fromkeys(serials):
+        grouped.setdefault(client.get(f"/api/jobs/{serial}")["workflow"], []).append(serial)
+    return grouped
+
+
+def _restart_many(client: Any, workflow: str, body: dict[str, Any]) -> dict[str, Any]:
+    answer: dict[str, Any] = client.post(
+        f"/api/workflows/{ctx.name_path(workflow)}/jobs/restart", body
+    )
+    return answer
+
+
+def _print_restarts(answers: list[dict[str, Any]]) -> None:
+    restarted = [item for answer in answers for item in answer["restarted"]]
+    skipped = [item for answer in answers for item in answer["skipped"]]
+    for item in restarted:
+        console.print(f"job {item['serial']} -> job {item['new_serial']} ({item['state']})")
+    for item in skipped:
+        console.print(
+            f"job {item['serial']} skipped: {item['reason']}", highlight=False, markup=False
+        )
+    console.print(f"{len(restarted)} job(s) restarted, {len(skipped)} skipped")
 
 
 @job_app.command("rename")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from runyard.cli import context as ctx
-from runyard.cli.context import DataDir, ServerUrl, Token, console
+from runyard.cli.context import DataDir, ServerUrl, Token, console, name_path
 from runyard.cli.workflows import WorkflowName
 
 run_app = typer.Typer(
@@ -51,7 +51,7 @@ def run_new(
     if outputs is not None:
         body["outputs"] = ctx.json_option(outputs, "--outputs")
     with ctx.client(data_dir, server, token) as client:
-        job = client.post(f"/api/workflows/{workflow}/runs", body)
+        job = client.post(f"/api/workflows/{name_path(workflow)}/runs", body)
     console.print(f"run {job['run_id']}: job {job['serial']} {job['state']}")
 
 

@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable
 from contextlib import suppress
 from types import FrameType
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 import uvicorn
 
@@ -59,6 +59,7 @@ class Server:
         self.uvicorn = _Uvicorn(uvicorn_config(self.runyard), self.runyard)
         self.exit_code = 0
         self.on_stop: list[Callable[[], None]] = []
+        self._handlers: dict[int, Any] = {}  # the stop signals' handlers before announce()
 
     def announce(self) -> None:
         if self.admin_token:
@@ -66,6 +67,7 @@ class Server:
                 f"Created the admin token (shown once; also stored in "
                 f"{self.settings.admin_token_file}):\n  {self.admin_token}"
             )
+        self._handlers = {sig: signal.signal(sig, self._stop_signal) for sig in STOP_SIGNALS}
         # Written whole, then renamed: a client never reads half of it.
         staging = self.settings.server_file.with_suffix(f".{os.getpid()}.tmp")
         staging.write_text(json.dumps({"url": self.url, "pid": os.getpid()}))
@@ -79,13 +81,23 @@ class Server:
 
     def serve(self) -> None:
         try:
+            if self.uvicorn.should_exit:
+                return  # stopped between its announcement and now
             if self.settings.processes > 1:
                 self.exit_code = ServerProcesses(self).run()
             else:
                 self.uvicorn.run(sockets=[self.sock])
         finally:
+            for sig, handler in self._handlers.items():
+                signal.signal(sig, handler)
             self._unannounce()
             self.runyard.close()
+
+    def _stop_signal(self, sig: int, frame: FrameType | None) -> None:
+        """A stop (SIGINT, SIGTERM) while uvicorn's own handlers are not in place: before it
+        serves, or after it stopped, when it raises the signal again. Serving ends (or is
+        not begun) and server.json is removed, as for a stop while serving."""
+        self.uvicorn.should_exit = True
 
     def _unannounce(self) -> None:
         """Remove server.json, unless another server (sharing the data directory) has
@@ -105,6 +117,9 @@ class Server:
 
     def local_token(self) -> str:
         return self.settings.admin_token_file.read_text().strip()
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def uvicorn_config(ry: Runyard) -> uvicorn.Config:
@@ -141,7 +156,7 @@ def _lock_sqlite(settings: Settings) -> TextIO | None:
     operating system when the process ends, however it ends."""
     if not settings.effective_database_url.startswith("sqlite"):
         return None
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner-only: security.md
     handle = open(settings.data_dir / "server.lock", "a+")  # held open while serving
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -12,12 +12,13 @@ import typer
 
 from runyard.cli import context as ctx
 from runyard.cli.context import ServerUrl, console
+from runyard.cli.workers import package_name
 from runyard.errors import InvalidInput
 
 worker_app = typer.Typer(
     help="Start a worker that claims and runs jobs; 'runyard worker install PACKAGE' makes "
     "the environment of dependency packages on it beforehand.\n\n"
-    "Example: runyard worker --server http://lab-server:8765 --token ry_worker_... "
+    "Example: runyard worker --server http://lab-server:8765 --token-file ~/.runyard-token "
     "--max-jobs 4 --install-dependencies",
     invoke_without_command=True,
 )
@@ -32,8 +33,17 @@ WorkerToken = Annotated[
     str | None,
     typer.Option(
         "--token",
-        help="Worker token from 'runyard token create-worker' (default: the data "
+        help="Worker token from 'runyard token create-worker'; other local users can read "
+        "a command line (ps): prefer --token-file or RUNYARD_TOKEN (default: the data "
         "directory's admin token) [env: RUNYARD_TOKEN].",
+    ),
+]
+TokenFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-file",
+        help="Read the worker token from this file (its first line; keep it owner-only).",
+        show_default=False,
     ),
 ]
 WorkerName = Annotated[
@@ -56,6 +66,7 @@ def worker(
     context: typer.Context,
     server: str | None = ServerUrl,
     token: WorkerToken = None,
+    token_file: TokenFile = None,
     max_jobs: Annotated[
         int, typer.Option("--max-jobs", help="Jobs it runs at once (its max concurrent jobs).")
     ] = 2,
@@ -126,7 +137,8 @@ def worker(
 ) -> None:
     """Start a worker that claims and runs jobs.
 
-    Example: runyard worker --server http://lab-server:8765 --token ry_worker_... --max-jobs 4
+    Example: runyard worker --server http://lab-server:8765 --token-file ~/.runyard-token
+    --max-jobs 4
     """
     if context.invoked_subcommand is not None:
         return
@@ -134,6 +146,7 @@ def worker(
     from runyard.worker.config import SlurmOptions
     from runyard.worker.worker import WorkerConfig
 
+    token = worker_token(token, token_file)
     url, secret = ctx.locate_server(data_dir, server, token, logins=False)
     s = ctx.settings(data_dir=data_dir)
     worker_name = name or socket.gethostname()
@@ -165,6 +178,7 @@ def install(
     ],
     server: str | None = ServerUrl,
     token: WorkerToken = None,
+    token_file: TokenFile = None,
     name: WorkerName = None,
     data_dir: WorkerDataDir = None,
 ) -> None:
@@ -178,7 +192,8 @@ def install(
     from runyard.client import Client
     from runyard.worker.environments import Environments
 
-    wanted = [_package(text) for text in packages]
+    wanted = [package_name(text) for text in packages]
+    token = worker_token(token, token_file)
     url, secret = ctx.locate_server(data_dir, server, token, logins=False)
     s = ctx.settings(data_dir=data_dir)
     worker_name = name or socket.gethostname()
@@ -210,8 +225,34 @@ def install(
     )
 
 
-def _package(text: str) -> dict[str, str]:
-    name, _, version = text.partition("==")
-    if not name.strip():
-        raise InvalidInput(f"name a dependency package as NAME or NAME==VERSION, not {text!r}")
-    return {"name": name.strip(), "version": version.strip()}
+def worker_token(token: str | None, token_file: Path | None) -> str | None:
+    """The token given by --token-file or --token (None: RUNYARD_TOKEN or the admin token);
+    a token on the command line is visible to every local user (ps): warned about."""
+    if token is not None and token_file is not None:
+        raise InvalidInput("--token and --token-file exclude each other: give one")
+    if token is not None:
+        ctx.errors.print(
+            "warning: a token given with --token can be read by every user of this machine "
+            "(ps, /proc); give it with --token-file PATH or RUNYARD_TOKEN instead",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return token
+    if token_file is None:
+        return None
+    try:
+        text = token_file.expanduser().read_text().strip().splitlines()
+    except OSError as exc:
+        raise InvalidInput(f"--token-file: cannot read {token_file}: {exc.strerror}") from None
+    if not text or not text[0].strip():
+        raise InvalidInput(f"--token-file: {token_file} is empty; write the worker token in it")
+    if token_file.expanduser().stat().st_mode & 0o077:
+        ctx.errors.print(
+            f"warning: {token_file} can be read by other users; make it owner-only "
+            f"(chmod 600 {token_file})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    return text[0].strip()

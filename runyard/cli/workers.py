@@ -1,16 +1,17 @@
-"""``runyard workers``: list the workers; limit how many jobs one runs at once."""
+"""``runyard workers``: list the workers; limit how many jobs one runs at once; allow
+installs, ask one to install dependency packages, and read its environments (admins)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import quote
 
 import typer
 from rich.table import Table
 
 from runyard.cli import context as ctx
-from runyard.cli.context import DataDir, ServerUrl, Token, console
+from runyard.cli.context import DataDir, ServerUrl, Token, console, name_path
+from runyard.errors import InvalidInput
 
 workers_app = typer.Typer(
     help="List the workers; limit a worker's concurrent jobs (admins).", no_args_is_help=True
@@ -55,7 +56,7 @@ def workers_limit(
     Example: runyard workers limit imaging-pc-2 1
     """
     with ctx.client(data_dir, server, token) as client:
-        answer = client.put(f"/api/workers/{name}/max-jobs", {"max_jobs": max_jobs})
+        answer = client.put(f"/api/workers/{name_path(name)}/max-jobs", {"max_jobs": max_jobs})
     shown = answer["max_jobs_limit"]
     console.print(
         f"worker {name}: " + ("no limit" if shown is None else f"at most {shown} jobs at once"),
@@ -84,12 +85,48 @@ def workers_installs(
     Example: runyard workers installs imaging-pc-2 --forbid
     """
     with ctx.client(data_dir, server, token) as client:
-        answer = client.put(f"/api/workers/{quote(name, safe='')}/installs", {"allowed": allow})
+        answer = client.put(f"/api/workers/{name_path(name)}/installs", {"allowed": allow})
     what = "may" if answer["installs_allowed"] else "may not"
     asked = "" if answer["installs"] else " (it was not started with --install-dependencies)"
     console.print(
         f"worker {name} {what} install dependency packages{asked}", highlight=False, markup=False
     )
+
+
+@workers_app.command("install")
+def workers_install(
+    name: Annotated[str, typer.Argument(help="The worker's name.")],
+    packages: Annotated[
+        list[str],
+        typer.Argument(help="Dependency packages: NAME (the newest imported) or NAME==VERSION."),
+    ],
+    data_dir: Path | None = DataDir,
+    server: str | None = ServerUrl,
+    token: str | None = Token,
+) -> None:
+    """Ask a running worker to make the environment of these dependency packages (admins):
+    it does at its next heartbeat, also if it does not install on demand. Follow it with
+    'runyard workers environments NAME'. On the worker's own machine, 'runyard worker
+    install' makes it at once.
+
+    Example: runyard workers install imaging-pc-2 scikit-image==0.25.0.0
+    """
+    body = {"packages": [package_name(text) for text in packages]}
+    with ctx.client(data_dir, server, token) as client:
+        answer = client.post(f"/api/workers/{name_path(name)}/environments", body)
+    console.print(
+        f"environment {answer['key']} on worker {name}: {answer['state']}",
+        highlight=False,
+        markup=False,
+    )
+
+
+def package_name(text: str) -> dict[str, str]:
+    """``NAME`` or ``NAME==VERSION`` as the API names a dependency package."""
+    name, _, version = text.partition("==")
+    if not name.strip():
+        raise InvalidInput(f"name a dependency package as NAME or NAME==VERSION, not {text!r}")
+    return {"name": name.strip(), "version": version.strip()}
 
 
 @workers_app.command("environments")
@@ -105,7 +142,7 @@ def workers_environments(
     Example: runyard workers environments imaging-pc-2 --log
     """
     with ctx.client(data_dir, server, token) as client:
-        rows = client.get(f"/api/workers/{quote(name, safe='')}/environments")
+        rows = client.get(f"/api/workers/{name_path(name)}/environments")
     table = Table("Environment", "Packages", "State", "Updated")
     for env in rows:
         packages = ", ".join(f"{p['name']} {p['version']}" for p in env["packages"])

@@ -238,9 +238,7 @@ class XFWorkerJob:
     @contextmanager
     def server_connection(self) -> Iterator[ServerConnection]:
         """A connection to the server as this job, closed at the end of the ``with`` block."""
-        from runyard.client import Client
-
-        with Client(self._job.server, self._job.token) as client:
+        with runyard_task.job_client(self._job.server, self._job.token) as client:
             connection = ServerConnection(
                 client=client, job_serial=self._job.serial, reservations=self._reservations
             )

@@ -17,13 +17,14 @@ from runyard.operations.runs import RunManager
 from runyard.operations.sessions import SessionManager
 from runyard.operations.spawns import SpawnManager
 from runyard.operations.task_types import TaskTypeManager
+from runyard.operations.tokens import TokenManager
 from runyard.operations.userdata import UserDataManager
 from runyard.operations.users import UserManager
 from runyard.operations.views import ViewManager
 from runyard.operations.workers import WorkerManager
 from runyard.operations.workflows import WorkflowManager
 from runyard.settings import Settings
-from runyard.store import Store
+from runyard.store import Store, private
 from runyard.store import workers as worker_rows
 
 
@@ -53,18 +54,23 @@ class Runyard:
         self.userdata = UserDataManager(
             *args, secret=self.auth.secret, now=now, changed=self.changed
         )
-        self.workers = WorkerManager(*args, **shared)
+        self.workers = WorkerManager(*args, leases=self.leases, **shared)
         self.workflows = WorkflowManager(*args, **shared)
         self.users = UserManager(*args, auth=self.auth, **shared)
+        self.tokens = TokenManager(*args, auth=self.auth, **shared)
         self.sessions = SessionManager(*args, auth=self.auth, users=self.users, **shared)
         self.access = AccessManager(*args, **shared)
         self.views = ViewManager(*args, environments=self.environments, **shared)
         self.purge = PurgeManager(*args, files=self.files, **shared)
 
     def open(self) -> Runyard:
-        """Create the data directory and bring the database schema up to date."""
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        """Create the data directory and bring the database schema up to date, both
+        owner-only (docs/security.md); read or make the secret."""
+        private.private_dir(self.settings.data_dir)
+        if self.settings.sqlite_path is not None:
+            private.private_database(self.settings.sqlite_path)
         self.store.migrate()
+        self.auth.load_secret()
         return self
 
     def activity(self, limit: int = 100) -> list[dict[str, Any]]:

@@ -11,23 +11,28 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
-from runyard.errors import Unauthorized
+from runyard.errors import ConfigError, Unauthorized
 from runyard.operations.base import Operations
 from runyard.store import leases as lease_rows
+from runyard.store import private
 from runyard.store import users as user_rows
 from runyard.store import workers as worker_rows
 
 ADMINS = "admins"  # the group whose members administer the server
 MAX_SERIAL = 2**31 - 1  # job serials are 32-bit integers in the database
+LEGACY_SECRET = "secret"  # the settings row where older versions kept the secret
+FINGERPRINT = "secret_fingerprint"  # the settings row of the secret's fingerprint
+ADMIN_TOKEN_ID = "admin_token_id"  # the settings row naming the admin token (its id)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +60,7 @@ def token_hash(token: str) -> str:
 
 
 # How long a looked-up admin or worker token is trusted without asking the database again
-# (a revoked token stops working within this time).
+# (a token revoked is forgotten at once, in every server process: within this time anyway).
 TOKEN_CACHE_SECONDS = 5.0
 
 
@@ -65,36 +70,75 @@ class AuthManager(Operations):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._known: dict[str, tuple[float, Principal]] = {}  # token hash -> (until, who)
+        self.cache_seconds = TOKEN_CACHE_SECONDS
         # Other caches of principals (the sessions'), told of each forget: a hash, or None.
         self.on_forget: list[Callable[[str | None], None]] = []
+        # Another server process revoked tokens: forget every look-up here.
+        self.changed.on_forget.append(self._forget_here)
 
     def secret(self) -> bytes:
+        """The HMAC secret, from its owner-only file (``load_secret``)."""
         if self._secret is None:
-            with self.store.write() as conn:
-                value = worker_rows.put_setting_once(conn, "secret", secrets.token_hex(32))
-            self._secret = bytes.fromhex(value)
+            self._secret = self.load_secret()
         return self._secret
+
+    def load_secret(self) -> bytes:
+        """Read the secret file, or make it: from the secret an older version kept in the
+        database (then deleted there), else new. The database keeps the secret's fingerprint
+        only: a server process whose file holds another secret than the others' is refused."""
+        path = self.settings.secret_path
+        try:
+            secret, shared = self._secret_and_fingerprint(path)
+        except IntegrityError:  # another server process noted its fingerprint meanwhile
+            secret, shared = self._secret_and_fingerprint(path)
+        if shared != private.fingerprint(secret):
+            raise ConfigError(
+                f"the secret in {path} is not the one the other server processes of this "
+                "database use: give every server process the same secret file (copy the "
+                "first server's secret file here, or name a shared one with --secret-file / "
+                "RUNYARD_SECRET_FILE)",
+                key="RUNYARD_SECRET_FILE",
+            )
+        self._secret = secret
+        return secret
+
+    def _secret_and_fingerprint(self, path: Path) -> tuple[bytes, str]:
+        """The secret of ``path`` (made, or moved there from the database, if missing) and
+        the fingerprint that the database holds (this secret's, if it held none)."""
+        secret = private.read_secret(path)
+        with self.store.write() as conn:
+            kept = worker_rows.take_setting(conn, LEGACY_SECRET)
+            if secret is None:
+                made = bytes.fromhex(kept) if kept else secrets.token_bytes(private.SECRET_BYTES)
+                secret = private.write_secret(path, made)
+            elif kept is not None and bytes.fromhex(kept) != secret:
+                raise ConfigError(
+                    f"the database holds a secret of an older version and {path} holds "
+                    f"another one; keep the database's: delete {path} and start again",
+                    key="RUNYARD_SECRET_FILE",
+                )
+            shared = worker_rows.put_setting_once(conn, FINGERPRINT, private.fingerprint(secret))
+        return secret, shared
 
     def ensure_admin_token(self) -> str | None:
         """Create the admin token at first start: returned once and written, owner-only, to
         the data directory for local CLI use. None if one exists already."""
-        token_file = self.settings.admin_token_file
         with self.store.write() as conn:
             if worker_rows.get_setting(conn, "admin_token_created") is not None:
                 return None
-            token = "ry_admin_" + secrets.token_urlsafe(32)
-            user_rows.insert_user_token(
-                conn,
-                token_hash=token_hash(token),
-                user="admin",
-                label="admin-token",
-                now=self.now(),
-            )
+            token = self.new_admin_token(conn)
             worker_rows.put_setting_once(conn, "admin_token_created", self.now().isoformat())
-            token_file.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(token + "\n")
+        return token
+
+    def new_admin_token(self, conn: Connection) -> str:
+        """Make an admin token (the user admin's, labelled admin-token), note it as the admin
+        token, and write it, owner-only, to the data directory's admin-token file."""
+        token = "ry_admin_" + secrets.token_urlsafe(32)
+        token_id = user_rows.insert_user_token(
+            conn, token_hash=token_hash(token), user="admin", label="admin-token", now=self.now()
+        )
+        worker_rows.put_setting(conn, ADMIN_TOKEN_ID, str(token_id))
+        private.write_private_file(self.settings.admin_token_file, token + "\n")
         return token
 
     def create_worker_token(self, name: str, *, actor: str = "system") -> str:
@@ -141,7 +185,7 @@ class AuthManager(Operations):
                 raise Unauthorized("the token is not valid (unknown or revoked)")
             kind, name = found
             principal = self.user(conn, name) if kind == "user" else Principal(kind=kind, name=name)
-        self._known[key] = (time.monotonic() + TOKEN_CACHE_SECONDS, principal)
+        self._known[key] = (time.monotonic() + self.cache_seconds, principal)
         return principal
 
     def user(self, conn: Connection, name: str) -> Principal:
@@ -154,14 +198,22 @@ class AuthManager(Operations):
         return Principal(kind="user", name=name, user_id=row["id"], groups=groups)
 
     def forget(self, token_hashes: list[str]) -> None:
-        """Stop trusting cached look-ups of these tokens (revoked in this process)."""
+        """Stop trusting cached look-ups of these tokens (revoked): here, and in the other
+        server processes of the database."""
         for key in token_hashes:
             self._known.pop(key, None)
             for listener in self.on_forget:
                 listener(key)
+        if token_hashes:
+            self.changed.forget_elsewhere()
 
     def forget_all(self) -> None:
-        """Look every token up again (a user's groups changed)."""
+        """Look every token up again (a user's groups changed), here and in the other
+        server processes."""
+        self._forget_here()
+        self.changed.forget_elsewhere()
+
+    def _forget_here(self) -> None:
         self._known.clear()
         for listener in self.on_forget:
             listener(None)

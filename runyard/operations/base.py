@@ -40,12 +40,24 @@ class Notifier:
         self._channel = channel
         self.version = 0
         self.closed = False
+        # Called when another server process revoked tokens (forget what was looked up).
+        self.on_forget: list[Callable[[], None]] = []
 
     def start(self) -> None:
         """Hear the other server processes' notifications and send them this one's (from
         now on; a serving process starts it, nothing else needs to)."""
         if self._channel is not None:
-            self._channel.start(self._wake)
+            self._channel.start(self._wake, self._forget)
+
+    def forget_elsewhere(self) -> None:
+        """Tokens were revoked (committed): the other server processes forget the tokens
+        they looked up (PostgreSQL; nothing to tell on SQLite)."""
+        if self._channel is not None:
+            self._channel.send_forget()
+
+    def _forget(self) -> None:
+        for listener in self.on_forget:
+            listener()
 
     def listening(self, timeout: float = 0.0) -> bool:
         """Whether the other server processes' notifications are heard (waiting up to

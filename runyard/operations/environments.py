@@ -35,9 +35,11 @@ from runyard.store import workers as worker_rows
 from runyard.store.dependency_packages import ImportedDependencyPackage
 from runyard.store.schema import dependency_packages, task_types
 
-STATES = ("Installing", "Ready", "Failed")
+STATES = ("Installing", "Ready", "Failed")  # what a worker says of an environment
+REQUESTED = "Requested"  # an admin asked the worker to make it; its next heartbeat hears
 # What every worker has: the Python it runs task scripts with (XamFlow's virtual marker).
 EVERY_WORKER_PROVIDES = frozenset({"Core.Host.Python3"})
+ANY_VERSION = "0.0.0.0"  # asked for by name only: the newest imported version
 Catalog = Mapping[str, Sequence[ImportedDependencyPackage]]  # name -> versions, newest first
 
 
@@ -141,8 +143,9 @@ class EnvironmentManager(Operations):
         every name must be imported."""
         with self.store.read() as conn:
             known = self._refresh(conn)
+        have = set(provides) | EVERY_WORKER_PROVIDES
         for dependency in wanted:
-            if dependency.name not in known.catalog:
+            if dependency.name not in known.catalog and dependency.name not in have:
                 raise NotFound(
                     f"no dependency package named {dependency.name!r} is imported "
                     "(runyard import PACKAGE)",
@@ -175,6 +178,53 @@ class EnvironmentManager(Operations):
                     f"worker {worker}: environment {key} ({names}) {state}",
                 )
         self.changed.notify()
+
+    def request(self, worker: str, wanted: Sequence[Dependency], *, actor: str) -> dict[str, Any]:
+        """An admin asks ``worker`` to make the environment of ``wanted`` (Workers > Install
+        dependency package): Requested until the worker's next heartbeat takes it; nothing
+        to do when it is Ready or Installing there already."""
+        with self.store.read() as conn:
+            found = worker_rows.get_worker(conn, worker)
+        if found is None:
+            raise NotFound(f"no worker named {worker!r} has registered", worker=worker)
+        made = self.plan_for_packages(wanted, found.provides)
+        names = ", ".join(
+            d.name if d.version == ANY_VERSION else f"{d.name} {d.version}" for d in wanted
+        )
+        if made.missing:
+            raise InvalidInput(
+                f"worker {worker} cannot install {', '.join(made.missing)}: a virtual marker "
+                "is something a worker has already (runyard worker --provides NAME)",
+                missing=list(made.missing),
+            )
+        spec = made.json()
+        if spec is None:
+            raise InvalidInput(
+                f"worker {worker} provides {names} already: there is nothing to install",
+                worker=worker,
+            )
+        with self.store.write() as conn:
+            state = dict(environment_rows.states(conn, found.id)).get(spec["key"])
+            if state in ("Ready", "Installing"):
+                return {"worker": worker, "key": spec["key"], "state": state}
+            environment_rows.record(
+                conn, found.id, spec["key"], packages=spec["packages"], state=REQUESTED,
+                log="", now=self.now(),
+            )  # fmt: skip
+            self._log(
+                conn,
+                actor,
+                "worker.environment",
+                f"worker {worker}: environment {spec['key']} ({names}) requested",
+            )
+        self.changed.notify()
+        return {"worker": worker, "key": spec["key"], "state": REQUESTED}
+
+    def requested(self, worker: str) -> list[dict[str, Any]]:
+        """The environments an admin asked ``worker`` to make, as it makes them
+        (``{"key", "packages"}``)."""
+        with self.store.read() as conn:
+            return environment_rows.in_state(conn, worker, REQUESTED)
 
     def listed(self, worker: str | None = None) -> list[dict[str, Any]]:
         with self.store.read() as conn:

@@ -1,6 +1,10 @@
 """Giving Running jobs back (Running -> Queued, no lease, no worker, the attempt not
 counted): by their worker (``LeaseManager.release``) or because their run or workflow was
-obsoleted. Their workers learn of it at the next heartbeat (HTTP 409) and stop the scripts."""
+obsoleted. Their workers learn of it at the next heartbeat (HTTP 409) and stop the scripts.
+
+And the jobs of a worker that registers again under its name: its earlier process is gone
+with their scripts, so they are Queued again at once rather than when their leases run out;
+the lost attempt counts, as an expired lease's does (Failed after the attempt limit)."""
 
 from __future__ import annotations
 
@@ -35,6 +39,60 @@ class GivingBack(JobManager):
             lease_expires_at=None,
             worker_id=None,
             **values,
+        )
+
+    def give_back_lost(self, worker_id: int, worker: str, *, keep: set[int]) -> list[int]:
+        """The Running jobs of ``worker``, which has just registered again, but those it
+        still holds (``keep``): Queued again at once, or Failed once they have had
+        ``max_attempts`` attempts, each in a transaction of its own. The serials given back."""
+        with self.store.read() as conn:
+            running = job_rows.running_on_worker(conn, worker_id)
+        given = []
+        for job, lease_id in running:
+            if job.serial in keep:
+                continue
+            with self._write_and_notify() as conn:
+                try:
+                    self._lose(conn, job, lease_id, worker)
+                except StaleLease:
+                    continue  # finished or given back meanwhile
+            given.append(job.serial)
+        return given
+
+    def _lose(self, conn: Connection, job: Job, lease_id: str, worker: str) -> None:
+        when = f"{self.now().astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        line = (
+            f"----- lost at {when}: worker {worker} started again, so its script of attempt "
+            f"{job.attempt} is gone -----\n"
+        )
+        values: dict[str, Any] = {}
+        target = JobState.QUEUED
+        if job.attempt >= self.settings.max_attempts:
+            target = JobState.FAILED
+            values = {
+                "error": f"worker {worker} started again while it ran the job, in the last of "
+                f"{job.attempt} attempts; giving up",
+                "finished_at": self.now(),
+            }
+        self._transition(
+            conn,
+            job.serial,
+            target,
+            held_lease=lease_id,
+            lease_id=None,
+            lease_expires_at=None,
+            worker_id=None,
+            log=lease_rows.log_with_line(line),
+            **values,
+        )
+        done = "Failed" if target == JobState.FAILED else "Queued again"
+        self._log(
+            conn,
+            f"worker {worker}",
+            "job.give_back",
+            f"job {job.serial} {done}: worker {worker} started again while it ran the job",
+            workflow_id=job.workflow_id,
+            job_serial=job.serial,
         )
 
     def _give_back_run(self, conn: Connection, run: Run, actor: str) -> list[int]:

@@ -7,13 +7,22 @@ the follower jobs in the same transaction.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection
 
-from runyard.errors import Conflict, IllegalTransition, InvalidInput, NotFound, StaleLease
+from runyard.errors import (
+    Conflict,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    RunyardError,
+    StaleLease,
+)
 from runyard.models import Entity, Job, Task, Workflow
 from runyard.operations.reduce import Reducing
+from runyard.operations.restarts import RestartChoice, chosen_jobs, restartable, skip_reason
 from runyard.sortorder import keys_after
 from runyard.states import (
     JobState,
@@ -54,43 +63,68 @@ class JobManager(Reducing):
         else Waiting for a user (interactive, or inputs to enter) or Queued. Waiting claims
         are woken only if the workflow is Started (no worker may take a job of another)."""
         with self.store.write() as conn:
-            workflow = self._workflow(conn, workflow_name)
-            if workflow.state == WorkflowState.OBSOLETE:
-                raise Conflict(
-                    f"workflow {workflow.name!r} is Obsolete; start it again to add runs",
-                    workflow=workflow.name,
-                )
-            tasks = self._tasks(conn, workflow.id)
-            task = self._task(tasks, task_name, workflow)
-            if not task.is_source:
-                upstream = ", ".join(sorted(task.upstream_names()))
-                raise InvalidInput(
-                    f"task {task.name!r} takes inputs from {upstream}; "
-                    "a new run starts at a source task",
-                    task=task.name,
-                )
-            sort_order = next_sort_order(conn, workflow.id)
-            run_id = run_rows.insert_run(
+            job, workflow = self._new_run(
                 conn,
-                workflow_id=workflow.id,
-                name=name or f"Run {sort_order}",
-                sort_order=sort_order,
+                workflow_name,
+                task_name,
+                outputs=outputs,
+                name=name,
                 entity=entity,
-                now=self.now(),
-            )
-            job = self._create_job(conn, workflow, tasks, task, run_id, outputs=outputs)
-            self._refresh_reduces(conn, workflow.id, [task.id])
-            self._log(
-                conn,
-                actor,
-                "run.new",
-                f"new run {name or run_id!s} at {task.name}",
-                workflow_id=workflow.id,
-                job_serial=job.serial,
+                actor=actor,
             )
         if workflow.state == WorkflowState.STARTED:
             self.changed.notify()
         return job
+
+    def _new_run(
+        self,
+        conn: Connection,
+        workflow_name: str,
+        task_name: str,
+        *,
+        outputs: dict[str, Any] | None,
+        name: str | None,
+        entity: Entity | None,
+        actor: str,
+    ) -> tuple[Job, Workflow]:
+        """``new_run`` in the transaction ``conn``: the source job and its workflow."""
+        workflow = self._workflow(conn, workflow_name)
+        if workflow.state == WorkflowState.OBSOLETE:
+            raise Conflict(
+                f"workflow {workflow.name!r} is Obsolete; start it again to add runs",
+                workflow=workflow.name,
+            )
+        tasks = self._tasks(conn, workflow.id)
+        task = self._task(tasks, task_name, workflow)
+        if not task.is_source:
+            upstream = ", ".join(sorted(task.upstream_names()))
+            raise InvalidInput(
+                f"task {task.name!r} takes inputs from {upstream}; "
+                "a new run starts at a source task",
+                task=task.name,
+            )
+        if outputs is not None:
+            _check_all_outputs(task, outputs)
+        sort_order = next_sort_order(conn, workflow.id)
+        run_id = run_rows.insert_run(
+            conn,
+            workflow_id=workflow.id,
+            name=name or f"Run {sort_order}",
+            sort_order=sort_order,
+            entity=entity,
+            now=self.now(),
+        )
+        job = self._create_job(conn, workflow, tasks, task, run_id, outputs=outputs)
+        self._refresh_reduces(conn, workflow.id, [task.id])
+        self._log(
+            conn,
+            actor,
+            "run.new",
+            f"new run {name or run_id!s} at {task.name}",
+            workflow_id=workflow.id,
+            job_serial=job.serial,
+        )
+        return job, workflow
 
     def set_priority(self, run_id: int, priority: str, *, actor: str = "system") -> None:
         if priority not in set(Priority):
@@ -305,59 +339,103 @@ class JobManager(Reducing):
             job = job_rows.get_job(conn, serial)
             if job is None:
                 raise NotFound(f"no job with serial {serial}", serial=serial)
-            if job.state == JobState.OBSOLETE:
-                raise IllegalTransition(
-                    f"job {serial} is Obsolete; restart the live job of its task instead",
-                    serial=serial,
-                )
-            run = run_rows.get_run(conn, job.run_id)
-            if run is not None and run.obsolete:
-                raise Conflict(
-                    f"job {serial} is in run {run.name!r}, which is obsolete; restore the run "
-                    "first",
-                    serial=serial,
-                )
-            run_rows.lock_run(conn, job.run_id)
-            workflow = workflow_rows.get_workflow(conn, id=job.workflow_id)
-            assert workflow is not None
-            tasks = self._tasks(conn, workflow.id)
-            by_id = {t.id: t for t in tasks}
-            task = by_id[job.task_id]
-            if task.task_type.interface.kind == "reduce":
-                return self._restart_reduce(conn, job, task, tasks, actor)
-            live = job_rows.live_jobs_in_run(conn, job.run_id)
-            upstream = {
-                by_id[j.task_id].name: j.outputs
-                for j in live
-                if j.state == JobState.DONE and by_id[j.task_id].name in task.upstream_names()
-            }
-            missing = task.upstream_names() - upstream.keys()
-            if missing:
-                raise Conflict(
-                    f"cannot restart job {serial}: upstream task(s) {', '.join(sorted(missing))} "
-                    "have no Done job in this run",
-                    serial=serial,
-                )
-            doomed = downstream_tasks(task.name, tasks) | {task.name}
-            for other in live:
-                if by_id[other.task_id].name in doomed:
-                    self._transition(conn, other.serial, JobState.OBSOLETE, lease_id=None)
-            new = self._create_job(
-                conn, workflow, tasks, task, job.run_id, outputs=None, upstream_outputs=upstream
-            )
-            self._log(
-                conn,
-                actor,
-                "job.restart",
-                f"job {serial} restarted as job {new.serial}",
-                workflow_id=workflow.id,
-                job_serial=new.serial,
-            )
-            return new
+            return self._restart(conn, job, actor)
 
-    def _restart_reduce(
-        self, conn: Connection, job: Job, task: Task, tasks: list[Task], actor: str
+    def restart_jobs(
+        self, workflow_name: str, choice: RestartChoice, *, actor: str = "system"
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Restart many jobs of a workflow in one transaction (each as ``restart_new_job``),
+        upstream ones of a run first; those that cannot be restarted are skipped with the
+        reason. ``{"restarted": [{"serial", "new_serial", "state"}], "skipped": [{"serial",
+        "reason"}]}``."""
+        with self._write_and_notify() as conn:
+            workflow = self._workflow(conn, workflow_name)
+            tasks = self._tasks(conn, workflow.id)
+            found = chosen_jobs(conn, workflow, tasks, choice)
+            jobs, skipped = restartable(workflow, tasks, choice.serials, found)
+            # The lock order: the runs (in id order), then the study run (reduce jobs last).
+            reduces = {t.id for t in tasks if t.task_type.interface.kind == "reduce"}
+            run_rows.lock_runs(conn, sorted({j.run_id for j in jobs if j.task_id not in reduces}))
+            restarted: list[dict[str, Any]] = []
+            for job in jobs:
+                try:
+                    with conn.begin_nested():
+                        new = self._restart(conn, job, actor)
+                except RunyardError as exc:
+                    skipped.append({"serial": job.serial, "reason": skip_reason(conn, job, exc)})
+                    continue
+                restarted.append({"serial": job.serial, "new_serial": new.serial,
+                                  "state": new.state})  # fmt: skip
+            return {"restarted": restarted, "skipped": skipped}
+
+    def _restart(
+        self, conn: Connection, job: Job, actor: str, *, retry: tuple[int, int] | None = None
     ) -> Job:
+        """Restart new job (``restart_new_job``) in a transaction that is under way; with
+        ``retry`` (n, of), the automatic retry n of ``of`` of a job whose script failed (the
+        new job's metadata names it: ``retry_of``, ``retry``)."""
+        new = self._new_attempt(conn, job)
+        if retry is None:
+            action, message = "job.restart", f"job {job.serial} restarted as job {new.serial}"
+        else:
+            metadata = new.metadata | {"retry_of": job.serial, "retry": retry[0]}
+            job_rows.set_metadata(conn, new.serial, metadata)
+            new = replace(new, metadata=metadata)
+            action = "job.retry"
+            message = f"job {job.serial} failed; retry {retry[0]} of {retry[1]} as job {new.serial}"
+        self._log(
+            conn, action=action, actor=actor, message=message, workflow_id=job.workflow_id,
+            job_serial=new.serial,
+        )  # fmt: skip
+        return new
+
+    def _new_attempt(self, conn: Connection, job: Job) -> Job:
+        """The job and what follows it in its run Obsolete, and a new job of its task."""
+        serial = job.serial
+        if job.state == JobState.OBSOLETE:
+            raise IllegalTransition(
+                f"job {serial} is Obsolete; restart the live job of its task instead",
+                serial=serial,
+            )
+        run = run_rows.get_run(conn, job.run_id)
+        if run is not None and run.obsolete:
+            raise Conflict(
+                f"job {serial} is in run {run.name!r}, which is obsolete; restore the run first",
+                serial=serial,
+            )
+        run_rows.lock_run(conn, job.run_id)
+        workflow = workflow_rows.get_workflow(conn, id=job.workflow_id)
+        assert workflow is not None
+        tasks = self._tasks(conn, workflow.id)
+        by_id = {t.id: t for t in tasks}
+        task = by_id[job.task_id]
+        if task.task_type.interface.kind == "reduce":
+            return self._restart_reduce(conn, job, task, tasks)
+        live = job_rows.live_jobs_in_run(conn, job.run_id)
+        upstream = {
+            by_id[j.task_id].name: j.outputs
+            for j in live
+            if j.state == JobState.DONE and by_id[j.task_id].name in task.upstream_names()
+        }
+        missing = task.upstream_names() - upstream.keys()
+        if missing:
+            raise Conflict(
+                f"cannot restart job {serial}: upstream task(s) {', '.join(sorted(missing))} "
+                "have no Done job in this run",
+                serial=serial,
+            )
+        doomed = downstream_tasks(task.name, tasks) | {task.name}
+        for other in live:
+            if by_id[other.task_id].name in doomed:
+                self._transition(conn, other.serial, JobState.OBSOLETE, lease_id=None)
+        new = self._create_job(
+            conn, workflow, tasks, task, job.run_id, outputs=None, upstream_outputs=upstream
+        )
+        # Obsoleting the old job re-decided the reduces before the new one existed.
+        self._refresh_reduces(conn, workflow.id, [task.id])
+        return new
+
+    def _restart_reduce(self, conn: Connection, job: Job, task: Task, tasks: list[Task]) -> Job:
         """A new reduce job from the current upstream results, even if they did not change."""
         self._refresh_reduce(conn, task, tasks, awaited_tasks(task, tasks), force=True)
         new = reduce_rows.live_job(conn, task.id, job.run_id)
@@ -367,14 +445,6 @@ class JobManager(Reducing):
                 "pending, or none has a Done result; it is queued by itself when they are done",
                 serial=job.serial,
             )
-        self._log(
-            conn,
-            actor,
-            "job.restart",
-            f"job {job.serial} restarted as job {new.serial}",
-            workflow_id=job.workflow_id,
-            job_serial=new.serial,
-        )
         return new
 
 
@@ -401,3 +471,21 @@ def _check_no_live_job(conn: Connection, job: Job, target: JobState) -> None:
                 serial=job.serial,
                 live=other.serial,
             )
+
+
+def _check_all_outputs(task: Task, outputs: dict[str, Any]) -> None:
+    """A new run's source job is Done with ``outputs``: every output of its interface must
+    be there (a missing one would fail every job that reads it), after what
+    ``check_outputs`` says of the values given."""
+    problem = check_outputs(task.task_type, outputs)
+    if problem:
+        raise InvalidInput(problem, task=task.name)
+    missing = [p for p in task.task_type.interface.outputs if p.key not in outputs]
+    if missing:
+        names = ", ".join(f"{p.key!r} ({p.type})" for p in missing)
+        raise InvalidInput(
+            f"the outputs of source task {task.name!r} lack {names}: give every output of its "
+            "interface, or none to let a user (or a worker) give them",
+            task=task.name,
+            missing=[p.key for p in missing],
+        )

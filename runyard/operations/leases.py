@@ -11,6 +11,7 @@ A worker's report of finished jobs is one transaction with the claim of its next
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -129,19 +130,35 @@ class LeaseManager(GivingBack):
         return name
 
     def heartbeat(
-        self, serial: int, lease_id: str, log: str = "", *, worker: str | None = None
+        self,
+        serial: int,
+        lease_id: str,
+        log: str = "",
+        *,
+        worker: str | None = None,
+        started: bool = False,
     ) -> Lease:
-        """Renew the lease (and add the script's new output to the job log)."""
+        """Renew the lease (and add the script's new output to the job log); ``started``:
+        the worker says the job's script has started (until then the job is only claimed)."""
         with self.store.write() as conn:
-            return self._heartbeat(conn, serial, lease_id, log, worker)
+            return self._heartbeat(conn, serial, lease_id, log, worker, started)
 
     def _heartbeat(
-        self, conn: Connection, serial: int, lease_id: str, log: str, worker: str | None
+        self,
+        conn: Connection,
+        serial: int,
+        lease_id: str,
+        log: str,
+        worker: str | None,
+        started: bool = False,
     ) -> Lease:
-        expires = self.now() + timedelta(seconds=self.settings.lease_seconds)
+        now = self.now()
+        expires = now + timedelta(seconds=self.settings.lease_seconds)
         attempt = lease_rows.renew_lease(conn, serial, lease_id, expires, worker)
         if attempt is not None and log:
             lease_rows.append_log(conn, serial, lease_id, log, MAX_LOG_CHARS)
+        if attempt is not None and started:
+            lease_rows.mark_started(conn, serial, lease_id, now)
         if attempt is None:
             _check_holder(conn, serial, lease_id, worker)  # why: another worker's job?
             raise self._stale(conn, serial)
@@ -282,8 +299,26 @@ class LeaseManager(GivingBack):
             created = self._create_followers(conn, finished, graph)
             if made is not None:
                 made.extend(created)
+        elif (retried := self._retry(conn, finished, graph)) is not None:
+            if made is not None:
+                made.append(retried.serial)
+            return finished  # the retry decided the reduces again
         self._refresh_reduces(conn, job.workflow_id, [job.task_id], graph=graph)
         return finished
+
+    def _retry(self, conn: Connection, failed: Job, graph: TaskGraph) -> Job | None:
+        """Restart a job whose script failed as a new job, if its task type's ``retries``
+        allow another (``metadata["retry"]``: the retries before it); the new job, or None
+        (no retry left, or the restart refused: it stays Failed as it is)."""
+        retries = self._task_type_of(conn, failed, graph).retries
+        before = failed.metadata.get("retry", 0)
+        if not isinstance(before, int) or before >= retries:
+            return None
+        try:
+            with conn.begin_nested():
+                return self._restart(conn, failed, "system", retry=(before + 1, retries))
+        except RunyardError:
+            return None
 
     def _task_type_of(self, conn: Connection, job: Job, graph: TaskGraph) -> TaskType:
         """The task type a job was made with (its task's, unless the task changed type)."""
@@ -338,16 +373,21 @@ class LeaseManager(GivingBack):
         )
 
     def heartbeats(
-        self, beats: list[tuple[int, str, str]], *, worker: str | None = None
+        self,
+        beats: list[tuple[int, str, str]],
+        *,
+        worker: str | None = None,
+        started: Collection[int] = (),
     ) -> list[int]:
         """Renew several leases (serial, lease, new log text) at once, in one transaction;
         the serials whose lease was refused (aborted, given back, expired, unknown, another
-        worker's): their scripts must stop."""
+        worker's): their scripts must stop. ``started``: the jobs whose scripts the worker
+        says have started."""
         refused = []
         with self.store.write() as conn:
             for serial, lease, log in beats:
                 try:
-                    self._heartbeat(conn, serial, lease, log, worker)
+                    self._heartbeat(conn, serial, lease, log, worker, serial in started)
                 except (StaleLease, NotFound, Forbidden):
                     refused.append(serial)
         return refused

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +106,28 @@ class Reducing(Operations):
             [s for s in JobState if s != JobState.OBSOLETE],
             lease_id=None,
         )
+
+
+def held_reduces(conn: Connection, graph: TaskGraph) -> dict[str, str]:
+    """Why each reduce task of a workflow has no job queued now, by task name: the active
+    runs it waits for, by the state of their pending upstream jobs (only the reduce tasks
+    that wait)."""
+    held = {}
+    for reduce, awaited in graph.reduces:
+        why = held_reason(reduce_rows.pending_runs(conn, reduce.workflow_id, awaited))
+        if why:
+            held[reduce.name] = why
+    return held
+
+
+def held_reason(pending: Mapping[str, int]) -> str | None:
+    """``waiting for 3 runs (Waiting: 2, Queued: 1)``, from the runs by the state of their
+    pending jobs; None when none is pending."""
+    total = sum(pending.values())
+    if not total:
+        return None
+    counts = ", ".join(f"{state}: {pending[state]}" for state in UNFINISHED if pending.get(state))
+    return f"waiting for {total} run{'s' if total != 1 else ''} ({counts})"
 
 
 @dataclass

@@ -11,8 +11,9 @@ from sqlalchemy import Connection
 
 from runyard.errors import Conflict, InvalidInput, NotFound
 from runyard.models import Job, Run, Task, TaskType
-from runyard.operations.giveback import GivingBack
+from runyard.operations.idempotency import IdempotentRuns
 from runyard.operations.jobs import next_sort_order
+from runyard.operations.reduce import held_reduces
 from runyard.operations.stale import dependency_order, provenance, stale_in
 from runyard.packages import check_value
 from runyard.states import JobState, WorkflowState, downstream_tasks
@@ -20,6 +21,7 @@ from runyard.store import jobs as job_rows
 from runyard.store import runs as run_rows
 from runyard.store import task_types as task_type_rows
 from runyard.store import workflows as workflow_rows
+from runyard.taskgraph import upstream_closure
 
 MAX_NAME = 200
 
@@ -31,7 +33,7 @@ def _checked_name(name: str, what: str) -> str:
     return name
 
 
-class RunManager(GivingBack):
+class RunManager(IdempotentRuns):
     def _run(self, conn: Connection, run_id: int, *, live: bool = True) -> Run:
         """The run (locked), refused if it is the study run or, with ``live``, obsolete."""
         run = run_rows.get_run(conn, run_id)
@@ -263,9 +265,14 @@ class RunManager(GivingBack):
         order = {t.name: n for n, t in enumerate(dependency_order(tasks))}
         chosen: dict[int, set[str]] = {}  # run -> tasks restarted there
         roots: list[Job] = []
+        reduces: list[Job] = []
+        reduce_ids = {t.id for t in tasks if t.task_type.interface.kind == "reduce"}
         rerun = 0
         for job in sorted(live, key=lambda j: (j.run_id, order.get(names[j.task_id], 0))):
             if job.serial not in stale:
+                continue
+            if job.task_id in reduce_ids:
+                reduces.append(job)
                 continue
             name = names[job.task_id]
             before = chosen.setdefault(job.run_id, set())
@@ -278,7 +285,35 @@ class RunManager(GivingBack):
                 roots.append(job)
                 rerun += 1
         restarted = [self.restart_new_job(j.serial, actor=actor).serial for j in roots]
+        again = {names[j.task_id] for j in roots}
+        for job in reduces:
+            rerun_now = self._rerun_reduce(job, tasks, again, stale[job.serial], task_name, actor)
+            if rerun_now is not None:
+                rerun += 1
+                restarted += [rerun_now] if rerun_now else []
         return {"restarted": restarted, "jobs": rerun}
+
+    def _rerun_reduce(
+        self,
+        job: Job,
+        tasks: list[Task],
+        again: set[str],
+        why: str,
+        task_name: str | None,
+        actor: str,
+    ) -> int | None:
+        """Re-run a stale reduce job: it is replaced by itself once the restarted jobs it
+        reads (``again``: their tasks) are Done again (0); otherwise, if its own task was
+        edited, it is restarted now (the new serial). None: not re-run."""
+        reduce = next(t for t in tasks if t.id == job.task_id)
+        if again & upstream_closure(reduce, tasks):
+            return 0
+        if task_name not in (None, reduce.name) or why.startswith("upstream "):
+            return None
+        try:
+            return self.restart_new_job(job.serial, actor=actor).serial
+        except Conflict:
+            return None  # runs still have work pending: it is replaced once they are done
 
     def info(self, serial: int) -> tuple[Job, dict[str, Any]]:
         """A job and what the job information shows besides it: its run and task names,
@@ -290,18 +325,24 @@ class RunManager(GivingBack):
             run = run_rows.get_run(conn, job.run_id)
             assert run is not None
             tasks = self._tasks(conn, job.workflow_id)
-            stale = stale_in(conn, tasks, job_rows.live_jobs_in_run(conn, job.run_id))
+            # A reduce job's staleness depends on the jobs of every run it read.
+            around = (job_rows.jobs_of_workflow(conn, job.workflow_id) if run.study
+                      else job_rows.live_jobs_in_run(conn, job.run_id))  # fmt: skip
+            stale = stale_in(conn, tasks, around)
             task_type = task_type_rows.get(conn, job.task_type_id)
             assert task_type is not None
             workflow = workflow_rows.get_workflow(conn, id=job.workflow_id)
             assert workflow is not None
+            live = run.study and job.state != JobState.OBSOLETE
+            held = held_reduces(conn, self._graph(conn, job.workflow_id)) if live else {}
+        task = next(t.name for t in tasks if t.id == job.task_id)
         return job, {
             "workflow": workflow.name,
             "run": {"id": run.id, "name": run.name, "obsolete": run.obsolete, "study": run.study},
-            "task": next(t.name for t in tasks if t.id == job.task_id),
+            "task": task,
             "stale": stale.get(serial),
             "provenance": provenance(job, task_type),
-        }
+        } | ({"held_back": held[task]} if task in held else {})
 
     def _run_of_job(self, conn: Connection, job: Job) -> Run | None:
         """The run of a job, refused if obsolete; None for the study run (reduce jobs)."""

@@ -10,7 +10,10 @@ resolved inputs. It is *stale* when
 - an upstream job in its run is stale itself.
 
 Values a user entered (``ui``, ``define_on_first``) are the user's and never make a job stale.
-Reduce jobs follow their own rule (``runyard.operations.reduce``).
+A Done reduce job (one per workflow, in its study run) is stale when its task type version or
+an input the workflow sets has changed, or when a job it read (of a task it takes inputs from,
+in a run it read) is stale; the lists it read are otherwise kept in step by the reduce itself
+(``runyard.operations.reduce``).
 """
 
 from __future__ import annotations
@@ -69,7 +72,58 @@ def stale_reasons(
             )  # fmt: skip
             if why:
                 reasons[found.serial] = why
+    reduces = {t.id: t for t in tasks if t.task_type.interface.kind == "reduce"}
+    for job in _done_reduce_jobs(by_run, reduces):
+        why = _why_stale(reduces[job.task_id], job, {}, task_type) or _stale_upstream(
+            reduces[job.task_id], job, by_run, tasks, reasons
+        )
+        if why:
+            reasons[job.serial] = why
     return reasons
+
+
+def _done_reduce_jobs(by_run: dict[int, dict[int, Job]], reduces: dict[int, Task]) -> list[Job]:
+    """The Done jobs of the reduce tasks among the live jobs by run."""
+    return [
+        job
+        for jobs in by_run.values()
+        for task_id, job in jobs.items()
+        if task_id in reduces and job.state == JobState.DONE
+    ]
+
+
+def read_runs(job: Job) -> list[int]:
+    """The ids of the runs a reduce job read (``metadata["runs"]``)."""
+    runs = job.metadata.get("runs")
+    if not isinstance(runs, list):
+        return []
+    return [r["id"] for r in runs if isinstance(r, dict) and isinstance(r.get("id"), int)]
+
+
+def _stale_upstream(
+    reduce: Task,
+    job: Job,
+    by_run: dict[int, dict[int, Job]],
+    tasks: list[Task],
+    reasons: dict[int, str],
+) -> str | None:
+    """Why a Done reduce job is stale through what it read: the jobs of the tasks it reads,
+    in the runs it read, that are stale (``reasons``), counted by task."""
+    read = reduce.upstream_names()
+    ids = {t.id: t.name for t in tasks if t.name in read}
+    stale_runs: dict[str, int] = {}
+    for run_id in read_runs(job):
+        jobs = by_run.get(run_id, {})
+        for task_id, name in ids.items():
+            upstream = jobs.get(task_id)
+            if upstream is not None and upstream.serial in reasons:
+                stale_runs[name] = stale_runs.get(name, 0) + 1
+    if not stale_runs:
+        return None
+    return "; ".join(
+        f"upstream {name} is stale in {n} run{'s' if n != 1 else ''}"
+        for name, n in sorted(stale_runs.items())
+    )
 
 
 def _why_stale(
@@ -78,12 +132,17 @@ def _why_stale(
     if job.task_type_id != task.task_type.id:
         old = task_type(job.task_type_id)
         return f"task type {old.name} {old.version} -> {task.task_type.version}"
-    if not task.upstream_names() <= done.keys():
+    reduce = task.task_type.interface.kind == "reduce"
+    if not reduce and not task.upstream_names() <= done.keys():
         return None  # its upstream is being re-run: it will be replaced anyway
-    upstream = {name: done[name].outputs for name in task.upstream_names()}
+    # A reduce's output inputs are lists over the runs, kept in step by the reduce itself.
+    upstream = {name: done[name].outputs if name in done else {}
+                for name in task.upstream_names()}  # fmt: skip
     expected, _ = resolve(task, upstream)
     for task_input in task.inputs:
         key, mode = task_input.key, task_input.source.mode
+        if reduce and mode == "output":
+            continue
         if mode in SET_BY_WORKFLOW and job.inputs.get(key) != expected.get(key):
             if mode == "output":
                 return f"input {key}: the result of {task_input.source.task} changed"

@@ -26,9 +26,10 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError
 
 from runyard.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
-from runyard.models import UserDataFile, UserDataFolder, UserDataListing, UserDataMapping
+from runyard.models import UserDataFile, UserDataListing, UserDataMapping
 from runyard.operations.base import Clock, Notifier, Operations, utcnow
 from runyard.operations.files import Upload, check_announced
+from runyard.operations.userdata_listing import TEMP_PREFIX, read_listing
 from runyard.operations.userdata_tokens import (
     MAX_TOKEN_CHARS,
     TOKEN_SECONDS,
@@ -42,11 +43,9 @@ from runyard.settings import Settings
 from runyard.store import Store
 from runyard.store import userdata as userdata_rows
 from runyard.store import users as user_rows
-from runyard.task.virtualpath import InvalidVirtualPath, check_path
 
 MAX_ROOT_CHARS = 500
 MAX_REAL_PATH_BYTES = 4096  # PATH_MAX of Linux: longer paths fail with ENAMETOOLONG
-TEMP_PREFIX = ".runyard-upload-"  # writes in progress: hidden from listings, reserved
 _CHUNK = 1024 * 1024
 
 
@@ -215,19 +214,7 @@ class UserDataManager(Operations):
                 if real.exists()
                 else NotFound(f"no folder {path} in User Data", path=path)
             )
-        files, folders = [], []
-        with os.scandir(real) as entries:
-            for entry in entries:
-                item = _listed(entry, real_root)
-                if isinstance(item, UserDataFile):
-                    files.append(item)
-                elif item is not None:
-                    folders.append(item)
-        return UserDataListing(
-            path=path,
-            files=tuple(sorted(files, key=lambda f: f.name)),
-            folders=tuple(sorted(folders, key=lambda f: f.name)),
-        )
+        return read_listing(path, real, real_root)
 
     def readable(self, token: UserDataToken, path: str) -> Path:
         """The real path of the file ``path``, which ``token`` may read."""
@@ -392,30 +379,3 @@ class UserDataManager(Operations):
 
 def _mapping_of(mappings: Sequence[UserDataMapping], path: str) -> UserDataMapping | None:
     return next((m for m in mappings if path.startswith(m.root)), None)
-
-
-def _listed(entry: os.DirEntry[str], real_root: Path) -> UserDataFile | UserDataFolder | None:
-    """A listing item for ``entry``, or None for what a listing leaves out."""
-    name = entry.name
-    if name.startswith(TEMP_PREFIX):
-        return None
-    try:
-        check_path("/" + name)
-    except InvalidVirtualPath:
-        return None
-    try:
-        if entry.is_symlink() and (
-            entry.is_dir()  # as os.walk: a link to a folder could make walkers loop forever
-            or not Path(os.path.realpath(entry.path)).is_relative_to(real_root)
-        ):
-            return None
-        if entry.is_dir():
-            return UserDataFolder(name=name)
-        if entry.is_file():
-            stat = entry.stat()
-            return UserDataFile(
-                name=name, size=stat.st_size, mtime=datetime.fromtimestamp(stat.st_mtime, UTC)
-            )
-    except OSError:  # removed meanwhile, or unreadable
-        return None
-    return None

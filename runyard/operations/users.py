@@ -222,22 +222,6 @@ class UserManager(Operations):
             self._log(conn, caller.name, "token.create", f"personal token {label!r} of {owner}")
         return token_id, token
 
-    def list_tokens(self, caller: Principal, *, everyone: bool = False) -> list[dict[str, Any]]:
-        if everyone and not caller.is_admin:
-            raise Forbidden("only an admin may list every user's tokens")
-        with self.store.read() as conn:
-            return user_rows.list_user_tokens(conn, None if everyone else caller.name)
-
-    def revoke_token(self, caller: Principal, token_id: int) -> None:
-        with self.store.write() as conn:
-            found = user_rows.revoke_token(
-                conn, token_id, None if caller.is_admin else caller.name, self.now()
-            )
-            if found is None:
-                raise NotFound(f"no personal token {token_id} of yours", token=token_id)
-            self.auth.forget([found])
-            self._log(conn, caller.name, "token.revoke", f"revoked personal token {token_id}")
-
     # -- groups ---------------------------------------------------------------------------------
 
     def list_groups(self) -> list[dict[str, Any]]:

@@ -14,8 +14,9 @@ from runyard.errors import InvalidInput, NotFound
 from runyard.models import Job, Run
 from runyard.operations.base import Operations
 from runyard.operations.environments import EnvironmentManager
+from runyard.operations.reduce import held_reduces
 from runyard.operations.stale import stale_in
-from runyard.states import JobState
+from runyard.states import JobState, is_claimed
 from runyard.store import jobs as job_rows
 from runyard.store import views as view_rows
 from runyard.store import workers as worker_rows
@@ -69,6 +70,7 @@ class ViewManager(Operations):
             jobs = view_rows.live_jobs_of_runs(conn, [r.id for r in page])
             reduces = any(t.task_type.interface.kind == "reduce" for t in tasks)
             study = view_rows.study_jobs(conn, workflow.id) if reduces else []
+            held = held_reduces(conn, self._graph(conn, workflow.id)) if reduces else {}
             stale = stale_in(conn, tasks, jobs)
             missing = self.environments.missing(
                 conn, {t.id: t.task_type.id for t in tasks}, worker_rows.list_workers(conn)
@@ -86,6 +88,8 @@ class ViewManager(Operations):
             "tasks": [t.name for t in tasks if t.task_type.interface.kind != "reduce"],
             # The live job of each reduce task (one per workflow, not per run).
             "reduce": {task_names[j.task_id]: _cell(j, None) for j in study},
+            # Why a reduce task has no job queued now: {task: "waiting for 3 runs (...)"}.
+            "reduce_held": held,
             # {task: the dependency packages no registered worker provides, has installed or
             # may install} for the tasks that no worker can run (their Queued jobs wait).
             "worker_missing": {task_names[i]: deps for i, deps in missing.items()},
@@ -283,4 +287,6 @@ def _cell(job: Job, stale: str | None) -> dict[str, Any]:
     }
     if stale:
         cell["stale"] = stale
+    if is_claimed(job):
+        cell["claimed"] = True
     return cell

@@ -9,6 +9,7 @@ from typing import Any
 from runyard.errors import InvalidInput, NotFound
 from runyard.models import Worker
 from runyard.operations.base import Operations
+from runyard.operations.giveback import GivingBack
 from runyard.store import workers as worker_rows
 
 # How long a worker's registration is used without reading it again (another server process
@@ -20,8 +21,9 @@ SEEN_EVERY = timedelta(seconds=10)
 
 
 class WorkerManager(Operations):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, leases: GivingBack, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.leases = leases
         self._known: dict[str, tuple[float, Worker]] = {}
         self._seen: dict[str, datetime] = {}
 
@@ -33,7 +35,11 @@ class WorkerManager(Operations):
         max_jobs: int,
         version: str = "",
         installs: bool = False,
+        holds: list[int] | None = None,
     ) -> Worker:
+        """Register worker ``name`` (again). ``holds``: the serials of the jobs it holds now
+        (none when it starts); its other Running jobs were lost with an earlier process of it,
+        and are given back now rather than when their leases run out."""
         if not name.strip():
             raise InvalidInput("a worker needs a name", field="name")
         if max_jobs < 1:
@@ -61,6 +67,8 @@ class WorkerManager(Operations):
             worker = worker_rows.get_worker(conn, name)
         assert worker is not None
         self._known[name] = (time.monotonic() + WORKER_CACHE_SECONDS, worker)
+        if holds is not None:
+            self.leases.give_back_lost(worker.id, name, keep=set(holds))
         return worker
 
     def get(self, name: str) -> Worker:

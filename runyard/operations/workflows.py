@@ -9,6 +9,7 @@ from typing import Any
 from runyard.errors import Conflict, InvalidInput, InvalidPackage
 from runyard.models import Dependency, Job, Run, Task, TaskType, Workflow
 from runyard.operations.giveback import GivingBack
+from runyard.operations.reduce import held_reduces
 from runyard.operations.stale import stale_in
 from runyard.operations.tasks import TaskEditing
 from runyard.packages import (
@@ -24,6 +25,7 @@ from runyard.states import (
     JobState,
     Priority,
     WorkflowState,
+    is_claimed,
 )
 from runyard.store import jobs as job_rows
 from runyard.store import runs as run_rows
@@ -235,6 +237,7 @@ class WorkflowManager(TaskEditing):
             runs = run_rows.list_runs(conn, workflow.id)
             jobs = job_rows.jobs_of_workflow(conn, workflow.id)
             stale = stale_in(conn, tasks, jobs)
+            reduce_held = held_reduces(conn, self._graph(conn, workflow.id))
         task_names = {t.id: t.name for t in tasks}
         reduce_ids = {t.id for t in tasks if t.task_type.interface.kind == "reduce"}
         by_run: dict[int, dict[str, Any]] = {r.id: {} for r in runs}
@@ -248,6 +251,8 @@ class WorkflowManager(TaskEditing):
             }
             if job.serial in stale:
                 cell["stale"] = stale[job.serial]
+            if is_claimed(job):
+                cell["claimed"] = True
             if job.task_id in reduce_ids:
                 reduce[task_names[job.task_id]] = cell
             elif job.run_id in by_run:
@@ -263,6 +268,8 @@ class WorkflowManager(TaskEditing):
             "tasks": [t.name for t in tasks],
             # The live job of each reduce task (one per workflow, not per run).
             "reduce": reduce,
+            # Why a reduce task has no job queued: {task: "waiting for 3 runs (...)"}.
+            "reduce_held": reduce_held,
             "runs": [
                 {
                     "id": r.id,

@@ -10,7 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from runyard.packages.archive import PackageFiles, read_package, read_package_bytes
-from runyard.packages.bundle import folder_zip_bytes, placed_files, same_files, write_files
+from runyard.packages.bundle import (
+    folder_zip,
+    folder_zip_bytes,
+    placed_files,
+    same_files,
+    write_files,
+)
 from runyard.packages.documentation import (
     Author,
     Documentation,
@@ -63,6 +69,7 @@ __all__ = [
     "WorkflowPackage",
     "WorkflowTaskSpec",
     "check_value",
+    "folder_zip",
     "folder_zip_bytes",
     "load_package",
     "parse_package",

@@ -1,7 +1,10 @@
 """Reading a package safely: a folder, or the same folder zipped (``.xfp``).
 
-Everything is read into memory and checked; nothing is ever extracted to disk. A zip may hold
-the files at its top level or inside one single top-level folder.
+Every entry's name and size is checked before anything is inflated; an entry is read only
+when asked for (``PackageEntries``), a chunk at a time and never past the size its header
+declares: the few files the server parses (metadata, interface, documentation) are read into
+memory up to ``MAX_PARSED_BYTES``, the others stream into place (``bundle.write_files``). A
+zip may hold the files at its top level or inside one single top-level folder.
 """
 
 from __future__ import annotations
@@ -13,24 +16,69 @@ import re
 import stat
 import zipfile
 import zlib
+from collections.abc import Iterator, KeysView, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from runyard.errors import InvalidPackage
 
 MAX_FILES = 10_000
-MAX_TOTAL_BYTES = 1 << 30  # 1 GiB, uncompressed
+MAX_ENTRY_BYTES = 256 << 20  # 256 MiB, one file uncompressed
+MAX_TOTAL_BYTES = 1 << 30  # 1 GiB, all files uncompressed
+MAX_RATIO = 100  # of an entry's size to its compressed size (zeros deflate 1000:1)
+RATIO_FROM_BYTES = 1 << 20  # entries smaller than 1 MiB may be compressed any amount
+MAX_PARSED_BYTES = 16 << 20  # a file the server reads whole (metadata.json, tasks.json...)
 IGNORED_TOP_FOLDERS = frozenset({"__MACOSX"})  # resource forks that macOS "Compress" adds
 _REPACK = "repack the package with plain relative paths (folder/file.py)"
 _DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+class PackageEntries(Mapping[str, bytes]):
+    """The files of a package, by relative POSIX path, each read only when asked for:
+    ``open`` streams it, ``entries[name]`` reads it whole (at most ``MAX_PARSED_BYTES``)."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+
+    def names(self) -> KeysView[str]:
+        raise NotImplementedError
+
+    def open(self, name: str) -> IO[bytes]:
+        raise NotImplementedError
+
+    def __contains__(self, name: object) -> bool:  # without reading the file
+        return name in self.names()
+
+    def __getitem__(self, name: str) -> bytes:
+        with self.open(name) as stream:
+            data = stream.read(MAX_PARSED_BYTES + 1)
+        if len(data) > MAX_PARSED_BYTES:
+            raise InvalidPackage(
+                f"is larger than {MAX_PARSED_BYTES >> 20} MiB, more than the server reads of "
+                "a package file it parses; make it smaller",
+                file=self.origin,
+                field=name,
+            )
+        return data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+
+def open_file(files: Mapping[str, bytes], name: str) -> IO[bytes]:
+    """A stream of the file ``name`` of a package (held in memory, or read on demand)."""
+    return files.open(name) if isinstance(files, PackageEntries) else io.BytesIO(files[name])
 
 
 @dataclass(frozen=True, kw_only=True)
 class PackageFiles:
     """The files of a package: relative POSIX path -> content, and where they came from."""
 
-    files: dict[str, bytes]
+    files: Mapping[str, bytes]
     origin: str
 
 
@@ -42,12 +90,12 @@ def read_package(path: Path) -> PackageFiles:
     if path.is_dir():
         return PackageFiles(files=_read_folder(path, origin), origin=origin)
     try:
-        with path.open("rb") as stream:
-            return PackageFiles(files=_read_zip(stream, origin), origin=origin)
+        data = path.read_bytes()  # compressed: at most what an upload may be
     except OSError as e:
         raise InvalidPackage(
             f"cannot be read ({e.strerror}); check its permissions", file=origin
         ) from e
+    return read_package_bytes(data, origin)
 
 
 def read_package_bytes(data: bytes, origin: str) -> PackageFiles:
@@ -88,18 +136,61 @@ def _too_many_files(origin: str) -> InvalidPackage:
     )
 
 
+_DATA_ELSEWHERE = "keep large data out of packages (put it in User Data)"
+
+
 def _too_large(origin: str) -> InvalidPackage:
     return InvalidPackage(
         f"holds more than {MAX_TOTAL_BYTES / 2**30:g} GiB ({MAX_TOTAL_BYTES} bytes) "
-        "uncompressed; keep large data out of packages (put it in User Data)",
+        f"uncompressed; {_DATA_ELSEWHERE}",
         file=origin,
     )
+
+
+def _check_entry_size(origin: str, name: str, size: int) -> None:
+    """Refuse one file over ``MAX_ENTRY_BYTES``."""
+    if size > MAX_ENTRY_BYTES:
+        raise InvalidPackage(
+            f"is {size} bytes uncompressed, more than the {MAX_ENTRY_BYTES >> 20} MiB "
+            f"({MAX_ENTRY_BYTES} bytes) one file of a package may hold; {_DATA_ELSEWHERE}",
+            file=origin,
+            field=name,
+        )
+
+
+def _check_ratio(origin: str, info: zipfile.ZipInfo) -> None:
+    """Refuse a zip entry of over 1 MiB that its header says is compressed more than
+    ``MAX_RATIO`` to one: what a zip bomb's entries are. (An entry that understates its
+    size is never inflated past it.)"""
+    size, compressed = info.file_size, info.compress_size
+    if size > RATIO_FROM_BYTES and size > MAX_RATIO * compressed:
+        raise InvalidPackage(
+            f"would expand from {compressed} to {size} bytes, more than {MAX_RATIO} times "
+            "its compressed size (as a zip bomb does); a package file over "
+            f"{RATIO_FROM_BYTES >> 20} MiB may not compress that much",
+            file=origin,
+            field=info.filename,
+        )
 
 
 # -- folders --------------------------------------------------------------------------------
 
 
-def _read_folder(root: Path, origin: str) -> dict[str, bytes]:
+class FolderEntries(PackageEntries):
+    """The files of a package folder, read from disk when asked for."""
+
+    def __init__(self, origin: str, paths: dict[str, str]) -> None:
+        super().__init__(origin)
+        self._paths = paths  # relative name -> real path
+
+    def names(self) -> KeysView[str]:
+        return self._paths.keys()
+
+    def open(self, name: str) -> IO[bytes]:
+        return open(self._paths[name], "rb")
+
+
+def _read_folder(root: Path, origin: str) -> FolderEntries:
     found: list[tuple[str, str]] = []  # (relative name, real path)
     total = 0
     stack: list[tuple[str, str]] = [(str(root), "")]
@@ -114,12 +205,14 @@ def _read_folder(root: Path, origin: str) -> dict[str, bytes]:
                 stack.append((entry.path, name + "/"))
                 continue
             found.append((name, entry.path))
-            total += entry.stat(follow_symlinks=False).st_size
+            size = entry.stat(follow_symlinks=False).st_size
+            _check_entry_size(origin, name, size)
+            total += size
             if len(found) > MAX_FILES:
                 raise _too_many_files(origin)
             if total > MAX_TOTAL_BYTES:
                 raise _too_large(origin)
-    return {name: Path(real).read_bytes() for name, real in sorted(found)}
+    return FolderEntries(origin, dict(sorted(found)))
 
 
 def _check_folder_entry(entry: os.DirEntry[str], name: str, origin: str) -> None:
@@ -151,7 +244,74 @@ def _check_folder_entry(entry: os.DirEntry[str], name: str, origin: str) -> None
 # -- zips -----------------------------------------------------------------------------------
 
 
-def _read_zip(stream: IO[bytes], origin: str) -> dict[str, bytes]:
+class ZipEntries(PackageEntries):
+    """The files of a zip held in memory, each inflated when asked for, a chunk at a time
+    and never past the size its header declares (which the caps were checked against): a
+    member that inflates to more or less fails its checksum."""
+
+    def __init__(
+        self, origin: str, archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo]
+    ) -> None:
+        super().__init__(origin)
+        self._archive = archive
+        self._members = members  # name in the package -> its entry in the zip
+
+    def names(self) -> KeysView[str]:
+        return self._members.keys()
+
+    def open(self, name: str) -> IO[bytes]:
+        member = self._members[name]
+        try:
+            raw = _Checked(self._archive.open(member), self.origin, member.filename)
+        except _ZIP_ERRORS as e:
+            raise _unreadable(self.origin, member.filename, e) from e
+        return io.BufferedReader(raw, READ_CHUNK)
+
+
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    NotImplementedError,
+    RuntimeError,
+    EOFError,
+    OSError,
+    zlib.error,
+    lzma.LZMAError,
+)
+
+
+def _unreadable(origin: str, member: str, e: Exception) -> InvalidPackage:
+    return InvalidPackage(
+        f"cannot be read from the zip ({e}); repack the package without a password, "
+        "with standard compression",
+        file=origin,
+        field=member,
+    )
+
+
+class _Checked(io.RawIOBase):
+    """A zip member's stream whose read errors (a bad checksum, a broken deflate stream)
+    are refusals of the package naming the member."""
+
+    def __init__(self, stream: IO[bytes], origin: str, member: str) -> None:
+        self._stream, self._origin, self._member = stream, origin, member
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._stream.read(len(buffer))
+        except _ZIP_ERRORS as e:
+            raise _unreadable(self._origin, self._member, e) from e
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+def _read_zip(stream: IO[bytes], origin: str) -> ZipEntries:
     try:
         archive = zipfile.ZipFile(stream)
     except (zipfile.BadZipFile, EOFError, ValueError) as e:
@@ -159,10 +319,11 @@ def _read_zip(stream: IO[bytes], origin: str) -> dict[str, bytes]:
             f"is not a zip file ({e}); a package is a folder or that folder zipped as .xfp",
             file=origin,
         ) from e
-    with archive:
-        members = _checked_members(archive.infolist(), origin)
-        files = {info.filename: _read_member(archive, info, origin) for info in members}
-    return _without_top_folder(files)
+    members = _checked_members(archive.infolist(), origin)
+    for info in members:  # once the counts and sizes are known to be within the caps
+        _check_ratio(origin, info)
+    names = _without_top_folder([info.filename for info in members])
+    return ZipEntries(origin, archive, dict(zip(names, members, strict=True)))
 
 
 def _checked_members(infos: list[zipfile.ZipInfo], origin: str) -> list[zipfile.ZipInfo]:
@@ -190,6 +351,7 @@ def _checked_members(infos: list[zipfile.ZipInfo], origin: str) -> list[zipfile.
         if info.is_dir() or name.split("/", 1)[0] in IGNORED_TOP_FOLDERS:
             continue
         members.append(info)
+        _check_entry_size(origin, name, info.file_size)
         total += info.file_size
         if len(members) > MAX_FILES:
             raise _too_many_files(origin)
@@ -203,38 +365,12 @@ def _checked_members(infos: list[zipfile.ZipInfo], origin: str) -> list[zipfile.
 READ_CHUNK = 1024 * 1024
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, origin: str) -> bytes:
-    """The member's bytes, inflated a chunk at a time and never past its declared size
-    (which the caps were checked against); a member that inflates to more or less fails
-    its checksum."""
-    try:
-        chunks = []
-        with archive.open(info) as member:
-            while chunk := member.read(READ_CHUNK):
-                chunks.append(chunk)
-        return b"".join(chunks)
-    except (
-        zipfile.BadZipFile,
-        NotImplementedError,
-        RuntimeError,
-        EOFError,
-        OSError,
-        zlib.error,
-        lzma.LZMAError,
-    ) as e:
-        raise InvalidPackage(
-            f"cannot be read from the zip ({e}); repack the package without a password, "
-            "with standard compression",
-            file=origin,
-            field=info.filename,
-        ) from e
-
-
-def _without_top_folder(files: dict[str, bytes]) -> dict[str, bytes]:
-    """Strip one single top-level folder that holds every file (but not ``metadata.json``)."""
-    if not files or "metadata.json" in files:
-        return files
-    tops = {name.split("/", 1)[0] for name in files}
-    if len(tops) != 1 or not all("/" in name for name in files):
-        return files
-    return {name.split("/", 1)[1]: data for name, data in files.items()}
+def _without_top_folder(names: list[str]) -> list[str]:
+    """The names without one single top-level folder that holds every file (but not
+    ``metadata.json``)."""
+    if not names or "metadata.json" in names:
+        return names
+    tops = {name.split("/", 1)[0] for name in names}
+    if len(tops) != 1 or not all("/" in name for name in names):
+        return names
+    return [name.split("/", 1)[1] for name in names]

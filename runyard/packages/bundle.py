@@ -4,27 +4,29 @@ scripts)."""
 
 from __future__ import annotations
 
-import io
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import IO
 
-from runyard.packages.archive import read_package
+from runyard.packages.archive import READ_CHUNK, open_file, read_package
 
 
-def write_files(folder: Path, files: dict[str, bytes]) -> None:
-    """Write the files of a package (already checked: relative, safe paths) below ``folder``."""
-    for relative, content in files.items():
+def write_files(folder: Path, files: Mapping[str, bytes]) -> None:
+    """Write the files of a package (already checked: relative, safe paths) below
+    ``folder``, each streamed (a zip's entries are inflated a chunk at a time)."""
+    for relative in files:
         target = folder / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
+        with open_file(files, relative) as source, target.open("wb") as out:
+            shutil.copyfileobj(source, out, READ_CHUNK)
 
 
 @contextmanager
-def placed_files(final: Path, files: dict[str, bytes]) -> Iterator[Path]:
+def placed_files(final: Path, files: Mapping[str, bytes]) -> Iterator[Path]:
     """Write ``files`` to a new folder beside ``final`` and give it; at the end of the
     ``with`` block (where the caller records the package, in its transaction) move it to
     ``final``. Anything that fails, in the block or in the move, leaves neither folder."""
@@ -46,21 +48,44 @@ def placed_files(final: Path, files: dict[str, bytes]) -> Iterator[Path]:
         raise
 
 
-def same_files(folder: Path, files: dict[str, bytes]) -> bool:
+def same_files(folder: Path, files: Mapping[str, bytes]) -> bool:
     """Whether ``folder`` holds exactly ``files`` (an installed package imported again)."""
     if not folder.is_dir():
         return False
     on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
     return on_disk == set(files) and all(
-        (folder / name).read_bytes() == content for name, content in files.items()
+        _same_content(folder / name, files, name) for name in files
     )
 
 
-def folder_zip_bytes(folder: Path) -> bytes:
-    """The package folder as an ``.xfp`` zip, read with the same safety checks as an import."""
+def _same_content(path: Path, files: Mapping[str, bytes], name: str) -> bool:
+    with path.open("rb") as installed, open_file(files, name) as new:
+        while True:
+            chunk = new.read(READ_CHUNK)
+            if installed.read(READ_CHUNK) != chunk:
+                return False
+            if not chunk:
+                return True
+
+
+def folder_zip(folder: Path) -> IO[bytes]:
+    """The package folder as an ``.xfp`` zip, read with the same safety checks as an import:
+    a temporary file (removed when closed), at its start. Each file streams into it."""
     files = read_package(folder).files
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in sorted(files):
-            archive.writestr(name, files[name])
-    return buffer.getvalue()
+    out = tempfile.TemporaryFile()
+    try:
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name in sorted(files):
+                with open_file(files, name) as source, archive.open(name, "w") as target:
+                    shutil.copyfileobj(source, target, READ_CHUNK)
+        out.seek(0)
+    except BaseException:
+        out.close()
+        raise
+    return out
+
+
+def folder_zip_bytes(folder: Path) -> bytes:
+    """The package folder as an ``.xfp`` zip (see ``folder_zip``), in memory."""
+    with folder_zip(folder) as zipped:
+        return zipped.read()

@@ -26,7 +26,7 @@ class DependencyPackage:
     author: str = ""
     install: str = ""  # empty: a "virtual marker" that flags workers with some software
     dependencies: tuple[Dependency, ...] = ()
-    files: dict[str, bytes]
+    files: Mapping[str, bytes]
     documentation: Documentation = field(default_factory=Documentation)
 
 
@@ -74,7 +74,7 @@ def dependencies(metadata: Mapping[str, Any]) -> tuple[Dependency, ...]:
     return tuple(result)
 
 
-def parse_dependency_package(files: dict[str, bytes]) -> DependencyPackage:
+def parse_dependency_package(files: Mapping[str, bytes]) -> DependencyPackage:
     metadata = read_metadata(files, schemas.DEPENDENCY_METADATA)
     return DependencyPackage(
         name=metadata["name"],

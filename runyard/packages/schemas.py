@@ -117,6 +117,35 @@ TASK_TYPE_METADATA = _metadata(
         "minimum": 1,
         "x-must": "a whole number of at least 1 (1: a new process for every job)",
     },
+    retries={
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 100,
+        "x-must": "a whole number from 0 to 100 (how many times a failed job is retried)",
+    },
+    resources={
+        "type": "object",
+        "additionalProperties": False,
+        "x-must": 'an object of "cpus", "memory" and "partition" (each optional)',
+        "properties": {
+            "cpus": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 100_000,
+                "x-must": "a whole number of CPUs, at least 1",
+            },
+            "memory": {
+                "type": "string",
+                "pattern": "^[1-9][0-9]{0,8}[KMGT]?$",
+                "x-must": "an amount as sbatch --mem takes it: 500M, 4G (megabytes without unit)",
+            },
+            "partition": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9_.-]{1,64}$",
+                "x-must": "a partition's name (letters, digits, _ . -)",
+            },
+        },
+    },
 )
 # A dependency package without ``install`` is a "virtual marker": it only flags workers that
 # have some software already.

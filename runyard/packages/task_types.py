@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,11 +31,11 @@ class TaskTypePackage:
     """A task type (not yet installed: ``id`` 0, no ``path``) and all files of its package."""
 
     task_type: TaskType
-    files: dict[str, bytes]
+    files: Mapping[str, bytes]
     documentation: Documentation = field(default_factory=Documentation)
 
 
-def parse_task_type(files: dict[str, bytes]) -> TaskTypePackage:
+def parse_task_type(files: Mapping[str, bytes]) -> TaskTypePackage:
     metadata = read_metadata(files, schemas.TASK_TYPE_METADATA)
     entry_point = _entry_point(metadata, files)
     documentation = documentation_of(metadata, files)
@@ -53,13 +53,15 @@ def parse_task_type(files: dict[str, bytes]) -> TaskTypePackage:
         entry_point=entry_point,
         timeout_seconds=None if timeout is None else float(timeout),
         jobs_per_process=metadata.get("jobs_per_process", 1),
+        retries=metadata.get("retries", 0),
+        resources=metadata.get("resources", {}),
         dependencies=dependencies(metadata),
         interface=interface_from_json(interface),
     )
     return TaskTypePackage(task_type=task_type, files=files, documentation=documentation)
 
 
-def _entry_point(metadata: dict[str, Any], files: dict[str, bytes]) -> str:
+def _entry_point(metadata: dict[str, Any], files: Mapping[str, bytes]) -> str:
     entry_point: str = metadata.get("entry_point", DEFAULT_ENTRY_POINT)
     problem = path_problem(entry_point)
     if problem:

@@ -6,7 +6,7 @@ In ``tasks.json`` an ``output`` source names an earlier task by its index; in th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +46,7 @@ class WorkflowPackage:
     documentation: Documentation = field(default_factory=Documentation)
 
 
-def parse_workflow(files: dict[str, bytes]) -> WorkflowPackage:
+def parse_workflow(files: Mapping[str, bytes]) -> WorkflowPackage:
     metadata = read_metadata(files, schemas.WORKFLOW_METADATA)
     data = read_json(files, TASKS, what="a workflow package needs a tasks.json listing its tasks")
     validate(data, schemas.TASKS, TASKS)

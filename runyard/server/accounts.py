@@ -141,11 +141,14 @@ def remove_member(name: str, user: str, ry: Ry, caller: Caller) -> dict[str, Any
 # -- personal tokens ----------------------------------------------------------------------------
 
 
-def list_tokens(ry: Ry, caller: Caller, everyone: bool = False) -> list[dict[str, Any]]:
-    """Your personal tokens (``everyone=true``: every user's, admins only); never the
-    tokens themselves, which are shown once."""
+def list_tokens(
+    ry: Ry, caller: Caller, everyone: bool = False, workers: bool = False
+) -> list[dict[str, Any]]:
+    """Your personal tokens (``everyone=true``: every user's; ``workers=true``: the worker
+    tokens and the admin token too; admins only); never the tokens themselves, which are
+    shown once. ``kind``: personal, admin or worker."""
     require(caller, "user")
-    return [_dates(t) for t in ry.users.list_tokens(caller, everyone=everyone)]
+    return [_dates(t) for t in ry.tokens.list_all(caller, everyone=everyone, workers=workers)]
 
 
 def create_token(body: NewToken, ry: Ry, caller: Caller) -> dict[str, Any]:
@@ -156,10 +159,30 @@ def create_token(body: NewToken, ry: Ry, caller: Caller) -> dict[str, Any]:
 
 
 def revoke_token(token_id: Int32, ry: Ry, caller: Caller) -> dict[str, Any]:
-    """Revoke one of your personal tokens (an admin: anyone's)."""
+    """Revoke one of your personal tokens (an admin: anyone's, or a worker token; the admin
+    token is rotated instead)."""
     require(caller, "user")
-    ry.users.revoke_token(caller, token_id)
+    ry.tokens.revoke(caller, token_id)
     return {"id": token_id, "revoked": True}
+
+
+def revoke_worker_tokens(name: str, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Revoke every token of a worker (admins): it stops at once."""
+    require(caller, "admin")
+    return {"name": name, "revoked": ry.tokens.revoke_worker(name, actor=caller.name)}
+
+
+def rotate_worker_token(name: str, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """A new token for a worker, shown this once; its old tokens stop at once (admins)."""
+    require(caller, "admin")
+    return {"name": name, "token": ry.tokens.rotate_worker(name, actor=caller.name)}
+
+
+def rotate_admin_token(ry: Ry, caller: Caller) -> dict[str, Any]:
+    """A new admin token, shown this once and written to the server's admin-token file; the
+    old one stops at once (admins)."""
+    require(caller, "admin")
+    return {"name": "admin", "token": ry.tokens.rotate_admin(actor=caller.name)}
 
 
 # -- sharing --------------------------------------------------------------------------------------
@@ -204,6 +227,9 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("GET", "/api/tokens", list_tokens),
     ("POST", "/api/tokens", create_token),
     ("DELETE", "/api/tokens/{token_id}", revoke_token),
+    ("DELETE", "/api/tokens/worker/{name}", revoke_worker_tokens),
+    ("POST", "/api/tokens/worker/{name}/rotate", rotate_worker_token),
+    ("POST", "/api/tokens/admin/rotate", rotate_admin_token),
     ("GET", "/api/workflows/{name}/shares", workflow_shares),
     ("PUT", "/api/workflows/{name}/shares", share_workflow),
 ]

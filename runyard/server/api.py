@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Query, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi import Header, Query, Request
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from runyard.errors import InvalidInput, NotFound
 from runyard.models import Entity
 from runyard.operations import Principal, Runyard
+from runyard.operations.restarts import RestartChoice
 from runyard.operations.spawn_batch import JobSpawn, StateChange
 from runyard.packages import (
     DependencyPackage,
     TaskTypePackage,
     WorkflowPackage,
-    folder_zip_bytes,
+    folder_zip,
     parse_package,
     read_package_bytes,
 )
@@ -27,6 +30,7 @@ from runyard.server.deps import Caller, Ry, require, require_job_access
 from runyard.server.protocol import require_worker
 
 MAX_PACKAGE_BYTES = 512 * 1024 * 1024
+ZIP_CHUNK = 1024 * 1024
 
 
 # -- task types and packages --------------------------------------------------------------
@@ -92,7 +96,7 @@ def dependency_package(name: str, version: str, ry: Ry, caller: Caller) -> Respo
         raise NotFound(
             f"dependency package {name} {version} is not imported", name=name, version=version
         )
-    return Response(folder_zip_bytes(Path(found[0].path)), media_type="application/zip")
+    return _zip_response(Path(found[0].path))
 
 
 def task_type_package(name: str, version: str, ry: Ry, caller: Caller) -> Response:
@@ -101,7 +105,23 @@ def task_type_package(name: str, version: str, ry: Ry, caller: Caller) -> Respon
     found = ry.task_types.find(name, version)
     if not found:
         raise InvalidInput(f"task type {name} {version} is not installed")
-    return Response(folder_zip_bytes(Path(found[0].path)), media_type="application/zip")
+    return _zip_response(Path(found[0].path))
+
+
+def _zip_response(folder: Path) -> StreamingResponse:
+    """An installed package folder zipped into a temporary file, streamed from there (a
+    large package is never held in memory)."""
+    zipped = folder_zip(folder)
+    size = os.fstat(zipped.fileno()).st_size
+
+    def chunks() -> Iterator[bytes]:
+        with zipped:
+            while chunk := zipped.read(ZIP_CHUNK):
+                yield chunk
+
+    return StreamingResponse(
+        chunks(), media_type="application/zip", headers={"content-length": str(size)}
+    )
 
 
 # -- workflows ------------------------------------------------------------------------------
@@ -183,13 +203,33 @@ def workflow_status(name: str, ry: Ry, caller: Caller) -> dict[str, Any]:
     return ry.workflows.status(name)
 
 
-def new_run(name: str, body: s.NewRun, ry: Ry, caller: Caller) -> dict[str, Any]:
+def new_run(
+    name: str,
+    body: s.NewRun,
+    ry: Ry,
+    caller: Caller,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """Start a run at a source task. With an ``Idempotency-Key`` header, the same request
+    sent again (its answer lost) is answered the run's job created the first time."""
     require(caller, "user")
     ry.access.workflow(caller, name, "operate")
     entity = Entity(**body.entity.model_dump()) if body.entity else None
-    job = ry.jobs.new_run(
-        name, body.task, outputs=body.outputs, name=body.name, entity=entity, actor=caller.name
-    )
+    if idempotency_key is None:
+        job = ry.jobs.new_run(
+            name, body.task, outputs=body.outputs, name=body.name, entity=entity, actor=caller.name
+        )
+    else:
+        job = ry.runs.new_run_once(
+            idempotency_key,
+            f"{caller.kind}:{caller.name}",
+            name,
+            body.task,
+            outputs=body.outputs,
+            name=body.name,
+            entity=entity,
+            actor=caller.name,
+        )
     return s.job_json(job)
 
 
@@ -242,6 +282,17 @@ def restart_job(serial: s.Int32, ry: Ry, caller: Caller) -> dict[str, Any]:
     require(caller, "user")
     ry.access.job(caller, serial, "operate")
     return s.job_json(ry.jobs.restart_new_job(serial, actor=caller.name))
+
+
+def restart_jobs(name: str, body: s.JobRestarts, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Restart many jobs of a workflow at once: ``serials``, or a ``filter`` by states
+    (required), tasks and runs; at most 10,000, in one transaction. Answers ``restarted``
+    (``serial``, ``new_serial``, ``state``) and ``skipped`` (``serial``, ``reason``)."""
+    require(caller, "user")
+    ry.access.workflow(caller, name, "operate")
+    chosen = None if body.filter is None else body.filter.model_dump()
+    choice = RestartChoice.of(body.serials, chosen)
+    return ry.jobs.restart_jobs(name, choice, actor=caller.name)
 
 
 # -- spawning (with the spawning job's token) ------------------------------------------------
@@ -371,6 +422,17 @@ def worker_environments(name: str, ry: Ry, caller: Caller) -> list[dict[str, Any
     require_worker(caller, name)  # a worker token reads its own worker's only
     ry.workers.get(name)  # a worker that is not there is not found
     return [s.environment_json(found) for found in ry.environments.listed(name)]
+
+
+def request_worker_environment(
+    name: str, body: s.InstallRequest, ry: Ry, caller: Caller
+) -> dict[str, Any]:
+    """Ask a worker to make the environment of these dependency packages (each of its
+    dependencies with it; the newest version if none is given) at its next heartbeat:
+    ``{"worker", "key", "state"}``, Requested (or Ready/Installing: nothing to do)."""
+    require(caller, "admin")
+    wanted = [p.dependency() for p in body.packages]
+    return ry.environments.request(name, wanted, actor=caller.name)
 
 
 def activity(

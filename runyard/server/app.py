@@ -22,7 +22,7 @@ from runyard import web
 from runyard.errors import RunyardError
 from runyard.operations import Runyard
 from runyard.operations.base import request_address
-from runyard.server import accounts, api, files, protocol, study, views
+from runyard.server import accounts, api, apidocs, files, protocol, study, views
 from runyard.server.limits import RequestLimits
 from runyard.server.schemas import ERROR_RESPONSES
 
@@ -47,6 +47,7 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("PUT", "/api/workflows/{name}/tasks/{task}", study.edit_task),
     ("DELETE", "/api/workflows/{name}/tasks/{task}", study.delete_task),
     ("POST", "/api/workflows/{name}/rerun-stale", study.rerun_stale),
+    ("POST", "/api/workflows/{name}/jobs/restart", api.restart_jobs),
     ("POST", "/api/workflows/{name}/{action}", api.workflow_action),
     ("PUT", "/api/runs/{run_id}/priority", api.set_run_priority),
     ("PUT", "/api/runs/{run_id}/name", study.rename_run),
@@ -93,6 +94,7 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("PUT", "/api/workers/{name}/max-jobs", api.limit_worker),
     ("PUT", "/api/workers/{name}/installs", api.allow_worker_installs),
     ("GET", "/api/workers/{name}/environments", api.worker_environments),
+    ("POST", "/api/workers/{name}/environments", api.request_worker_environment),
     ("POST", "/api/tokens/worker", api.create_worker_token),
     ("GET", "/api/activity", api.activity),
     *accounts.ROUTES,  # users, groups, personal tokens, sharing (server/accounts.py)
@@ -107,12 +109,15 @@ def create_app(runyard_instance: Runyard) -> FastAPI:
         version=runyard.__version__,
         description="Workflows of tasks, runs and jobs for batch processing of scientific data. "
         "Every call needs 'Authorization: Bearer TOKEN'.",
+        docs_url=None,  # served with local assets by apidocs.install
+        redoc_url=None,
     )
     app.state.runyard = runyard_instance
     for method, path, handler in ROUTES:
         app.add_api_route(
             path, handler, methods=[method], summary=_summary(handler), responses=ERROR_RESPONSES
         )
+    apidocs.install(app)  # /docs: Swagger UI from local files (server/apidocs.py)
     views.install(app)  # the runs table by pages and its live changes (server/views.py)
     web.install(app)  # the web UI (runyard/web/)
     app.add_middleware(RequestLimits)  # server/limits.py

@@ -120,7 +120,7 @@ def read_userdata_file(path: str, ry: Ry, token: UserDataCaller) -> FileResponse
     real, _, sha256 = ry.userdata.open_read(token, path)
     return FileResponse(
         real,
-        filename=real.name,
+        filename=path.rsplit("/", 1)[-1],  # a link's own name, not what it points to
         media_type="application/octet-stream",
         headers={"x-runyard-sha256": sha256},
     )

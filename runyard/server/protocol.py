@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from runyard.errors import Forbidden
-from runyard.models import Dependency, Job, Lease, TaskType, Worker
+from runyard.models import Job, Lease, TaskType, Worker
 from runyard.operations import Principal, Runyard
 from runyard.server import schemas as s
 from runyard.server.deps import Caller, Ry, require
@@ -48,6 +48,7 @@ def register_worker(body: s.WorkerRegistration, ry: Ry, caller: Caller) -> dict[
         max_jobs=body.max_jobs,
         version=body.version,
         installs=body.installs,
+        holds=body.holds,
     )
     return s.worker_json(worker)
 
@@ -132,19 +133,22 @@ def worker_report(body: s.WorkerReport, ry: Ry, caller: Caller) -> JSONResponse:
 
 def worker_heartbeat(body: s.WorkerHeartbeat, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Renew the leases of all of a worker's jobs (with their new log text); ``refused``:
-    the jobs the worker must stop (aborted, or given to another worker)."""
+    the jobs the worker must stop (aborted, or given to another worker); ``install``: the
+    environments an admin asked it to make (``{"key", "packages"}``)."""
     require_worker(caller, body.worker)
     ry.workers.seen(body.worker)
     beats = [(b.serial, b.lease, b.log) for b in body.beats]
-    refused = ry.leases.heartbeats(beats, worker=body.worker)
-    return {"refused": refused}
+    started = [b.serial for b in body.beats if b.started]  # scripts started: not claimed only
+    refused = ry.leases.heartbeats(beats, worker=body.worker, started=started) if beats else []
+    return {"refused": refused, "install": ry.environments.requested(body.worker)}
 
 
 def heartbeat(serial: s.Int32, body: s.Heartbeat, ry: Ry, caller: Caller) -> dict[str, Any]:
     """Renew a job's lease, adding the script's new output to the job log."""
     require(caller, "admin", "worker")
     worker = acting_worker(caller)
-    return s.lease_json(ry.leases.heartbeat(serial, body.lease, body.log, worker=worker))
+    lease = ry.leases.heartbeat(serial, body.lease, body.log, worker=worker, started=body.started)
+    return s.lease_json(lease)
 
 
 def complete_job(serial: s.Int32, body: s.Completion, ry: Ry, caller: Caller) -> dict[str, Any]:
@@ -188,6 +192,6 @@ def environment_plan(body: s.EnvironmentRequest, ry: Ry, caller: Caller) -> dict
     dependencies after it; the newest version if none is given): ``runyard worker install``."""
     require_worker(caller, body.worker)
     worker = ry.workers.get(body.worker)
-    wanted = [Dependency(name=p.name, version=p.version or "0.0.0.0") for p in body.packages]
+    wanted = [p.dependency() for p in body.packages]
     plan = ry.environments.plan_for_packages(wanted, worker.provides)
     return {"environment": plan.json(), "missing": list(plan.missing)}

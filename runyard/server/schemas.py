@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, WithJsonSchema
 
 from runyard.models import (
+    Dependency,
     Job,
     Lease,
     SpawnedJob,
@@ -22,7 +23,9 @@ from runyard.models import (
     Worker,
     Workflow,
 )
+from runyard.operations.environments import ANY_VERSION
 from runyard.packages import Documentation, DocumentFile
+from runyard.states import is_claimed
 from runyard.store.dependency_packages import ImportedDependencyPackage
 from runyard.store.task_types import interface_to_json
 from runyard.store.workflows import source_to_json as source_json
@@ -122,6 +125,13 @@ class WorkerRegistration(Body):
     installs: bool = Field(
         default=False, description="Installs dependency packages when a job needs them."
     )
+    holds: list[JsonInt32] | None = Field(
+        default=None,
+        max_length=1024,
+        description="The serials of the jobs the worker holds now (none when it starts): "
+        "its other Running jobs were lost with an earlier process of it and are given back "
+        "at once. Not given: nothing is given back.",
+    )
 
 
 class WorkerInstalls(Body):
@@ -131,6 +141,9 @@ class WorkerInstalls(Body):
 class PackageName(Body):
     name: str = Field(min_length=1, max_length=100)
     version: str = Field(default="", max_length=50, description="Empty: the newest imported.")
+
+    def dependency(self) -> Dependency:
+        return Dependency(name=self.name, version=self.version or ANY_VERSION)
 
 
 class EnvironmentPackage(Body):
@@ -152,6 +165,10 @@ class EnvironmentRequest(Body):
     packages: list[PackageName] = Field(min_length=1, max_length=50)
 
 
+class InstallRequest(Body):
+    packages: list[PackageName] = Field(min_length=1, max_length=50)
+
+
 class ClaimRequest(Body):
     worker: str
     max: JsonInt32 = Field(default=1, ge=0, le=256)
@@ -164,6 +181,7 @@ class LeaseBody(Body):
 
 class Heartbeat(LeaseBody):
     log: str = ""
+    started: bool = Field(default=False, description="The job's script has started.")
 
 
 class Progress(Body):
@@ -198,6 +216,7 @@ class Beat(Body):
     serial: JsonInt32
     lease: str
     log: str = ""
+    started: bool = Field(default=False, description="The job's script has started.")
 
 
 class WorkerHeartbeat(Body):
@@ -261,6 +280,19 @@ class TaskEdit(Body):
 
 class RerunStale(Body):
     task: str | None = None
+
+
+class RestartFilter(Body):
+    states: list[str] = Field(default=[], description="Waiting, Queued, Running, Done, ...")
+    tasks: list[str] = Field(default=[], description="Task names; empty: every task.")
+    runs: list[JsonInt32] = Field(default=[], description="Run ids; empty: every live run.")
+
+
+class JobRestarts(Body):
+    """The jobs to restart: ``serials`` or ``filter`` (not both)."""
+
+    serials: list[JsonInt32] | None = None
+    filter: RestartFilter | None = None
 
 
 class SpawnJob(Body):
@@ -375,8 +407,10 @@ class UserDataTokenRequest(Body):
 
 def job_json(job: Job) -> dict[str, Any]:
     data = asdict(job)
-    for key in ("created_at", "started_at", "finished_at"):
+    for key in ("created_at", "started_at", "finished_at", "script_started_at"):
         data[key] = data[key].isoformat() if data[key] else None
+    # Running, but its worker has not said the script started: claimed (ahead) only.
+    data["claimed"] = is_claimed(job)
     return data
 
 
@@ -418,6 +452,8 @@ def task_type_json(tt: TaskType) -> dict[str, Any]:
         "entry_point": tt.entry_point,
         "timeout_seconds": tt.timeout_seconds,
         "jobs_per_process": tt.jobs_per_process,
+        "retries": tt.retries,
+        "resources": dict(tt.resources),
         "dependencies": [asdict(d) for d in tt.dependencies],
         "interface": interface_to_json(tt.interface),
     }
@@ -511,4 +547,5 @@ def userdata_listing_json(listing: UserDataListing) -> dict[str, Any]:
         "path": listing.path,
         "files": [userdata_file_json(f) for f in listing.files],
         "folders": [{"name": f.name, "virtual_name": f.virtual_name} for f in listing.folders],
+        "unnamable": [{"name": u.name, "problem": u.problem} for u in listing.unnamable],
     }

@@ -69,3 +69,14 @@ def listed(conn: Connection, worker_name: str | None = None) -> list[dict[str, A
         query = query.where(workers.c.name == worker_name)
     rows = conn.execute(query.order_by(workers.c.name, worker_environments.c.updated_at))
     return [dict(r._mapping) for r in rows]
+
+
+def in_state(conn: Connection, worker_name: str, state: str) -> list[dict[str, Any]]:
+    """The worker's environments in ``state``: their keys and packages."""
+    rows = conn.execute(
+        select(worker_environments.c.key, worker_environments.c.packages)
+        .join(workers, workers.c.id == worker_environments.c.worker_id)
+        .where(workers.c.name == worker_name, worker_environments.c.state == state)
+        .order_by(worker_environments.c.updated_at)
+    )
+    return [{"key": r.key, "packages": r.packages} for r in rows]

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from runyard.models import Job
 from runyard.states import JobState
 from runyard.store import runs as run_rows
-from runyard.store.schema import jobs, workers
+from runyard.store.schema import jobs, runs, workers
 
 LIVE = jobs.c.state != JobState.OBSOLETE.value
 
@@ -44,6 +44,7 @@ def from_row(row: Row[Any]) -> Job:
         created_at=m["created_at"],
         started_at=m["started_at"],
         finished_at=m["finished_at"],
+        script_started_at=m.get("script_started_at"),
         workdir=m["workdir"],
         progress=m["progress"],
         spawned_by_job=m.get("spawned_by_job"),
@@ -106,6 +107,11 @@ def running_in_workflow(conn: Connection, workflow_id: int) -> list[tuple[Job, s
     return _running(conn, jobs.c.workflow_id == workflow_id)
 
 
+def running_on_worker(conn: Connection, worker_id: int) -> list[tuple[Job, str]]:
+    """The Running jobs that a worker holds, each with its current lease id."""
+    return _running(conn, jobs.c.worker_id == worker_id)
+
+
 def _running(conn: Connection, where: Any) -> list[tuple[Job, str]]:
     rows = conn.execute(
         select_jobs().where(where, jobs.c.state == JobState.RUNNING.value).order_by(jobs.c.serial)
@@ -117,6 +123,43 @@ def jobs_of_workflow(conn: Connection, workflow_id: int) -> list[Job]:
     rows = conn.execute(
         select_jobs().where(jobs.c.workflow_id == workflow_id, LIVE).order_by(jobs.c.serial)
     )
+    return [from_row(r) for r in rows]
+
+
+def jobs_by_serial(conn: Connection, serials: Sequence[int]) -> list[Job]:
+    """The jobs with these serials (those that exist), in serial order."""
+    found: list[Job] = []
+    for start in range(0, len(serials), 5000):
+        chunk = list(serials[start : start + 5000])
+        rows = conn.execute(select_jobs().where(jobs.c.serial.in_(chunk)))
+        found.extend(from_row(r) for r in rows)
+    return sorted(found, key=lambda job: job.serial)
+
+
+def live_jobs_of(
+    conn: Connection,
+    workflow_id: int,
+    states: Sequence[str],
+    task_ids: Sequence[int],
+    run_ids: Sequence[int],
+    limit: int,
+) -> list[Job]:
+    """Up to ``limit`` live jobs of a workflow's runs that are not obsolete, in one of
+    ``states``, of ``task_ids`` and in ``run_ids`` (each empty: any), in serial order."""
+    query = (
+        select_jobs()
+        .join(runs, runs.c.id == jobs.c.run_id)
+        .where(
+            jobs.c.workflow_id == workflow_id,
+            jobs.c.state.in_(list(states)),
+            runs.c.obsolete.is_(False),
+        )
+    )
+    if task_ids:
+        query = query.where(jobs.c.task_id.in_(list(task_ids)))
+    if run_ids:
+        query = query.where(jobs.c.run_id.in_(list(run_ids)))
+    rows = conn.execute(query.order_by(jobs.c.serial).limit(limit))
     return [from_row(r) for r in rows]
 
 

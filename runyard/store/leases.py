@@ -166,6 +166,16 @@ def renew_lease(
     return conn.execute(_RENEW_FOR_WORKER, params | {"b_worker": worker}).scalar()
 
 
+def mark_started(conn: Connection, serial: int, lease_id: str, now: datetime) -> None:
+    """Record that the script of a Running job held by ``lease_id`` has started (once)."""
+    conn.execute(
+        update(jobs)
+        .where(*_RUNNING_UNDER_LEASE, jobs.c.script_started_at.is_(None))
+        .values(script_started_at=bindparam("b_now", type_=jobs.c.script_started_at.type)),
+        {"b_serial": serial, "b_lease": lease_id, "b_now": now},
+    )
+
+
 def expired_leases(conn: Connection, now: datetime) -> list[tuple[int, int]]:
     """(serial, attempt) of Running jobs whose lease has run out."""
     rows = conn.execute(
@@ -325,6 +335,7 @@ def _claim_statement(dialect: str, of_types: bool) -> Any:
             lease_id=bindparam("b_prefix", type_=String) + cast(jobs.c.serial, String),
             lease_expires_at=bindparam("b_expires", type_=jobs.c.lease_expires_at.type),
             started_at=bindparam("b_now", type_=jobs.c.started_at.type),
+            script_started_at=None,  # claimed: the worker says when the script starts
             attempt=jobs.c.attempt + 1,
             progress=None,
             # The log of earlier attempts, if any, then a line that says where this one starts.

@@ -11,7 +11,9 @@ notify after a transaction of their own choosing. A process that dies between it
 its ``NOTIFY`` loses that wake-up; the waiters look at the database every so often anyway.
 
 The payload is the sending process's ``origin`` (16 hex characters): a process skips its
-own notifications, whose waiters it has woken already. When the listening connection is lost
+own notifications, whose waiters it has woken already. ``ORIGIN:forget`` (``send_forget``)
+says that tokens were revoked: the other processes look every token up again, rather than
+trusting what they looked up a moment ago. When the listening connection is lost
 (the database restarted), the channel connects again, and tells its listener once it listens
 again: what happened meanwhile was not heard.
 """
@@ -30,6 +32,7 @@ import psycopg
 log = logging.getLogger("runyard.notifications")
 
 CHANNEL = "runyard_changed"
+NEWS, FORGET = "news", "forget"  # what another process said: something changed; revocations
 # How long the listener waits for a notification before it looks whether it should stop.
 LISTEN_SLICE_SECONDS = 0.25
 # Waits between attempts to reach the database again: from the first to the last, doubling.
@@ -48,6 +51,7 @@ class Channel:
         # This process's own channel: ``stop`` ends the listener's wait through it at once.
         self._private = f"{channel}_{self.origin}"
         self._wanted = False  # a send() not sent yet
+        self._forget_wanted = False  # a send_forget() not sent yet
         self._due = threading.Event()  # wakes the sender: something wanted, or stopping
         self._stopping = threading.Event()
         self.listening = threading.Event()  # set while the listener listens
@@ -55,17 +59,23 @@ class Channel:
         self._lock = threading.Lock()
         self.sent = 0  # NOTIFY statements sent
 
-    def start(self, on_news: Callable[[], None]) -> None:
+    def start(
+        self, on_news: Callable[[], None], on_forget: Callable[[], None] = lambda: None
+    ) -> None:
         """Listen (calling ``on_news`` for other processes' notifications, once per batch
-        received together) and send, each in a thread of its own; they connect themselves,
-        so this never waits for the database."""
+        received together, and ``on_forget`` for their ``send_forget``, or when notifications
+        may have been missed) and send, each in a thread of its own; they connect
+        themselves, so this never waits for the database."""
         with self._lock:
             if self._threads:
                 return
             self._stopping.clear()
             self._threads = [
                 threading.Thread(
-                    target=self._listen, args=(on_news,), name="runyard-listen", daemon=True
+                    target=self._listen,
+                    args=(on_news, on_forget),
+                    name="runyard-listen",
+                    daemon=True,
                 ),
                 threading.Thread(target=self._send, name="runyard-notify", daemon=True),
             ]
@@ -75,6 +85,11 @@ class Channel:
     def send(self) -> None:
         """A notification is due (sent soon, with any others due by then)."""
         self._wanted = True
+        self._due.set()
+
+    def send_forget(self) -> None:
+        """Tokens were revoked (committed): the other processes forget what they cached."""
+        self._forget_wanted = True
         self._due.set()
 
     def stop(self) -> None:
@@ -96,10 +111,12 @@ class Channel:
             while True:
                 self._due.wait()
                 self._due.clear()
-                if self._wanted:
-                    self._wanted = False  # a send() from now on sets _due again
+                if self._wanted or self._forget_wanted:
+                    payload = self.origin + (":forget" if self._forget_wanted else "")
+                    # A send() from now on sets _due again.
+                    self._wanted = self._forget_wanted = False
                     try:
-                        conn = self._notify(conn)
+                        conn = self._notify(conn, payload)
                         outage.over()
                     except psycopg.Error as exc:
                         # Dropped: what it announced can hardly have committed either, and
@@ -128,27 +145,29 @@ class Channel:
             pass
         return conn
 
-    def _notify(self, conn: psycopg.Connection[Any] | None) -> psycopg.Connection[Any]:
+    def _notify(
+        self, conn: psycopg.Connection[Any] | None, payload: str
+    ) -> psycopg.Connection[Any]:
         """Send one NOTIFY, on ``conn`` or a new connection (also when ``conn`` broke since
         it was last used: the database restarted); the connection to use next time."""
         if conn is not None:
             try:
-                return self._notify_on(conn)
+                return self._notify_on(conn, payload)
             except psycopg.Error:
                 _close(conn)
         conn = self._connect()
         try:
-            return self._notify_on(conn)
+            return self._notify_on(conn, payload)
         except psycopg.Error:
             _close(conn)
             raise
 
-    def _notify_on(self, conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
-        conn.execute("SELECT pg_notify(%s, %s)", (self.channel, self.origin))
+    def _notify_on(self, conn: psycopg.Connection[Any], payload: str) -> psycopg.Connection[Any]:
+        conn.execute("SELECT pg_notify(%s, %s)", (self.channel, payload))
         self.sent += 1
         return conn
 
-    def _listen(self, on_news: Callable[[], None]) -> None:
+    def _listen(self, on_news: Callable[[], None], on_forget: Callable[[], None]) -> None:
         conn: psycopg.Connection[Any] | None = None
         outage = _Outage("listening for notifications")
         deaf = False  # lost the connection: notifications were missed
@@ -163,8 +182,12 @@ class Channel:
                         outage.over()
                         if deaf:
                             deaf = False
+                            on_forget()
                             on_news()
-                    if self._heard(conn):
+                    heard = self._hear(conn)
+                    if FORGET in heard:
+                        on_forget()
+                    if heard:
                         on_news()
                 except psycopg.Error as exc:
                     self.listening.clear()
@@ -177,12 +200,22 @@ class Channel:
             _close(conn)
 
     def _heard(self, conn: psycopg.Connection[Any]) -> bool:
-        """Wait (a slice) for notifications; whether another process sent one. Whatever
-        arrived together with the first is taken too: one wake-up for all of them."""
+        """Wait (a slice) for notifications; whether another process sent one."""
+        return bool(self._hear(conn))
+
+    def _hear(self, conn: psycopg.Connection[Any]) -> set[str]:
+        """Wait (a slice) for notifications; what other processes said: ``NEWS``, and
+        ``FORGET`` too if one revoked tokens (empty: nothing). Whatever arrived together with
+        the first is taken too: one wake-up for all of them."""
         heard = list(conn.notifies(timeout=LISTEN_SLICE_SECONDS, stop_after=1))
         if heard:
             heard += conn.notifies(timeout=0.0)
-        return any(n.channel == self.channel and n.payload != self.origin for n in heard)
+        said: set[str] = set()
+        for n in heard:
+            origin, _, what = n.payload.partition(":")
+            if n.channel == self.channel and origin != self.origin:
+                said |= {NEWS, FORGET} if what == "forget" else {NEWS}
+        return said
 
 
 def _close(conn: psycopg.Connection[Any] | None) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, select
+from sqlalchemy import Connection, and_, bindparam, case, func, select
 
 from runyard.models import Job
 from runyard.states import JobState, Priority
@@ -36,6 +36,27 @@ def has_pending(conn: Connection, workflow_id: int, task_ids: Iterable[int]) -> 
     """Whether an active run has a job of these tasks Waiting, Queued or Running."""
     params = {"b_workflow": workflow_id, "b_tasks": list(task_ids)}
     return conn.execute(_HAS_PENDING, params).first() is not None
+
+
+def pending_runs(conn: Connection, workflow_id: int, task_ids: Iterable[int]) -> dict[str, int]:
+    """How many active runs have a job of these tasks pending, by the first of its pending
+    states in the order Waiting, Queued, Running (a run with a Waiting and a Queued job
+    counts as Waiting)."""
+    rank = case({state: n for n, state in enumerate(PENDING)}, value=jobs.c.state)
+    per_run = (
+        select(jobs.c.run_id, func.min(rank).label("rank"))
+        .join(runs, runs.c.id == jobs.c.run_id)
+        .where(
+            jobs.c.workflow_id == workflow_id,
+            jobs.c.task_id.in_(list(task_ids)),
+            jobs.c.state.in_(PENDING),
+            ACTIVE_RUN,
+        )
+        .group_by(jobs.c.run_id)
+        .subquery()
+    )
+    rows = conn.execute(select(per_run.c.rank, func.count()).group_by(per_run.c.rank))
+    return {PENDING[int(n)]: int(count) for n, count in rows}
 
 
 def done_jobs(conn: Connection, workflow_id: int, task_ids: Iterable[int]) -> list[DoneJob]:

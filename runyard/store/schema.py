@@ -76,6 +76,8 @@ task_types = Table(
     Column("entry_point", Text, nullable=False),
     Column("timeout_seconds", Float, nullable=True),
     Column("jobs_per_process", Integer, nullable=False, default=1, server_default="1"),
+    Column("retries", Integer, nullable=False, default=0, server_default="0"),
+    Column("resources", JSON, nullable=False, default=dict, server_default="{}"),
     Column("dependencies", JSON, nullable=False),
     Column("interface", JSON, nullable=False),
     Column("path", Text, nullable=False),
@@ -229,6 +231,8 @@ jobs = Table(
     Column("lease_expires_at", Timestamp(), nullable=True),
     Column("created_at", Timestamp(), nullable=False),
     Column("started_at", Timestamp(), nullable=True),
+    # When the worker said the job's script started (null while the job is only claimed).
+    Column("script_started_at", Timestamp(), nullable=True),
     Column("finished_at", Timestamp(), nullable=True),
     Column("workdir", Text, nullable=False, default=""),  # kept on the worker after a failure
     Column("progress", JSON, nullable=True),  # {"fraction": 0..1, "message": str}
@@ -366,6 +370,20 @@ workflow_shares = Table(
     Column("grantee_id", Integer, primary_key=True),
     Column("level", String(10), nullable=False),  # view | operate | edit
     Column("created_at", Timestamp(), nullable=False),
+)
+
+# Calls made idempotent by the caller's Idempotency-Key header (docs/http-api.md): the first
+# call's outcome (the source job of the run it created), answered again to a repeat of the
+# same request by the same caller; kept a day (``runyard.store.idempotency``).
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("caller", String(120), primary_key=True),  # kind:name of the token's principal
+    Column("key", String(255), primary_key=True),
+    Column("request", String(64), nullable=False),  # SHA-256 of the call's route and body
+    Column("job_serial", Integer, nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
+    Index("ix_idempotency_keys_created_at", "created_at"),
 )
 
 login_failures = Table(

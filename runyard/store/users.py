@@ -277,20 +277,6 @@ def list_user_tokens(conn: Connection, user: str | None) -> list[dict[str, Any]]
     ]
 
 
-def revoke_token(conn: Connection, token_id: int, user: str | None, now: datetime) -> str | None:
-    """Revoke a personal token (of ``user`` unless None); the token hash, None if not found."""
-    query = select(tokens.c.token_hash).where(
-        tokens.c.id == token_id, tokens.c.kind == "user", tokens.c.revoked_at.is_(None)
-    )
-    if user is not None:
-        query = query.where(tokens.c.name == user)
-    found = conn.execute(query).scalar()
-    if found is None:
-        return None
-    conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked_at=now))
-    return str(found)
-
-
 def revoke_all(conn: Connection, user: str, now: datetime) -> list[str]:
     """Revoke every token and session of ``user``: the hashes revoked."""
     where = (

@@ -187,6 +187,7 @@ _CELL_COLUMNS = (
     jobs.c.outputs,
     jobs.c.error,
     jobs.c.attempt,
+    jobs.c.script_started_at,  # a Running job without it is only claimed
 )
 
 
@@ -224,14 +225,20 @@ def fingerprint(conn: Connection, workflow_id: int) -> dict[str, Any]:
     its count from one state to another; a new job (a restart too) is a newer serial.
     (Renaming a run or changing its priority does not show here.)"""
     by_state: dict[str, int] = {}
-    newest_job = 0
-    for state, n, newest in conn.execute(
-        select(jobs.c.state, func.count(), func.max(jobs.c.serial))
+    newest_job = started = 0
+    for state, n, newest, scripts in conn.execute(
+        select(
+            jobs.c.state,
+            func.count(),
+            func.max(jobs.c.serial),
+            func.count(jobs.c.script_started_at),
+        )
         .where(jobs.c.workflow_id == workflow_id, LIVE)
         .group_by(jobs.c.state)
     ):
         by_state[state] = int(n)
         newest_job = max(newest_job, int(newest))
+        started += int(scripts) if state == JobState.RUNNING.value else 0
     run_count, newest_run = conn.execute(
         select(func.count(), func.max(runs.c.id)).where(
             runs.c.workflow_id == workflow_id, runs.c.obsolete.is_(False), runs.c.study.is_(False)
@@ -244,4 +251,6 @@ def fingerprint(conn: Connection, workflow_id: int) -> dict[str, Any]:
         # A restarted job that runs and finishes between two readings leaves the counts as
         # they were; its new serial does not.
         "newest_job": newest_job,
+        # Running jobs whose scripts started: a claimed job that starts changes no count above.
+        "started": started,
     }

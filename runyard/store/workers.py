@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Row, delete, insert, or_, select, update
 
 from runyard.models import Worker
 from runyard.states import JobState
@@ -122,6 +122,41 @@ def find_token(conn: Connection, token_hash: str) -> tuple[str, str] | None:
     return (row.kind, row.name) if row else None
 
 
+def list_worker_tokens(conn: Connection) -> list[dict[str, Any]]:
+    """The worker tokens that are not revoked, by worker name, then newest first."""
+    query = select(tokens.c.id, tokens.c.name, tokens.c.created_at).where(
+        tokens.c.kind == "worker", tokens.c.revoked_at.is_(None)
+    )
+    rows = conn.execute(query.order_by(tokens.c.name, tokens.c.id.desc()))
+    return [{"id": r.id, "name": r.name, "created_at": r.created_at} for r in rows]
+
+
+def find_token_by_id(conn: Connection, token_id: int) -> dict[str, Any] | None:
+    """A user or worker token that is not revoked: its id, kind, name and hash."""
+    row = conn.execute(
+        select(tokens.c.id, tokens.c.kind, tokens.c.name, tokens.c.token_hash).where(
+            tokens.c.id == token_id,
+            tokens.c.kind.in_(["user", "worker"]),
+            tokens.c.revoked_at.is_(None),
+        )
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+def revoke_tokens(
+    conn: Connection, now: datetime, *, ids: list[int] | None = None, worker: str | None = None
+) -> list[str]:
+    """Revoke the tokens ``ids``, or every token of ``worker``: the hashes revoked."""
+    where: list[ColumnElement[bool]] = [tokens.c.revoked_at.is_(None)]
+    if ids is not None:
+        where.append(tokens.c.id.in_(ids))
+    if worker is not None:
+        where += [tokens.c.kind == "worker", tokens.c.name == worker]
+    hashes = list(conn.execute(select(tokens.c.token_hash).where(*where)).scalars())
+    conn.execute(update(tokens).where(*where).values(revoked_at=now))
+    return hashes
+
+
 def get_setting(conn: Connection, key: str) -> str | None:
     value = conn.execute(select(settings.c.value).where(settings.c.key == key)).scalar()
     return str(value) if value is not None else None
@@ -133,6 +168,29 @@ def put_setting_once(conn: Connection, key: str, value: str) -> str:
     if existing is not None:
         return existing
     conn.execute(insert(settings).values(key=key, value=value))
+    return value
+
+
+def put_setting(conn: Connection, key: str, value: str) -> None:
+    """Store ``value`` under ``key``, replacing any value it had."""
+    if conn.execute(update(settings).where(settings.c.key == key).values(value=value)).rowcount:
+        return
+    conn.execute(insert(settings).values(key=key, value=value))
+
+
+def take_setting(conn: Connection, key: str) -> str | None:
+    """Delete a setting; its value, None if it had none. On SQLite the deleted value is
+    overwritten in the database file (``secure_delete``), not only unlinked."""
+    value = get_setting(conn, key)
+    if value is None:
+        return None
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        was = conn.exec_driver_sql("PRAGMA secure_delete").scalar()
+        conn.exec_driver_sql("PRAGMA secure_delete = ON")
+    conn.execute(delete(settings).where(settings.c.key == key))
+    if sqlite:
+        conn.exec_driver_sql(f"PRAGMA secure_delete = {int(was or 0)}")
     return value
 
 

@@ -76,9 +76,7 @@ class CurrentJob:
 
     @cached_property
     def _shared_client(self) -> Client:
-        from runyard.client import Client
-
-        return Client(self.server, self.token)
+        return job_client(self.server, self.token)
 
     def download(self, file: dict[str, Any], target_dir: Path | None = None) -> Path:
         """Fetch a file input (a ``ForeignFile`` value of the file store, or of User Data:
@@ -155,15 +153,21 @@ class CurrentJob:
         if fraction is not None and not 0.0 <= fraction <= 1.0:
             raise TaskError(f"progress fraction must be between 0 and 1; got {fraction}")
         self.client().post(
-            f"/api/jobs/{self.serial}/progress", {"fraction": fraction, "message": message}
+            f"/api/jobs/{self.serial}/progress",
+            {"fraction": fraction, "message": message},
+            idempotent=True,  # it sets the job's progress: the same again changes nothing
         )
 
     def activity(self, message: str, level: str = "info") -> None:
         """Write an entry in the activity log (seen by every user of the workflow)."""
         if level not in ACTIVITY_LEVELS:
             raise TaskError(f"activity level must be one of {', '.join(ACTIVITY_LEVELS)}")
+        # Tried again while the server is away: an answer lost on the way may leave the
+        # entry twice in the activity log, which is better than a Failed job.
         self.client().post(
-            f"/api/jobs/{self.serial}/activity", {"message": message, "level": level}
+            f"/api/jobs/{self.serial}/activity",
+            {"message": message, "level": level},
+            idempotent=True,
         )
 
 
@@ -186,6 +190,34 @@ def _local_name(file: dict[str, Any], file_id: str) -> str:
     its id when that name is unusable."""
     name = Path(str(file.get("filename") or "")).name
     return name if name not in ("", ".", "..") else file_id
+
+
+def job_client(server: str, token: str) -> Client:
+    """A client of the server for a job's calls: each tried again while the server is away
+    (restarting, its database stopped) for up to ``RUNYARD_RETRY_SECONDS`` (default 120),
+    with a line in the job log when an outage starts and ends. A call given up makes the
+    job go back to the queue (``_give_back_on_failure``) rather than end Failed."""
+    from runyard.client import Client
+    from runyard.retries import RetryPolicy, retry_seconds
+
+    policy = RetryPolicy(
+        seconds=retry_seconds(os.environ), notify=_say, on_give_up=_give_back_on_failure
+    )
+    return Client(server, token, retry=policy)
+
+
+def _say(message: str) -> None:
+    print(f"runyard: {message}", file=sys.stderr, flush=True)
+
+
+def _give_back_on_failure(message: str) -> None:
+    """The server stayed away longer than the retry time: if the script now fails (the
+    error not caught), the worker gives the job back for another attempt instead of
+    recording it Failed (``give_back`` in the result file, replaced by ``finish`` or
+    ``fail``)."""
+    _say(f"{message}; if the script fails now, the job goes back to the queue")
+    if os.environ.get("RUNYARD_RESULT_FILE"):
+        _write_result({"give_back": message})
 
 
 def _variable(name: str) -> str:
@@ -250,5 +282,6 @@ __all__ = [
     "current_job",
     "fail",
     "finish",
+    "job_client",
     "virtualpath",
 ]

@@ -15,6 +15,8 @@
 
 ``spawn_task`` answers the task that this job's task spawned before with the same
 ``spawn_key`` (default: its name), so re-running a search adds no second column.
+Every call here is safe to send twice (spawn keys, states set to what they are), so the
+job's client tries each again while the server is away (``runyard.task.job_client``).
 ``spawn_jobs`` sends jobs in batches of ``BATCH`` (one transaction each); a job without
 ``source_job_serial`` starts a new run. A job already spawned by this job with the same task,
 outputs, inputs, metadata (the entity's uuid aside) and run is answered as it is: a job
@@ -85,7 +87,7 @@ def spawn_task(
         "spawn_key": spawn_key,
         "inputs": [dict(i) for i in inputs],
     }
-    task: dict[str, Any] = _caller(client).post("/api/spawn/tasks", body)
+    task: dict[str, Any] = _caller(client).post("/api/spawn/tasks", body, idempotent=True)
     return task
 
 
@@ -123,7 +125,7 @@ def spawn_jobs(
     answered: list[dict[str, Any]] = []
     for start in range(0, len(jobs), BATCH):
         chunk = [dict(j) for j in jobs[start : start + BATCH]]
-        answered.extend(caller.post("/api/spawn/jobs", {"jobs": chunk}))
+        answered.extend(caller.post("/api/spawn/jobs", {"jobs": chunk}, idempotent=True))
     return answered
 
 
@@ -147,7 +149,7 @@ def set_job_state(
     followers then (a run is finished only after all its jobs exist). Setting the state a job
     has already changes nothing."""
     job: dict[str, Any] = _caller(client).post(
-        f"/api/spawn/jobs/{int(serial)}/state", {"state": state}
+        f"/api/spawn/jobs/{int(serial)}/state", {"state": state}, idempotent=True
     )
     return job
 
@@ -160,7 +162,8 @@ def set_job_states(
     answered: list[dict[str, Any]] = []
     for start in range(0, len(serials), BATCH):
         chunk = [int(s) for s in serials[start : start + BATCH]]
-        answered.extend(caller.post("/api/spawn/jobs/state", {"serials": chunk, "state": state}))
+        body = {"serials": chunk, "state": state}
+        answered.extend(caller.post("/api/spawn/jobs/state", body, idempotent=True))
     return answered
 
 
@@ -248,7 +251,9 @@ class Reservations:
         return serial, True
 
     def _reserve(self, client: Client) -> None:
-        answer = client.post("/api/spawn/serials", {"count": self._next_count})
+        # Asking again after a lost answer reserves other serials (the first ones go
+        # unused): safe to repeat.
+        answer = client.post("/api/spawn/serials", {"count": self._next_count}, idempotent=True)
         if self.fresh is None:
             self.fresh = bool(answer["fresh"])
         self._next_count = min(BATCH, self._next_count * 2)
@@ -331,7 +336,7 @@ class JobBatch:
         self._items, self._pending, self._states, self._pending_states = [], [], [], []
         try:
             answer = _caller(self._client).post(
-                "/api/spawn/batch", {"jobs": items, "states": states}
+                "/api/spawn/batch", {"jobs": items, "states": states}, idempotent=True
             )
         except Exception as exc:
             for job in [*pending, *pending_states]:

@@ -86,7 +86,8 @@ def userdata_token(
         except virtualpath.InvalidVirtualPath as exc:
             raise _task.TaskError(str(exc)) from None
     caller = client if client is not None else _task.current_job().client()
-    answer: dict[str, Any] = caller.post("/api/userdata/tokens", {"scopes": pairs})
+    # A new token per call: asking again after a lost answer only makes one more.
+    answer: dict[str, Any] = caller.post("/api/userdata/tokens", {"scopes": pairs}, idempotent=True)
     token: str = answer["token"]
     return token
 
@@ -172,6 +173,4 @@ def download(job: _task.CurrentJob, file: dict[str, Any], folder: Path) -> Path:
 
 
 def _client(token: str, server: str | None) -> Client:
-    from runyard.client import Client
-
-    return Client(server or _task._variable("RUNYARD_SERVER"), token)
+    return _task.job_client(server or _task._variable("RUNYARD_SERVER"), token)

@@ -22,13 +22,21 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from runyard.client import Client, answer
+from runyard.retries import RetryPolicy
 
 URL_SAFE = "/:@!$&'()*+,;=-._~%"  # kept as they are in a path (percent escapes too)
 
 
 class WorkerClient(Client):
-    def __init__(self, server: str, token: str, *, timeout: float = 60.0) -> None:
-        super().__init__(server, token, timeout=timeout)
+    def __init__(
+        self,
+        server: str,
+        token: str,
+        *,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(server, token, timeout=timeout, retry=retry)
         url = urlsplit(self.server)
         self._direct = url.scheme == "http" and not _proxied(url.hostname or "")
         self._host, self._port = url.hostname or "127.0.0.1", url.port or 80
@@ -40,31 +48,29 @@ class WorkerClient(Client):
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
 
-    def request(
+    def _once(
         self,
         method: str,
         path: str,
-        *,
-        json: Any = None,
-        content: bytes | Iterator[bytes] | None = None,
-        params: dict[str, Any] | None = None,
-        timeout: float | None = None,
+        json: Any,
+        content: bytes | Iterator[bytes] | None,
+        params: dict[str, Any] | None,
+        timeout: float | None,
+        headers: dict[str, str] | None,
     ) -> Any:
-        """As ``Client.request``; JSON calls to a plain ``http://`` server go straight."""
+        """As ``Client._once``; JSON calls to a plain ``http://`` server go straight."""
         if not self._direct or content is not None or params is not None:
-            return super().request(
-                method, path, json=json, content=content, params=params, timeout=timeout
-            )
-        headers = self._headers
+            return super()._once(method, path, json, content, params, timeout, headers)
+        sent_headers = self._headers | (headers or {})
         body = None
         if json is not None:
             body = _encode(json)
-            headers = headers | {"Content-Type": "application/json"}
+            sent_headers = sent_headers | {"Content-Type": "application/json"}
         connection = self._connection()
         try:
             connection.sock.settimeout(self._timeout if timeout is None else timeout)
             url = quote(self._prefix + path, safe=URL_SAFE)
-            connection.request(method, url, body=body, headers=headers)
+            connection.request(method, url, body=body, headers=sent_headers)
             response = connection.getresponse()
             data = response.read()
         except (OSError, http.client.HTTPException) as exc:  # cut off, timed out, not HTTP
@@ -99,7 +105,7 @@ class WorkerClient(Client):
         try:
             connection.connect()
         except OSError as exc:
-            raise self.unreachable(exc) from None
+            raise self.unreachable(exc, sent=False) from None
         connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return connection
 

@@ -85,6 +85,18 @@ class Environments:
             self._ready[key] = python
         return python
 
+    def make(self, spec: dict[str, Any]) -> str:
+        """``python``, for an admin's request: the server hears it is Ready also when it was
+        made before (by a job, or ``runyard worker install``)."""
+        key = _checked_key(spec)
+        made_before = (self.root / key / READY).is_file()
+        python = self.python(spec)
+        if made_before:
+            log_path = self.root / f"{key}.log"
+            text = _tail(log_path) if log_path.is_file() else ""
+            self._tell(key, list(spec["packages"]), "Ready", text)
+        return python
+
     def _make(self, folder: Path, spec: dict[str, Any]) -> None:
         key, packages = spec["key"], list(spec["packages"])
         names = ", ".join(f"{p['name']} {p['version']}" for p in packages)

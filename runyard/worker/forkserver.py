@@ -40,6 +40,8 @@ import traceback
 from pathlib import Path
 from typing import IO, Any
 
+from runyard.worker.preload import Learner
+
 # What task scripts import most; loaded once in the fork server, shared by every child.
 PRELOAD = ("json", "csv", "logging", "pathlib", "uuid", "httpx", "runyard.task", "runyard.client")
 OPTIONAL_PRELOAD = ("numpy",)
@@ -47,19 +49,25 @@ OPTIONAL_PRELOAD = ("numpy",)
 
 PR_SET_PDEATHSIG = 1
 _prctl: Any = None  # libc's prctl, on Linux
+_learner: Learner | None = None  # an environment's fork server learns what its jobs import
 
 # -- the fork server process ------------------------------------------------------------------
 
 
-def serve_fds(requests_fd: int, answers_fd: int, compat_dir: str) -> None:
+def serve_fds(requests_fd: int, answers_fd: int, compat_dir: str, learn: bool = False) -> None:
     """The fork server's main: the protocol's pipes are the file descriptors it was given."""
     with open(requests_fd, "rb", buffering=0) as requests, open(answers_fd, "wb") as answers:
-        serve(requests, answers, compat_dir)
+        serve(requests, answers, compat_dir, learn)
 
 
-def serve(requests: IO[bytes], answers: IO[bytes], compat_dir: str) -> None:
-    """Fork a child per request until ``requests`` ends."""
+def serve(requests: IO[bytes], answers: IO[bytes], compat_dir: str, learn: bool = False) -> None:
+    """Fork a child per request until ``requests`` ends; with ``learn`` (an environment's
+    fork server), import what the children imported from the environment (``preload``)."""
+    global _learner
     _preload(compat_dir)
+    _learner = Learner.for_environment() if learn else None
+    if _learner is not None:
+        _learner.catch_up()
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
@@ -86,6 +94,8 @@ def serve(requests: IO[bytes], answers: IO[bytes], compat_dir: str) -> None:
                             with contextlib.suppress(OSError):
                                 os.killpg(request["kill"], signal.SIGKILL)
                         continue
+                    if _learner is not None:
+                        _learner.catch_up()
                     answer = _start(request, inherited)
                     if "pid" in answer:
                         children.add(answer["pid"])
@@ -162,12 +172,15 @@ def _run_child(request: dict[str, Any]) -> int:
     except BaseException:
         traceback.print_exc()
         return 70
+    preloaded = list(sys.modules)
     if "reuse" in request:  # a reused child: the jobs come over its socket
         from runyard.worker import reuse
 
         code = reuse.serve(request["reuse"])
     else:
         code = run_script(sys.argv[0])
+    if _learner is not None:
+        _learner.note(preloaded)
     # What the interpreter does at exit and os._exit skips: wait for the script's
     # non-daemon threads, run its atexit handlers.
     for step in (threading._shutdown, atexit._run_exitfuncs):  # type: ignore[attr-defined]
@@ -260,12 +273,15 @@ class ForkedProcess:
 class ForkServer:
     """The worker's handle on its fork server process."""
 
-    def __init__(self, compat_dir: str, *, python: str = sys.executable) -> None:
-        """Start the fork server in ``python`` (the worker's, or an environment's)."""
+    def __init__(
+        self, compat_dir: str, *, python: str = sys.executable, learn: bool = False
+    ) -> None:
+        """Start the fork server in ``python`` (the worker's, or an environment's: with
+        ``learn``, it preloads what its jobs import, see ``runyard.worker.preload``)."""
         request_read, request_write = os.pipe()
         answer_read, answer_write = os.pipe()
         code = "from runyard.worker.forkserver import serve_fds; " + (
-            f"serve_fds({request_read}, {answer_write}, {compat_dir!r})"
+            f"serve_fds({request_read}, {answer_write}, {compat_dir!r}, {learn!r})"
         )
         try:
             # Its stdout and stderr are the worker's: a module that prints while it is

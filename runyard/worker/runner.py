@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -115,9 +116,10 @@ class Claimed:
 
 
 class GiveBack(Exception):
-    """The job could not run for a reason of the worker's own (its fork server died under
-    it): its script is stopped, and the job goes back to the server (the attempt not
-    counted) for this or another worker to run again."""
+    """The job could not run for a reason not its own (its fork server died under it, its
+    server stayed away longer than its calls' retry time): its script is stopped, and the
+    job goes back to the server (the attempt not counted) for this or another worker to run
+    again."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,7 +151,11 @@ class ScriptCache:
                 data = self.client.get(f"/api/task-types/{name}/{version}/package")
                 package = read_package_bytes(data, f"{name} {version} from the server")
                 staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=self._ensure_root()))
-                write_files(staging, package.files)
+                try:
+                    write_files(staging, package.files)  # streamed, entry by entry
+                except BaseException:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    raise
                 target.parent.mkdir(parents=True, exist_ok=True)
                 staging.rename(target)
             self._known[name, version] = target
@@ -175,6 +181,7 @@ class Prepared:
     jobs_per_process: int = 1  # > 1: run in a reused child (forkable jobs only)
     serial: int = 0  # the job's (its Slurm job's name)
     timeout_seconds: float | None = None  # the task type's (its Slurm job's time limit)
+    resources: dict[str, Any] = field(default_factory=dict)  # the task type's (sbatch options)
 
 
 def prepare(
@@ -206,6 +213,7 @@ def prepare(
         jobs_per_process=int(claimed.task_type.get("jobs_per_process") or 1),
         serial=claimed.serial,
         timeout_seconds=claimed.task_type.get("timeout_seconds"),
+        resources=claimed.task_type.get("resources") or {},
     )
 
 
@@ -300,7 +308,9 @@ def run(
     slurm: Slurm | None = None,
 ) -> Outcome:
     """Run the script to its end (or its timeout); what it printed is the job log. Raises
-    ``GiveBack`` if the fork server dies under the job (or its Slurm node fails)."""
+    ``GiveBack`` if the fork server dies under the job (or its Slurm node fails), or if the
+    script failed after its client gave up on an absent server (``give_back`` in its result
+    file: ``runyard.task.job_client``)."""
     timeout = claimed.task_type.get("timeout_seconds")
     if claimed.released.is_set() or claimed.stale.is_set():  # while it was being prepared
         return Outcome(ok=False, outputs={}, error="not started", workdir=prepared.workdir)
@@ -331,6 +341,8 @@ def run(
         error = process.failure
     elif code < 0:
         error = f"killed by signal {signal.Signals(-code).name}"
+    elif code != 0 and result.get("give_back"):  # its server stayed away: not its fault
+        raise GiveBack(f"the script could not reach the server: {result['give_back']}")
     elif code != 0 and result.get("error"):  # the script's own message (fail, error): as it is
         return Outcome(ok=False, outputs={}, error=result["error"], workdir=prepared.workdir)
     elif code != 0:

@@ -24,6 +24,7 @@ case when the worker is gone.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import re
@@ -65,6 +66,8 @@ NOT_THE_JOBS_FAULT = frozenset({"NODE_FAIL", "BOOT_FAIL", "PREEMPTED"})
 CANCEL_WAIT = 60.0  # seconds a cancelled job may take to be seen ended before we stop waiting
 CANCEL_AGAIN = 10.0  # seconds after which a cancelled job not seen ended is cancelled again
 COMMAND_TIMEOUT = 120.0  # seconds for one sbatch, squeue, scontrol or scancel
+# What a task type's "resources" may set of a worker's sbatch options (SlurmOptions).
+RESOURCES = frozenset({"partition", "cpus", "memory"})
 
 
 class SlurmUnavailable(RuntimeError):
@@ -107,6 +110,8 @@ def sbatch_command(
         "--no-requeue",  # a failed node gives the job back to Runyard instead
         f"--comment={comment}",
     ]
+    asked = {k: v for k, v in prepared.resources.items() if k in RESOURCES and v}
+    options = dataclasses.replace(options, **asked)  # the task type's, over the worker's
     if options.partition:
         command.append(f"--partition={options.partition}")
     if options.cpus:

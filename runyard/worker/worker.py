@@ -60,6 +60,7 @@ class Worker(Claiming):
         self.slurm: Slurm | None = None
         if config.executor == "slurm":
             self.slurm = Slurm(config.slurm, worker=config.name, server=config.server)
+        self._installing: set[str] = set()  # environments an admin asked for, being made
         self.started = 0  # jobs started so far
         self._finished = False
 
@@ -73,6 +74,8 @@ class Worker(Claiming):
             "max_jobs": self.config.max_jobs,
             "version": runyard.__version__,
             "installs": self.config.installs,
+            # Jobs it held before it started again were lost: the server gives them back.
+            "holds": sorted(self.held),
         }
         while True:
             try:
@@ -230,7 +233,9 @@ class Worker(Claiming):
             if server is not None:
                 log.warning("the fork server of %s stopped; starting a new one", python)
                 server.close()
-            server = self.forkservers[python] = ForkServer(runner.COMPAT_DIR, python=python)
+            server = self.forkservers[python] = ForkServer(
+                runner.COMPAT_DIR, python=python, learn=python != sys.executable
+            )
             return server
 
     # -- stopping ----------------------------------------------------------------------------
@@ -255,6 +260,32 @@ class Worker(Claiming):
             running = [c for c in self.held.values() if not c.finished]
         for claimed in running:
             self._release(claimed)
+
+    # -- environments an admin asked for ------------------------------------------------------
+
+    def _install_requested(self, spec: dict[str, Any]) -> None:
+        """Make the environment an admin asked for, in a thread of its own (one per key)."""
+        key = str(spec.get("key"))
+        with self._lock:
+            if key in self._installing:
+                return
+            self._installing.add(key)
+        threading.Thread(
+            target=self._install, args=(spec,), name=f"install-{key}", daemon=True
+        ).start()
+
+    def _install(self, spec: dict[str, Any]) -> None:
+        try:
+            self.environments.make(spec)
+        except EnvironmentFailed as exc:
+            log.error("%s (asked for by an admin)", exc.message)
+        except Unreachable as exc:
+            log.warning("environment %s not made: %s", spec.get("key"), exc)
+        except Exception:
+            log.exception("environment %s could not be made", spec.get("key"))
+        finally:
+            with self._lock:
+                self._installing.discard(str(spec.get("key")))
 
     # -- cleaning ----------------------------------------------------------------------------
 

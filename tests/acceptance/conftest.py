@@ -81,11 +81,17 @@ class Installation:
         return result
 
     def status(self, workflow: str, *extra: str) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.cli("status", workflow, "--json", *extra).stdout)
+        """``runyard status --json``; with ``--wait``, Failed jobs (exit status 3) are no
+        error here: tests look at the states."""
+        result = self.cli("status", workflow, "--json", *extra, check=False)
+        if result.returncode not in (0, 3) or (result.returncode == 3 and "--wait" not in extra):
+            raise AssertionError(f"runyard status {workflow} failed:\n{result.stderr}")
+        data: dict[str, Any] = json.loads(result.stdout)
         return data
 
-    def api(self, method: str, path: str, body: Any = None) -> Any:
-        """Call the HTTP API as the admin; the decoded JSON answer (errors fail the test)."""
+    def api(self, method: str, path: str, body: Any = None, *, expect: int | None = None) -> Any:
+        """Call the HTTP API as the admin; the decoded JSON answer (errors fail the test,
+        unless the answer's status is ``expect``)."""
         response = httpx.request(
             method,
             self.url + path,
@@ -93,7 +99,9 @@ class Installation:
             headers={"Authorization": f"Bearer {self.admin_token}"},
             timeout=30,
         )
-        if response.status_code >= 400:
+        if expect is not None and response.status_code != expect:
+            raise AssertionError(f"{method} {path}: {response.status_code}, not {expect}")
+        if expect is None and response.status_code >= 400:
             raise AssertionError(f"{method} {path}: {response.status_code} {response.text}")
         return response.json()
 
@@ -178,9 +186,15 @@ class Worker:
         self.process.wait()
 
 
-def start_worker(server: Installation, name: str, data_dir: Path, *extra: str) -> Worker:
+def start_worker(
+    server: Installation,
+    name: str,
+    data_dir: Path,
+    *extra: str,
+    env: Mapping[str, str] | None = None,
+) -> Worker:
     """``runyard worker`` named ``name`` on ``server``'s URL with a new worker token, keeping
-    its files in ``data_dir`` (not the server's)."""
+    its files in ``data_dir`` (not the server's); ``env``: variables of its own."""
     token = server.cli("token", "create-worker", name).stdout.strip()
     data_dir.mkdir(parents=True, exist_ok=True)
     command = [
@@ -198,7 +212,7 @@ def start_worker(server: Installation, name: str, data_dir: Path, *extra: str) -
     ]
     with open(data_dir / "worker.log", "w") as log:
         process = subprocess.Popen(
-            command, env=clean_env(), stdout=log, stderr=subprocess.STDOUT, text=True
+            command, env=clean_env(env), stdout=log, stderr=subprocess.STDOUT, text=True
         )
     return Worker(name=name, data_dir=data_dir, process=process)
 

@@ -283,3 +283,70 @@ def test_an_admin_forbids_installs_and_runyard_worker_install_makes_one_beforeha
     done = cells(server, "Mini")[names[0]]
     assert done["state"] == "Done", worker.log()
     assert server.job(int(str(done["serial"])))["outputs"]["value"] == 52
+
+
+def test_an_admin_asks_a_running_worker_to_install_a_dependency_package(
+    server: Installation, tmp_path: Path
+) -> None:
+    """Workers > Install dependency package (and ``runyard workers install``): the request
+    waits on the server until the worker's next heartbeat, which makes the environment (even
+    on a worker that does not install on demand); its jobs then run there."""
+    names = new_runs(server, [20])
+    worker = start_worker(server, "asked", tmp_path, "--max-jobs", "1")
+    try:
+        wait_for(
+            lambda: any(w["name"] == "asked" for w in server.api("GET", "/api/workers")),
+            "the worker registered",
+            timeout=30,
+            alive=worker.process,
+        )
+        assert cells(server, "Mini")[names[0]]["state"] == "Queued", "it may not install"
+
+        refused = server.api(
+            "POST",
+            "/api/workers/asked/environments",
+            {"packages": [{"name": "No.Such.Package", "version": ""}]},
+            expect=404,
+        )
+        assert "No.Such.Package" in refused["error"]["message"]
+        marker = server.api(
+            "POST",
+            "/api/workers/asked/environments",
+            {"packages": [{"name": "Core.Host.Python3", "version": ""}]},
+            expect=422,
+        )
+        assert "provides" in marker["error"]["message"]
+        server.api(
+            "POST",
+            "/api/workers/nobody/environments",
+            {"packages": [{"name": "Test.Dep.Mini", "version": "1.0.0.0"}]},
+            expect=404,
+        )
+
+        asked = server.cli("workers", "install", "asked", "Test.Dep.Mini==1.0.0.0")
+        assert "Requested" in asked.stdout, asked.stdout
+        wait_for(
+            lambda: (
+                [e["state"] for e in server.api("GET", "/api/workers/asked/environments")]
+                == ["Ready"]
+            ),
+            "the environment made at the admin's request",
+            timeout=120,
+            alive=worker.process,
+        )
+        assert (tmp_path / "workers" / "asked" / "environments").is_dir()
+        wait_for(
+            lambda: cells(server, "Mini")[names[0]]["state"] == "Done",
+            "the job run in the new environment",
+            timeout=60,
+            alive=worker.process,
+        )
+        again = server.api(
+            "POST",
+            "/api/workers/asked/environments",
+            {"packages": [{"name": "Test.Dep.Mini", "version": "1.0.0.0"}]},
+        )
+        assert again["state"] == "Ready", "nothing to do: it is Ready already"
+    finally:
+        worker.process.terminate()
+        worker.process.wait(timeout=60)

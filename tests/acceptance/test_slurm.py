@@ -76,8 +76,8 @@ task.finish({
 
 
 def write_packages(root: Path) -> list[Path]:
-    """Two task types (Test.SlurmProbe with a timeout, Test.SlurmSleep without) and a
-    workflow of each after Test.Source."""
+    """Two task types (Test.SlurmProbe with a timeout and resources, Test.SlurmSleep
+    without) and a workflow of each after Test.Source."""
     packages = [TASK_TYPES / "Source"]
     for name, timeout, outputs in (
         ("Test.SlurmProbe", TIMEOUT_SECONDS, ["value:Int", "slurm_job_id:String",
@@ -97,6 +97,8 @@ def write_packages(root: Path) -> list[Path]:
         }
         if timeout is not None:
             metadata["timeout_seconds"] = timeout
+            # No partition: a test gives the worker's (--slurm-partition) to its jobs.
+            metadata["resources"] = {"cpus": 1, "memory": "64M"}
         (folder / "metadata.json").write_text(json.dumps(metadata))
         interface = {
             "kind": "processing",
@@ -223,6 +225,8 @@ def test_jobs_run_as_slurm_jobs_and_are_done_with_their_outputs(
         assert fields["JobName"] == f"runyard-{serial}"
         assert fields["JobState"] == "COMPLETED" and fields["ExitCode"] == "0:0", fields
         assert fields["WorkDir"] == outputs["cwd"]
+        # The task type's resources, as sbatch was asked for them.
+        assert (fields["NumCPUs"], fields["MinMemoryNode"]) == ("1", "64M"), fields
         assert f"serial {serial} in Slurm job {outputs['slurm_job_id']}" in job_log(server, serial)
     assert "Slurm job" in worker.log()
 

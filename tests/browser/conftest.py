@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -122,3 +123,28 @@ def screenshot(page: Page, name: str) -> None:
         folder = Path(tempfile.gettempdir()) / "runyard-screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(folder / f"{name}.png"))
+
+
+def confirm(page: Page, action: str, *, says: str = "") -> None:
+    """Answer the UI's confirmation dialog (confirm.js) by pressing ``action``, after checking
+    that it says ``says``."""
+    dialog = page.locator("dialog.confirm-dialog")
+    expect(dialog).to_be_visible()
+    if says:
+        expect(dialog).to_contain_text(says)
+    dialog.get_by_role("button", name=action, exact=True).click()
+    expect(dialog).to_have_count(0)
+
+
+def output_of(task: str, key: str = "value") -> dict[str, str]:
+    """An input source: output ``key`` of ``task``."""
+    return {"mode": "output", "task": task, "key": key}
+
+
+def new_workflow(lab: Installation, name: str, tasks: list[dict[str, Any]]) -> None:
+    """Workflow ``name`` with ``tasks`` (as ``POST /api/workflows/{name}/tasks`` takes them),
+    started."""
+    lab.api("POST", "/api/workflows", {"name": name, "remarks": ""})
+    for task in tasks:
+        lab.api("POST", f"/api/workflows/{name}/tasks", task)
+    lab.api("POST", f"/api/workflows/{name}/start")

@@ -4,12 +4,14 @@ the workers and activity views, and hostile text shown as text."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect
 
 from tests.acceptance.conftest import Installation
-from tests.browser.conftest import log_in, log_out, screenshot, use_a_token
+from tests.browser.conftest import confirm, log_in, log_out, screenshot, use_a_token
 
 HOSTILE_NAME = "<img src=x onerror=\"window.__pwned='name'\"><script>window.__pwned=1</script>"
 
@@ -24,14 +26,12 @@ def cell(page: Page, run: str, task: str) -> Locator:
     return run_row(page, run).locator(f'.cell[data-task="{task}"]')
 
 
-def new_run(page: Page, *, name: str, outputs: str) -> None:
+def new_run(page: Page, *, name: str, value: int) -> None:
+    """New Run at the source task Source (Test.Source asks the user for its output value)."""
     page.get_by_role("button", name="New Run").click()
     dialog = page.locator("dialog.new-run-dialog")
-    expect(dialog.get_by_label("Outputs of the source job (JSON)")).to_have_value(
-        re.compile('"value"')
-    )
     dialog.get_by_label("Run name").fill(name)
-    dialog.get_by_label("Outputs of the source job (JSON)").fill(outputs)
+    dialog.locator('.field[data-field="value"] input').fill(str(value))
     dialog.get_by_role("button", name="Start run").click()
     expect(dialog).to_be_hidden()
 
@@ -77,8 +77,8 @@ def test_start_a_workflow_then_new_run_cells_turn_done_without_reload(
     linear.get_by_role("link", name="Linear").click()
     expect(page.locator(".runs-head")).to_contain_text("Double")
     page.evaluate("window.__notReloaded = true")
-    new_run(page, name="first", outputs='{"value": 4}')
-    new_run(page, name="second", outputs='{"value": -3}')
+    new_run(page, name="first", value=4)
+    new_run(page, name="second", value=-3)
     for task in ("Source", "Double", "Add"):
         expect(cell(page, "first", task)).to_have_attribute("data-state", "Done")
     # Add refuses negative numbers: the cell turns Failed, with the message in its title.
@@ -106,7 +106,7 @@ def test_job_information_follows_the_log_live_and_restarts_the_job(
     log_in(page, lab)
     page.goto(lab.url + "/ui/#/workflows/Talk")
     expect(page.locator(".runs-head")).to_contain_text("Talk")
-    new_run(page, name="talker", outputs='{"value": 20}')
+    new_run(page, name="talker", value=20)
     talk = cell(page, "talker", "Talk")
     expect(talk).to_have_attribute("data-state", "Running")
     talk.click()
@@ -122,6 +122,7 @@ def test_job_information_follows_the_log_live_and_restarts_the_job(
     screenshot(page, "job")
     first_serial = talk.get_attribute("data-serial")
     panel.get_by_role("button", name="Restart new job").click()
+    confirm(page, "Restart new job", says=f"Job {first_serial} of task Talk in run talker")
     expect(page.locator(".notice")).to_contain_text("Restarted")
     # The table shows the new job in the cell; it runs again and ends Done.
     expect(talk).not_to_have_attribute("data-serial", first_serial or "")
@@ -138,11 +139,12 @@ def test_job_information_follows_the_log_live_and_restarts_the_job(
 def test_abort_a_running_job(page: Page, lab: Installation) -> None:
     log_in(page, lab)
     page.goto(lab.url + "/ui/#/workflows/Talk")
-    new_run(page, name="aborted", outputs='{"value": 200}')
+    new_run(page, name="aborted", value=200)
     talk = cell(page, "aborted", "Talk")
     expect(talk).to_have_attribute("data-state", "Running")
     talk.click()
     page.locator(".job-panel").get_by_role("button", name="Abort").click()
+    confirm(page, "Abort job", says="Its script is stopped")
     expect(talk).to_have_attribute("data-state", "Aborted")
     expect(page.locator(".job-panel .job-head .state")).to_have_text(re.compile("Aborted"))
 
@@ -172,7 +174,7 @@ def test_hostile_run_name_and_log_line_are_shown_as_text(page: Page, lab: Instal
     assert page.evaluate("window.__pwned") is None
 
 
-def test_workers_and_activity_views(page: Page, lab: Installation) -> None:
+def test_workers_and_activity_views(page: Page, lab: Installation, tmp_path: Path) -> None:
     # A run of its own, so that Talk has jobs to count whichever tests ran before.
     lab.api("POST", "/api/workflows/Talk/runs", {"task": "Source", "outputs": {"value": 0}})
     log_in(page, lab)
@@ -208,9 +210,37 @@ def test_workers_and_activity_views(page: Page, lab: Installation) -> None:
     expect(environment).to_have_attribute("data-state", "Failed", timeout=15_000)
     environment.get_by_role("button", name="log").click()
     expect(environment.locator("pre.install-log")).to_contain_text("boom")
+    # Install dependency package: the worker makes it at its next heartbeat.
+    lab.cli("import", str(echo_package(tmp_path)))
+    page.reload()
+    worker.get_by_role("button", name="Install dependency package").click()
+    page.locator("dialog.install-dialog select").select_option(label="Test.Dep.Echo 1.0.0.0")
+    page.locator("dialog.install-dialog").get_by_role("button", name="Install").click()
+    expect(page.locator(".notice")).to_contain_text("Test.Dep.Echo 1.0.0.0 on")
+    made = worker.locator('[data-state="Ready"]')
+    expect(made).to_have_count(1, timeout=60_000)
+    made.get_by_role("button", name="log").click()
+    expect(made.locator("pre.install-log")).to_contain_text("made by echo")
     page.get_by_role("link", name="Activity").click()
     expect(page.locator("table.activity")).to_contain_text("logged in to the web UI")
     screenshot(page, "activity")
+
+
+def echo_package(root: Path) -> Path:
+    """A dependency package whose install command only prints."""
+    folder = root / "Test.Dep.Echo"
+    folder.mkdir()
+    metadata = {
+        "package_format": "XFP-DEP1.0",
+        "name": "Test.Dep.Echo",
+        "version": "1.0.0.0",
+        "display_name": "Echo",
+        "summary": "Installs nothing; says so.",
+        "install": "echo made by echo",
+        "dependencies": [{"name": "Core.Host.Python3", "version": "3.11.0.0"}],
+    }
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    return folder
 
 
 def test_import_a_package_from_the_workflows_list(page: Page, lab: Installation) -> None:

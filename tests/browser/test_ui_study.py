@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from runyard.images import Image
 from runyard.packages import folder_zip_bytes
 from tests.acceptance.conftest import Installation
-from tests.browser.conftest import log_in, screenshot
+from tests.browser.conftest import confirm, log_in, screenshot
 from tests.browser.test_ui import cell, new_run, run_row
 from tests.conftest import WORKFLOWS
 
@@ -66,8 +66,8 @@ def test_build_a_three_task_workflow_in_the_editor_then_run_it(
     expect(page.locator(".toolbar .wf-state")).to_have_text("Started")
     page.get_by_role("link", name="Runs table").click()
     expect(page.locator(".runs-head")).to_contain_text("Add")
-    new_run(page, name="two", outputs='{"value": 2}')
-    new_run(page, name="three", outputs='{"value": 3}')
+    new_run(page, name="two", value=2)
+    new_run(page, name="three", value=3)
     for task in ("Source", "Double", "Add"):
         expect(cell(page, "two", task)).to_have_attribute("data-state", "Done")
     cell(page, "three", "Add").click()
@@ -95,6 +95,7 @@ def test_build_a_three_task_workflow_in_the_editor_then_run_it(
     expect(page.locator(".notice")).to_contain_text("Priority high: 2 of 2")
     page.locator(".bulk").get_by_label("Task to restart in the selected runs").select_option("Add")
     page.locator(".bulk").get_by_role("button", name="Restart jobs").click()
+    confirm(page, "Restart jobs", says="Restart the Add jobs of 2 runs?")
     expect(page.locator(".notice")).to_contain_text("Restarted Add: 2 of 2")
     expect(cell(page, "three", "Add")).to_have_attribute("data-state", "Done")
     screenshot(page, "runs-actions")
@@ -175,13 +176,13 @@ def test_new_run_from_a_user_data_image_and_its_slices(
     page.goto(lab.url + "/ui/#/workflows/Images")
     page.get_by_role("button", name="New Run").click()
     dialog = page.locator("dialog.new-run-dialog")
-    dialog.get_by_role("button", name="Choose image from User Data…").click()
+    image = dialog.locator('.field[data-field="image"]')
+    image.get_by_role("button", name="Browse User Data…").click()
     picker = page.locator("dialog.ud-dialog")
     picker.get_by_role("link", name=re.compile("Scans")).click()
     picker.locator('tr[data-path="/Scans/ball.omni"]').get_by_role("button", name="Choose").click()
-    expect(dialog.get_by_label("Outputs of the source job (JSON)")).to_have_value(
-        re.compile("/Scans/ball.omni")
-    )
+    expect(image.locator("input.picked")).to_have_value("/Scans/ball.omni")
+    expect(dialog.get_by_label("Run name")).to_have_value("ball.omni")
     dialog.get_by_role("button", name="Start run").click()
     scan = cell(page, "ball.omni", "Scan")
     expect(scan).to_have_attribute("data-state", "Done")

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.acceptance.conftest import Installation
-from tests.browser.conftest import log_in, log_in_as, log_out, screenshot
+from tests.browser.conftest import confirm, log_in, log_in_as, log_out, screenshot
 
 ANN, BEN = "ann-ui", "ben-ui"  # names of their own: the server is shared by every test module
 PASSWORD = "correct horse battery"
@@ -146,6 +146,7 @@ def test_admins_manage_users_and_groups_and_users_do_not_see_it(
     cal = users.locator('tr[data-user="cal-ui"]')
     expect(cal.locator(".user-status")).to_have_text("active")
     cal.get_by_role("button", name="Disable").click()
+    confirm(page, "Disable user", says="cal-ui's sessions and tokens stop working")
     expect(cal.locator(".user-status")).to_have_text("disabled")
     assert httpx.post(
         lab.url + "/api/login", json={"name": "cal-ui", "password": PASSWORD}, timeout=30
@@ -170,8 +171,13 @@ def test_admins_manage_users_and_groups_and_users_do_not_see_it(
     screenshot(page, "users")
     group.get_by_role("button", name=f"Remove {BEN} from lab-ui").click()
     expect(group.locator(".member")).to_have_count(0)
-    page.once("dialog", lambda d: d.accept())
+    # Removing a member can be undone from the notice; then removed again.
+    page.locator(".notice").get_by_role("button", name="Undo").click()
+    expect(group.locator(f'.member[data-member="{BEN}"]')).to_be_visible()
+    group.get_by_role("button", name=f"Remove {BEN} from lab-ui").click()
+    expect(group.locator(".member")).to_have_count(0)
     group.get_by_role("button", name="Delete").click()
+    confirm(page, "Delete group", says="Workflows shared with lab-ui")
     expect(page.locator('table.groups tr[data-group="lab-ui"]')).to_have_count(0)
     log_out(page)
 
@@ -210,8 +216,8 @@ def test_my_tokens_and_changing_my_password(
     expect(listed.locator(".token-label")).to_have_text("laptop CLI")
     # Shown once: the list never shows it again.
     expect(page.locator("table.tokens")).not_to_contain_text(token)
-    page.once("dialog", lambda d: d.accept())
     listed.get_by_role("button", name="Revoke").click()
+    confirm(page, "Revoke token", says="stops working at once")
     expect(listed).to_have_count(0)
     assert call(lab, token, "GET", "/api/me").status_code == 401
 

@@ -167,6 +167,7 @@ def _routes(w: World) -> list[tuple[str, str, Any, str]]:
         ("POST", f"/api/runs/{run}/copy", {}, "operate"),
         ("PUT", f"/api/jobs/{job}/name", {"name": "renamed job"}, "operate"),
         ("POST", f"/api/jobs/{job}/restart", None, "operate"),
+        ("POST", f"{linear}/jobs/restart", {"filter": {"states": ["Failed"]}}, "operate"),
         ("POST", f"{linear}/rerun-stale", {}, "edit"),
         ("POST", f"{linear}/tasks", {"name": "T", "task_type": {"name": "Nope"}}, "edit"),
         ("PUT", f"{linear}/shares", {"user": "bob", "level": "view"}, "own"),

@@ -169,3 +169,19 @@ def test_illegal_state_changes_through_the_api_are_refused(
     r = client.post("/api/workflows/Linear/explode")
     assert r.status_code == 422 and "unknown workflow action" in error(r)["message"]
     assert table_counts(ry) == before
+
+
+def test_a_new_run_whose_source_outputs_miss_one_is_refused_and_makes_nothing(
+    api: tuple[TestClient, str], ry: Runyard
+) -> None:
+    """``{}`` made the source job Done without its outputs, and every follower failed."""
+    client, _ = api
+    import_all(client)
+    before = table_counts(ry)
+    for outputs, words in (({}, "lack 'value' (Int)"), ({"other": 1}, "output 'other' is not")):
+        r = client.post("/api/workflows/Linear/runs", json={"task": "Source", "outputs": outputs})
+        assert r.status_code == 422, r.text
+        assert words in error(r)["message"], error(r)
+    assert table_counts(ry) == before
+    r = client.post("/api/workflows/Linear/runs", json={"task": "Source", "outputs": {"value": 1}})
+    assert r.status_code == 200 and r.json()["state"] == "Done"

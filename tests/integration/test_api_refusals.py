@@ -5,6 +5,7 @@ refused with the one error shape, and the OpenAPI document lists the error answe
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -192,3 +193,37 @@ def test_the_openapi_document_lists_the_error_answers_of_every_route(server: Ser
             assert {"401", "403", "404", "409", "422"} <= set(responses), (method, path)
             schema = responses["422"]["content"]["application/json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/ErrorAnswer"}, (method, path)
+
+
+def test_a_user_data_name_that_is_not_utf8_is_left_out_of_the_listing_and_named_in_it(
+    server: Server, tmp_path: Path
+) -> None:
+    """A name in bytes that are not UTF-8 (a Latin-1 name from an old share) has no
+    virtual path: the listing leaves it out and says so, showing each undecodable byte as
+    ``\\xNN``; a symbolic link to such a file reads under the link's own name."""
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a")
+    os.close(os.open(os.path.join(os.fsencode(folder), b"scan\xe9.aim"), os.O_CREAT, 0o644))
+    os.mkdir(os.path.join(os.fsencode(folder), b"r\xe9sultats"))
+    os.symlink(b"scan\xe9.aim", os.path.join(os.fsencode(folder), b"link.aim"))
+    mapping = {"root": "/Scans/", "folder": str(folder)}
+    server.client.put("/api/userdata/mappings", json=mapping).raise_for_status()
+    scopes = [["list", "/Scans/"], ["read", "/Scans/"]]
+    token = server.client.post("/api/userdata/tokens", json={"scopes": scopes}).json()["token"]
+    as_token = server.as_token(token)
+
+    r = server.client.get("/api/userdata/list", params={"path": "/Scans/"}, headers=as_token)
+    assert r.status_code == 200, r.text
+    listing = r.json()
+    assert [f["name"] for f in listing["files"]] == ["a.txt", "link.aim"]
+    assert listing["folders"] == []
+    assert listing["unnamable"] == [
+        {"name": "r\\xe9sultats", "problem": "is not valid UTF-8; rename it to reach it"},
+        {"name": "scan\\xe9.aim", "problem": "is not valid UTF-8; rename it to reach it"},
+    ]
+    r = server.client.get(
+        "/api/userdata/file", params={"path": "/Scans/link.aim"}, headers=as_token
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["content-disposition"] == 'attachment; filename="link.aim"'

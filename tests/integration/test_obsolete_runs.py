@@ -261,7 +261,7 @@ def test_the_workers_next_heartbeat_refuses_the_job_of_an_obsoleted_run(server: 
     r = server.client.post(
         "/api/workers/heartbeat", json={"worker": "w1", "beats": beats}, headers=job.as_worker
     )
-    assert r.status_code == 200 and r.json() == {"refused": [job.serial]}, r.text
+    assert r.status_code == 200 and r.json() == {"refused": [job.serial], "install": []}, r.text
     shown = server.client.get(f"/api/jobs/{job.serial}").json()
     assert (shown["state"], shown["attempt"], shown["worker"]) == ("Queued", 0, None)
     server.client.post(f"/api/runs/{run_id}/restore").raise_for_status()

@@ -152,8 +152,8 @@ def test_finish_inside_the_connection_block_sends_the_jobs_not_sent_yet(
 ) -> None:
     import runyard.client
 
-    def client(server: str, token: str) -> Client:
-        made = Client(server, token)
+    def client(server: str, token: str, **options: Any) -> Client:
+        made = Client(server, token, **options)
         made._http.close()
         made._http = TestClient(run.server.client.app, headers=run.running.as_job)  # type: ignore[assignment]
         return made

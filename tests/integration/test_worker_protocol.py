@@ -304,7 +304,7 @@ def test_a_worker_token_may_not_act_on_a_job_that_another_worker_holds(server: S
     r = server.client.post(
         "/api/workers/heartbeat", json={"worker": "w2", "beats": [beat]}, headers=w2
     )
-    assert r.status_code == 200 and r.json() == {"refused": [job.serial]}, r.text
+    assert r.status_code == 200 and r.json() == {"refused": [job.serial], "install": []}, r.text
 
     shown = server.client.get(f"/api/jobs/{job.serial}").json()
     assert (shown["state"], shown["attempt"], shown["worker"]) == ("Running", 1, "w1")

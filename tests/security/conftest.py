@@ -3,6 +3,7 @@ a loopback port, holding real data, called by each kind of caller."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +34,7 @@ class Lab:
         return self.installation.url
 
 
-def _populate(
-    url: str, admin_token: str, userdata: Path
-) -> tuple[str, str, str, dict[str, Any]]:
+def _populate(url: str, admin_token: str, userdata: Path) -> tuple[str, str, str, dict[str, Any]]:
     """Fill the server with a workflow, runs and jobs, a stored file and a User Data
     folder; a worker token, a User Data token, and the real objects that parameters may
     name; and bob, a plain user with whom Linear is shared to operate, and his token."""
@@ -69,6 +68,9 @@ def _populate(
         stored = call("POST", "/api/files", params={"filename": "a.txt"}, content=b"some bytes")
         (userdata / "scans").mkdir(parents=True)
         (userdata / "scans" / "a.txt").write_text("a User Data file")
+        latin1 = os.path.join(os.fsencode(userdata), b"r\xe9sultat.txt")  # listed by default
+        with open(latin1, "wb") as f:  # a name that is not UTF-8 (issue 19: listing it was 500)
+            f.write(b"from an old share")
         call("PUT", "/api/userdata/mappings", json={"root": "/Data/", "folder": str(userdata)})
         scopes = [[operation, "/Data/"] for operation in ("list", "read", "write")]
         userdata_token = call("POST", "/api/userdata/tokens", json={"scopes": scopes})["token"]

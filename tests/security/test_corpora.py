@@ -38,7 +38,7 @@ from httpx2 import Response
 
 from runyard.operations import Runyard
 from runyard.operations.base import utcnow
-from runyard.packages import folder_zip_bytes
+from runyard.packages import folder_zip_bytes, read_package_bytes, write_files
 from runyard.server.app import create_app
 from runyard.server.deps import CSRF_HEADER, SESSION_COOKIE
 from runyard.server.limits import MAX_JSON_BODY
@@ -872,42 +872,69 @@ def test_a_worker_token_finds_no_workflow(
 _BLOCK = 1 << 20
 
 
-def deflated_zeros(size: int) -> tuple[bytes, int]:
-    """A raw deflate stream of ``size`` zero bytes (about 1 KiB per MiB), and their CRC-32:
-    one block, compressed on its own, repeated."""
+def deflated(size: int, block: bytes = bytes(_BLOCK)) -> tuple[bytes, int]:
+    """A raw deflate stream of ``size`` bytes of ``block`` repeated (zeros: about 1 KiB per
+    MiB), and their CRC-32: one block, compressed on its own, repeated."""
     first = zlib.compressobj(9, zlib.DEFLATED, -15)
-    piece = first.compress(bytes(_BLOCK)) + first.flush(zlib.Z_FULL_FLUSH)
-    count, rest = divmod(size, _BLOCK)
+    piece = first.compress(block) + first.flush(zlib.Z_FULL_FLUSH)
+    count, rest = divmod(size, len(block))
     last = zlib.compressobj(9, zlib.DEFLATED, -15)
-    stream = piece * count + last.compress(bytes(rest)) + last.flush()
-    crc, zeros = 0, bytes(_BLOCK)
+    stream = piece * count + last.compress(block[:rest]) + last.flush()
+    crc = 0
     for _ in range(count):
-        crc = zlib.crc32(zeros, crc)
-    return stream, zlib.crc32(bytes(rest), crc)
+        crc = zlib.crc32(block, crc)
+    return stream, zlib.crc32(block[:rest], crc)
 
 
 def bomb_entry(name: bytes, size: int, *, declared: int | None = None) -> Entry:
-    data, crc = deflated_zeros(size)
+    data, crc = deflated(size)
     return Entry(name, data, size=size if declared is None else declared, crc=crc, deflated=True)
 
 
+def sparse_block() -> bytes:
+    """A MiB that deflates about 20 to one (runs of zeros between random bytes): a package
+    file that is large but no bomb."""
+    block = bytearray(_BLOCK)
+    block[::50] = os.urandom(len(block[::50]))
+    return bytes(block)
+
+
 GIB = 1 << 30
+MIB = 1 << 20
 
 
 @pytest.mark.parametrize(
     ("entries", "problem"),
     [
-        (lambda: [bomb_entry(b"zeros.bin", GIB + 1)], "holds more than 1 GiB (1073741824 bytes)"),
         (
-            lambda: [bomb_entry(b"a.bin", GIB // 2 + _BLOCK), bomb_entry(b"b.bin", GIB // 2)],
-            "holds more than 1 GiB",
+            lambda: [bomb_entry(b"zeros.bin", GIB + 1)],
+            "is 1073741825 bytes uncompressed, more than the 256 MiB (268435456 bytes) one "
+            "file of a package may hold",
+        ),
+        (
+            lambda: [bomb_entry(b"a.bin", 256 * MIB + 1)],
+            "is 268435457 bytes uncompressed, more than the 256 MiB",
+        ),
+        (
+            lambda: [bomb_entry(f"{n}.bin".encode(), 250 * MIB) for n in range(5)],
+            "holds more than 1 GiB (1073741824 bytes)",
         ),
         (
             lambda: [Entry(f"f/{n}.txt".encode()) for n in range(10_001)],
             "holds more than 10000 files",
         ),
+        (
+            lambda: [bomb_entry(b"zeros.bin", 100 * MIB)],
+            "to 104857600 bytes, more than 100 times",
+        ),
     ],
-    ids=["one entry of 1 GiB", "two entries of half a GiB", "10,001 entries"],
+    ids=[
+        "one entry of 1 GiB",
+        "one entry over 256 MiB",
+        "five entries of 250 MiB",
+        "10,001 entries",
+        "100 MiB of zeros",
+    ],
 )
 def test_a_package_that_expands_hugely_is_refused_and_leaves_nothing(
     yard: Yard, entries: Callable[[], list[Entry]], problem: str
@@ -917,6 +944,74 @@ def test_a_package_that_expands_hugely_is_refused_and_leaves_nothing(
     answer, before, after = imported(yard, package)
     refused(answer, 422, "invalid_package", "upload.xfp", problem, yard=yard)
     assert_nothing_installed(yard, before, after)
+
+
+def test_a_package_entry_that_expands_more_than_100_times_is_refused_naming_it(
+    yard: Yard,
+) -> None:
+    package = task_type_package([bomb_entry(b"data/zeros.bin", 2 * MIB)])
+    answer, before, after = imported(yard, package)
+    message = refused(answer, 422, "invalid_package", "to 2097152 bytes", yard=yard)
+    assert "more than 100 times its compressed size" in message
+    assert error(answer)["details"]["field"] == "data/zeros.bin"
+    assert_nothing_installed(yard, before, after)
+
+
+def large_package(name: str, size: int) -> bytes:
+    """A task type package ``name`` with a ``weights.bin`` of ``size`` bytes that deflates
+    about 20 to one."""
+    block = sparse_block()
+    data, crc = deflated(size, block)
+    weights = Entry(b"weights.bin", data, size=size, crc=crc, deflated=True)
+    fields = {"package_format": "XFP-TT1.0", "name": name, "version": "1.0.0.0"}
+    return zip_bytes(
+        [
+            Entry(b"metadata.json", json.dumps(fields).encode()),
+            Entry(b"interface.json", b'{"inputs": [], "outputs": []}'),
+            Entry(b"main.py", b"print('large')\n"),
+            weights,
+        ]
+    )
+
+
+def traced_peak(call: Callable[[], Any]) -> tuple[Any, int]:
+    """What ``call`` answers, and the most memory Python held meanwhile (every thread)."""
+    tracemalloc.start()
+    try:
+        answer = call()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return answer, peak
+
+
+LARGE = 64 * MIB
+
+
+def test_a_large_package_file_streams_into_place_on_import_and_on_fetch(yard: Yard) -> None:
+    """A package file of 64 MiB (in a 3 MiB upload) is never held whole in memory: not on
+    import, not when a worker fetches the task type, not when the worker unpacks it."""
+    package = large_package("Test.Large", LARGE)
+    assert len(package) < LARGE // 10
+    answer, peak = traced_peak(lambda: yard.client.post("/api/packages", content=package))
+    assert answer.status_code == 200, answer.text
+    assert peak < LARGE // 2, f"importing held {peak >> 20} MiB"
+    installed = yard.data / "task-types" / "Test.Large" / "1.0.0.0" / "weights.bin"
+    assert installed.stat().st_size == LARGE
+
+    path = "/api/task-types/Test.Large/1.0.0.0/package"
+    fetched, peak = traced_peak(lambda: yard.client.get(path, headers=yard.as_worker))
+    assert fetched.status_code == 200, fetched.text
+    assert int(fetched.headers["content-length"]) == len(fetched.content) < LARGE // 10
+    assert peak < LARGE // 2, f"zipping for a worker held {peak >> 20} MiB"
+
+    folder = yard.root / "worker-scripts"
+    folder.mkdir()
+    _, peak = traced_peak(
+        lambda: write_files(folder, read_package_bytes(fetched.content, "fetched").files)
+    )
+    assert peak < LARGE // 2, f"unpacking held {peak >> 20} MiB"
+    assert (folder / "weights.bin").read_bytes() == installed.read_bytes()
 
 
 LIE = 256 * _BLOCK  # what an entry holds that says it holds 10 bytes

@@ -303,16 +303,37 @@ def test_zip_with_more_than_10000_files_is_refused(tmp_path: Path) -> None:
     refused_path(path, field="", words="more than 10000 files")
 
 
-def test_zip_with_more_than_1_gib_uncompressed_is_refused(tmp_path: Path) -> None:
-    data = bytearray(zip_bytes(tt_files() | {"big.bin": b"x"}))
+def declaring(files: dict[str, bytes], sizes: dict[bytes, int]) -> bytes:
+    """A zip of ``files`` whose central directory declares ``sizes`` (uncompressed)."""
+    data = bytearray(zip_bytes(files))
     for offset in central_directory_offsets(bytes(data)):
         name_length = struct.unpack_from("<H", data, offset + 28)[0]
-        if data[offset + 46 : offset + 46 + name_length] == b"big.bin":
-            struct.pack_into("<I", data, offset + 24, archive.MAX_TOTAL_BYTES)
+        name = bytes(data[offset + 46 : offset + 46 + name_length])
+        if name in sizes:
+            struct.pack_into("<I", data, offset + 24, sizes[name])
+    return bytes(data)
+
+
+def test_zip_with_more_than_1_gib_uncompressed_is_refused(tmp_path: Path) -> None:
+    big = {f"big{n}.bin": b"x" for n in range(5)}  # each within the cap of one file
     path = tmp_path / "tt.xfp"
-    path.write_bytes(bytes(data))
+    path.write_bytes(
+        declaring(
+            tt_files() | big,
+            dict.fromkeys((name.encode() for name in big), archive.MAX_ENTRY_BYTES),
+        )
+    )
 
     refused_path(path, field="", words="more than 1 GiB (1073741824 bytes)")
+
+
+def test_zip_with_one_file_over_256_mib_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "tt.xfp"
+    path.write_bytes(
+        declaring(tt_files() | {"big.bin": b"x"}, {b"big.bin": archive.MAX_ENTRY_BYTES + 1})
+    )
+
+    refused_path(path, field="big.bin", words="more than the 256 MiB (268435456 bytes)")
 
 
 def test_folder_with_a_symlinked_file_is_refused(tmp_path: Path) -> None:
@@ -364,10 +385,19 @@ def test_folder_with_more_than_10000_files_is_refused(tmp_path: Path) -> None:
 
 def test_folder_with_more_than_1_gib_is_refused(tmp_path: Path) -> None:
     root = write_folder(tmp_path / "tt", tt_files())
-    with (root / "big.bin").open("wb") as sparse:
-        sparse.truncate(archive.MAX_TOTAL_BYTES)
+    for n in range(5):  # each within the cap of one file
+        with (root / f"big{n}.bin").open("wb") as sparse:
+            sparse.truncate(archive.MAX_ENTRY_BYTES)
 
     refused_path(root, field="", words="more than 1 GiB (1073741824 bytes)")
+
+
+def test_folder_with_one_file_over_256_mib_is_refused_naming_it(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "tt", tt_files())
+    with (root / "big.bin").open("wb") as sparse:
+        sparse.truncate(archive.MAX_ENTRY_BYTES + 1)
+
+    refused_path(root, field="big.bin", words="more than the 256 MiB (268435456 bytes)")
 
 
 # -- JSON files -------------------------------------------------------------------------------
@@ -499,6 +529,31 @@ def test_jobs_per_process_that_is_not_a_whole_number_of_at_least_1_is_refused(jo
     refused_files(
         files, file="metadata.json", field="jobs_per_process", words="must be a whole number"
     )
+
+
+def test_resources_load_and_default_to_none() -> None:
+    assert parse(tt_files()).task_type.resources == {}
+    asked = {"cpus": 8, "memory": "16G", "partition": "long"}
+    assert parse(tt_files(tt_metadata(resources=asked))).task_type.resources == asked
+
+
+@pytest.mark.parametrize(
+    ("resources", "field", "words"),
+    [
+        ({"cpus": 0}, "resources.cpus", "a whole number of CPUs"),
+        ({"memory": "lots"}, "resources.memory", "sbatch --mem"),
+        ({"memory": 4}, "resources.memory", "must be"),
+        ({"partition": "a b"}, "resources.partition", "a partition's name"),
+        ({"gpus": 1}, "resources.gpus", "known fields: cpus, memory, partition"),
+        ([], "resources", "must be"),
+    ],
+)
+def test_resources_that_sbatch_could_not_take_are_refused(
+    resources: Any, field: str, words: str
+) -> None:
+    files = tt_files(tt_metadata(resources=resources))
+
+    refused_files(files, file="metadata.json", field=field, words=words)
 
 
 def test_entry_point_missing_from_the_package_is_refused() -> None:

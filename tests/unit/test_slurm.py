@@ -75,6 +75,20 @@ def test_sbatch_names_the_job_after_its_serial_in_its_folder_with_its_log_and_en
     assert extra == ["--partition=short", "--cpus-per-task=4", "--mem=8G", "--time=3"]
 
 
+def test_a_task_types_resources_ask_sbatch_over_the_workers_defaults(tmp_path: Path) -> None:
+    options = SlurmOptions(partition="short", cpus=4, memory="8G")
+    job = prepared(tmp_path, resources={"cpus": 16, "memory": "64G"})
+    command = slurm.sbatch_command(
+        job, serial=7, timeout_seconds=None, options=options, comment="c"
+    )
+    assert command[-3:] == ["--partition=short", "--cpus-per-task=16", "--mem=64G"]
+    job = prepared(tmp_path, resources={"partition": "gpu"})
+    command = slurm.sbatch_command(
+        job, serial=7, timeout_seconds=None, options=SlurmOptions(), comment="c"
+    )
+    assert command[-1] == "--partition=gpu"
+
+
 def test_the_batch_script_runs_the_jobs_command_in_place_of_the_shell(tmp_path: Path) -> None:
     script = slurm.batch_script(prepared(tmp_path).command)
     assert script == f"#!/bin/sh\nexec {sys.executable} '/opt/task types/main.py'\n"

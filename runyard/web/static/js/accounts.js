@@ -3,6 +3,7 @@
 // with a label, shown once with a copy button; revoke), and changing a password.
 
 import { api } from "./api.js";
+import { confirmed } from "./confirm.js";
 import { append, clear, enc, h, openDialog, when } from "./dom.js";
 import { isAdmin } from "./session.js";
 
@@ -90,12 +91,35 @@ export function usersView(main, _params, { notify }) {
             type: "button",
             class: u.disabled ? "enable-user" : "disable-user danger",
             title: u.disabled ? "Allow this user to log in and use its tokens again" : "Its sessions and tokens stop working; its workflows stay",
-            onclick: () => attempt(() => api("PATCH", `/api/users/${enc(u.name)}`, { json: { disabled: !u.disabled } }), `${u.disabled ? "Enabled" : "Disabled"} user ${u.name}`, reload),
+            onclick: () => (u.disabled ? enable(u) : disable(u)),
           }, flip),
           h("button", { type: "button", class: "set-password", onclick: () => openPasswordDialog(u.name, { notify }) }, "Set password\u2026"),
         ),
       ),
     );
+  }
+
+  const setDisabled = (u, disabled) => api("PATCH", `/api/users/${enc(u.name)}`, { json: { disabled } });
+  const enable = (u) => attempt(() => setDisabled(u, false), `Enabled user ${u.name}`, reload);
+  function disable(u) {
+    confirmed({
+      question: `Disable user ${u.name}?`,
+      consequence: `${u.name}'s sessions and tokens stop working at once and ${u.name} cannot log in; its workflows stay. Enable lets it in again.`,
+      action: "Disable user",
+    }, () => attempt(() => setDisabled(u, true), `Disabled user ${u.name}`, reload));
+  }
+
+  // Removing a member can be undone (the notice offers to add them back).
+  async function removeMember(g, m) {
+    const member = `/api/groups/${enc(g.name)}/members/${enc(m)}`;
+    try {
+      await api("DELETE", member);
+      const undo = () => attempt(() => api("PUT", member), `Added ${m} to ${g.name} again`, reload);
+      notify(`Removed ${m} from ${g.name}`, "info", { label: "Undo", run: undo });
+    } catch (exc) {
+      notify(exc.message, "error");
+    }
+    load();
   }
 
   function groupRow(g) {
@@ -115,7 +139,7 @@ export function usersView(main, _params, { notify }) {
               class: "link remove-member",
               title: `Remove ${m} from ${g.name}`,
               "aria-label": `Remove ${m} from ${g.name}`,
-              onclick: () => attempt(() => api("DELETE", `/api/groups/${enc(g.name)}/members/${enc(m)}`), `Removed ${m} from ${g.name}`, reload),
+              onclick: () => removeMember(g, m),
             }, "\u00D7"))),
         others.length
           ? h("span", { class: "add-member" }, pick, h("button", {
@@ -130,10 +154,11 @@ export function usersView(main, _params, { notify }) {
         : h("button", {
             type: "button",
             class: "danger delete-group",
-            onclick: () => {
-              if (!confirm(`Delete group ${g.name}? Workflows shared with it are no longer shared with its members.`)) return;
-              attempt(() => api("DELETE", `/api/groups/${enc(g.name)}`), `Deleted group ${g.name}`, reload);
-            },
+            onclick: () => confirmed({
+              question: `Delete group ${g.name}?`,
+              consequence: `Workflows shared with ${g.name} are no longer shared with its members. This cannot be undone.`,
+              action: "Delete group",
+            }, () => attempt(() => api("DELETE", `/api/groups/${enc(g.name)}`), `Deleted group ${g.name}`, reload)),
           }, "Delete")),
     );
   }
@@ -238,8 +263,11 @@ export function tokensView(main, _params, { notify }) {
   }
 
   function revoke(t) {
-    if (!confirm(`Revoke the token ${t.label || t.id}? Whatever uses it stops working at once.`)) return;
-    attempt(() => api("DELETE", `/api/tokens/${t.id}`), `Revoked token ${t.label || t.id}`, { notify, after: load });
+    confirmed({
+      question: `Revoke the token ${t.label || t.id}?`,
+      consequence: "Whatever uses it (scripts, the command line) stops working at once. This cannot be undone.",
+      action: "Revoke token",
+    }, () => attempt(() => api("DELETE", `/api/tokens/${t.id}`), `Revoked token ${t.label || t.id}`, { notify, after: load }));
   }
 
   async function load() {

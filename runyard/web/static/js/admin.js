@@ -3,7 +3,7 @@
 // see).
 
 import { api } from "./api.js";
-import { append, clear, h, when } from "./dom.js";
+import { append, clear, h, openDialog, when } from "./dom.js";
 
 const REFRESH_MS = 5000;
 // A worker that has not been heard from for this long is shown as not connected.
@@ -57,7 +57,7 @@ export function workersView(main, _params, { notify }) {
             { "data-worker": w.name },
             h("td", {}, w.name),
             h("td", {}, h("span", { class: connected ? "conn yes" : "conn no" }, connected ? "connected" : "not connected")),
-            h("td", { class: "dependencies" }, dependenciesCell(w, notify, () => load(alive))),
+            h("td", { class: "dependencies" }, dependenciesCell(w, dependencies, notify, () => load(alive))),
             h("td", { class: "num max-jobs" }, limitCell(w, notify, () => load(alive))),
             h("td", { class: "running" }, w.running.length ? w.running.map((serial) => [h("a", { href: `#/jobs/${serial}` }, String(serial)), " "]) : h("span", { class: "muted" }, "none")),
             h("td", {}, w.version),
@@ -95,7 +95,7 @@ function drawPackages(body, dependencies, workers) {
 
 // What a worker provides, whether it installs dependency packages (an admin allows or forbids
 // it), and its environments (Installing, Ready, Failed) with their install logs on demand.
-function dependenciesCell(worker, notify, reload) {
+function dependenciesCell(worker, dependencies, notify, reload) {
   const provides = worker.provides.length ? worker.provides.join(", ") : h("span", { class: "muted" }, "provides none");
   const may = worker.installs && worker.installs_allowed;
   const installs = worker.installs ? (may ? "installs on demand" : "installs forbidden") : "installs only by admin";
@@ -125,9 +125,52 @@ function dependenciesCell(worker, notify, reload) {
   }
   return [
     h("div", {}, provides),
-    h("div", { class: "muted installs" }, installs, " ", h("button", { class: "small", type: "button", onclick: toggle }, worker.installs_allowed ? "Forbid installs" : "Allow installs")),
+    h(
+      "div",
+      { class: "muted installs" },
+      installs,
+      " ",
+      h("button", { class: "small", type: "button", onclick: toggle }, worker.installs_allowed ? "Forbid installs" : "Allow installs"),
+      " ",
+      h("button", { class: "small install-package", type: "button", onclick: () => askInstall(worker, dependencies, notify, reload) }, "Install dependency package"),
+    ),
     worker.environments.length ? environments : null,
   ];
+}
+
+// Workers > Install dependency package: a dialog of the imported packages that can be
+// installed; the worker makes the environment at its next heartbeat (Requested until then).
+function askInstall(worker, dependencies, notify, reload) {
+  const installable = dependencies.filter((d) => d.install !== null);
+  if (!installable.length) {
+    notify("No dependency package that can be installed is imported (runyard import PACKAGE).", "error");
+    return;
+  }
+  const choice = h("select", { name: "package" }, installable.map((d, i) => h("option", { value: String(i) }, `${d.name} ${d.version}`)));
+  const error = h("p", { class: "form-error", role: "alert" });
+  const form = h(
+    "form",
+    { class: "install-form stacked" },
+    h("h2", {}, `Install a dependency package on ${worker.name}`),
+    h("label", {}, "Package", choice),
+    h("p", { class: "muted" }, "The worker makes its environment (with the packages it needs) at its next heartbeat, also if it does not install on demand."),
+    error,
+    h("div", { class: "buttons" }, h("button", { type: "button", onclick: () => dialog.close() }, "Cancel"), h("button", { type: "submit", class: "primary" }, "Install")),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const d = installable[Number(choice.value)];
+    try {
+      const answer = await api("POST", `/api/workers/${encodeURIComponent(worker.name)}/environments`, { json: { packages: [{ name: d.name, version: d.version }] } });
+      dialog.close();
+      notify(`${d.name} ${d.version} on ${worker.name}: ${answer.state}`);
+      reload();
+    } catch (exc) {
+      error.textContent = exc.message;
+    }
+  });
+  const dialog = openDialog("install-dialog", form);
+  choice.focus();
 }
 
 // The slots a worker registered with, an admin's limit below them, and a button to set it.

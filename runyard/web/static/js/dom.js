@@ -45,6 +45,9 @@ export const ICONS = {
   Obsolete: "\u2013", // dash
 };
 export const FINAL = new Set(["Done", "Failed", "Aborted", "Obsolete"]);
+// A Running job whose worker has not started its script yet (claimed ahead, waiting for a
+// free slot on its worker): the job's ``claimed``.
+export const CLAIMED = "Claimed, not started: its worker has not started the script yet (it waits for a free slot)";
 
 export function stateBadge(state) {
   return h(

@@ -6,6 +6,7 @@
 // shown.
 
 import { api } from "./api.js";
+import { confirmAction } from "./confirm.js";
 import { append, clear, enc, h } from "./dom.js";
 import { markdown } from "./markdown.js";
 import { allows, gate, gateAll, levelOf, needsText } from "./session.js";
@@ -153,7 +154,12 @@ export function editorView(main, [name], { notify }) {
     });
     const remove = h("button", { type: "button", class: "delete-task danger", disabled: !editable }, "Delete");
     remove.addEventListener("click", async () => {
-      if (!confirm(`Delete task ${task.name}, the tasks that take inputs from it, and their jobs?`)) return;
+      const sure = await confirmAction({
+        question: `Delete task ${task.name}?`,
+        consequence: `Task ${task.name}, the tasks that take inputs from it, and all their jobs are deleted. This cannot be undone.`,
+        action: "Delete task",
+      });
+      if (!sure) return;
       try {
         const answer = await api("DELETE", `/api/workflows/${enc(name)}/tasks/${enc(task.name)}?followers=true`);
         notify(`Deleted ${answer.deleted.join(", ")}`);

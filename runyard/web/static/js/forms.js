@@ -18,7 +18,7 @@ function describe(param) {
   return bits.join(", ");
 }
 
-function field(param, value, notify) {
+function field(param, value, notify, onPick) {
   const id = `f-${Math.random().toString(36).slice(2)}`;
   const type = param.type;
   let control;
@@ -57,6 +57,7 @@ function field(param, value, notify) {
         if (!pick) return;
         picked = userDataValue(type, pick);
         shown.value = pick.path;
+        if (onPick) onPick(param.key, picked, pick);
       },
     }, "Browse User Data\u2026");
     control = h("span", { class: "picker" }, shown, choose);
@@ -84,9 +85,11 @@ function field(param, value, notify) {
   return { row, read, error };
 }
 
-// A form of ``params``: {element, values() -> {key: value} (left-out keys are empty), showErrors({key: message})}.
-export function parameterForm(params, { values = {}, notify } = {}) {
-  const fields = new Map(params.map((p) => [p.key, field(p, values[p.key], notify)]));
+// A form of ``params``: {element, values() -> {key: value} (left-out keys are empty),
+// missing() -> {key: message} of the keys left empty, showErrors({key: message}, message)}.
+// ``onPick(key, value, pick)`` hears of each file, folder or image chosen in User Data.
+export function parameterForm(params, { values = {}, notify, onPick } = {}) {
+  const fields = new Map(params.map((p) => [p.key, field(p, values[p.key], notify, onPick)]));
   const general = h("p", { class: "form-error", role: "alert" });
   const element = h("div", { class: "parameter-form" }, [...fields.values()].map((f) => f.row), general);
   return {
@@ -98,6 +101,10 @@ export function parameterForm(params, { values = {}, notify } = {}) {
         if (value !== undefined) out[key] = value;
       }
       return out;
+    },
+    missing() {
+      const given = this.values();
+      return Object.fromEntries(params.filter((p) => given[p.key] === undefined).map((p) => [p.key, "a value is required"]));
     },
     showErrors(errors = {}, message = "") {
       for (const [key, f] of fields) {

@@ -5,7 +5,8 @@
 // form of a job waiting for a user's values (these need operate access to its workflow).
 
 import { api } from "./api.js";
-import { FINAL, append, clear, duration, enc, h, stateBadge, when } from "./dom.js";
+import { confirmed } from "./confirm.js";
+import { CLAIMED, FINAL, append, clear, duration, enc, h, stateBadge, when } from "./dom.js";
 import { bitmapValue, csvValue, isBitmap, isCsv } from "./filevalues.js";
 import { parameterForm } from "./forms.js";
 import { imageButton, isImage } from "./image.js";
@@ -187,13 +188,27 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
   function actionButtons() {
     return gateEach([
       ABORTABLE.has(job.state)
-        ? h("button", { type: "button", class: "abort danger", onclick: () => act("Aborted", "POST", `/api/jobs/${serial}/state`, { state: "Aborted" }) }, "Abort")
+        ? h("button", { type: "button", class: "abort danger", onclick: () => confirmed(abortQuestion(), () => act("Aborted", "POST", `/api/jobs/${serial}/state`, { state: "Aborted" })) }, "Abort")
         : null,
       RESTARTABLE.has(job.state)
-        ? h("button", { type: "button", class: "restart", onclick: () => act("Restarted", "POST", `/api/jobs/${serial}/restart`) }, "Restart new job")
+        ? h("button", { type: "button", class: "restart", onclick: () => confirmed(restartQuestion(), () => act("Restarted", "POST", `/api/jobs/${serial}/restart`)) }, "Restart new job")
         : null,
       job.state !== "Obsolete" ? h("button", { type: "button", class: "rename", onclick: rename }, "Rename") : null,
     ]);
+  }
+
+  function abortQuestion() {
+    const running = job.state === "Running" ? "Its script is stopped and its work so far is lost; the" : "The";
+    return { question: `Abort job ${serial}?`, consequence: `${running} job ends Aborted and nothing downstream of it runs. Restart new job runs it again.`, action: "Abort job" };
+  }
+
+  function restartQuestion() {
+    const where = job.run && job.task ? ` of task ${job.task} in run ${job.run.name}` : "";
+    return {
+      question: `Restart job ${serial}?`,
+      consequence: `Job ${serial}${where} and every job downstream of it in its run become Obsolete (their results are kept but no longer used); a new job is created in its place.`,
+      action: "Restart new job",
+    };
   }
 
   // Abort, restart, rename and forms need operate access to the workflow.
@@ -204,7 +219,12 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
 
   function render() {
     const shownName = job.metadata && job.metadata.display_name;
-    title.replaceChildren(`Job ${job.serial} `, shownName ? h("span", { class: "job-name" }, shownName) : "", stateBadge(job.state));
+    title.replaceChildren(
+      `Job ${job.serial} `,
+      shownName ? h("span", { class: "job-name" }, shownName) : "",
+      stateBadge(job.state),
+      job.claimed ? h("span", { class: "claimed-tag", title: CLAIMED }, "claimed, not started") : "",
+    );
     const workflow = job.workflow || context.workflow;
     where.replaceChildren(
       [job.run && !job.run.study && `run ${job.run.name}`, job.task && `task ${job.task}`]
@@ -223,7 +243,7 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
       onClose ? h("a", { href: `#/jobs/${serial}`, class: "permalink" }, "Open as page") : null,
     );
     const facts = [
-      ["State", job.state],
+      ["State", job.claimed ? `${job.state} (${CLAIMED[0].toLowerCase()}${CLAIMED.slice(1)})` : job.state],
       ["Worker", job.worker || "\u2014"],
       ["Attempt", String(job.attempt)],
       ["Created", when(job.created_at) || "\u2014"],
@@ -242,6 +262,7 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
     const runs = job.metadata && Array.isArray(job.metadata.runs) ? job.metadata.runs : null;
     append(clear(details), 
       job.stale ? h("p", { class: "stale-note", title: "This result was computed from something its task no longer uses" }, "\u26A0 Stale: ", job.stale) : null,
+      job.held_back ? h("p", { class: "held-note", title: "Active runs still have upstream work pending: the next job of this reduce is not queued until they finish" }, `Next job held back: ${job.held_back}`) : null,
       job.worker_missing && job.worker_missing.length ? h("p", { class: "stale-note worker-missing", title: "No registered worker provides, has installed or may install these dependency packages" }, `Worker missing [${job.worker_missing.join(", ")}]`) : null,
       h("dl", { class: "facts job-facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
       job.error ? h("section", { class: "error" }, h("h3", {}, "Error"), h("pre", { class: "error-text" }, job.error)) : null,

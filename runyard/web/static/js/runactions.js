@@ -5,6 +5,7 @@
 // runs.js draws the rows and calls these; ``refresh`` fetches the rows in view again.
 
 import { api } from "./api.js";
+import { confirmAction } from "./confirm.js";
 import { enc, h } from "./dom.js";
 import { allows, gateAll, needsText } from "./session.js";
 
@@ -158,24 +159,29 @@ export function runSelection({ notify, refresh, body, level = () => undefined })
     show();
   }
 
-  // ``call`` for each selected run that is obsolete (``obsolete``) or live (not).
-  async function eachSelected(label, obsolete, call) {
-    const runs = [...selected.values()].filter((run) => Boolean(run.obsolete) === obsolete);
-    let done = 0;
+  // ``call`` for each of ``runs`` (default: the selected runs that are obsolete
+  // (``obsolete``) or live (not)); the notice may offer ``undo(runs it acted on)``.
+  async function eachSelected(label, obsolete, call, { runs = chosen(obsolete), undo = null } = {}) {
+    const acted = [];
     const problems = [];
     for (const run of runs) {
       try {
-        if (await call(run)) done += 1;
+        if (await call(run)) acted.push(run);
       } catch (exc) {
         problems.push(`${run.name}: ${exc.message}`);
       }
     }
-    notify(`${label}: ${done} of ${runs.length}${problems.length ? `\n${problems.join("\n")}` : ""}`, problems.length ? "error" : "info");
+    const action = undo && acted.length ? { label: "Undo", run: () => undo(acted) } : null;
+    notify(`${label}: ${acted.length} of ${runs.length}${problems.length ? `\n${problems.join("\n")}` : ""}`, problems.length ? "error" : "info", action);
     refresh();
   }
 
+  const chosen = (obsolete) => [...selected.values()].filter((run) => Boolean(run.obsolete) === obsolete);
+
+  // Obsoleting runs can be undone: the notice offers to restore them.
   async function bulkObsolete() {
-    await eachSelected("Obsoleted", false, (run) => api("POST", `/api/runs/${run.id}/obsolete`));
+    const restore = (runs) => eachSelected("Restored", true, (run) => api("POST", `/api/runs/${run.id}/restore`), { runs });
+    await eachSelected("Obsoleted", false, (run) => api("POST", `/api/runs/${run.id}/obsolete`), { undo: restore });
     clearSelection();
   }
 
@@ -193,6 +199,13 @@ export function runSelection({ notify, refresh, body, level = () => undefined })
 
   async function bulkRestart() {
     const name = task.value;
+    const runs = chosen(false);
+    const sure = await confirmAction({
+      question: `Restart the ${name} jobs of ${runs.length} run${runs.length === 1 ? "" : "s"}?`,
+      consequence: `In each selected run, its ${name} job (if Done, Failed or Aborted) and every job downstream of it become Obsolete; a new ${name} job is created in its place.`,
+      action: "Restart jobs",
+    });
+    if (!sure) return;
     await eachSelected(`Restarted ${name}`, false, async (run) => {
       const job = run.jobs[name];
       if (!job || !RESTARTABLE.has(job.state)) return false;
@@ -223,6 +236,12 @@ export function runSelection({ notify, refresh, body, level = () => undefined })
 export function rerunStaleButton(name, { notify, refresh }) {
   const button = h("button", { type: "button", class: "rerun-stale", title: "Restart the stale jobs of this workflow, in dependency order" }, "Re-run stale");
   button.addEventListener("click", async () => {
+    const sure = await confirmAction({
+      question: `Re-run the stale jobs of ${name}?`,
+      consequence: "Every stale job and the jobs downstream of it become Obsolete; new jobs compute them again, in dependency order.",
+      action: "Re-run stale",
+    });
+    if (!sure) return;
     button.disabled = true;
     try {
       const answer = await api("POST", `/api/workflows/${enc(name)}/rerun-stale`, { json: {} });

@@ -4,13 +4,16 @@
 // as ten. A Server-Sent Events stream says when something changed; the rows in view are
 // then fetched again. Stale cells and jobs no worker can run are marked. Obsolete runs are
 // listed on demand (struck through, labelled). The actions on a run (its menu) and on a
-// selection of runs (the bulk bar), and Re-run stale, are in runactions.js. What the user's
-// level on the workflow does not allow is disabled, saying which level it needs.
+// selection of runs (the bulk bar), and Re-run stale, are in runactions.js; the selection of
+// jobs (cells, ranges, columns, states) and restarting them, in jobselection.js. What the
+// user's level on the workflow does not allow is disabled, saying which level it needs.
 
 import { api } from "./api.js";
-import { ICONS, STATES, append, clear, countChips, debounce, enc, h } from "./dom.js";
+import { CLAIMED, ICONS, STATES, append, clear, countChips, debounce, enc, h } from "./dom.js";
 import { jobPanel } from "./job.js";
+import { jobSelection } from "./jobselection.js";
 import { openNewRun } from "./newrun.js";
+import { reduceButtons } from "./reduces.js";
 import { rerunStaleButton, runMenu, runSelection } from "./runactions.js";
 import { gate, levelOf, needsText } from "./session.js";
 import { openShareDialog } from "./sharing.js";
@@ -78,11 +81,13 @@ export function runsView(main, [name], { notify }) {
   const menu = runMenu({ notify, refresh, level: () => level });
   const selection = runSelection({ notify, refresh, body, level: () => level });
   const rerunButton = rerunStaleButton(name, { notify, refresh });
+  const jobs = jobSelection({ name, notify, refresh, runsBetween, tasks: () => tasks, level: () => level });
 
   main.append(
     h("div", { class: "toolbar" }, h("a", { href: "#/workflows", class: "back" }, "\u2190 Workflows"), heading, wfState, wfButtons, editLink, shareButton, levelNote, h("span", { class: "grow" }), summary),
-    h("div", { class: "toolbar filters" }, newRunButton, rerunButton, stateSelect, nameInput, orderSelect, shownSelect, reduceBox, h("span", { class: "grow" }), count),
+    h("div", { class: "toolbar filters" }, newRunButton, rerunButton, jobs.stateSelect, stateSelect, nameInput, orderSelect, shownSelect, reduceBox, h("span", { class: "grow" }), count),
     selection.element,
+    jobs.element,
     h("div", { class: "runs-layout" }, scroller, panel),
     dialog,
   );
@@ -114,12 +119,14 @@ export function runsView(main, [name], { notify }) {
     }
   }
 
-  function setShape({ tasks: newTasks, total: newTotal, reduce }) {
-    showReduce(reduce || {});
+  function setShape({ tasks: newTasks, total: newTotal, reduce, reduce_held: held }) {
+    showReduce(reduce || {}, held || {});
     if (newTasks.join("\u0000") !== tasks.join("\u0000")) {
       tasks = newTasks;
       scroller.style.setProperty("--tasks", String(Math.max(1, tasks.length)));
-      append(clear(head), h("div", { class: "run-name" }, "Run"), tasks.map((t) => h("div", { class: "cell head", title: t }, t)));
+      const heading = (t) => h("div", { class: "cell head", title: `${t}: select all its jobs`, role: "button", tabindex: "0", dataset: { task: t } }, t);
+      append(clear(head), h("div", { class: "run-name" }, "Run"), tasks.map(heading));
+      jobs.paint(body, head);
       selection.setTasks(tasks);
       for (const row of drawn.values()) row.el.remove();
       drawn.clear();
@@ -140,6 +147,16 @@ export function runsView(main, [name], { notify }) {
     emptyNote.textContent = filtered ? "No run matches these filters." : tasks.length ? "No run yet: New Run starts one at a source task." : "No task yet: Edit workflow adds them.";
   }
 
+  // The runs of rows first..last, with the blocks not at hand fetched (a shift-click range).
+  async function runsBetween(first, last) {
+    const found = [];
+    for (let b = Math.floor(first / BLOCK); b <= Math.floor(last / BLOCK); b += 1) {
+      const runs = blocks.get(b) || (await api("GET", query(b * BLOCK, BLOCK))).runs;
+      runs.forEach((run, i) => b * BLOCK + i >= first && b * BLOCK + i <= last && found.push(run));
+    }
+    return found;
+  }
+
   function visibleRange() {
     const top = Math.max(0, scroller.scrollTop - head.offsetHeight);
     const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
@@ -147,29 +164,13 @@ export function runsView(main, [name], { notify }) {
     return [first, last];
   }
 
-  // The reduce tasks: one job per workflow, not a column.
+  // The reduce tasks (reduces.js): not columns; a button each, saying why one is held back.
   let reduceKey = "";
-  function showReduce(reduce) {
-    const key = JSON.stringify(reduce);
+  function showReduce(reduce, held) {
+    const key = JSON.stringify([reduce, held]);
     if (key === reduceKey) return;
     reduceKey = key;
-    append(
-      clear(reduceBox),
-      Object.entries(reduce).map(([task, job]) =>
-        h(
-          "button",
-          {
-            type: "button",
-            class: `reduce-job s-${job.state.toLowerCase()}`,
-            title: `reduce task ${task}: job ${job.serial}, ${job.state}`,
-            dataset: { task, serial: String(job.serial), state: job.state },
-            onclick: () => openJob(job.serial, { workflow: name, task }),
-          },
-          `${task} `,
-          h("span", { class: "state" }, `${ICONS[job.state] || "?"} ${job.state}`),
-        ),
-      ),
-    );
+    append(clear(reduceBox), reduceButtons(reduce, held, (serial, task) => openJob(serial, { workflow: name, task })));
   }
 
   // -- drawing ----------------------------------------------------------------------------
@@ -240,6 +241,7 @@ export function runsView(main, [name], { notify }) {
     const missing = job.worker_missing ? `Worker missing [${job.worker_missing.join(", ")}]` : "";
     const title = [
       `${task}: job ${job.serial}, ${job.state}${job.attempt > 1 ? `, attempt ${job.attempt}` : ""}`,
+      job.claimed ? CLAIMED : "",
       job.stale ? `Stale: ${job.stale}` : "",
       missing ? `${missing}: no registered worker provides what this task type needs` : "",
       job.error,
@@ -247,11 +249,12 @@ export function runsView(main, [name], { notify }) {
     const dataset = { serial: String(job.serial), task, state: job.state };
     if (job.stale) dataset.stale = job.stale;
     if (missing) dataset.workerMissing = job.worker_missing.join(",");
+    if (job.claimed) dataset.claimed = "true";
     return h(
       "div",
-      { class: `cell job s-${job.state.toLowerCase()}${job.stale ? " stale" : ""}${missing ? " worker-missing" : ""}`, title, dataset },
+      { class: `cell job s-${job.state.toLowerCase()}${job.stale ? " stale" : ""}${missing ? " worker-missing" : ""}${job.claimed ? " claimed" : ""}${!run.obsolete && jobs.picks(job, task) ? " picked" : ""}`, title, dataset },
       h("span", { class: "icon", "aria-hidden": "true" }, ICONS[job.state] || "?"),
-      h("span", { class: "label" }, missing || job.state),
+      h("span", { class: "label" }, missing || (job.claimed ? "Claimed" : job.state)),
       job.stale ? h("span", { class: "stale-mark", "aria-label": "stale" }, "\u26A0") : null,
     );
   }
@@ -373,9 +376,20 @@ export function runsView(main, [name], { notify }) {
     if (!target) return;
     const row = target.closest(".runs-row");
     const run = drawn.get(Number(row.dataset.index))?.run;
+    if (jobs.click(event, target, Number(row.dataset.index))) return;
     for (const el of body.querySelectorAll(".cell.selected")) el.classList.remove("selected");
     target.classList.add("selected");
     openJob(Number(target.dataset.serial), { workflow: name, task: target.dataset.task, run: run && run.name });
+  });
+
+  // A column's heading selects all its jobs (click, or Enter or Space on it).
+  const column = (event) => event.target.closest(".cell.head")?.dataset.task;
+  head.addEventListener("click", (event) => column(event) && jobs.toggleColumn(column(event)));
+  head.addEventListener("keydown", (event) => {
+    if ((event.key === "Enter" || event.key === " ") && column(event)) {
+      event.preventDefault();
+      jobs.toggleColumn(column(event));
+    }
   });
 
   // -- filters -------------------------------------------------------------------------------

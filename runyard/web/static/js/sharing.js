@@ -2,6 +2,7 @@
 // (view, operate, edit); add a user or a group, change a level, stop sharing.
 
 import { api } from "./api.js";
+import { confirmed } from "./confirm.js";
 import { append, clear, enc, h, openDialog } from "./dom.js";
 import { rememberLevel } from "./session.js";
 
@@ -27,6 +28,8 @@ export function openShareDialog(name, { notify, onChange = () => {} }) {
   const add = h("form", { class: "toolbar add-share" }, kind, grantee, level, h("button", { type: "submit", class: "primary" }, "Share"), names);
   let choices = { user: [], group: [] };
 
+  // Shares workflow ``name`` with ``who`` at level ``value`` (null: stops sharing); tells the
+  // user ``done``.
   async function put(who, value, done) {
     error.textContent = "";
     try {
@@ -58,11 +61,21 @@ export function openShareDialog(name, { notify, onChange = () => {} }) {
               h("td", { class: "muted" }, whoKind),
               h("td", { class: "share-name" }, whoName),
               h("td", {}, select),
-              h("td", {}, h("button", { type: "button", class: "danger remove-share", "aria-label": `Stop sharing with ${whoKind} ${whoName}`, onclick: () => put(who, null, `${name} is no longer shared with ${whoKind} ${whoName}`) }, "Remove")),
+              h("td", {}, h("button", { type: "button", class: "danger remove-share", "aria-label": `Stop sharing with ${whoKind} ${whoName}`, onclick: () => unshare(who, share.level) }, "Remove")),
             );
           })
         : h("tr", {}, h("td", { colspan: 4, class: "empty" }, "Not shared with anyone.")),
     );
+  }
+
+  // Stopping a share asks first (the notice, under this dialog, could not offer Undo).
+  function unshare(who, was) {
+    const [whoKind, whoName] = Object.entries(who)[0];
+    confirmed({
+      question: `Stop sharing ${name} with ${whoKind} ${whoName}?`,
+      consequence: `${whoKind === "group" ? `The members of ${whoName} lose` : `${whoName} loses`} ${was} access to ${name} (unless another share gives it), at once.`,
+      action: "Stop sharing",
+    }, () => put(who, null, `${name} is no longer shared with ${whoKind} ${whoName}`));
   }
 
   function offer() {

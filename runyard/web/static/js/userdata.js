@@ -3,6 +3,7 @@
 // picker that answers a User Data file or folder value.
 
 import { api } from "./api.js";
+import { confirmAction } from "./confirm.js";
 import { append, clear, enc, h, when } from "./dom.js";
 import { openImageViewer } from "./image.js";
 import { isAdmin } from "./session.js";
@@ -147,7 +148,12 @@ export function userDataView(main, _params, { notify }) {
     browser(box, { notify, onPick: () => {}, pickFiles: false });
   }
   async function remove(path) {
-    if (!confirm(`Remove the mapping of ${path}? The files stay where they are.`)) return;
+    const sure = await confirmAction({
+      question: `Remove the mapping of ${path}?`,
+      consequence: `Jobs and users can no longer reach the files under ${path} (the files stay where they are on the server).`,
+      action: "Remove mapping",
+    });
+    if (!sure) return;
     try {
       await api("DELETE", `/api/userdata/mappings?root=${enc(path)}`);
       notify(`Mapping ${path} removed`);

@@ -3,6 +3,7 @@
 // export a workflow.
 
 import { api } from "./api.js";
+import { confirmAction } from "./confirm.js";
 import { clear, countChips, enc, h } from "./dom.js";
 import { newWorkflowDialog } from "./editor.js";
 import { markdown } from "./markdown.js";
@@ -40,6 +41,15 @@ const ACTION_HINTS = {
   unlock: "Allow changes again",
 };
 
+// What an action asks before it acts (it stops work in flight).
+const ACTION_CONFIRMS = {
+  obsolete: (name) => ({
+    question: `Obsolete workflow ${name}?`,
+    consequence: `Its Running jobs are stopped (their work is lost) and given back; no job of ${name} starts. Start brings it back.`,
+    action: "Obsolete workflow",
+  }),
+};
+
 // A workflow action's button; disabled when ``level`` (the user's) is below edit.
 export function actionButton(name, action, { notify, after, level }) {
   return gate(h(
@@ -50,7 +60,9 @@ export function actionButton(name, action, { notify, after, level }) {
       title: ACTION_HINTS[action],
       "data-action": action,
       onclick: async (event) => {
-        event.currentTarget.disabled = true;
+        const button = event.currentTarget;
+        if (ACTION_CONFIRMS[action] && !(await confirmAction(ACTION_CONFIRMS[action](name)))) return;
+        button.disabled = true;
         try {
           const workflow = await api("POST", `/api/workflows/${enc(name)}/${action}`);
           notify(`Workflow ${workflow.name}: ${workflow.state}${workflow.locked ? ", locked" : ""}`);
