@@ -19,6 +19,39 @@ FIXTURES = Path(__file__).parent / "fixtures"
 TASK_TYPES = FIXTURES / "task_types"
 WORKFLOWS = FIXTURES / "workflows"
 
+# Run order for pytest-xdist (scripts/test: -n 2 --dist worksteal): a long test left for the
+# end keeps one core busy while the other idles, so the modules known to be long (real
+# servers, workers, Chromium, Slurm, outages, fuzzing) start first and the short unit tests
+# fill the end. Each module stays whole and keeps its order; no test depends on this order.
+SLOW_FIRST = (
+    "acceptance/test_slurm.py",
+    "acceptance/test_several_servers.py",
+    "acceptance/test_outage_retries.py",
+    "acceptance/test_outages.py",
+    "security/test_openapi.py",
+    "integration/test_server_processes.py",
+    "acceptance/",
+    "browser/",
+    "compat/",
+    "security/",
+    "integration/",
+)
+
+
+def _run_rank(item: pytest.Item) -> int:
+    tests = Path(__file__).parent
+    if not item.path.is_relative_to(tests):
+        return len(SLOW_FIRST)
+    path = item.path.relative_to(tests).as_posix()
+    return next(
+        (rank for rank, prefix in enumerate(SLOW_FIRST) if path.startswith(prefix)),
+        len(SLOW_FIRST),
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_run_rank)  # stable: a module's tests keep their order
+
 
 def postgres_admin_url() -> str | None:
     url = os.environ.get("RUNYARD_TEST_DATABASE_URL")

@@ -229,6 +229,44 @@ class WorkflowManager(TaskEditing):
             assert updated is not None
             return updated
 
+    def layout(self, name: str) -> dict[str, Any] | None:
+        """Where the workflow graph draws each task, or None when no layout is saved."""
+        with self.store.read() as conn:
+            return workflow_rows.workflow_layout(conn, self._workflow(conn, name).id)
+
+    def set_layout(
+        self, name: str, positions: dict[str, dict[str, float]], *, actor: str = "system"
+    ) -> dict[str, Any]:
+        """Save where the workflow graph draws each task; every name must be a task of it.
+        Tasks left out keep no position (the graph places them)."""
+        with self.store.write() as conn:
+            workflow = self._workflow(conn, name)
+            known = {t.name for t in self._tasks(conn, workflow.id)}
+            unknown = sorted(set(positions) - known)
+            if unknown:
+                raise InvalidInput(
+                    f"workflow {name!r} has no task named {', '.join(map(repr, unknown))}; "
+                    f"its tasks: {', '.join(sorted(known)) or '(none)'}",
+                    field="positions",
+                )
+            layout = {"positions": {t: {"x": p["x"], "y": p["y"]} for t, p in positions.items()}}
+            workflow_rows.set_workflow_layout(conn, workflow.id, layout, self.now())
+            self._log(
+                conn,
+                actor,
+                "workflow.layout",
+                f"workflow {name} layout saved",
+                workflow_id=workflow.id,
+            )
+            return layout
+
+    def task_counts(self, name: str) -> dict[str, dict[str, int]]:
+        """The live jobs of each task by state (what the workflow graph shows on a node)."""
+        with self.store.read() as conn:
+            workflow = self._workflow(conn, name)
+            counts = workflow_rows.count_by_task_and_state(conn, workflow.id)
+            return {t.name: counts.get(t.name, {}) for t in self._tasks(conn, workflow.id)}
+
     def status(self, name: str) -> dict[str, Any]:
         """The runs x tasks table: every run with its live job per task."""
         with self.store.read() as conn:

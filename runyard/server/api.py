@@ -156,7 +156,8 @@ def get_workflow(name: str, ry: Ry, caller: Caller) -> dict[str, Any]:
                 "inputs": [{"key": i.key, "source": s.source_json(i.source)} for i in t.inputs],
             }
             for t in tasks
-        ]
+        ],
+        "layout": ry.workflows.layout(name),
     }
 
 

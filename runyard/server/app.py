@@ -46,6 +46,8 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("POST", "/api/workflows/{name}/tasks", study.add_task),
     ("PUT", "/api/workflows/{name}/tasks/{task}", study.edit_task),
     ("DELETE", "/api/workflows/{name}/tasks/{task}", study.delete_task),
+    ("PUT", "/api/workflows/{name}/layout", study.set_layout),
+    ("GET", "/api/workflows/{name}/task-counts", study.task_counts),
     ("POST", "/api/workflows/{name}/rerun-stale", study.rerun_stale),
     ("POST", "/api/workflows/{name}/jobs/restart", api.restart_jobs),
     ("POST", "/api/workflows/{name}/{action}", api.workflow_action),

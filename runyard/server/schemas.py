@@ -260,6 +260,17 @@ class NewTask(Body):
     inputs: list[SpawnTaskInput] = Field(default=[], max_length=1000)
 
 
+class Position(Body):
+    x: float = Field(ge=-1e6, le=1e6)
+    y: float = Field(ge=-1e6, le=1e6)
+
+
+class Layout(Body):
+    """Where the workflow graph draws each task: ``{"positions": {task: {"x", "y"}}}``."""
+
+    positions: dict[str, Position] = Field(max_length=10000)
+
+
 class Name(Body):
     name: str = Field(min_length=1, max_length=200)
 

@@ -112,3 +112,17 @@ def rerun_stale(name: str, body: s.RerunStale, ry: Ry, caller: Caller) -> dict[s
     require(caller, "user")
     ry.access.workflow(caller, name, "edit")
     return ry.runs.rerun_stale(name, body.task, actor=caller.name)
+
+
+def set_layout(name: str, body: s.Layout, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """Save where the workflow graph draws each task (any task name not of it is refused)."""
+    require(caller, "user")
+    ry.access.workflow(caller, name, "edit")
+    positions = {task: p.model_dump() for task, p in body.positions.items()}
+    return ry.workflows.set_layout(name, positions, actor=caller.name)
+
+
+def task_counts(name: str, ry: Ry, caller: Caller) -> dict[str, Any]:
+    """The live jobs of each task by state: ``{"tasks": {task: {state: count}}}``."""
+    ry.access.workflow(caller, name)
+    return {"tasks": ry.workflows.task_counts(name)}

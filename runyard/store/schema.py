@@ -124,6 +124,9 @@ workflows = Table(
     Column("package", JSON, nullable=True),
     # The user who made it (docs/users.md); it is shared with others by workflow_shares.
     Column("owner_id", Integer, nullable=True),
+    # Where the editor's workflow graph draws each task: {"positions": {task: {"x", "y"}}};
+    # null until one is saved (the graph then lays the tasks out in layers).
+    Column("layout", JSON, nullable=True),
 )
 
 tasks = Table(

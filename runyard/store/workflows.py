@@ -8,11 +8,12 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
 from runyard.models import InputSource, Task, TaskInput, Workflow
+from runyard.states import JobState
 from runyard.store import task_types as task_type_rows
 from runyard.store.schema import jobs, task_types, tasks, workflows
 
-# Every column but ``package`` (documentation text, read only for an export).
-_WORKFLOW_COLUMNS = [c for c in workflows.c if c.name != "package"]
+# Every column but ``package`` (documentation text, read only for an export) and ``layout``.
+_WORKFLOW_COLUMNS = [c for c in workflows.c if c.name not in ("package", "layout")]
 
 
 def workflow_from_row(row: Row[Any]) -> Workflow:
@@ -75,6 +76,36 @@ def workflow_package(conn: Connection, workflow_id: int) -> dict[str, Any] | Non
         select(workflows.c.package).where(workflows.c.id == workflow_id)
     ).scalar_one_or_none()
     return dict(value) if value else None
+
+
+def workflow_layout(conn: Connection, workflow_id: int) -> dict[str, Any] | None:
+    """Where the workflow graph draws each task, ``{"positions": {task: {"x", "y"}}}``."""
+    value = conn.execute(
+        select(workflows.c.layout).where(workflows.c.id == workflow_id)
+    ).scalar_one_or_none()
+    return dict(value) if value else None
+
+
+def set_workflow_layout(
+    conn: Connection, workflow_id: int, layout: dict[str, Any], now: datetime
+) -> None:
+    conn.execute(
+        update(workflows).where(workflows.c.id == workflow_id).values(layout=layout, updated_at=now)
+    )
+
+
+def count_by_task_and_state(conn: Connection, workflow_id: int) -> dict[str, dict[str, int]]:
+    """The live jobs of a workflow by task name and state (tasks without jobs left out)."""
+    rows = conn.execute(
+        select(tasks.c.name, jobs.c.state, func.count())
+        .select_from(jobs.join(tasks, tasks.c.id == jobs.c.task_id))
+        .where(jobs.c.workflow_id == workflow_id, jobs.c.state != JobState.OBSOLETE.value)
+        .group_by(tasks.c.name, jobs.c.state)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for task, state, n in rows:
+        counts.setdefault(task, {})[state] = int(n)
+    return counts
 
 
 def lock_workflow_row(conn: Connection, workflow_id: int) -> None:

@@ -3,10 +3,13 @@
 // reduce task's List[T] input takes a T output), adding a task from the task type list (its
 // description and interface shown, and its documentation a click away, as for every task's
 // type), deleting a task with its followers, starting and stopping. The server checks every change too (types, modes, cycles) and its message is
-// shown.
+// shown. Above the boxes, the workflow graph (graph.js): the tasks as nodes and the output
+// sources as wires, connected by dragging, disconnected, moved; its layout is saved.
 
 import { api } from "./api.js";
 import { confirmAction } from "./confirm.js";
+import { workflowGraph } from "./graph.js";
+import { connects, graphTask } from "./graphlayout.js";
 import { append, clear, enc, h } from "./dom.js";
 import { markdown } from "./markdown.js";
 import { allows, gate, gateAll, levelOf, needsText } from "./session.js";
@@ -26,12 +29,6 @@ function parseFixed(param, text) {
   } catch {
     throw new Error(`${param.key}: ${JSON.stringify(text)} is not a ${param.type} (write JSON)`);
   }
-}
-
-// Whether an output of ``outputType`` may feed an input of ``inputType`` of a task of ``kind``:
-// the same type, or for a reduce task a list of it (one value per run), as the server checks.
-function connects(outputType, inputType, kind) {
-  return outputType === inputType || (kind === "reduce" && inputType === `List[${outputType}]`);
 }
 
 // The source editor of one input of a task of ``kind``: answers {row, read() -> source}.
@@ -86,9 +83,12 @@ export function editorView(main, [name], { notify }) {
   const remarks = h("div", { class: "remarks-box" });
   const canvas = h("div", { class: "editor-canvas" });
   const addBox = h("section", { class: "add-task panel" });
+  let shown = []; // the tasks as last drawn, with their types
+  const graph = workflowGraph({ editable: true, notify, onConnect: connectInput, onDisconnect: disconnectInput, onLayout: saveLayout });
   main.append(
     h("div", { class: "toolbar" }, h("a", { href: "#/workflows", class: "back" }, "\u2190 Workflows"), heading, state, actions, h("span", { class: "grow" }), h("a", { href: `#/workflows/${enc(name)}`, class: "button runs-link" }, "Runs table")),
     remarks,
+    graph.element,
     h("div", { class: "editor-layout" }, canvas, addBox),
   );
 
@@ -121,6 +121,8 @@ export function editorView(main, [name], { notify }) {
       const tt = types.get(typeKey(t.task_type)) || byName.get(t.task_type.name);
       return { ...t, type: tt, outputs: (tt && tt.interface.outputs) || [] };
     });
+    shown = tasks;
+    graph.draw(tasks.map(graphTask), workflow.layout);
     append(
       clear(canvas),
       tasks.length ? null : h("p", { class: "empty" }, "No task yet: add one from the task types on the right."),
@@ -129,6 +131,44 @@ export function editorView(main, [name], { notify }) {
       tasks.map((t, i) => taskBox(t, tasks.slice(0, i), editable)),
     );
     drawAdd(tasks, !workflow.locked && workflow.state !== "Obsolete");
+  }
+
+  // -- the graph's edits: each is the same call as the boxes', so the server checks it -------
+  function inputsOf(task) {
+    const params = new Map(((task.type && task.type.interface.inputs) || []).map((p) => [p.key, p]));
+    return task.inputs.filter((i) => params.has(i.key));
+  }
+
+  async function putInputs(taskName, change, done) {
+    const task = shown.find((t) => t.name === taskName);
+    const inputs = inputsOf(task).map((i) => ({ key: i.key, source: change(i) }));
+    try {
+      await api("PUT", `/api/workflows/${enc(name)}/tasks/${enc(taskName)}`, { json: { inputs } });
+      notify(done);
+    } catch (exc) {
+      notify(exc.message, "error");
+    }
+    load();
+  }
+
+  function connectInput(taskName, key, source) {
+    const change = (i) => (i.key === key ? { mode: "output", ...source } : i.source);
+    return putInputs(taskName, change, `Connected ${source.task}.${source.key} \u2192 ${taskName}.${key}`);
+  }
+
+  function disconnectInput(taskName, key) {
+    const task = shown.find((t) => t.name === taskName);
+    const param = task.type.interface.inputs.find((p) => p.key === key);
+    const change = (i) => (i.key === key ? unconnected(param) : i.source);
+    return putInputs(taskName, change, `Disconnected ${taskName}.${key}`);
+  }
+
+  async function saveLayout(positions) {
+    try {
+      await api("PUT", `/api/workflows/${enc(name)}/layout`, { json: { positions } });
+    } catch (exc) {
+      notify(exc.message, "error");
+    }
   }
 
   function taskBox(task, upstream, editable) {
@@ -256,6 +296,14 @@ export function editorView(main, [name], { notify }) {
   return () => {
     alive = false;
   };
+}
+
+// The source an input takes when its wire is removed: none where it may, else its default.
+function unconnected(param) {
+  const modes = (param.supported_modes || ["none", "fixed"]).filter((m) => m !== "output");
+  if (modes.includes("none")) return { mode: "none" };
+  if (modes.includes("fixed") && param.default !== undefined) return { mode: "fixed", fixed_value: param.default };
+  return { mode: modes[0] || "none" };
 }
 
 function uniqueName(base, tasks) {

@@ -15,6 +15,7 @@ import { jobSelection } from "./jobselection.js";
 import { openNewRun } from "./newrun.js";
 import { reduceButtons } from "./reduces.js";
 import { rerunStaleButton, runMenu, runSelection } from "./runactions.js";
+import { runsGraph } from "./runsgraph.js";
 import { gate, levelOf, needsText } from "./session.js";
 import { openShareDialog } from "./sharing.js";
 import { actionButton, workflowActions } from "./workflows.js";
@@ -82,10 +83,12 @@ export function runsView(main, [name], { notify }) {
   const selection = runSelection({ notify, refresh, body, level: () => level });
   const rerunButton = rerunStaleButton(name, { notify, refresh });
   const jobs = jobSelection({ name, notify, refresh, runsBetween, tasks: () => tasks, level: () => level });
+  const graph = runsGraph(name, { notify }); // the workflow graph above the table (runsgraph.js)
 
   main.append(
     h("div", { class: "toolbar" }, h("a", { href: "#/workflows", class: "back" }, "\u2190 Workflows"), heading, wfState, wfButtons, editLink, shareButton, levelNote, h("span", { class: "grow" }), summary),
-    h("div", { class: "toolbar filters" }, newRunButton, rerunButton, jobs.stateSelect, stateSelect, nameInput, orderSelect, shownSelect, reduceBox, h("span", { class: "grow" }), count),
+    h("div", { class: "toolbar filters" }, newRunButton, rerunButton, jobs.stateSelect, stateSelect, nameInput, orderSelect, shownSelect, reduceBox, graph.toggle, h("span", { class: "grow" }), count),
+    graph.element,
     selection.element,
     jobs.element,
     h("div", { class: "runs-layout" }, scroller, panel),
@@ -202,6 +205,7 @@ export function runsView(main, [name], { notify }) {
       if (row) row.el.replaceWith(el);
       else body.append(el);
       drawn.set(index, { el, run });
+      if (run) graph.saw(run);
     }
   }
 
@@ -324,6 +328,7 @@ export function runsView(main, [name], { notify }) {
       append(clear(summary), countChips(change.jobs));
       showWorkflow(change.state, change.locked);
       refreshVisible();
+      graph.refresh();
     });
     source.addEventListener("error", (event) => {
       if (event.data) notify(JSON.parse(event.data).error.message, "error");
@@ -353,6 +358,11 @@ export function runsView(main, [name], { notify }) {
     if (!run || event.target.closest(".cell.job")) return;
     event.preventDefault();
     menu.open(run, row.querySelector(".run-menu-button"));
+  });
+
+  body.addEventListener("click", (event) => {
+    const picked = event.target.closest(".run-name .text");
+    if (picked && graph.shown()) graph.pick(drawn.get(Number(picked.closest(".runs-row").dataset.index))?.run);
   });
 
   body.addEventListener("click", (event) => {
