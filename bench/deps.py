@@ -465,7 +465,7 @@ def forkserver_rss(inst: Installation) -> list[tuple[str, int]]:
 
 WHAT_IF = """\
 import gc, importlib, json, os, sys, time
-from runyard.worker.forkserver import OPTIONAL_PRELOAD, PRELOAD
+from runyard.worker.forking import OPTIONAL_PRELOAD, PRELOAD
 preload, child, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 for name in (*PRELOAD, *OPTIONAL_PRELOAD):
     importlib.import_module(name)

@@ -382,3 +382,6 @@ def run_worker(config: WorkerConfig) -> None:
     console.print(f"Worker {config.name} on {config.server}: up to {config.max_jobs} jobs")
     count = worker.run()
     console.print(f"Worker {config.name} stopped after {count} jobs")
+    if worker.refused is not None:
+        errors.print(f"[red]error:[/red] the server refused this worker's token: {worker.refused}")
+        raise SystemExit(1)

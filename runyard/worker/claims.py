@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from runyard.client import RemoteError, Unreachable
+from runyard.worker.claimed import Claimed
 from runyard.worker.heartbeat import Heartbeats
-from runyard.worker.runner import Claimed
 
 log = logging.getLogger("runyard.worker")
 MAX_CLAIM = 256  # the most jobs the server hands out per claim (ClaimRequest.max)
@@ -82,8 +82,9 @@ class Claiming(Heartbeats):
             )
             return answer
         except RemoteError as exc:
-            log.error("claim refused: %s", exc.message)
-            self.stopping.wait(1.0)
+            if not self._refuses_token(exc):
+                log.error("claim refused: %s", exc.message)
+                self.stopping.wait(1.0)
         except Unreachable as exc:
             if not self.stopping.is_set():
                 log.warning("%s; trying again in 2 s", exc.message)
@@ -151,6 +152,8 @@ class Claiming(Heartbeats):
             except Unreachable as exc:
                 log.warning("%s; reporting again in %.0f s", exc.message, delay)
             except RemoteError as exc:
+                if self._refuses_token(exc):
+                    return {}
                 if exc.status_code < 500:
                     log.error("the server refused a report (%d results): %s", count, exc.message)
                     return {}

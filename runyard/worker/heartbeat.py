@@ -15,11 +15,11 @@ import logging
 import time
 from typing import Any
 
-from runyard.client import Unreachable
-from runyard.worker import runner
+from runyard.client import RemoteError, Unreachable
+from runyard.worker.claimed import Claimed
 from runyard.worker.config import WorkerConfig
 from runyard.worker.held import HeldJobs
-from runyard.worker.runner import Claimed
+from runyard.worker.processes import kill_group
 
 log = logging.getLogger("runyard.worker")
 # How often a worker that holds no job still calls (to hear of environments asked of it).
@@ -51,6 +51,9 @@ class Heartbeats(HeldJobs):
                 self._beat(held)
             except Unreachable as exc:
                 log.warning("heartbeat: %s; trying again", exc.message)
+            except RemoteError as exc:
+                if not self._refuses_token(exc):
+                    log.warning("heartbeat refused: %s; trying again", exc.message)
             except Exception:
                 log.exception("heartbeat failed; trying again")
 
@@ -125,4 +128,4 @@ def lost(claimed: Claimed) -> None:
     """The server refused the job's lease (aborted, or given to another worker): stop it."""
     claimed.stale.set()
     if claimed.process is not None and not claimed.finished:
-        runner.kill_group(claimed.process)
+        kill_group(claimed.process)

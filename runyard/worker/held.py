@@ -19,11 +19,11 @@ from collections import deque
 from typing import Any
 
 from runyard.client import Client, RemoteError, Unreachable
-from runyard.worker import runner
+from runyard.worker.claimed import Claimed
 from runyard.worker.config import WorkerConfig
 from runyard.worker.connection import WorkerClient
 from runyard.worker.folders import WorkingFolders
-from runyard.worker.runner import Claimed
+from runyard.worker.processes import kill_group
 
 log = logging.getLogger("runyard.worker")
 
@@ -47,6 +47,26 @@ class HeldJobs:
         self._reports_in_flight = 0
         self.jobs_root = config.data_dir / "jobs"
         self.folders = WorkingFolders(self.jobs_root, max_spares=max(32, 8 * config.max_jobs))
+        self.refused: str | None = None  # why the server refused this worker's token
+
+    def _refuses_token(self, exc: RemoteError) -> bool:
+        """Whether the server refused this worker's token (revoked, rotated or unknown).
+        If so the worker stops at once: every later call would be refused as well, and its
+        jobs' leases are no longer its to renew (they expire and the jobs are queued again)."""
+        if exc.status_code != 401:
+            return False
+        if self.refused is None:
+            self.refused = exc.message
+            log.error(
+                "the server refuses this worker's token (%s): stopping. Give the worker a new "
+                "token (runyard token create-worker %s) and start it again",
+                exc.message,
+                self.config.name,
+            )
+        self.stopping.set()
+        self._release_now.set()
+        self._wake_all()
+        return True
 
     def _wake_all(self) -> None:
         """Wake every waiting thread (stopping, jobs given back): each looks again."""
@@ -80,7 +100,7 @@ class HeldJobs:
             claimed.released.set()
             process = claimed.process
         if process is not None:
-            runner.kill_group(process)
+            kill_group(process)
         try:
             self.client.post(f"/api/jobs/{claimed.serial}/release", {"lease": claimed.lease})
             log.info("job %s given back: Queued again for another worker", claimed.serial)

@@ -41,7 +41,8 @@ import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
-from runyard.worker.forkserver import ForkedProcess, ForkServer, run_script
+from runyard.worker.forking import run_script
+from runyard.worker.forkserver import ForkedProcess, ForkServer
 
 CONNECT_SECONDS = 30.0  # how long a new child may take to connect
 SLICE = 1.0  # while waiting for a job: how often to look whether the child has died

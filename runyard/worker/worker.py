@@ -31,13 +31,16 @@ from typing import Any
 import runyard
 from runyard.client import Unreachable
 from runyard.worker import runner
+from runyard.worker.claimed import Claimed
 from runyard.worker.claims import Claiming
 from runyard.worker.config import WorkerConfig as WorkerConfig  # re-exported: the CLI's
 from runyard.worker.environments import PRIVATE, EnvironmentFailed, Environments
 from runyard.worker.forkserver import ForkServer
 from runyard.worker.joblog import LogPump
+from runyard.worker.prepare import COMPAT_DIR, ScriptCache, prepare
+from runyard.worker.processes import GiveBack
 from runyard.worker.reuse import ReusePool
-from runyard.worker.runner import Claimed, Outcome, ScriptCache
+from runyard.worker.runner import Outcome
 from runyard.worker.slurm import Slurm
 
 log = logging.getLogger("runyard.worker")
@@ -94,7 +97,7 @@ class Worker(Claiming):
         if self.slurm is not None:
             self.slurm.cancel_leftovers()
         elif self.config.fast_start:
-            self.forkservers[sys.executable] = ForkServer(runner.COMPAT_DIR)
+            self.forkservers[sys.executable] = ForkServer(COMPAT_DIR)
         threads = [
             threading.Thread(target=self._slot, name=f"slot-{i}", daemon=True)
             for i in range(self.config.max_jobs)
@@ -183,7 +186,7 @@ class Worker(Claiming):
             python = sys.executable
             if claimed.environment is not None:
                 python = self.environments.python(claimed.environment)
-            prepared = runner.prepare(
+            prepared = prepare(
                 claimed, self.scripts, self.folders, self.config.server, self.base_env, python
             )
             claimed.workdir = prepared.workdir
@@ -199,7 +202,7 @@ class Worker(Claiming):
             log.warning("job %s: %s; giving it back", claimed.serial, exc.message)
             self._release(claimed)
             return None
-        except runner.GiveBack as exc:
+        except GiveBack as exc:
             log.warning("job %s: %s; giving it back", claimed.serial, exc)
             self._release(claimed)
             return None
@@ -234,7 +237,7 @@ class Worker(Claiming):
                 log.warning("the fork server of %s stopped; starting a new one", python)
                 server.close()
             server = self.forkservers[python] = ForkServer(
-                runner.COMPAT_DIR, python=python, learn=python != sys.executable
+                COMPAT_DIR, python=python, learn=python != sys.executable
             )
             return server
 

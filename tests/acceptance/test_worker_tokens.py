@@ -124,3 +124,34 @@ def test_admins_list_revoke_and_rotate_worker_tokens_and_the_admin_token(
     assert json.loads(server.cli("whoami", "--json").stdout)["admin"] is True
     neither = server.cli("token", "rotate", check=False)
     assert neither.returncode == 1 and "--worker NAME or --admin" in neither.stderr
+
+
+def test_a_worker_whose_token_is_revoked_stops_saying_why(
+    server: Installation, tmp_path: Path
+) -> None:
+    token = server.cli("token", "create-worker", "pc-1").stdout.strip()
+    token_file = tmp_path / "pc-1.token"
+    token_file.write_text(token)
+    folder = tmp_path / "pc-1"
+    folder.mkdir()
+    command = [*RUNYARD, "worker", "--server", server.url, "--name", "pc-1",
+               "--data-dir", str(folder), "--token-file", str(token_file)]  # fmt: skip
+    with open(folder / "worker.log", "w") as log:
+        process = subprocess.Popen(
+            command, env=clean_env(), stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+    try:
+        wait_for(
+            lambda: any(w["name"] == "pc-1" for w in server.api("GET", "/api/workers")) or None,
+            "the worker registered",
+            alive=process,
+        )
+        server.cli("token", "revoke", "--worker", "pc-1")
+        assert process.wait(timeout=60) == 1
+    finally:
+        if process.poll() is None:
+            process.kill()
+    said = (folder / "worker.log").read_text()
+    assert "the server refused this worker's token" in said
+    assert "runyard token create-worker pc-1" in said
+    assert "claim refused" not in said

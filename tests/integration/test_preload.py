@@ -15,6 +15,7 @@ import pytest
 from runyard.worker import preload, runner
 from runyard.worker.environments import Environments, _python
 from runyard.worker.forkserver import ForkServer
+from runyard.worker.prepare import COMPAT_DIR
 from tests.integration.test_runner import job
 
 MODULES = {
@@ -69,7 +70,7 @@ def test_the_next_jobs_start_with_what_the_first_imported_from_the_environment(
     environment: Path, tmp_path: Path
 ) -> None:
     python = str(_python(environment))
-    server = ForkServer(runner.COMPAT_DIR, python=python, learn=True)
+    server = ForkServer(COMPAT_DIR, python=python, learn=True)
     try:
         assert loaded(tmp_path, server, python, 1) == []
         noted = (environment / preload.FILE).read_text().split()
@@ -78,7 +79,7 @@ def test_the_next_jobs_start_with_what_the_first_imported_from_the_environment(
         assert loaded(tmp_path, server, python, 3) == ["calm.deep"]
     finally:
         server.close()
-    again = ForkServer(runner.COMPAT_DIR, python=python, learn=True)
+    again = ForkServer(COMPAT_DIR, python=python, learn=True)
     try:
         assert loaded(tmp_path, again, python, 4) == ["calm.deep"], "learned before any job"
     finally:
@@ -89,7 +90,7 @@ def test_a_fork_server_that_does_not_learn_loads_nothing_of_the_environment(
     environment: Path, tmp_path: Path
 ) -> None:
     python = str(_python(environment))
-    server = ForkServer(runner.COMPAT_DIR, python=python)
+    server = ForkServer(COMPAT_DIR, python=python)
     try:
         assert loaded(tmp_path, server, python, 1) == []
         assert loaded(tmp_path, server, python, 2) == []

@@ -18,9 +18,12 @@ from typing import Any
 import pytest
 
 from runyard.worker import heartbeat, runner
+from runyard.worker.claimed import Claimed
 from runyard.worker.forkserver import ForkServer
+from runyard.worker.joblog import LogPump
+from runyard.worker.prepare import COMPAT_DIR, RUNYARD_SOURCE, Prepared, job_environment
 from runyard.worker.reuse import ReusePool
-from runyard.worker.runner import Claimed, LogPump, Outcome, Prepared
+from runyard.worker.runner import Outcome
 
 SCRIPT = """\
 import json, os, sys, threading, time
@@ -52,7 +55,7 @@ serials = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def forkserver() -> Iterator[ForkServer]:
-    server = ForkServer(runner.COMPAT_DIR)
+    server = ForkServer(COMPAT_DIR)
     yield server
     server.close()
 
@@ -88,8 +91,8 @@ def job(
         task_type={"entry_point": "main.py", "timeout_seconds": timeout, "dependencies": []},
     )
     (workdir / "job.json").write_text(json.dumps(data))
-    path = [str(folder), runner.COMPAT_DIR, runner.RUNYARD_SOURCE]
-    env = dict(os.environ) | runner.job_environment(claimed, "http://127.0.0.1:9", workdir)
+    path = [str(folder), COMPAT_DIR, RUNYARD_SOURCE]
+    env = dict(os.environ) | job_environment(claimed, "http://127.0.0.1:9", workdir)
     prepared = Prepared(
         command=[sys.executable, str(folder / "main.py")],
         env=env,

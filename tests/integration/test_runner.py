@@ -12,13 +12,16 @@ from pathlib import Path
 import pytest
 
 from runyard.worker import runner
+from runyard.worker.claimed import Claimed
 from runyard.worker.forkserver import ForkServer
-from runyard.worker.runner import Claimed, LogPump, Prepared
+from runyard.worker.joblog import LogPump
+from runyard.worker.prepare import COMPAT_DIR, RUNYARD_SOURCE, Prepared, job_environment
+from runyard.worker.processes import kill_group, start
 
 
 @pytest.fixture(scope="module")
 def forkserver() -> Iterator[ForkServer]:
-    server = ForkServer(runner.COMPAT_DIR)
+    server = ForkServer(COMPAT_DIR)
     yield server
     server.close()
 
@@ -42,8 +45,8 @@ def job(tmp_path: Path, script: str, timeout: float | None = None) -> tuple[Clai
         task_type={"entry_point": "main.py", "timeout_seconds": timeout, "dependencies": []},
     )
     (workdir / "job.json").write_text('{"serial": 7, "inputs": {"value": 3}}')
-    path = [str(folder), runner.COMPAT_DIR, runner.RUNYARD_SOURCE]
-    env = dict(os.environ) | runner.job_environment(claimed, "http://127.0.0.1:9", workdir)
+    path = [str(folder), COMPAT_DIR, RUNYARD_SOURCE]
+    env = dict(os.environ) | job_environment(claimed, "http://127.0.0.1:9", workdir)
     env["PYTHONPATH"] = os.pathsep.join(path)
     prepared = Prepared(
         command=[sys.executable, str(folder / "main.py")],
@@ -181,9 +184,9 @@ def test_the_group_of_a_job_process_that_was_reaped_is_never_signalled(
     """Once a job's process is reaped, its pid (and group id) may belong to a new process,
     such as the next job's: killing the group must do nothing then."""
     _, prepared = job(tmp_path, "print('done')\n")
-    process = runner.start(prepared, start_with)
+    process = start(prepared, start_with)
     assert process.wait(timeout=60) == 0
     signalled: list[tuple[int, int]] = []
     monkeypatch.setattr(os, "killpg", lambda pid, sig: signalled.append((pid, sig)))
-    runner.kill_group(process)
+    kill_group(process)
     assert signalled == []

@@ -10,6 +10,7 @@ import pytest
 
 from runyard.worker import runner
 from runyard.worker.forkserver import ForkServer
+from runyard.worker.processes import GiveBack
 from tests.integration.test_runner import forkserver, job, start_with
 
 __all__ = ["forkserver", "start_with"]  # the fixtures, used by name
@@ -24,7 +25,7 @@ def test_a_script_failing_after_its_call_was_given_up_is_given_back(
 ) -> None:
     claimed, prepared = job(tmp_path, CALLS_THE_SERVER.format(call="job.progress(0.5)"))
     prepared.env["RUNYARD_RETRY_SECONDS"] = "0.5"
-    with pytest.raises(runner.GiveBack) as given_back:
+    with pytest.raises(GiveBack) as given_back:
         runner.run(claimed, prepared, start_with)
     assert "could not reach the server" in str(given_back.value)
     assert "POST /api/jobs/7/progress: gave up after" in str(given_back.value)

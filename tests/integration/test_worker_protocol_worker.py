@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 
 from runyard.client import Client, Unreachable, _remote_error
 from runyard.packages import folder_zip_bytes
-from runyard.worker.runner import Claimed, LogPump
+from runyard.worker.claimed import Claimed
+from runyard.worker.joblog import LogPump
 from runyard.worker.worker import Worker, WorkerConfig
 from tests.conftest import TASK_TYPES, WORKFLOWS
 from tests.integration.conftest import Server, start_a_job

@@ -14,10 +14,13 @@ from typing import Any
 
 import pytest
 
-from runyard.worker import runner, slurm
+from runyard.worker import runner, slurm_commands
+from runyard.worker.claimed import Claimed
 from runyard.worker.config import SlurmOptions
-from runyard.worker.runner import Claimed, Prepared
-from runyard.worker.slurm import Ending, SlurmJob, decide_ending
+from runyard.worker.prepare import Prepared
+from runyard.worker.processes import GiveBack
+from runyard.worker.slurm import SlurmJob
+from runyard.worker.slurm_commands import Ending, decide_ending
 
 
 def prepared(tmp_path: Path, **fields: Any) -> Prepared:
@@ -47,14 +50,14 @@ def prepared(tmp_path: Path, **fields: Any) -> Prepared:
 def test_the_time_limit_is_a_minute_above_the_task_types_timeout_else_the_workers_default(
     timeout: float | None, default: str | None, expected: str | None
 ) -> None:
-    assert slurm.time_limit(timeout, default) == expected
+    assert slurm_commands.time_limit(timeout, default) == expected
 
 
 def test_sbatch_names_the_job_after_its_serial_in_its_folder_with_its_log_and_environment(
     tmp_path: Path,
 ) -> None:
     job = prepared(tmp_path)
-    command = slurm.sbatch_command(
+    command = slurm_commands.sbatch_command(
         job, serial=7, timeout_seconds=None, options=SlurmOptions(), comment="runyard worker w"
     )
     assert command == [
@@ -69,49 +72,49 @@ def test_sbatch_names_the_job_after_its_serial_in_its_folder_with_its_log_and_en
         "--comment=runyard worker w",
     ]
     options = SlurmOptions(partition="short", cpus=4, memory="8G", time="2:00:00")
-    extra = slurm.sbatch_command(job, serial=7, timeout_seconds=90, options=options, comment="c")[
-        len(command) :
-    ]
+    extra = slurm_commands.sbatch_command(
+        job, serial=7, timeout_seconds=90, options=options, comment="c"
+    )[len(command) :]
     assert extra == ["--partition=short", "--cpus-per-task=4", "--mem=8G", "--time=3"]
 
 
 def test_a_task_types_resources_ask_sbatch_over_the_workers_defaults(tmp_path: Path) -> None:
     options = SlurmOptions(partition="short", cpus=4, memory="8G")
     job = prepared(tmp_path, resources={"cpus": 16, "memory": "64G"})
-    command = slurm.sbatch_command(
+    command = slurm_commands.sbatch_command(
         job, serial=7, timeout_seconds=None, options=options, comment="c"
     )
     assert command[-3:] == ["--partition=short", "--cpus-per-task=16", "--mem=64G"]
     job = prepared(tmp_path, resources={"partition": "gpu"})
-    command = slurm.sbatch_command(
+    command = slurm_commands.sbatch_command(
         job, serial=7, timeout_seconds=None, options=SlurmOptions(), comment="c"
     )
     assert command[-1] == "--partition=gpu"
 
 
 def test_the_batch_script_runs_the_jobs_command_in_place_of_the_shell(tmp_path: Path) -> None:
-    script = slurm.batch_script(prepared(tmp_path).command)
+    script = slurm_commands.batch_script(prepared(tmp_path).command)
     assert script == f"#!/bin/sh\nexec {sys.executable} '/opt/task types/main.py'\n"
 
 
 def test_squeue_and_scontrol_answers_are_read() -> None:
-    assert slurm.parse_job_id("1234\n") == "1234"
-    assert slurm.parse_job_id("1234;cluster\n") == "1234"
-    with pytest.raises(slurm.SlurmRefused):
-        slurm.parse_job_id("")
-    assert [slurm.parse_elapsed(t) for t in ("7", "0:05", "1:02:03", "2-01:00:00")] == [
+    assert slurm_commands.parse_job_id("1234\n") == "1234"
+    assert slurm_commands.parse_job_id("1234;cluster\n") == "1234"
+    with pytest.raises(slurm_commands.SlurmRefused):
+        slurm_commands.parse_job_id("")
+    assert [slurm_commands.parse_elapsed(t) for t in ("7", "0:05", "1:02:03", "2-01:00:00")] == [
         7,
         5,
         3723,
         2 * 86400 + 3600,
     ]
-    assert slurm.parse_squeue("12|RUNNING|0:05\n13|PENDING|0:00\nnoise\n") == {
+    assert slurm_commands.parse_squeue("12|RUNNING|0:05\n13|PENDING|0:00\nnoise\n") == {
         "12": ("RUNNING", 5),
         "13": ("PENDING", 0),
     }
     line = "JobId=12 JobName=runyard-7 JobState=FAILED Reason=NonZeroExitCode ExitCode=3:0 X=1"
-    assert slurm.parse_exit_code(line) == (3, 0)
-    assert slurm.parse_exit_code("JobState=CANCELLED ExitCode=0:15") == (0, 15)
+    assert slurm_commands.parse_exit_code(line) == (3, 0)
+    assert slurm_commands.parse_exit_code("JobState=CANCELLED ExitCode=0:15") == (0, 15)
 
 
 @pytest.mark.parametrize(
@@ -246,7 +249,7 @@ def test_the_runner_fails_a_slurm_job_with_its_exit_status_or_slurms_reason(
     outcome = runner.run(claimed(), prepared(tmp_path), None, None, oom)  # type: ignore[arg-type]
     assert outcome.error.startswith("Slurm job 12 ran out of memory")
     node = FakeSlurm((decide_ending("12", "NODE_FAIL", 0, 0, cancelled=False), "NODE_FAIL"))
-    with pytest.raises(runner.GiveBack, match="NODE_FAIL"):
+    with pytest.raises(GiveBack, match="NODE_FAIL"):
         runner.run(claimed(), prepared(tmp_path), None, None, node)  # type: ignore[arg-type]
 
 
@@ -261,9 +264,9 @@ def test_a_job_that_sbatch_refuses_is_failed_with_its_words_and_one_it_cannot_re
         def submit(self, prepared: Prepared, serial: int, timeout: float | None) -> SlurmJob:
             raise self.error
 
-    refused = Refusing(slurm.SlurmRefused("Slurm refused the job: Invalid partition name"))
+    refused = Refusing(slurm_commands.SlurmRefused("Slurm refused the job: Invalid partition name"))
     outcome = runner.run(claimed(), prepared(tmp_path), None, None, refused)  # type: ignore[arg-type]
     assert not outcome.ok and outcome.error.startswith("Slurm refused the job: Invalid partition")
-    away = Refusing(slurm.SlurmUnavailable("Unable to contact slurm controller"))
-    with pytest.raises(runner.GiveBack, match="Unable to contact"):
+    away = Refusing(slurm_commands.SlurmUnavailable("Unable to contact slurm controller"))
+    with pytest.raises(GiveBack, match="Unable to contact"):
         runner.run(claimed(), prepared(tmp_path), None, None, away)  # type: ignore[arg-type]
