@@ -1,9 +1,15 @@
-"""Shared fixtures: a database on each backend, a Runyard on it, the test packages."""
+"""Shared fixtures: a database on each backend, a Runyard on it, the test packages.
+
+Most tests get a database whose schema is already at the newest migration: a copy of one
+migrated once per test process (SQLite: the file copied; PostgreSQL: ``CREATE DATABASE ...
+TEMPLATE``), since running the migrations took most of an ordinary test's set-up. The tests
+of the migrations themselves take ``empty_database_url``."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +20,7 @@ import sqlalchemy as sa
 from runyard.operations import Runyard
 from runyard.packages import load_package
 from runyard.settings import Settings
+from runyard.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TASK_TYPES = FIXTURES / "task_types"
@@ -65,16 +72,18 @@ def _psycopg(url: str) -> str:
 
 
 @contextmanager
-def fresh_postgres_database(prefix: str = "rytest_") -> Iterator[str]:
-    """The URL of a fresh, empty PostgreSQL database, dropped afterwards (skips the test
-    when the suite has no PostgreSQL)."""
+def fresh_postgres_database(prefix: str = "rytest_", template: str | None = None) -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database, empty or a copy of the database ``template``,
+    dropped afterwards (skips the test when the suite has no PostgreSQL)."""
     admin = postgres_admin_url()
     if admin is None:
         pytest.skip("no PostgreSQL: run the suite with scripts/test")
     name = prefix + secrets.token_hex(6)
     engine = sa.create_engine(_psycopg(admin), isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+        conn.execute(
+            sa.text(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+        )
     base, _, query = admin.partition("?")
     try:
         yield f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
@@ -82,6 +91,32 @@ def fresh_postgres_database(prefix: str = "rytest_") -> Iterator[str]:
         with engine.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
         engine.dispose()
+
+
+def migrated(url: str) -> None:
+    """Bring the database at ``url`` to the newest migration (and let go of it)."""
+    store = Store(url)
+    try:
+        store.migrate()
+    finally:
+        store.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file at the newest migration, made once per test process, to copy."""
+    path = tmp_path_factory.mktemp("migrated") / "runyard.db"
+    migrated(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres() -> Iterator[str]:
+    """The name of a PostgreSQL database at the newest migration, made once per test process,
+    to copy (nothing connects to it after: a template must have no connection)."""
+    with fresh_postgres_database("rytemplate_") as url:
+        migrated(url)
+        yield url.partition("?")[0].rsplit("/", 1)[1]
 
 
 @pytest.fixture
@@ -92,12 +127,25 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of an empty database, once on each backend."""
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database (no schema), once on each backend."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'runyard.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a database with the newest schema and no rows, once on each backend."""
+    if request.param == "sqlite":
+        path = tmp_path / "runyard.db"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
+        path.chmod(0o600)  # as the server makes its database (docs/security.md)
+        yield f"sqlite:///{path}"
+        return
+    with fresh_postgres_database(template=request.getfixturevalue("migrated_postgres")) as url:
+        yield url
 
 
 @pytest.fixture

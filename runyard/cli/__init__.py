@@ -9,7 +9,7 @@ import typer
 
 from runyard.cli import context as ctx
 from runyard.cli.access import activity, share, shares, unshare
-from runyard.cli.accounts import group_app, token_app, user_app
+from runyard.cli.accounts import group_app, user_app
 from runyard.cli.context import DataDir, ServerUrl, Token, console, name_path
 from runyard.cli.jobs import job_app
 from runyard.cli.login import login, logout, whoami
@@ -17,6 +17,7 @@ from runyard.cli.purge import purge
 from runyard.cli.runs import run_app
 from runyard.cli.status import status
 from runyard.cli.tasks import task_app
+from runyard.cli.tokens import token_app
 from runyard.cli.userdata import userdata_app
 from runyard.cli.worker import worker_app
 from runyard.cli.workers import workers_app
@@ -238,22 +239,6 @@ def export_workflow(
         data = client.get(f"/api/workflows/{name_path(name)}/export")
     output.write_bytes(data)
     console.print(f"wrote {output}")
-
-
-@token_app.command("create-worker")
-def token_create_worker(
-    name: Annotated[str, typer.Argument(help="A name for the worker machine.")],
-    data_dir: Path | None = DataDir,
-    server: str | None = ServerUrl,
-    token: str | None = Token,
-) -> None:
-    """Create a worker token (give it to the worker machine).
-
-    Example: runyard token create-worker imaging-pc-2
-    """
-    with ctx.client(data_dir, server, token) as client:
-        answer = client.post("/api/tokens/worker", {"name": name})
-    print(answer["token"])
 
 
 app.command()(status)

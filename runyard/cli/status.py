@@ -56,7 +56,7 @@ def status(
         keys = ("workflow", "tasks", "runs", "reduce", "reduce_held")
         print(json.dumps({k: data[k] for k in keys}, indent=2))
     else:
-        _print_table(data)
+        print_status_table(data)
     failed = _failed(data)
     if wait and failed:
         ctx.errors.print(failed_summary(failed), highlight=False, markup=False, soft_wrap=True)
@@ -76,11 +76,11 @@ def _cell(job: dict[str, Any]) -> str:
     return f"{state} #{job['serial']}" + (" (stale)" if "stale" in job else "")
 
 
-def _print_table(data: dict[str, Any]) -> None:
+def print_status_table(data: dict[str, Any]) -> None:
     held = data.get("reduce_held", {})  # why a reduce task has no job queued now
     per_run = [t for t in data["tasks"] if t not in data["reduce"] and t not in held]
     table = Table("Run", "Id", *per_run, title=f"{data['workflow']} ({data['state']})")
-    stale = 0
+    stale = sum("stale" in job for job in data["reduce"].values())
     for run in data["runs"]:
         jobs = [run["jobs"].get(task, {}) for task in per_run]
         stale += sum("stale" in job for job in jobs)

@@ -183,12 +183,21 @@ def test_workers_and_activity_views(page: Page, lab: Installation, tmp_path: Pat
     page.get_by_role("link", name="Workers").click()
     worker = page.locator("table.workers tbody tr").first
     expect(worker).to_contain_text("connected")
-    page.once("dialog", lambda dialog: dialog.accept("1"))
+    # Set limit: the UI's own dialog (no native prompt); a bad number is refused in it.
     worker.get_by_role("button", name="Set limit").click()
+    limit = page.locator("dialog.limit-dialog")
+    limit.get_by_label("No limit").uncheck()
+    limit.get_by_label("At most (0: none)").fill("-1")
+    limit.get_by_role("button", name="Set limit").click()
+    expect(limit.locator(".form-error")).to_contain_text('"-1" is not a whole number')
+    limit.get_by_label("At most (0: none)").fill("1")
+    limit.get_by_role("button", name="Set limit").click()
+    expect(limit).to_have_count(0)
     expect(worker.locator(".max-jobs")).to_contain_text("1 of 2 (limited)")
     screenshot(page, "workers")
-    page.once("dialog", lambda dialog: dialog.accept(""))
     worker.get_by_role("button", name="Set limit").click()
+    limit.get_by_label("No limit").check()
+    limit.get_by_role("button", name="Set limit").click()
     expect(worker.locator(".max-jobs .limit")).to_have_text("2")
     # Installs: an admin forbids and allows them; an environment's state and install log.
     name = worker.get_attribute("data-worker")

@@ -76,6 +76,23 @@ def test_obsoleting_a_workflow_asks_first(asking: Page, lab: Installation) -> No
     expect(doomed.locator(".wf-state")).to_have_text("Obsolete")
 
 
+def test_stopping_a_workflow_asks_first(asking: Page, lab: Installation) -> None:
+    page = asking
+    lab.api("POST", "/api/workflows", {"name": "Paused", "remarks": ""})
+    lab.api("POST", "/api/workflows/Paused/start")
+    log_in(page, lab)
+    paused = page.locator('tr[data-workflow="Paused"]')
+    paused.get_by_role("button", name="Stop").click()
+    dialog = page.locator("dialog.confirm-dialog")
+    expect(dialog).to_contain_text("Stop workflow Paused?")
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    assert lab.api("GET", "/api/workflows/Paused")["state"] == "Started"
+    paused.get_by_role("button", name="Stop").click()
+    confirm(page, "Stop workflow", says="running jobs finish")
+    expect(paused.locator(".wf-state")).to_have_text("Draft")
+
+
 def test_deleting_a_task_and_removing_a_mapping_ask_first(
     asking: Page, lab: Installation, tmp_path: Path
 ) -> None:

@@ -14,8 +14,8 @@ from runyard.store import MIGRATIONS, Store, spawns
 from runyard.store.schema import metadata
 
 
-def test_applying_every_migration_gives_the_declared_schema(database_url: str) -> None:
-    store = Store(database_url)
+def test_applying_every_migration_gives_the_declared_schema(empty_database_url: str) -> None:
+    store = Store(empty_database_url)
     try:
         store.migrate()
         with store.engine.connect() as conn:
@@ -25,8 +25,8 @@ def test_applying_every_migration_gives_the_declared_schema(database_url: str) -
         store.dispose()
 
 
-def test_migrating_twice_changes_nothing(database_url: str) -> None:
-    store = Store(database_url)
+def test_migrating_twice_changes_nothing(empty_database_url: str) -> None:
+    store = Store(empty_database_url)
     try:
         store.migrate()
         store.migrate()

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from runyard.cli.status import print_status_table
 from runyard.operations import Runyard
 from tests.integration.conftest import Server
 from tests.integration.test_engine import worker_id
@@ -52,7 +55,7 @@ def edit(ry: Runyard, task: str, inputs: list[dict[str, Any]]) -> None:
 
 
 def test_a_reduce_job_that_read_stale_results_is_stale_and_rerun_stale_reruns_it(
-    ry: Runyard,
+    ry: Runyard, capsys: pytest.CaptureFixture[str]
 ) -> None:
     tuned_with_a_table(ry, 3)
     table = ry.workflows.status("Tuned")["reduce"]["Table"]
@@ -65,6 +68,10 @@ def test_a_reduce_job_that_read_stale_results_is_stale_and_rerun_stale_reruns_it
     assert table["stale"] == "upstream Double is stale in 3 runs"
     _, info = ry.runs.info(table["serial"])
     assert info["stale"] == "upstream Double is stale in 3 runs", "the job information too"
+    print_status_table(ry.workflows.status("Tuned"))
+    said = capsys.readouterr().out
+    assert "Table: Done #" in said and "(stale)" in said
+    assert "7 stale jobs" in said, "Add and Double in 3 runs, and the reduce"
 
     answer = ry.runs.rerun_stale("Tuned")
     assert answer["jobs"] == 3 + 3 + 1, "Add, Double and the reduce are re-run"

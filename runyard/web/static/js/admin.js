@@ -176,23 +176,45 @@ function askInstall(worker, dependencies, notify, reload) {
 // The slots a worker registered with, an admin's limit below them, and a button to set it.
 function limitCell(worker, notify, reload) {
   const shown = worker.max_jobs_limit === null ? String(worker.max_jobs) : `${worker.max_jobs_limit} of ${worker.max_jobs} (limited)`;
-  async function setLimit() {
-    const answer = window.prompt(`At most how many jobs at once on ${worker.name}? (0: none; empty: no limit)`, worker.max_jobs_limit ?? "");
-    if (answer === null) return;
-    const value = answer.trim() === "" ? null : Number(answer);
-    if (value !== null && !(Number.isInteger(value) && value >= 0)) {
-      notify(`"${answer}" is not a whole number of 0 or more`, "error");
+  return [h("span", { class: "limit" }, shown), " ", h("button", { class: "small", type: "button", onclick: () => askLimit(worker, notify, reload) }, "Set limit")];
+}
+
+// Set limit: a dialog asking how many jobs at once (0: none), or no limit (the slots the
+// worker registered with); a value that is not a whole number is refused in the form.
+function askLimit(worker, notify, reload) {
+  const count = h("input", { name: "max_jobs", type: "number", min: "0", step: "1", value: worker.max_jobs_limit ?? worker.max_jobs });
+  const none = h("input", { name: "unlimited", type: "checkbox", checked: worker.max_jobs_limit === null });
+  const sync = () => (count.disabled = none.checked);
+  none.addEventListener("change", sync);
+  sync();
+  const error = h("p", { class: "form-error", role: "alert" });
+  const form = h(
+    "form",
+    { class: "limit-form stacked", novalidate: true },
+    h("h2", {}, `Jobs at once on ${worker.name}`),
+    h("label", {}, "At most (0: none)", count),
+    h("label", { class: "inline" }, none, ` No limit (the ${worker.max_jobs} slot${worker.max_jobs === 1 ? "" : "s"} it registered with)`),
+    error,
+    h("div", { class: "buttons" }, h("button", { type: "button", onclick: () => dialog.close() }, "Cancel"), h("button", { type: "submit", class: "primary" }, "Set limit")),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const value = none.checked ? null : Number(count.value);
+    if (value !== null && !(count.value.trim() !== "" && Number.isInteger(value) && value >= 0)) {
+      error.textContent = `"${count.value}" is not a whole number of 0 or more`;
       return;
     }
     try {
       await api("PUT", `/api/workers/${encodeURIComponent(worker.name)}/max-jobs`, { json: { max_jobs: value } });
+      dialog.close();
       notify(value === null ? `${worker.name}: no limit` : `${worker.name}: at most ${value} job${value === 1 ? "" : "s"} at once`);
       reload();
     } catch (exc) {
-      notify(exc.message, "error");
+      error.textContent = exc.message;
     }
-  }
-  return [h("span", { class: "limit" }, shown), " ", h("button", { class: "small", type: "button", onclick: setLimit }, "Set limit")];
+  });
+  const dialog = openDialog("limit-dialog", form);
+  (none.checked ? none : count).focus();
 }
 
 // The kinds of entries, to filter by (a filter is a prefix: "run." finds every run action).

@@ -43,6 +43,12 @@ const ACTION_HINTS = {
 
 // What an action asks before it acts (it stops work in flight).
 const ACTION_CONFIRMS = {
+  stop: (name) => ({
+    question: `Stop workflow ${name}?`,
+    consequence: `Back to Draft: no new job of ${name} starts (its queued jobs wait); running jobs finish. Start goes on where it stopped.`,
+    action: "Stop workflow",
+    danger: false,
+  }),
   obsolete: (name) => ({
     question: `Obsolete workflow ${name}?`,
     consequence: `Its Running jobs are stopped (their work is lost) and given back; no job of ${name} starts. Start brings it back.`,
