@@ -89,6 +89,8 @@ class WorkflowManager(TaskEditing):
                     inputs=spec.inputs,
                     now=now,
                 )
+            if package.layout:
+                workflow_rows.set_workflow_layout(conn, workflow_id, package.layout, now)
             self._log(
                 conn,
                 actor,
@@ -125,13 +127,15 @@ class WorkflowManager(TaskEditing):
             return workflow
 
     def export_package(self, name: str) -> bytes:
-        """The workflow as a workflow package: its tasks, its remarks, and what the package
-        it was imported from said about it (version, display name, summary, author,
-        dependencies, documentation files), so that it imports elsewhere the same."""
+        """The workflow as a workflow package: its tasks, its remarks, its graph's layout,
+        and what the package it was imported from said about it (version, display name,
+        summary, author, dependencies, documentation files), so that it imports elsewhere
+        the same."""
         with self.store.read() as conn:
             workflow = self._workflow(conn, name)
             tasks = self._tasks(conn, workflow.id)
             package = workflow_rows.workflow_package(conn, workflow.id) or {}
+            layout = workflow_rows.workflow_layout(conn, workflow.id)
         return workflow_package_bytes(
             workflow.name,
             package.get("version") or EXPORT_VERSION,
@@ -141,6 +145,7 @@ class WorkflowManager(TaskEditing):
             summary=package.get("summary", ""),
             dependencies=[Dependency(**d) for d in package.get("dependencies", ())],
             documentation=_documentation(workflow.remarks, package),
+            layout=layout,
         )
 
     def get(self, name: str) -> tuple[Workflow, list[Task]]:

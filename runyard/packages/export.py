@@ -15,7 +15,7 @@ from runyard.packages import schemas
 from runyard.packages.documentation import Author, Documentation
 from runyard.packages.documents import shown
 from runyard.packages.metadata import METADATA
-from runyard.packages.workflows import TASKS, parse_workflow
+from runyard.packages.workflows import LAYOUT, TASKS, parse_workflow
 
 ExportTask = tuple[str, TaskType, tuple[TaskInput, ...]]
 
@@ -30,12 +30,14 @@ def workflow_package_bytes(
     summary: str = "",
     dependencies: Sequence[Dependency] = (),
     documentation: Documentation | None = None,
+    layout: dict[str, Any] | None = None,
 ) -> bytes:
     """A workflow package (``.xfp`` zip) of ``tasks``; upstream tasks are put first.
 
     ``display_name``, ``summary``, ``dependencies`` and ``documentation`` (the author and the
     documentation files, as a workflow package brought them) are written back as they were
-    imported. The result is parsed once more before it is returned, so it always imports.
+    imported; ``layout`` (where the workflow graph draws the tasks) goes to layout.json. The
+    result is parsed once more before it is returned, so it always imports.
     """
     ordered = _upstream_first(tasks)
     index = {task_name: number for number, (task_name, _, _) in enumerate(ordered)}
@@ -63,6 +65,8 @@ def workflow_package_bytes(
         ]
     }
     files = {**documents, METADATA: _json_bytes(metadata), TASKS: _json_bytes(tasks_json)}
+    if layout and layout.get("positions"):
+        files[LAYOUT] = _json_bytes({"positions": layout["positions"]})
     parse_workflow(files)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

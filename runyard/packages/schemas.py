@@ -265,6 +265,24 @@ TASKS: Schema = {
     "properties": {"tasks": {"type": "array", "items": _TASK}},
 }
 
+# layout.json (Runyard's, optional): where the workflow graph draws each task, by task name.
+LAYOUT: Schema = {
+    "type": "object",
+    "required": ["positions"],
+    "additionalProperties": False,
+    "properties": {
+        "positions": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["x", "y"],
+                "additionalProperties": False,
+                "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
+            },
+        }
+    },
+}
+
 ALL = (
     PACKAGE_FORMAT,
     TASK_TYPE_METADATA,
@@ -272,4 +290,5 @@ ALL = (
     WORKFLOW_METADATA,
     INTERFACE,
     TASKS,
+    LAYOUT,
 )

@@ -1,4 +1,5 @@
-"""Workflow packages (``XFP-WF1.0``): ``metadata.json`` and ``tasks.json``.
+"""Workflow packages (``XFP-WF1.0``): ``metadata.json`` and ``tasks.json``, and Runyard's
+optional ``layout.json`` (where the workflow graph draws each task; other tools ignore it).
 
 In ``tasks.json`` an ``output`` source names an earlier task by its index; in the records
 (:class:`WorkflowTaskSpec`) it carries that task's name, as :class:`InputSource` does.
@@ -20,6 +21,7 @@ from runyard.packages.parameters import check_value, connects, supported_modes
 from runyard.states import find_cycle
 
 TASKS = "tasks.json"
+LAYOUT = "layout.json"
 FindTaskType = Callable[[str, str | None], TaskType | None]
 
 
@@ -44,6 +46,8 @@ class WorkflowPackage:
     tasks: tuple[WorkflowTaskSpec, ...] = ()
     dependencies: tuple[Dependency, ...] = ()
     documentation: Documentation = field(default_factory=Documentation)
+    # {"positions": {task name: {"x", "y"}}} from layout.json; None without one.
+    layout: dict[str, Any] | None = None
 
 
 def parse_workflow(files: Mapping[str, bytes]) -> WorkflowPackage:
@@ -63,7 +67,26 @@ def parse_workflow(files: Mapping[str, bytes]) -> WorkflowPackage:
         tasks=tuple(tasks),
         dependencies=dependencies(metadata),
         documentation=documentation_of(metadata, files),
+        layout=_layout(files, tasks),
     )
+
+
+def _layout(files: Mapping[str, bytes], tasks: list[WorkflowTaskSpec]) -> dict[str, Any] | None:
+    """The package's layout.json, checked: every position names one of its tasks."""
+    if LAYOUT not in files:
+        return None
+    data = read_json(files, LAYOUT, what="")
+    validate(data, schemas.LAYOUT, LAYOUT)
+    names = {t.name for t in tasks}
+    for name in data["positions"]:
+        if name not in names:
+            raise InvalidPackage(
+                f"names no task of the package ({', '.join(sorted(names)) or 'none'}); "
+                "remove it or rename it as in tasks.json",
+                file=LAYOUT,
+                field=f"positions.{name}",
+            )
+    return {"positions": data["positions"]}
 
 
 def _task_spec(

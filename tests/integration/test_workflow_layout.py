@@ -3,6 +3,10 @@ the API, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+
 import pytest
 
 from runyard.packages import folder_zip_bytes
@@ -23,6 +27,33 @@ def test_a_saved_layout_is_part_of_the_workflow(server: Server, linear: None) ->
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"positions": positions}
     assert server.client.get("/api/workflows/Linear").json()["layout"] == {"positions": positions}
+
+
+def test_an_exported_workflow_package_carries_its_layout_to_the_import(
+    server: Server, linear: None
+) -> None:
+    positions = {"Source": {"x": 10, "y": 20.5}, "Double": {"x": 200, "y": 20.5}}
+    server.client.put("/api/workflows/Linear/layout", json={"positions": positions})
+    exported = server.client.get("/api/workflows/Linear/export")
+    assert exported.status_code == 200, exported.text
+    with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    assert json.loads(files["layout.json"]) == {"positions": positions}
+    metadata = json.loads(files["metadata.json"]) | {"name": "Linear copy"}
+    files["metadata.json"] = json.dumps(metadata).encode()
+    imported = server.client.post("/api/packages", content=zip_of(files))
+    assert imported.status_code == 200, imported.text
+    assert server.client.get("/api/workflows/Linear copy").json()["layout"] == {
+        "positions": positions
+    }
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
 
 
 def test_a_layout_naming_an_unknown_task_is_refused_and_changes_nothing(

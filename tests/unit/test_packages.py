@@ -938,6 +938,23 @@ def test_workflow_package_loads_tasks_with_upstream_task_names(tmp_path: Path) -
     assert pkg.tasks[1].inputs[2].source == InputSource(mode="define_on_first", template="L")
 
 
+def test_a_workflow_package_layout_is_read_and_checked_against_its_tasks() -> None:
+    positions = {"Threshold": {"x": 240, "y": 12.5}, "Statistics": {"x": 480, "y": -3}}
+    pkg = parse({**wf_files(), "layout.json": {"positions": positions}})
+    assert pkg.layout == {"positions": positions}
+    assert parse(wf_files()).layout is None, "layout.json is optional"
+
+    unknown = {"positions": {**positions, "Segment": {"x": 0, "y": 0}}}
+    refused_files({**wf_files(), "layout.json": unknown}, file="layout.json",
+                  field="positions.Segment", words="names no task of the package")  # fmt: skip
+    no_y = {"positions": {"Threshold": {"x": 1}}}
+    refused_files({**wf_files(), "layout.json": no_y}, file="layout.json",
+                  field="positions.Threshold.y", words="is missing")  # fmt: skip
+    text = {"positions": {"Threshold": {"x": "left", "y": 0}}}
+    refused_files({**wf_files(), "layout.json": text}, file="layout.json",
+                  field="positions.Threshold.x", words="number")  # fmt: skip
+
+
 def test_resolve_uses_the_newest_version_when_the_package_names_none() -> None:
     find = Finder(installed())
 
