@@ -12,11 +12,15 @@ from runyard.operations.environments import EnvironmentManager
 from runyard.operations.files import FileManager
 from runyard.operations.jobs import JobManager
 from runyard.operations.leases import LeaseManager
+from runyard.operations.output_zips import OutputZipManager
 from runyard.operations.purge import PurgeManager
+from runyard.operations.results import ResultManager
 from runyard.operations.runs import RunManager
 from runyard.operations.sessions import SessionManager
 from runyard.operations.spawns import SpawnManager
+from runyard.operations.study_table import StudyTableManager
 from runyard.operations.task_types import TaskTypeManager
+from runyard.operations.timeline import TimelineManager
 from runyard.operations.tokens import TokenManager
 from runyard.operations.userdata import UserDataManager
 from runyard.operations.users import UserManager
@@ -60,8 +64,14 @@ class Runyard:
         self.tokens = TokenManager(*args, auth=self.auth, **shared)
         self.sessions = SessionManager(*args, auth=self.auth, users=self.users, **shared)
         self.access = AccessManager(*args, **shared)
+        self.timeline = TimelineManager(*args, **shared)
         self.views = ViewManager(*args, environments=self.environments, **shared)
         self.purge = PurgeManager(*args, files=self.files, **shared)
+        self.results = ResultManager(
+            *args, files=self.files, userdata=self.userdata, access=self.access, **shared
+        )
+        self.study_table = StudyTableManager(*args, **shared)
+        self.output_zips = OutputZipManager(*args, files=self.files, access=self.access, **shared)
 
     def open(self) -> Runyard:
         """Create the data directory and bring the database schema up to date, both

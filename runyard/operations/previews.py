@@ -25,6 +25,7 @@ from runyard.operations.userdata_tokens import UserDataToken
 
 AXES = ("x", "y", "z")
 MAX_SIDE = 4096  # pixels along either side of a slice, at most
+THUMBNAIL_SIDE = 96  # pixels along the long side of a thumbnail, at most
 # Overlay colours of the labels 1..n of a segmentation (RGBA), repeated after the last.
 LABEL_COLOURS = np.array(
     [[255, 60, 60, 130], [60, 200, 255, 130], [255, 210, 0, 130], [120, 255, 120, 130]],
@@ -91,6 +92,15 @@ def describe(image: Image) -> dict[str, Any]:
         "window": max(high - low, 1e-9),
         "level": (high + low) / 2,
     }
+
+
+def thumbnail(image: Image, side: int = THUMBNAIL_SIDE) -> bytes:
+    """A small grey PNG of the middle slice across z, at most ``side`` pixels on its long
+    side (every n-th pixel), from its 1st to its 99th percentile: a runs table's cell."""
+    middle = slice_of(image, "z", _size3(image)[2] // 2)
+    step = max(1, -(-max(middle.shape) // side))
+    low, high = percentiles(middle)
+    return grey_png(middle[::step, ::step], high - low, (high + low) / 2)
 
 
 def slice_of(image: Image, axis: str, index: int) -> np.ndarray[Any, Any]:

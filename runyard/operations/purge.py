@@ -374,9 +374,11 @@ class PurgeManager(Operations):
         self._log(conn, actor, action, message, workflow_id=workflow_id)
 
     def _remove_files(self, plan: _Plan) -> None:
-        """After the commit: remove the purged files (one gone already is fine). A file that
-        cannot be removed stays as a stray file, for the next purge."""
+        """After the commit: remove the purged files and their thumbnails (one gone already
+        is fine). A file that cannot be removed stays as a stray file, for the next purge."""
         paths = [self.file_store.path_of(f.id) for f in plan.files]
+        thumbnails = self.settings.data_dir / "thumbnails"  # of images (operations/results.py)
+        paths += [t for f in plan.files for t in thumbnails.glob(f"{f.id}-*.png")]
         for path in [*paths, *(p for p, _ in plan.strays)]:
             try:
                 path.unlink(missing_ok=True)

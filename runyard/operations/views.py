@@ -15,6 +15,7 @@ from runyard.models import Job, Run
 from runyard.operations.base import Operations
 from runyard.operations.environments import EnvironmentManager
 from runyard.operations.reduce import held_reduces
+from runyard.operations.results import in_cell
 from runyard.operations.stale import stale_in
 from runyard.states import JobState, is_claimed
 from runyard.store import jobs as job_rows
@@ -289,4 +290,6 @@ def _cell(job: Job, stale: str | None) -> dict[str, Any]:
         cell["stale"] = stale
     if is_claimed(job):
         cell["claimed"] = True
+    if job.state == JobState.DONE:
+        cell |= in_cell(job.outputs)  # numbers, an image's key, tables (results.py)
     return cell

@@ -22,7 +22,18 @@ from runyard import web
 from runyard.errors import RunyardError
 from runyard.operations import Runyard
 from runyard.operations.base import request_address
-from runyard.server import accounts, api, apidocs, files, protocol, study, views
+from runyard.server import (
+    accounts,
+    api,
+    apidocs,
+    files,
+    previews,
+    protocol,
+    results,
+    study,
+    timeline,
+    views,
+)
 from runyard.server.limits import RequestLimits
 from runyard.server.schemas import ERROR_RESPONSES
 
@@ -48,6 +59,9 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("DELETE", "/api/workflows/{name}/tasks/{task}", study.delete_task),
     ("PUT", "/api/workflows/{name}/layout", study.set_layout),
     ("GET", "/api/workflows/{name}/task-counts", study.task_counts),
+    ("GET", "/api/workflows/{name}/study-table", results.study_table),
+    ("POST", "/api/workflows/{name}/outputs.zip", results.workflow_outputs_zip),
+    ("GET", "/api/workflows/{name}/timeline", timeline.workflow_timeline),
     ("POST", "/api/workflows/{name}/rerun-stale", study.rerun_stale),
     ("POST", "/api/workflows/{name}/jobs/restart", api.restart_jobs),
     ("POST", "/api/workflows/{name}/{action}", api.workflow_action),
@@ -59,6 +73,9 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("GET", "/api/jobs/{serial}", study.get_job),
     ("PUT", "/api/jobs/{serial}/name", study.rename_job),
     ("POST", "/api/jobs/{serial}/submit", study.submit_job),
+    ("GET", "/api/jobs/{serial}/outputs.zip", results.job_outputs_zip),
+    ("GET", "/api/jobs/{serial}/thumbnail", previews.job_thumbnail),
+    ("GET", "/api/jobs/{serial}/table", previews.job_table),
     ("GET", "/api/jobs/{serial}/log", api.job_log),
     ("POST", "/api/jobs/{serial}/progress", api.job_progress),
     ("POST", "/api/jobs/{serial}/activity", api.job_activity),

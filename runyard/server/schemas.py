@@ -293,6 +293,16 @@ class RerunStale(Body):
     task: str | None = None
 
 
+class OutputSelection(Body):
+    """Whose output files to zip: a column (``task`` and ``key``) or jobs (``serials``)."""
+
+    task: str | None = Field(default=None, description="With key: this output of each run.")
+    key: str | None = Field(default=None, description="The output key of the column.")
+    serials: list[JsonInt32] | None = Field(
+        default=None, max_length=10000, description="Jobs (cells) whose files to zip."
+    )
+
+
 class RestartFilter(Body):
     states: list[str] = Field(default=[], description="Waiting, Queued, Running, Done, ...")
     tasks: list[str] = Field(default=[], description="Task names; empty: every task.")

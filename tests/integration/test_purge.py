@@ -186,6 +186,15 @@ def test_the_purge_removes_what_the_dry_run_said(server: Server, study: Study) -
     assert purge(server)["jobs"] == 0  # nothing left to purge
 
 
+def test_the_thumbnails_of_purged_files_go_with_them(server: Server, study: Study) -> None:
+    folder = server.ry.settings.data_dir / "thumbnails"
+    folder.mkdir()
+    for ref in (study.a, study.b):
+        (folder / f"{ref['file_id']}-96.png").write_bytes(b"png")
+    purge(server)
+    assert sorted(p.name for p in folder.iterdir()) == [f"{study.a['file_id']}-96.png"]
+
+
 def test_a_file_that_a_live_job_refers_to_is_never_removed(server: Server, study: Study) -> None:
     new_run(server, "b again", study.b)  # b: uploaded and named by the restarted job too
     new_run(server, "c again", study.c)  # c: named by the obsolete run's jobs too

@@ -17,7 +17,7 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(method, path, { json, body, text = false, headers = {} } = {}) {
+export async function api(method, path, { json, body, text = false, blob = false, headers = {} } = {}) {
   const init = { method, headers: { ...headers }, credentials: "same-origin", cache: "no-store" };
   if (method !== "GET" && method !== "HEAD") init.headers["X-Runyard-CSRF"] = csrf;
   if (json !== undefined) {
@@ -43,6 +43,7 @@ export async function api(method, path, { json, body, text = false, headers = {}
     if (response.status === 401) window.dispatchEvent(new CustomEvent("runyard:unauthorized"));
     throw error;
   }
+  if (blob) return response.blob();
   if (text) return response.text();
   const type = response.headers.get("content-type") || "";
   return type.includes("json") ? response.json() : response.text();

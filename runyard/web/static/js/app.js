@@ -1,5 +1,5 @@
 // The web UI: log in, then one view per address (#/workflows, #/workflows/NAME,
-// #/workflows/NAME/edit, #/jobs/SERIAL, #/task-types, #/task-types/NAME[/VERSION],
+// #/workflows/NAME/edit, #/workflows/NAME/timeline, #/workflows/NAME/study?task=T, #/jobs/SERIAL, #/task-types, #/task-types/NAME[/VERSION],
 // #/userdata, #/workers, #/users, #/tokens, #/activity?actor=&action=&workflow=&before=).
 // Parameters after "?" in the address reach the view as ``query`` (URLSearchParams).
 
@@ -10,9 +10,12 @@ import { openPasswordDialog, tokensView, usersView } from "./accounts.js";
 import { editorView } from "./editor.js";
 import { userDataView } from "./userdata.js";
 import { jobPage } from "./job.js";
+import { startNotices } from "./notices.js";
 import { runsView } from "./runs.js";
+import { studyTableView } from "./studytable.js";
 import { isAdmin, me, setSession } from "./session.js";
 import { taskTypeView, taskTypesView } from "./tasktypes.js";
+import { timelineView } from "./timeline.js";
 import { workflowsView } from "./workflows.js";
 
 const main = document.getElementById("main");
@@ -31,6 +34,8 @@ const ROUTES = [
   [/^#\/workflows\/?$/, "workflows", () => workflowsView],
   [/^#\/workflows\/([^/]+)$/, "workflows", () => runsView],
   [/^#\/workflows\/([^/]+)\/edit$/, "workflows", () => editorView],
+  [/^#\/workflows\/([^/]+)\/study$/, "workflows", () => studyTableView],
+  [/^#\/workflows\/([^/]+)\/timeline$/, "workflows", () => timelineView],
   [/^#\/task-types\/?$/, "task-types", () => taskTypesView],
   [/^#\/task-types\/([^/]+)$/, "task-types", () => taskTypeView],
   [/^#\/task-types\/([^/]+)\/([^/]+)$/, "task-types", () => taskTypeView],
@@ -41,6 +46,8 @@ const ROUTES = [
   [/^#\/tokens$/, "", () => tokensView],
   [/^#\/activity$/, "activity", () => activityView],
 ];
+
+startNotices(header); // notices of finished workflows and failed jobs (notices.js)
 
 let dispose = null;
 let started = false;
@@ -59,14 +66,22 @@ export function notify(message, kind = "info", action = null) {
   if (kind !== "error") noticeTimer = setTimeout(() => (noticeBox.hidden = true), action ? 10000 : 4000);
 }
 
-function route() {
+let shownHash = ""; // the address of the view shown, without its query
+
+function route(sameView = false) {
+  const address = location.hash || "#/workflows";
+  const at = address.indexOf("?");
+  const [hash, search] = at < 0 ? [address, ""] : [address.slice(0, at), address.slice(at + 1)];
+  // Back or Forward to another query of the view shown: a view that can show it does so.
+  if (sameView && hash === shownHash && dispose && dispose.showAddress) {
+    dispose.showAddress(new URLSearchParams(search));
+    return;
+  }
+  shownHash = hash;
   if (dispose) dispose();
   dispose = null;
   closeUserMenu();
   clear(main);
-  const address = location.hash || "#/workflows";
-  const at = address.indexOf("?");
-  const [hash, search] = at < 0 ? [address, ""] : [address.slice(0, at), address.slice(at + 1)];
   for (const [pattern, nav, view, adminOnly] of ROUTES) {
     const match = hash.match(pattern);
     if (!match) continue;
@@ -194,7 +209,7 @@ window.addEventListener("runyard:unauthorized", () => {
   }
 });
 window.addEventListener("hashchange", () => {
-  if (loginSection.hidden) route();
+  if (loginSection.hidden) route(true);
 });
 
 try {

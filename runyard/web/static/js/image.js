@@ -1,6 +1,7 @@
 // Image preview: a slice viewer for Image values. The server cuts each slice from the
 // memory-mapped pixels and sends it as a PNG (GET /api/images/slice); the page chooses the
-// axis, the slice, the window and level, and a segmentation to lay over it.
+// axis, the slice, the window and level, and a segmentation to lay over it. compare.js shows
+// several images side by side with the same parts.
 
 import { api } from "./api.js";
 import { append, debounce, h } from "./dom.js";
@@ -10,12 +11,12 @@ export function isImage(value) {
 }
 
 // What the viewer's title calls an image: its User Data path, else its file name.
-function imageName(value) {
+export function imageName(value) {
   if (value.virtualpath) return value.virtualpath.endsWith("/") && value.filename ? value.virtualpath + value.filename : value.virtualpath;
   return value.filename || "image";
 }
 
-function imageQuery(value) {
+export function imageQuery(value) {
   if (value.source === "userdata" || value.virtualpath) {
     const path = value.virtualpath.endsWith("/") ? value.virtualpath + value.filename : value.virtualpath;
     return { path };
@@ -104,7 +105,7 @@ export async function openImageViewer(key, images, { notify }) {
   dialog.showModal();
 }
 
-function round(n) {
+export function round(n) {
   return Number(Number(n).toPrecision(6));
 }
 

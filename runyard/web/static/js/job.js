@@ -7,6 +7,7 @@
 import { api } from "./api.js";
 import { confirmed } from "./confirm.js";
 import { CLAIMED, FINAL, append, clear, duration, enc, h, stateBadge, when } from "./dom.js";
+import { outputsZipLink } from "./downloads.js";
 import { bitmapValue, csvValue, isBitmap, isCsv } from "./filevalues.js";
 import { parameterForm } from "./forms.js";
 import { imageButton, isImage } from "./image.js";
@@ -268,6 +269,7 @@ export function jobPanel(container, serial, { notify, context = {}, onClose, onO
       job.error ? h("section", { class: "error" }, h("h3", {}, "Error"), h("pre", { class: "error-text" }, job.error)) : null,
       values("Inputs", job.inputs, notify),
       values("Outputs", job.outputs, notify),
+      outputsZipLink(serial, job.outputs),
       prov
         ? h("section", { class: "provenance" }, h("h3", {}, "Provenance"),
             h("dl", { class: "facts provenance-facts" },

@@ -4,12 +4,15 @@
 // between them); a column's heading picks every job of that task, and "Select jobs" every job
 // in a state ("all Failed"), both together narrowing each other: those are sent as a filter,
 // so they reach the runs not scrolled into view too. Restart selected asks first, then says
-// how many were restarted and why the others were skipped.
+// how many were restarted and why the others were skipped. Download files saves the output
+// files of the cells picked one by one as one zip (downloads.js).
 // runs.js draws the cells and calls these.
 
 import { api } from "./api.js";
+import { openCompare } from "./compare.js";
 import { confirmAction } from "./confirm.js";
 import { ICONS, append, clear, enc, h } from "./dom.js";
+import { downloadZip } from "./downloads.js";
 import { gateAll } from "./session.js";
 
 // The states a job can be restarted from (the server's RESTARTABLE).
@@ -18,7 +21,7 @@ const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 // ``runsBetween(first, last)``: a promise of the runs of rows first..last (runs.js);
 // ``tasks()``: the columns in order. Answers {element, stateSelect, click(event, cell, index),
-// toggleColumn(task), picks(job, task), paint(body, head)}.
+// toggle(cell, index), toggleColumn(task), picks(job, task), paint(body, head)}.
 export function jobSelection({ name, notify, refresh, runsBetween, tasks, level = () => undefined }) {
   const serials = new Map(); // serial -> task, the cells picked one by one
   let filter = null; // {tasks: Set, states: Set}: every live job these choose
@@ -28,8 +31,12 @@ export function jobSelection({ name, notify, refresh, runsBetween, tasks, level 
   const count = h("span", { class: "jobs-count" });
   const result = h("div", { class: "restart-result" });
   const restartButton = h("button", { type: "button", class: "restart-selected danger", onclick: () => restartSelected() }, "Restart selected");
+  // Their output files as one zip (cells picked one by one; not a whole-state filter).
+  const downloadButton = h("button", { type: "button", class: "download-selected", "data-always": true, title: "Download the output files of the selected jobs as one zip", onclick: () => downloadZip(name, { serials: [...serials.keys()] }, `${name}-selection.zip`, { notify }) }, "Download files");
+  // Their images side by side (compare.js): two or more cells picked one by one.
+  const compareButton = h("button", { type: "button", class: "compare-selected", "data-always": true, title: "Show the images of the selected jobs side by side", onclick: () => openCompare([...serials.keys()], { notify }) }, "Compare");
   const clearButton = h("button", { type: "button", class: "link jobs-clear", title: "Clear the selection of jobs", "data-always": true, onclick: () => clearAll() }, "\u00D7");
-  const element = h("div", { class: "toolbar bulk jobs-bulk", hidden: true }, count, restartButton, clearButton, result);
+  const element = h("div", { class: "toolbar bulk jobs-bulk", hidden: true }, count, restartButton, downloadButton, compareButton, clearButton, result);
   const stateSelect = h(
     "select",
     { class: "select-state", "aria-label": "Select jobs by state", title: "Select every job in a state (with a column's heading: of that task only)" },
@@ -57,6 +64,8 @@ export function jobSelection({ name, notify, refresh, runsBetween, tasks, level 
     const any = Boolean(filter) || serials.size > 0;
     count.textContent = any ? describe() : "";
     restartButton.hidden = !any;
+    downloadButton.hidden = filter !== null || serials.size === 0;
+    compareButton.hidden = filter !== null || serials.size < 2;
     element.hidden = !any && !result.childNodes.length;
     gateAll(element, "operate", level());
     painted();
@@ -90,13 +99,19 @@ export function jobSelection({ name, notify, refresh, runsBetween, tasks, level 
     }
     anchor = here;
     if (!(event.ctrlKey || event.metaKey)) return false;
+    toggle(cell, index);
+    return true;
+  }
+
+  // Picks or drops the job of ``cell`` (of row ``index``): a ctrl-click, or Space on it.
+  function toggle(cell, index) {
+    anchor = { index, task: cell.dataset.task, serial: Number(cell.dataset.serial) };
     filter = null;
     const serial = Number(cell.dataset.serial);
     if (serials.has(serial)) serials.delete(serial);
     else serials.set(serial, cell.dataset.task);
     clear(result);
     show();
-    return true;
   }
 
   async function pickRange(from, to) {
@@ -142,12 +157,14 @@ export function jobSelection({ name, notify, refresh, runsBetween, tasks, level 
       for (const el of body.querySelectorAll(".runs-row.run")) {
         const live = el.dataset.obsolete !== "true";
         for (const cell of el.querySelectorAll(".cell.job")) {
-          cell.classList.toggle("picked", live && picks({ serial: Number(cell.dataset.serial), state: cell.dataset.state }, cell.dataset.task));
+          const on = live && picks({ serial: Number(cell.dataset.serial), state: cell.dataset.state }, cell.dataset.task);
+          cell.classList.toggle("picked", on);
+          cell.setAttribute("aria-selected", String(on));
         }
       }
       for (const cell of head.querySelectorAll(".cell.head")) {
         cell.classList.toggle("picked-column", Boolean(filter && filter.tasks.has(cell.dataset.task)));
-        cell.setAttribute("aria-pressed", String(Boolean(filter && filter.tasks.has(cell.dataset.task))));
+        cell.setAttribute("aria-selected", String(Boolean(filter && filter.tasks.has(cell.dataset.task))));
       }
     };
     painted();
@@ -192,5 +209,5 @@ export function jobSelection({ name, notify, refresh, runsBetween, tasks, level 
     );
   }
 
-  return { element, stateSelect, click, toggleColumn: (task) => pickFilter({ tasks: [task] }), picks, paint };
+  return { element, stateSelect, click, toggle, toggleColumn: (task) => pickFilter({ tasks: [task] }), picks, paint };
 }

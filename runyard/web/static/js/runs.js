@@ -1,42 +1,50 @@
 // The runs table of a workflow: runs as rows, tasks as columns, each cell the state of the
-// run's live job of that task. Rows come from the server a block at a time and only the
-// rows in view exist in the page (virtual scrolling), so 100,000 runs scroll as smoothly
-// as ten. A Server-Sent Events stream says when something changed; the rows in view are
-// then fetched again. Stale cells and jobs no worker can run are marked. Obsolete runs are
+// run's live job of that task. Only the rows in view exist in the page (runrows.js); the
+// keyboard moves about the cells (runkeys.js). The filters, the sort and the open job are in
+// the address (#/workflows/NAME?name=&state=&sort=&shown=&job=), so a reload or a link
+// shows the same. A Server-Sent Events stream says when something changed; the rows in view
+// are then fetched again. Stale cells and jobs no worker can run are marked. Obsolete runs are
 // listed on demand (struck through, labelled). The actions on a run (its menu) and on a
 // selection of runs (the bulk bar), and Re-run stale, are in runactions.js; the selection of
 // jobs (cells, ranges, columns, states) and restarting them, in jobselection.js. What the
 // user's level on the workflow does not allow is disabled, saying which level it needs.
 
-import { api } from "./api.js";
-import { CLAIMED, ICONS, STATES, append, clear, countChips, debounce, enc, h } from "./dom.js";
+import { ICONS, STATES, append, clear, countChips, debounce, enc, h } from "./dom.js";
 import { jobPanel } from "./job.js";
 import { jobSelection } from "./jobselection.js";
 import { openNewRun } from "./newrun.js";
 import { reduceButtons } from "./reduces.js";
+import { openResult } from "./results.js";
+import { runRow } from "./runcells.js";
+import { runKeys } from "./runkeys.js";
+import { runRows } from "./runrows.js";
 import { rerunStaleButton, runMenu, runSelection } from "./runactions.js";
 import { runsGraph } from "./runsgraph.js";
+import { workflowChanged } from "./notices.js";
 import { gate, levelOf, needsText } from "./session.js";
 import { openShareDialog } from "./sharing.js";
 import { actionButton, workflowActions } from "./workflows.js";
 
-const ROW_HEIGHT = 30; // px; the same as .runs-row in app.css
-const BLOCK = 200; // runs per request
-const OVERSCAN = 8; // rows drawn above and below the visible ones
-const REFRESH_GAP_MS = 300; // at most about three refreshes a second
 const REFRESH_ANYWAY_MS = 30000; // renames and priorities raise no event: look now and then
 // The runs listed, as the page API's parameter obsolete takes them.
 const SHOWN = [["exclude", "Live runs"], ["include", "Live and obsolete runs"], ["only", "Obsolete runs only"]];
 
-export function runsView(main, [name], { notify }) {
-  const filter = { state: "", name: "", order: "sort_order", obsolete: "exclude" };
+// The filters as the address has them (unknown values are the defaults).
+function filterOf(query) {
+  const pick = (value, allowed, otherwise) => (allowed.includes(value) ? value : otherwise);
+  return {
+    state: pick(query.get("state"), STATES, ""),
+    name: (query.get("name") || "").trim(),
+    order: pick(query.get("sort"), ["name"], "sort_order"),
+    obsolete: pick(query.get("shown"), ["include", "only"], "exclude"),
+  };
+}
+
+export function runsView(main, [name], { notify, query: address = new URLSearchParams() }) {
+  const filter = filterOf(address);
   let tasks = [];
-  let total = 0;
-  let generation = 0; // raised by every filter change: answers of older requests are dropped
-  const blocks = new Map(); // block index -> runs
-  const loading = new Set(); // "generation:block" of the requests under way
-  const drawn = new Map(); // row index -> {el, run}
   let closePanel = null;
+  let openSerial = null; // the job in the panel
   let source = null;
   let alive = true;
   let level; // the user's level on the workflow (undefined until known)
@@ -69,24 +77,27 @@ export function runsView(main, [name], { notify }) {
   );
   const newRunButton = h("button", { type: "button", class: "new-run primary", onclick: () => openNewRun(dialog, name, { notify }) }, "New Run");
   const editLink = h("a", { href: `#/workflows/${enc(name)}/edit`, class: "button edit-workflow" }, "Edit workflow");
+  const timelineLink = h("a", { href: `#/workflows/${enc(name)}/timeline`, class: "button timeline-link" }, "Timeline");
+  const studyLink = h("a", { href: `#/workflows/${enc(name)}/study`, class: "button study-link", title: "A task's results for all runs: sort, filter, chart, export" }, "Study table");
   const levelNote = h("span", { class: "level-note", hidden: true });
   const shareButton = h("button", { type: "button", class: "share-button", hidden: true, title: "Share it with users or groups", onclick: () => openShareDialog(name, { notify }) }, "Share\u2026");
-  const head = h("div", { class: "runs-head runs-row" });
-  const body = h("div", { class: "runs-body" });
+  const head = h("div", { class: "runs-head runs-row", role: "row", "aria-rowindex": "1" });
+  const body = h("div", { class: "runs-body", role: "rowgroup" });
   const emptyNote = h("p", { class: "empty runs-empty", hidden: true });
-  const scroller = h("div", { class: "runs-scroll", tabindex: "0" }, head, body, emptyNote);
+  const scroller = h("div", { class: "runs-scroll", tabindex: "0", role: "grid", "aria-label": `Runs of ${name}: arrow keys move, Enter opens the job, Space selects it` }, head, body, emptyNote);
   const panel = h("aside", { class: "job-panel", hidden: true });
   const dialog = h("dialog", { class: "new-run-dialog" });
   dialog.addEventListener("close", () => clear(dialog));
-  const refresh = () => refreshVisible();
+  const refresh = () => rows.refresh();
   const menu = runMenu({ notify, refresh, level: () => level });
   const selection = runSelection({ notify, refresh, body, level: () => level });
   const rerunButton = rerunStaleButton(name, { notify, refresh });
+  const runsBetween = (first, last) => rows.runsBetween(first, last);
   const jobs = jobSelection({ name, notify, refresh, runsBetween, tasks: () => tasks, level: () => level });
   const graph = runsGraph(name, { notify }); // the workflow graph above the table (runsgraph.js)
 
   main.append(
-    h("div", { class: "toolbar" }, h("a", { href: "#/workflows", class: "back" }, "\u2190 Workflows"), heading, wfState, wfButtons, editLink, shareButton, levelNote, h("span", { class: "grow" }), summary),
+    h("div", { class: "toolbar" }, h("a", { href: "#/workflows", class: "back" }, "\u2190 Workflows"), heading, wfState, wfButtons, editLink, timelineLink, studyLink, shareButton, levelNote, h("span", { class: "grow" }), summary),
     h("div", { class: "toolbar filters" }, newRunButton, rerunButton, jobs.stateSelect, stateSelect, nameInput, orderSelect, shownSelect, reduceBox, graph.toggle, h("span", { class: "grow" }), count),
     graph.element,
     selection.element,
@@ -96,7 +107,7 @@ export function runsView(main, [name], { notify }) {
   );
 
   // -- data -------------------------------------------------------------------------------
-  function query(offset, limit) {
+  function url(offset, limit) {
     const params = new URLSearchParams({ offset, limit, order: filter.order });
     if (filter.state) params.set("state", filter.state);
     if (filter.name) params.set("name", filter.name);
@@ -104,67 +115,30 @@ export function runsView(main, [name], { notify }) {
     return `/api/workflows/${enc(name)}/runs?${params}`;
   }
 
-  async function fetchBlock(index) {
-    const asked = generation;
-    const key = `${asked}:${index}`;
-    if (loading.has(key)) return;
-    loading.add(key);
-    try {
-      const page = await api("GET", query(index * BLOCK, BLOCK));
-      if (!alive || asked !== generation) return;
-      blocks.set(index, page.runs);
-      setShape(page);
-      draw();
-    } catch (exc) {
-      if (alive) notify(exc.message, "error");
-    } finally {
-      loading.delete(key);
-    }
-  }
-
-  function setShape({ tasks: newTasks, total: newTotal, reduce, reduce_held: held }) {
+  // A page of runs: the columns (when they changed) and the count.
+  function onPage({ tasks: newTasks, reduce, reduce_held: held }) {
     showReduce(reduce || {}, held || {});
     if (newTasks.join("\u0000") !== tasks.join("\u0000")) {
       tasks = newTasks;
       scroller.style.setProperty("--tasks", String(Math.max(1, tasks.length)));
-      const heading = (t) => h("div", { class: "cell head", title: `${t}: select all its jobs`, role: "button", tabindex: "0", dataset: { task: t } }, t);
-      append(clear(head), h("div", { class: "run-name" }, "Run"), tasks.map(heading));
+      const heading = (t) => h("div", { class: "cell head", title: `${t}: select all its jobs`, role: "columnheader", tabindex: "0", dataset: { task: t } }, t);
+      append(clear(head), h("div", { class: "run-name", role: "columnheader" }, "Run"), tasks.map(heading));
       jobs.paint(body, head);
       selection.setTasks(tasks);
-      for (const row of drawn.values()) row.el.remove();
-      drawn.clear();
-    }
-    if (newTotal !== total) {
-      total = newTotal;
-      body.style.height = `${total * ROW_HEIGHT}px`;
+      rows.redrawAll();
     }
     showCount();
   }
 
   // The count of runs, and what to do when there is none.
   function showCount() {
+    const total = rows.total();
+    scroller.setAttribute("aria-rowcount", String(total + 1)); // with the heading's row
     const kind = filter.obsolete === "only" ? "obsolete run" : "run";
     count.textContent = `${total.toLocaleString()} ${kind}${total === 1 ? "" : "s"}`;
     emptyNote.hidden = total > 0;
     const filtered = filter.state || filter.name || filter.obsolete === "only";
     emptyNote.textContent = filtered ? "No run matches these filters." : tasks.length ? "No run yet: New Run starts one at a source task." : "No task yet: Edit workflow adds them.";
-  }
-
-  // The runs of rows first..last, with the blocks not at hand fetched (a shift-click range).
-  async function runsBetween(first, last) {
-    const found = [];
-    for (let b = Math.floor(first / BLOCK); b <= Math.floor(last / BLOCK); b += 1) {
-      const runs = blocks.get(b) || (await api("GET", query(b * BLOCK, BLOCK))).runs;
-      runs.forEach((run, i) => b * BLOCK + i >= first && b * BLOCK + i <= last && found.push(run));
-    }
-    return found;
-  }
-
-  function visibleRange() {
-    const top = Math.max(0, scroller.scrollTop - head.offsetHeight);
-    const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
-    const last = Math.min(total - 1, Math.ceil((top + scroller.clientHeight) / ROW_HEIGHT) + OVERSCAN);
-    return [first, last];
   }
 
   // The reduce tasks (reduces.js): not columns; a button each, saying why one is held back.
@@ -176,126 +150,7 @@ export function runsView(main, [name], { notify }) {
     append(clear(reduceBox), reduceButtons(reduce, held, (serial, task) => openJob(serial, { workflow: name, task })));
   }
 
-  // -- drawing ----------------------------------------------------------------------------
-  let frame = 0;
-  function draw() {
-    if (!frame) frame = requestAnimationFrame(drawNow);
-  }
-
-  function drawNow() {
-    frame = 0;
-    const [first, last] = visibleRange();
-    for (const [index, row] of drawn) {
-      if (index < first || index > last) {
-        row.el.remove();
-        drawn.delete(index);
-      }
-    }
-    for (let index = first; index <= last; index += 1) {
-      const runs = blocks.get(Math.floor(index / BLOCK));
-      if (!runs) {
-        fetchBlock(Math.floor(index / BLOCK));
-        continue;
-      }
-      const run = runs[index % BLOCK];
-      const row = drawn.get(index);
-      if (row && row.run === run) continue;
-      const el = run ? runRow(run, index) : h("div", { class: "runs-row placeholder" });
-      el.style.transform = `translateY(${index * ROW_HEIGHT}px)`;
-      if (row) row.el.replaceWith(el);
-      else body.append(el);
-      drawn.set(index, { el, run });
-      if (run) graph.saw(run);
-    }
-  }
-
-  function runRow(run, index) {
-    const title = [
-      run.name,
-      run.obsolete && "obsolete: none of its jobs runs; Restore brings it back as it was",
-      run.entity && `entity ${run.entity.name}`,
-      `sort order ${run.sort_order}`,
-      !run.obsolete && run.priority !== "normal" && `priority ${run.priority}`,
-    ]
-      .filter(Boolean)
-      .join("\n");
-    selection.remember(run);
-    const chosen = selection.has(run.id);
-    const box = h("input", { type: "checkbox", class: "select-run", "aria-label": `Select run ${run.name}` });
-    box.checked = chosen;
-    return h(
-      "div",
-      { class: `runs-row run priority-${run.priority}${run.obsolete ? " obsolete" : ""}${chosen ? " chosen" : ""}`, role: "row", dataset: { run: String(run.id), index: String(index), obsolete: String(run.obsolete) } },
-      h(
-        "div",
-        { class: "run-name", title },
-        box,
-        !run.obsolete && run.priority !== "normal" ? h("span", { class: "prio", title: `priority ${run.priority}` }, run.priority === "paused" ? ICONS.Waiting : "\u2191") : null,
-        h("span", { class: "text" }, run.name),
-        run.obsolete ? h("span", { class: "obsolete-mark" }, "obsolete") : null,
-        h("button", { type: "button", class: "link run-menu-button", title: "Run actions", "aria-label": `Actions of run ${run.name}` }, "\u22EF"),
-      ),
-      tasks.map((task) => cell(run, task)),
-    );
-  }
-
-  function cell(run, task) {
-    const job = run.jobs[task];
-    if (!job) return h("div", { class: "cell none", title: `${task}: no job` });
-    const missing = job.worker_missing ? `Worker missing [${job.worker_missing.join(", ")}]` : "";
-    const title = [
-      `${task}: job ${job.serial}, ${job.state}${job.attempt > 1 ? `, attempt ${job.attempt}` : ""}`,
-      job.claimed ? CLAIMED : "",
-      job.stale ? `Stale: ${job.stale}` : "",
-      missing ? `${missing}: no registered worker provides what this task type needs` : "",
-      job.error,
-    ].filter(Boolean).join("\n");
-    const dataset = { serial: String(job.serial), task, state: job.state };
-    if (job.stale) dataset.stale = job.stale;
-    if (missing) dataset.workerMissing = job.worker_missing.join(",");
-    if (job.claimed) dataset.claimed = "true";
-    return h(
-      "div",
-      { class: `cell job s-${job.state.toLowerCase()}${job.stale ? " stale" : ""}${missing ? " worker-missing" : ""}${job.claimed ? " claimed" : ""}${!run.obsolete && jobs.picks(job, task) ? " picked" : ""}`, title, dataset },
-      h("span", { class: "icon", "aria-hidden": "true" }, ICONS[job.state] || "?"),
-      h("span", { class: "label" }, missing || (job.claimed ? "Claimed" : job.state)),
-      job.stale ? h("span", { class: "stale-mark", "aria-label": "stale" }, "\u26A0") : null,
-    );
-  }
-
   // -- live updates -----------------------------------------------------------------------
-  let refreshing = false;
-  let again = false;
-  async function refreshVisible() {
-    if (refreshing) {
-      again = true;
-      return;
-    }
-    refreshing = true;
-    const [first, last] = visibleRange();
-    const wanted = new Set();
-    for (let i = Math.max(0, first); i <= Math.max(first, last); i += 1) wanted.add(Math.floor(i / BLOCK));
-    for (const index of [...blocks.keys()]) if (!wanted.has(index)) blocks.delete(index);
-    const asked = generation;
-    try {
-      for (const index of wanted) {
-        const page = await api("GET", query(index * BLOCK, BLOCK));
-        if (!alive || asked !== generation) return;
-        blocks.set(index, page.runs);
-        setShape(page);
-      }
-      draw();
-    } catch (exc) {
-      if (alive) notify(exc.message, "error");
-    } finally {
-      refreshing = false;
-      if (again && alive) {
-        again = false;
-        setTimeout(refreshVisible, REFRESH_GAP_MS);
-      }
-    }
-  }
-
   function showWorkflow(state, locked) {
     shownState = [state, locked];
     wfState.className = `wf-state wf-${state.toLowerCase()}`;
@@ -325,9 +180,10 @@ export function runsView(main, [name], { notify }) {
     source = new EventSource(`/api/workflows/${enc(name)}/events`);
     source.addEventListener("changed", (event) => {
       const change = JSON.parse(event.data);
+      workflowChanged(name, change); // notices: finished, a job failed (notices.js)
       append(clear(summary), countChips(change.jobs));
       showWorkflow(change.state, change.locked);
-      refreshVisible();
+      rows.refresh();
       graph.refresh();
     });
     source.addEventListener("error", (event) => {
@@ -336,25 +192,43 @@ export function runsView(main, [name], { notify }) {
   }
 
   // -- job information ---------------------------------------------------------------------
-  function openJob(serial, context) {
+  // ``how`` the address says so: "push" (a new history entry: Back closes the panel),
+  // "keep" (the entry replaced, as it was pushed or not), "none" (it says so already).
+  function openJob(serial, context, how = "keep") {
     if (closePanel) closePanel();
     panel.hidden = false;
-    closePanel = jobPanel(panel, serial, {
-      notify,
-      context,
-      onClose: () => {
-        if (closePanel) closePanel();
-        closePanel = null;
-        panel.hidden = true;
-        clear(panel);
-      },
-      onOpen: (next) => openJob(next, context),
-    });
+    openSerial = serial;
+    setAddress(how);
+    closePanel = jobPanel(panel, serial, { notify, context, onClose: () => closeJob(), onOpen: (next) => openJob(next, context) });
   }
+
+  // The panel closed; the address too goes back to the entry before the job, if it was pushed.
+  function closeJob({ address = true } = {}) {
+    if (!closePanel) return;
+    closePanel();
+    closePanel = null;
+    openSerial = null;
+    panel.hidden = true;
+    clear(panel);
+    for (const el of body.querySelectorAll(".cell.selected")) el.classList.remove("selected");
+    if (address && history.state && history.state.runyardJob) history.back();
+    else if (address) setAddress("replace");
+  }
+
+  function openCell(target, index, how) {
+    const run = rows.runAt(index);
+    for (const el of body.querySelectorAll(".cell.selected")) el.classList.remove("selected");
+    target.classList.add("selected");
+    openJob(Number(target.dataset.serial), { workflow: name, task: target.dataset.task, run: run && run.name }, how);
+  }
+
+  panel.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !event.target.closest("dialog")) closeJob();
+  });
 
   body.addEventListener("contextmenu", (event) => {
     const row = event.target.closest(".runs-row.run");
-    const run = row && drawn.get(Number(row.dataset.index))?.run;
+    const run = row && rows.runAt(Number(row.dataset.index));
     if (!run || event.target.closest(".cell.job")) return;
     event.preventDefault();
     menu.open(run, row.querySelector(".run-menu-button"));
@@ -362,14 +236,14 @@ export function runsView(main, [name], { notify }) {
 
   body.addEventListener("click", (event) => {
     const picked = event.target.closest(".run-name .text");
-    if (picked && graph.shown()) graph.pick(drawn.get(Number(picked.closest(".runs-row").dataset.index))?.run);
+    if (picked && graph.shown()) graph.pick(rows.runAt(Number(picked.closest(".runs-row").dataset.index)));
   });
 
   body.addEventListener("click", (event) => {
     const box = event.target.closest(".select-run");
     if (box) {
       const row = box.closest(".runs-row");
-      const run = drawn.get(Number(row.dataset.index))?.run;
+      const run = rows.runAt(Number(row.dataset.index));
       if (!run) return;
       row.classList.toggle("chosen", box.checked);
       selection.toggle(run, box.checked);
@@ -378,18 +252,25 @@ export function runsView(main, [name], { notify }) {
     const menuButton = event.target.closest(".run-menu-button");
     if (menuButton) {
       const row = menuButton.closest(".runs-row");
-      const run = drawn.get(Number(row.dataset.index))?.run;
+      const run = rows.runAt(Number(row.dataset.index));
       if (run) menu.open(run, menuButton);
       return;
     }
     const target = event.target.closest(".cell.job");
     if (!target) return;
     const row = target.closest(".runs-row");
-    const run = drawn.get(Number(row.dataset.index))?.run;
-    if (jobs.click(event, target, Number(row.dataset.index))) return;
-    for (const el of body.querySelectorAll(".cell.selected")) el.classList.remove("selected");
-    target.classList.add("selected");
-    openJob(Number(target.dataset.serial), { workflow: name, task: target.dataset.task, run: run && run.name });
+    const index = Number(row.dataset.index);
+    keys.activate(index, [...row.querySelectorAll(".cell")].indexOf(target));
+    if (jobs.click(event, target, index)) return;
+    openCell(target, index, closePanel ? "keep" : "push");
+  });
+
+  // A double click on a job's cell opens its result: an image, a table, else the job (results.js).
+  body.addEventListener("dblclick", (event) => {
+    const target = event.target.closest(".cell.job");
+    if (target && !event.ctrlKey && !event.metaKey && !event.shiftKey) {
+      openResult(Number(target.dataset.serial), { notify, openJob: (serial) => openJob(serial, { workflow: name, task: target.dataset.task }) });
+    }
   });
 
   // A column's heading selects all its jobs (click, or Enter or Space on it).
@@ -402,15 +283,79 @@ export function runsView(main, [name], { notify }) {
     }
   });
 
-  // -- filters -------------------------------------------------------------------------------
-  function restart() {
-    generation += 1;
-    blocks.clear();
-    for (const row of drawn.values()) row.el.remove();
-    drawn.clear();
-    scroller.scrollTop = 0;
-    fetchBlock(0);
+  // -- the rows and the keyboard ----------------------------------------------------------
+  const rows = runRows({
+    scroller,
+    head,
+    body,
+    url,
+    notify,
+    onPage,
+    render: (run, index) => {
+      graph.saw(run);
+      return runRow(run, index, { tasks, selection, picks: jobs.picks });
+    },
+    onDrawn: () => keys.drawn(),
+  });
+  const keys = runKeys({
+    scroller,
+    head,
+    body,
+    total: () => rows.total(),
+    columns: () => tasks.length,
+    onEnter: (cell, index) => cell.matches(".cell.job") && openCell(cell, index, closePanel ? "keep" : "push"),
+    onSpace: (cell, index) => cell.matches(".cell.job") && jobs.toggle(cell, index),
+    onEscape: () => closeJob(),
+  });
+
+  // -- filters and the address -------------------------------------------------------------
+  function addressOf() {
+    const params = new URLSearchParams();
+    if (filter.name) params.set("name", filter.name);
+    if (filter.state) params.set("state", filter.state);
+    if (filter.order !== "sort_order") params.set("sort", filter.order);
+    if (filter.obsolete !== "exclude") params.set("shown", filter.obsolete);
+    if (openSerial !== null) params.set("job", String(openSerial));
+    const search = params.toString();
+    return `#/workflows/${enc(name)}${search ? `?${search}` : ""}`;
   }
+
+  // The address says what is shown; no history entry per keystroke (see openJob for ``how``).
+  function setAddress(how) {
+    if (!alive || how === "none" || addressOf() === location.hash) return;
+    if (how === "push") history.pushState({ runyardJob: true }, "", addressOf());
+    else history.replaceState(how === "keep" ? history.state : null, "", addressOf());
+  }
+
+  function showFilters() {
+    stateSelect.value = filter.state;
+    nameInput.value = filter.name;
+    orderSelect.value = filter.order;
+    shownSelect.value = filter.obsolete;
+  }
+
+  function restart() {
+    if (!alive) return;
+    setAddress("replace");
+    showCount();
+    rows.restart();
+  }
+
+  // Back or Forward, or an address typed, for this workflow: the filters and job it says.
+  function showAddress(query) {
+    const wanted = filterOf(query);
+    if (JSON.stringify(wanted) !== JSON.stringify(filter)) {
+      Object.assign(filter, wanted);
+      showFilters();
+      showCount();
+      rows.restart();
+    }
+    const serial = Number(query.get("job")) || null;
+    if (serial === openSerial) return;
+    if (serial) openJob(serial, { workflow: name }, "none");
+    else closeJob({ address: false });
+  }
+
   stateSelect.addEventListener("change", () => {
     filter.state = stateSelect.value;
     restart();
@@ -428,24 +373,23 @@ export function runsView(main, [name], { notify }) {
   });
   shownSelect.addEventListener("change", () => {
     filter.obsolete = shownSelect.value;
-    showCount();
     restart();
   });
-  scroller.addEventListener("scroll", draw, { passive: true });
-  const resize = new ResizeObserver(draw);
-  resize.observe(scroller);
 
+  showFilters();
+  const openAtFirst = Number(address.get("job")) || null;
+  if (openAtFirst) openJob(openAtFirst, { workflow: name }, "none");
   readLevel();
-  fetchBlock(0);
   listen();
-  const every = setInterval(refreshVisible, REFRESH_ANYWAY_MS);
-  return () => {
+  const every = setInterval(refresh, REFRESH_ANYWAY_MS);
+  const dispose = () => {
     alive = false;
     menu.dispose();
+    rows.dispose();
     clearInterval(every);
     if (source) source.close();
     if (closePanel) closePanel();
-    resize.disconnect();
-    if (frame) cancelAnimationFrame(frame);
   };
+  dispose.showAddress = showAddress; // app.js: the same view, another query (Back, Forward)
+  return dispose;
 }

@@ -33,7 +33,9 @@ function size(bytes) {
 }
 
 // A folder browser drawn into ``box``; ``onPick({kind: "file"|"folder", path, name})``.
-export function browser(box, { notify, onPick, pickFolders = false, pickFiles = true }) {
+// ``start``: the folder shown first (else the roots); ``onFolder(path)``: told of each folder
+// shown (null: the roots).
+export function browser(box, { notify, onPick, pickFolders = false, pickFiles = true, start = null, onFolder = () => {} }) {
   const crumbs = h("div", { class: "ud-path" });
   const list = h("table", { class: "list ud-list" });
   append(clear(box), crumbs, list);
@@ -45,6 +47,7 @@ export function browser(box, { notify, onPick, pickFolders = false, pickFiles = 
     } catch (exc) {
       notify(exc.message, "error");
     }
+    onFolder(null);
     append(clear(crumbs), h("strong", {}, "User Data"));
     append(
       clear(list),
@@ -71,6 +74,7 @@ export function browser(box, { notify, onPick, pickFolders = false, pickFiles = 
       notify(exc.message, "error");
       return;
     }
+    onFolder(path);
     const parts = path.split("/").filter(Boolean);
     append(
       clear(crumbs),
@@ -97,7 +101,8 @@ export function browser(box, { notify, onPick, pickFolders = false, pickFiles = 
     append(clear(list), h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { class: "empty" }, "This folder is empty."))));
   }
 
-  showRoots();
+  if (start) open(start);
+  else showRoots();
   return { open };
 }
 
@@ -124,7 +129,17 @@ export function userDataValue(type, pick) {
   return { type, source: "userdata", virtualpath: pick.path, filename: pick.name };
 }
 
-export function userDataView(main, _params, { notify }) {
+// The folder browsed is in the address: #/userdata?path=/Scans/2026/ (replaced, not pushed).
+export function userDataView(main, _params, { notify, query = new URLSearchParams() }) {
+  let alive = true;
+  let start = query.get("path");
+  const onFolder = (path) => {
+    if (alive) history.replaceState(null, "", path ? `#/userdata?path=${enc(path)}` : "#/userdata");
+  };
+  const browse = () => {
+    browser(box, { notify, onPick: () => {}, pickFiles: false, start, onFolder });
+    start = null;
+  };
   const mappings = h("tbody");
   const root = h("input", { name: "root", placeholder: "/Scans/", "aria-label": "Virtual root" });
   const folder = h("input", { name: "folder", placeholder: "/data/scans", "aria-label": "Server folder", size: 40 });
@@ -145,7 +160,7 @@ export function userDataView(main, _params, { notify }) {
       notify(exc.message, "error");
     }
     cached = null;
-    browser(box, { notify, onPick: () => {}, pickFiles: false });
+    browse();
   }
   async function remove(path) {
     const sure = await confirmAction({
@@ -185,8 +200,8 @@ export function userDataView(main, _params, { notify }) {
   // Only admins map folders (and see the server's folders); others browse what they may use.
   if (!isAdmin()) {
     cached = null;
-    browser(box, { notify, onPick: () => {}, pickFiles: false });
-    return () => {};
+    browse();
+    return () => (alive = false);
   }
   main.append(
     h("h3", {}, "Mappings (admins)"),
@@ -194,5 +209,5 @@ export function userDataView(main, _params, { notify }) {
     form,
   );
   loadMappings();
-  return () => {};
+  return () => (alive = false);
 }
