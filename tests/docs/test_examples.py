@@ -20,7 +20,10 @@ from tests.acceptance.conftest import clean_env
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
-BLOCK = re.compile(r"(?:<!-- docs-test: (\w+)[^\n]*-->\n)?```sh\n(.*?)```", re.DOTALL)
+# A block: its docs-test mark (if any), then ```sh (with or without more words) to ```.
+BLOCK = re.compile(
+    r"(?:<!-- docs-test: (\w+)[^\n]*-->\n)?```sh(?:[ \t][^\n]*)?\n(.*?)```", re.DOTALL
+)
 # A deadline, not a measurement: a block that hangs fails here instead.
 DEADLINE = 120
 
