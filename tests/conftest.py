@@ -26,16 +26,21 @@ FIXTURES = Path(__file__).parent / "fixtures"
 TASK_TYPES = FIXTURES / "task_types"
 WORKFLOWS = FIXTURES / "workflows"
 
-# Run order for pytest-xdist (scripts/test: -n 2 --dist worksteal): a long test left for the
-# end keeps one core busy while the other idles, so the modules known to be long (real
-# servers, workers, Chromium, Slurm, outages, fuzzing) start first and the short unit tests
-# fill the end. Each module stays whole and keeps its order; no test depends on this order.
+# Run order for pytest-xdist (scripts/test: -n 3 --dist loadfile, which hands out whole
+# files in this order as processes free up): a long file left for the end keeps one process
+# busy while the others idle, so the files known to be long (real servers, workers, Chromium,
+# Slurm, outages, fuzzing) start first and the short unit tests fill the end. Each module
+# stays whole and keeps its order; no test depends on this order.
 SLOW_FIRST = (
+    "acceptance/test_worker.py",
+    "security/test_openapi.py",
+    "acceptance/test_study.py",
+    "acceptance/test_outage_retries.py",
+    "acceptance/test_cli_edges.py",
     "acceptance/test_slurm.py",
     "acceptance/test_several_servers.py",
-    "acceptance/test_outage_retries.py",
     "acceptance/test_outages.py",
-    "security/test_openapi.py",
+    "integration/test_userdata.py",
     "integration/test_server_processes.py",
     "acceptance/",
     "browser/",
