@@ -23,7 +23,6 @@ from runyard.cli.worker import worker_app
 from runyard.cli.workers import workers_app
 from runyard.cli.workflows import WorkflowName, workflow_app
 from runyard.errors import InvalidInput, RunyardError
-from runyard.packages import folder_zip_bytes
 
 app = typer.Typer(
     help="Runyard: batch processing of scientific data. The words (workflow, task, run, job, "
@@ -217,6 +216,8 @@ def _imported(answer: dict[str, Any]) -> str:
 
 def _package_bytes(path: Path) -> bytes:
     if path.is_dir():
+        from runyard.packages import folder_zip_bytes  # jsonschema & co: not for every command
+
         return folder_zip_bytes(path)
     if path.is_file():
         return path.read_bytes()

@@ -9,6 +9,7 @@ the database, so every server process refuses the same guesser.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from datetime import timedelta
@@ -35,9 +36,14 @@ MAX_FAILURES_PER_ACCOUNT = 5
 MAX_FAILURES_PER_ADDRESS = 20
 
 _hasher = PasswordHasher()
-# Verified against when the account does not exist, so that a wrong name takes as long as a
-# wrong password.
-_NO_USER_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+@functools.cache
+def _no_user_hash() -> str:
+    """Verified against when the account does not exist, so that a wrong name takes as long
+    as a wrong password. Made at the first log in (hashing takes a tenth of a second, which
+    every process that imports this module paid at start before)."""
+    return _hasher.hash(secrets.token_hex(16))
 
 
 def check_name(name: str, what: str) -> str:
@@ -193,7 +199,7 @@ class UserManager(Operations):
             row = user_rows.find_user(conn, name)
         stored = row["password_hash"] if row and row["disabled_at"] is None else None
         try:
-            _hasher.verify(stored or _NO_USER_HASH, password[:MAX_PASSWORD])
+            _hasher.verify(stored or _no_user_hash(), password[:MAX_PASSWORD])
         except (VerificationError, InvalidHashError):
             return False
         return stored is not None
