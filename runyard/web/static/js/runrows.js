@@ -33,13 +33,18 @@ export function runRows({ scroller, head, body, url, render, onPage, onDrawn, no
     onPage(page);
   }
 
+  // Block ``index`` of the table (BLOCK runs) as the server has it now.
+  function getBlock(index) {
+    return api("GET", url(index * BLOCK, BLOCK));
+  }
+
   async function fetchBlock(index) {
     const asked = generation;
     const key = `${asked}:${index}`;
     if (loading.has(key)) return;
     loading.add(key);
     try {
-      const page = await api("GET", url(index * BLOCK, BLOCK));
+      const page = await getBlock(index);
       if (!alive || asked !== generation) return;
       received(index, page);
       draw();
@@ -54,7 +59,7 @@ export function runRows({ scroller, head, body, url, render, onPage, onDrawn, no
   async function runsBetween(first, last) {
     const found = [];
     for (let b = Math.floor(first / BLOCK); b <= Math.floor(last / BLOCK); b += 1) {
-      const runs = blocks.get(b) || (await api("GET", url(b * BLOCK, BLOCK))).runs;
+      const runs = blocks.get(b) || (await getBlock(b)).runs;
       runs.forEach((run, i) => b * BLOCK + i >= first && b * BLOCK + i <= last && found.push(run));
     }
     return found;
@@ -115,7 +120,7 @@ export function runRows({ scroller, head, body, url, render, onPage, onDrawn, no
     const asked = generation;
     try {
       for (const index of wanted) {
-        const page = await api("GET", url(index * BLOCK, BLOCK));
+        const page = await getBlock(index);
         if (!alive || asked !== generation) return;
         received(index, page);
       }
