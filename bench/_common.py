@@ -238,12 +238,14 @@ def installation(
     max_jobs: int = 2,
     database_url: str | None = None,
     server_processes: int = 1,
+    data_dir: Path | None = None,
 ) -> Iterator[Installation]:
     """``runyard server`` and ``runyard worker --max-jobs N`` (or ``runyard up --max-jobs N``)
-    on a loopback port with a fresh temporary data directory (and ``database_url`` instead of
-    its SQLite file, if given; ``server_processes``: ``runyard server --processes N``,
-    PostgreSQL only); removed afterwards."""
-    data_dir = Path(tempfile.mkdtemp(prefix="runyard-bench-"))
+    on a loopback port with a fresh temporary data directory, removed afterwards, or in
+    ``data_dir``, kept (and ``database_url`` instead of its SQLite file, if given;
+    ``server_processes``: ``runyard server --processes N``, PostgreSQL only)."""
+    keep = data_dir is not None
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="runyard-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
     env["RUNYARD_DATA_DIR"] = str(data_dir)
     processes: list[subprocess.Popen[bytes]] = []
@@ -295,7 +297,8 @@ def installation(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:

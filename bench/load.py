@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/load.py --database-url postgresql://USER@HOST/ADMIN_DB
         [--jobs 1000000] [--workers 8] [--slots 4] [--jobs-per-process 100] [--poll 5]
+        [--keep DIR]
+    .venv/bin/python bench/load.py --measure DIR
 
 Not part of the test suite (it runs for hours at a million jobs on a small machine). The
 workflow is ``Source -> Spawn``: one run, created while the workflow is Draft, whose Spawn job
@@ -15,8 +17,11 @@ grow?), the CPU per job of the server, the workers, the job processes and the Po
 cluster (when its data directory is readable here), the server's resident memory (peak:
 ``VmHWM``; target under 300 MB), the database's size, and the runs table's page queries at
 that size (median of 5 each; target under 50 ms): the first page, a page in the middle, the
-last page, Done runs only, a name filter, and the workflows list (its live job counts). A new
-database is made on the given PostgreSQL server and dropped afterwards. Nothing is asserted;
+last page, Done runs only (first and middle page), a name filter, the workflows list (its
+live job counts) and the reading behind live updates (``ViewManager.fingerprint``). A new
+database is made on the given PostgreSQL server and dropped afterwards; with ``--keep DIR``
+it is kept, with the server's data directory in DIR, and ``--measure DIR`` starts a server
+on them again and measures the queries only (after a change to them). Nothing is asserted;
 see docs/performance.md ("Load").
 """
 
@@ -44,6 +49,8 @@ from _common import (
 from fanout import VALUE_TYPE, WORKFLOW, postmaster_pid, server_memory, write_packages
 from fanout import _tree_cpu as tree_cpu
 from seed_spawn import database
+
+DATABASE_URL = "load-database"  # in a --keep DIR: the database's URL and the number of jobs
 
 SPAWN_SCRIPT = """\
 from runyard import task
@@ -129,7 +136,7 @@ def timed(call: Any, times: int = 5) -> float:
     return median(seconds)
 
 
-def page_queries(inst: Installation, runs: int) -> dict[str, float]:
+def page_queries(inst: Installation, url: str, runs: int) -> dict[str, float]:
     def page(**params: Any) -> Any:
         return inst.client.get(f"/api/workflows/{WORKFLOW}/runs", params={"limit": 100} | params)
 
@@ -137,10 +144,30 @@ def page_queries(inst: Installation, runs: int) -> dict[str, float]:
         "first page": timed(lambda: page()),
         "middle page": timed(lambda: page(offset=runs // 2)),
         "last page": timed(lambda: page(offset=max(0, runs - 100))),
-        "Done runs": timed(lambda: page(state="Done", offset=runs // 2)),
+        "Done runs, first page": timed(lambda: page(state="Done")),
+        "Done runs, middle page": timed(lambda: page(state="Done", offset=runs // 2)),
         "name filter": timed(lambda: page(name="run 99999")),
         "workflows list": timed(lambda: inst.client.get("/api/workflows")),
+        "live updates' reading": fingerprint(url),
     }
+
+
+def fingerprint(url: str) -> float:
+    """How long the reading behind each live update takes (``store.views.fingerprint``, the
+    statements only: median of 5 on one connection)."""
+    import sqlalchemy as sa
+
+    from runyard.store.views import fingerprint as read
+
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            workflow_id = conn.execute(
+                sa.text("SELECT id FROM workflows WHERE name = :name"), {"name": WORKFLOW}
+            ).scalar_one()
+            return timed(lambda: read(conn, workflow_id))
+    finally:
+        engine.dispose()
 
 
 def database_size(url: str) -> int:
@@ -158,11 +185,16 @@ def database_size(url: str) -> int:
 
 def run(args: argparse.Namespace, folders: list[Path]) -> None:
     jobs = args.jobs
+    keep: Path | None = args.keep
+    if keep is not None:
+        keep.mkdir(parents=True)
     with (
-        database(args.database_url) as url,
-        installation(up=False, worker=False, database_url=url) as inst,
+        database(args.database_url, keep=keep is not None) as url,
+        installation(up=False, worker=False, database_url=url, data_dir=keep) as inst,
     ):
         assert url is not None
+        if keep is not None:
+            (keep / DATABASE_URL).write_text(f"{url}\n{jobs}\n")
         inst.import_packages(folders)
         inst.client.post(
             f"/api/workflows/{WORKFLOW}/runs",
@@ -191,7 +223,7 @@ def run(args: argparse.Namespace, folders: list[Path]) -> None:
             after = cpu(inst, workers, postmaster)
             memory = server_memory(inst)
             size = database_size(url)
-            pages = page_queries(inst, jobs + 1)
+            pages = page_queries(inst, url, jobs + 1)
         finally:
             for worker in workers:
                 worker.terminate()
@@ -215,15 +247,37 @@ def run(args: argparse.Namespace, folders: list[Path]) -> None:
         f"  server RSS peak {memory['VmHWM'] / 1024:.0f} MB (target < 300), at the end "
         f"{memory['VmRSS'] / 1024:.0f} MB; database {size / 2**20:.0f} MB"
     )
+    print_pages(pages)
+    if keep is not None:
+        print(f"  kept: the database {url} and the data directory {keep}")
+
+
+def print_pages(pages: dict[str, float]) -> None:
     print(
         "  page queries (median of 5; target < 50 ms): "
         + ", ".join(f"{name} {s * 1000:.0f} ms" for name, s in pages.items())
     )
 
 
+def measure(data_dir: Path) -> None:
+    """The page queries of a run kept with --keep, by a server of this code."""
+    url, jobs = (data_dir / DATABASE_URL).read_text().split()
+    with installation(up=False, worker=False, database_url=url, data_dir=data_dir) as inst:
+        print(f"  {int(jobs):,} step jobs, database {database_size(url) / 2**20:.0f} MB")
+        print_pages(page_queries(inst, url, int(jobs) + 1))
+        memory = server_memory(inst)
+        print(f"  server RSS peak {memory['VmHWM'] / 1024:.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", required=True, help="a PostgreSQL server (any database)")
+    parser.add_argument("--database-url", help="a PostgreSQL server (any database)")
+    parser.add_argument(
+        "--keep", type=Path, metavar="DIR", help="keep the database; the data directory in DIR"
+    )
+    parser.add_argument(
+        "--measure", type=Path, metavar="DIR", help="only the page queries of a --keep DIR"
+    )
     parser.add_argument("--jobs", type=int, default=1_000_000, help="step jobs (and runs)")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--slots", type=int, default=4, help="each worker's --max-jobs")
@@ -231,6 +285,11 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=5.0, help="seconds between progress polls")
     args = parser.parse_args()
     print(f"load: {describe_code()}; {load_average()}; {VALUE_TYPE} source, PostgreSQL")
+    if args.measure is not None:
+        measure(args.measure)
+        return
+    if args.database_url is None:
+        parser.error("--database-url is needed (or --measure DIR)")
     with tempfile.TemporaryDirectory(prefix="runyard-load-") as tmp:
         run(args, write_load_packages(Path(tmp), args.jobs_per_process))
 

@@ -99,9 +99,9 @@ def write_packages(root: Path) -> list[Path]:
 
 
 @contextmanager
-def database(admin_url: str | None) -> Iterator[str | None]:
-    """A new PostgreSQL database on the server of ``admin_url``, dropped afterwards (None:
-    SQLite, the installation's own file)."""
+def database(admin_url: str | None, *, keep: bool = False) -> Iterator[str | None]:
+    """A new PostgreSQL database on the server of ``admin_url``, dropped afterwards unless
+    ``keep`` (None: SQLite, the installation's own file)."""
     if admin_url is None:
         yield None
         return
@@ -117,8 +117,9 @@ def database(admin_url: str | None) -> Iterator[str | None]:
     try:
         yield f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
     finally:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
+        if not keep:
+            with engine.connect() as conn:
+                conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
         engine.dispose()
 
 
