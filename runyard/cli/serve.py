@@ -24,6 +24,7 @@ from runyard.cli.context import console, errors
 from runyard.errors import ConfigError
 from runyard.operations import Runyard
 from runyard.server.app import create_app
+from runyard.server.memory import fewer_malloc_arenas
 from runyard.settings import Settings
 from runyard.worker.worker import Worker, WorkerConfig
 
@@ -35,6 +36,7 @@ class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         _check_processes(settings)
+        fewer_malloc_arenas()  # before any thread of the server starts
         self._lock = _lock_sqlite(settings)
         # IPPROTO_TCP named explicitly: asyncio then sets TCP_NODELAY on every connection
         # (without it, keep-alive requests wait ~40 ms for delayed ACKs).
