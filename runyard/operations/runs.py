@@ -46,7 +46,7 @@ class RunManager(IdempotentRuns):
 
     def rename(self, run_id: int, name: str, *, actor: str = "system") -> Run:
         name = _checked_name(name, "run")
-        with self.store.write() as conn:
+        with self._write_and_notify() as conn:  # the runs tables that show it update
             run = self._run(conn, run_id)
             run_rows.set_name(conn, run_id, name)
             self._log(

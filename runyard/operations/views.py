@@ -18,6 +18,7 @@ from runyard.operations.reduce import held_reduces
 from runyard.operations.results import in_cell
 from runyard.operations.stale import stale_in
 from runyard.states import JobState, is_claimed
+from runyard.store import counts
 from runyard.store import jobs as job_rows
 from runyard.store import views as view_rows
 from runyard.store import workers as worker_rows
@@ -31,6 +32,12 @@ FINGERPRINT_SECONDS = 0.4
 SIZE_SECONDS = 30.0
 # Up to this many runs, those that pass a name filter are read whole (counted as they are read).
 FEW_RUNS = 2000
+# A page deep in a table without filters starts from the nearest of every LANDMARK_EVERY-th
+# run's key (store.views.landmarks), kept for LANDMARK_VIEWS views while the runs do not
+# change, and made again at most every LANDMARK_SECONDS while they do.
+LANDMARK_EVERY = 1000
+LANDMARK_VIEWS = 64
+LANDMARK_SECONDS = 10.0
 # A cell carries the start of a long error message only; the job has all of it.
 CELL_ERROR_CHARS = 300
 
@@ -44,6 +51,9 @@ class ViewManager(Operations):
         self._fingerprints: dict[str, tuple[int, float, dict[str, Any]]] = {}
         # (workflow id, obsolete) -> (monotonic time, runs a page without filters counts)
         self._sizes: dict[tuple[int, str], tuple[float, int]] = {}
+        # (workflow id, order, descending, obsolete) -> (its count of runs changed when
+        # read, monotonic time, landmarks): see _landmarks.
+        self._marks: dict[tuple[int, str, bool, str], tuple[int, float, list[Any]]] = {}
 
     def runs_page(
         self,
@@ -136,6 +146,11 @@ class ViewManager(Operations):
             total=total,
             runs_in_view=lambda: self._runs_in_view(conn, workflow_id, which.obsolete),
         )
+        after = None
+        if not which.state and not which.name and offset >= LANDMARK_EVERY:
+            marks = self._landmarks(conn, workflow_id, which, order, descending)
+            if marks and (k := min(offset // LANDMARK_EVERY, len(marks))):
+                after, offset = marks[k - 1], offset - k * LANDMARK_EVERY
         ids = view_rows.page_run_ids(
             conn,
             workflow_id,
@@ -145,8 +160,42 @@ class ViewManager(Operations):
             order=order,
             descending=descending,
             from_jobs=from_jobs,
+            after=after,
         )
         return total, view_rows.runs_by_id(conn, ids)
+
+    def _landmarks(
+        self,
+        conn: Connection,
+        workflow_id: int,
+        which: view_rows.RunFilter,
+        order: str,
+        descending: bool,
+    ) -> list[tuple[Any, ...]] | None:
+        """The landmarks of a page without filters (``view_rows.landmarks``), kept while the
+        workflow's runs do not change (its count of runs changed is the same); None while
+        they change faster than ``LANDMARK_SECONDS`` (the page then walks from the start)."""
+        key = (workflow_id, order, descending, which.obsolete)
+        version = counts.read(conn, workflow_id)[counts.RUNS_CHANGED]
+        now = time.monotonic()
+        known = self._marks.get(key)
+        if known is not None and known[0] == version:
+            return known[2]
+        if known is not None and now - known[1] < LANDMARK_SECONDS:
+            return None
+        marks = view_rows.landmarks(
+            conn, workflow_id, which, every=LANDMARK_EVERY, order=order, descending=descending
+        )
+        # Read in another statement than the version (PostgreSQL): kept only if no run
+        # changed in between.
+        if counts.read(conn, workflow_id)[counts.RUNS_CHANGED] != version:
+            self._marks[key] = (-1, now, [])
+            return None
+        with self._lock:
+            self._marks[key] = (version, now, marks)
+            while len(self._marks) > LANDMARK_VIEWS:
+                del self._marks[next(iter(self._marks))]
+        return marks
 
     def _runs_in_view(self, conn: Connection, workflow_id: int, obsolete: str) -> int:
         """How many runs a page without filters would count (what picks the plan of a page
@@ -179,6 +228,12 @@ class ViewManager(Operations):
             tasks = self._tasks(conn, workflow.id)
             found = view_rows.fingerprint(conn, workflow.id)
         return found | {"state": workflow.state, "locked": workflow.locked, "tasks": len(tasks)}
+
+    def fold_counts(self) -> bool:
+        """Fold a batch of the triggers' changes into the counts of jobs and runs
+        (PostgreSQL; runyard.store.counts); whether the batch was full (more may wait)."""
+        with self.store.write() as conn:
+            return counts.fold_changes(conn) == counts.FOLD_BATCH
 
     def job_form(self, serial: int) -> dict[str, Any]:
         """What a user may enter for a job: its workflow and task, the interface's kind, the

@@ -40,6 +40,7 @@ from runyard.server.schemas import ERROR_RESPONSES
 log = logging.getLogger("runyard.server")
 # How long a starting server process waits to hear the others' notifications (PostgreSQL).
 LISTENING_SECONDS = 5.0
+FOLD_SECONDS = 1.0
 
 # (method, path, handler): every endpoint of the API.
 ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
@@ -174,10 +175,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     ry.changed.start()
     await run_in_threadpool(ry.changed.listening, LISTENING_SECONDS)
     sweeper = asyncio.create_task(_sweep_expired_leases(ry))
+    folder = asyncio.create_task(_fold_counts(ry)) if ry.store.dialect == "postgresql" else None
     try:
         yield
     finally:
         sweeper.cancel()
+        if folder is not None:
+            folder.cancel()
         await run_in_threadpool(ry.changed.stop)
 
 
@@ -191,6 +195,18 @@ async def _sweep_expired_leases(ry: Runyard) -> None:
             await run_in_threadpool(ry.leases.expire_leases)
         except Exception:
             log.exception("sweeping expired leases failed; trying again")
+
+
+async def _fold_counts(ry: Runyard) -> None:
+    """Fold the changes of the counts of jobs and runs into the counts every second
+    (PostgreSQL, runyard.store.counts), so that a reading adds up few of them."""
+    while True:
+        await asyncio.sleep(FOLD_SECONDS)
+        try:
+            while await run_in_threadpool(ry.views.fold_counts):
+                pass  # a full batch: more may wait
+        except Exception:
+            log.exception("folding the changes of the counts failed; trying again")
 
 
 def _summary(handler: Callable[..., Any]) -> str:

@@ -10,7 +10,6 @@ from sqlalchemy import (
     Connection,
     Row,
     bindparam,
-    func,
     insert,
     select,
     text,
@@ -20,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from runyard.models import Job
 from runyard.states import JobState
+from runyard.store import counts
 from runyard.store import runs as run_rows
 from runyard.store.schema import jobs, runs, workers
 
@@ -212,12 +212,8 @@ def set_states(
 def count_by_state(
     conn: Connection, workflow_id: int, task_ids: list[int] | None = None
 ) -> dict[str, int]:
-    """The live jobs of a workflow (of some of its tasks) by state."""
-    query = select(jobs.c.state, func.count()).where(jobs.c.workflow_id == workflow_id, LIVE)
-    if task_ids is not None:
-        query = query.where(jobs.c.task_id.in_(task_ids))
-    rows = conn.execute(query.group_by(jobs.c.state))
-    return {state: int(n) for state, n in rows}
+    """The live jobs of a workflow (of some of its tasks) by state (from ``counts``)."""
+    return counts.read(conn, workflow_id).live_jobs(task_ids)
 
 
 def storable(text: str) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from runyard.models import Entity, Run
 from runyard.states import CLAIMABLE_PRIORITY_RANK
-from runyard.store import bulk
+from runyard.store import bulk, counts
 from runyard.store.schema import entities, jobs, runs
 
 
@@ -199,15 +199,8 @@ def requeue(conn: Connection, run_id: int) -> None:
 
 
 def count_runs(conn: Connection, workflow_id: int) -> int:
-    return int(
-        conn.execute(
-            select(func.count()).where(
-                runs.c.workflow_id == workflow_id,
-                runs.c.obsolete.is_(False),
-                runs.c.study.is_(False),
-            )
-        ).scalar_one()
-    )
+    """The workflow's live runs (from ``counts``)."""
+    return counts.read(conn, workflow_id)[counts.RUNS]
 
 
 def set_name(conn: Connection, run_id: int, name: str) -> None:

@@ -288,6 +288,36 @@ serial_reservations = Table(
     Index("ix_serial_reservations_job_serial", "job_serial"),
 )
 
+# A workflow's jobs by task and state, and its runs (task_id 0: "runs", "obsolete runs",
+# "runs changed", "jobs made"), kept by triggers (migration 0021): on SQLite in ``counts``, on
+# PostgreSQL appended to ``count_changes`` and folded into ``counts`` by the server; a
+# reading adds both (runyard.store.counts).
+counts = Table(
+    "counts",
+    metadata,
+    Column("workflow_id", Integer, primary_key=True),
+    Column("task_id", Integer, primary_key=True),
+    Column("state", String(20), primary_key=True),
+    Column("n", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+count_changes = Table(
+    "count_changes",
+    metadata,
+    Column(
+        "id",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("workflow_id", Integer, nullable=False),
+    Column("task_id", Integer, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("change", BigInteger, nullable=False),
+    Index("ix_count_changes_workflow", "workflow_id"),
+)
+
 files = Table(
     "files",
     metadata,

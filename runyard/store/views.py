@@ -11,10 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, select, text
+from sqlalchemy import Connection, exists, func, select, text, tuple_
 
 from runyard.models import Job, Run
 from runyard.states import JobState
+from runyard.store import counts
 from runyard.store import runs as run_rows
 from runyard.store.schema import activity_log, entities, jobs, runs
 
@@ -78,6 +79,10 @@ def _has_job_in(state: str) -> Any:
 
 def count_runs(conn: Connection, workflow_id: int, which: RunFilter) -> int:
     """How many runs of the workflow pass the filters."""
+    if not which.state and not which.name:
+        found = counts.read(conn, workflow_id)
+        live, obsolete = found[counts.RUNS], found[counts.OBSOLETE_RUNS]
+        return {"exclude": live, "only": obsolete, "include": live + obsolete}[which.obsolete]
     if which.state and not which.name and which.obsolete != "only":
         return _count_in_state(conn, workflow_id, which.state, which.obsolete)
     where = _runs_where(conn, workflow_id, which)
@@ -141,11 +146,17 @@ def page_run_ids(
     order: str = "sort_order",
     descending: bool = False,
     from_jobs: bool = False,
+    after: Sequence[Any] | None = None,
 ) -> list[int]:
     """The ids of one page of the runs that pass the filters, in ``order``: from the indexes
     alone (a page deep in the table steps over the runs before it in the index, not in the
-    table). With a state filter and ``from_jobs``, starting from the jobs in that state."""
+    table). With a state filter and ``from_jobs``, starting from the jobs in that state.
+    With ``after`` (the key of a run in ``order``, see ``landmarks``), ``offset`` counts from
+    the run after it."""
     where = _runs_where(conn, workflow_id, which)
+    if after is not None:
+        key, mark = tuple_(*ORDERS[order]), tuple_(*after)
+        where.append(key < mark if descending else key > mark)
     if which.state and from_jobs:
         with_state = (
             select(jobs.c.run_id)
@@ -163,6 +174,35 @@ def page_run_ids(
     ordering = [c.desc() if descending else c for c in ORDERS[order]]
     query = query.where(*where).order_by(*ordering).offset(offset).limit(limit)
     return [int(i) for i in conn.execute(query).scalars()]
+
+
+def landmarks(
+    conn: Connection,
+    workflow_id: int,
+    which: RunFilter,
+    *,
+    every: int,
+    order: str = "sort_order",
+    descending: bool = False,
+) -> list[tuple[Any, ...]]:
+    """The key in ``order`` (its columns, ORDERS) of every ``every``-th run that passes the
+    filters (no state filter): of the runs at offsets every - 1, 2 * every - 1, and so on.
+    A page at offset ``k * every + r`` is then the runs after the k-th landmark from offset
+    ``r`` on (``page_run_ids(after=...)``): a short walk in the index instead of one past
+    ``k * every`` runs. One walk over the index to make them."""
+    columns = ORDERS[order]
+    ordering = [c.desc() if descending else c for c in columns]
+    numbered = (
+        select(*columns, func.row_number().over(order_by=ordering).label("position"))
+        .where(*_runs_where(conn, workflow_id, which))
+        .subquery()
+    )
+    query = (
+        select(*[numbered.c[c.name] for c in columns])
+        .where(numbered.c.position % every == 0)
+        .order_by(numbered.c.position)
+    )
+    return [tuple(row) for row in conn.execute(query)]
 
 
 def runs_by_id(conn: Connection, run_ids: Sequence[int]) -> list[Run]:
@@ -220,37 +260,25 @@ def study_jobs(conn: Connection, workflow_id: int) -> list[Job]:
 
 
 def fingerprint(conn: Connection, workflow_id: int) -> dict[str, Any]:
-    """What changes whenever a cell of the workflow's table changes: the live jobs by state,
-    the number of runs, the newest run id and the newest live job. A job changing state moves
-    its count from one state to another; a new job (a restart too) is a newer serial.
-    (Renaming a run or changing its priority does not show here.)"""
-    by_state: dict[str, int] = {}
-    newest_job = started = 0
-    for state, n, newest, scripts in conn.execute(
-        select(
-            jobs.c.state,
-            func.count(),
-            func.max(jobs.c.serial),
-            func.count(jobs.c.script_started_at),
+    """What changes whenever a cell of the workflow's table changes: the live jobs by state
+    and the number of runs (from ``counts``), how many times runs changed and how many jobs
+    were ever made, and how many Running jobs' scripts started. A job changing state moves
+    its count from one state to another; a run made, deleted, obsoleted or renamed and a
+    new job (a restart too) count even if the others are as they were. (Changing a run's
+    priority does not show here.)"""
+    found = counts.read(conn, workflow_id)
+    started = conn.execute(
+        select(func.count(jobs.c.script_started_at)).where(
+            jobs.c.workflow_id == workflow_id, jobs.c.state == JobState.RUNNING.value
         )
-        .where(jobs.c.workflow_id == workflow_id, LIVE)
-        .group_by(jobs.c.state)
-    ):
-        by_state[state] = int(n)
-        newest_job = max(newest_job, int(newest))
-        started += int(scripts) if state == JobState.RUNNING.value else 0
-    run_count, newest_run = conn.execute(
-        select(func.count(), func.max(runs.c.id)).where(
-            runs.c.workflow_id == workflow_id, runs.c.obsolete.is_(False), runs.c.study.is_(False)
-        )
-    ).one()
+    ).scalar_one()
     return {
-        "jobs": by_state,
-        "runs": int(run_count),
-        "newest_run": newest_run,
+        "jobs": found.live_jobs(),
+        "runs": found[counts.RUNS],
+        "runs_changed": found[counts.RUNS_CHANGED],
         # A restarted job that runs and finishes between two readings leaves the counts as
-        # they were; its new serial does not.
-        "newest_job": newest_job,
+        # they were; the count of jobs made does not.
+        "jobs_made": found[counts.JOBS_MADE],
         # Running jobs whose scripts started: a claimed job that starts changes no count above.
-        "started": started,
+        "started": int(started),
     }

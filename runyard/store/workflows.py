@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
 from runyard.models import InputSource, Task, TaskInput, Workflow
-from runyard.states import JobState
+from runyard.store import counts
 from runyard.store import task_types as task_type_rows
 from runyard.store.schema import jobs, task_types, tasks, workflows
 
@@ -96,16 +96,10 @@ def set_workflow_layout(
 
 def count_by_task_and_state(conn: Connection, workflow_id: int) -> dict[str, dict[str, int]]:
     """The live jobs of a workflow by task name and state (tasks without jobs left out)."""
-    rows = conn.execute(
-        select(tasks.c.name, jobs.c.state, func.count())
-        .select_from(jobs.join(tasks, tasks.c.id == jobs.c.task_id))
-        .where(jobs.c.workflow_id == workflow_id, jobs.c.state != JobState.OBSOLETE.value)
-        .group_by(tasks.c.name, jobs.c.state)
-    )
-    counts: dict[str, dict[str, int]] = {}
-    for task, state, n in rows:
-        counts.setdefault(task, {})[state] = int(n)
-    return counts
+    found = counts.read(conn, workflow_id)
+    names = select(tasks.c.id, tasks.c.name).where(tasks.c.workflow_id == workflow_id)
+    by_task = {name: found.live_jobs([task_id]) for task_id, name in conn.execute(names)}
+    return {name: jobs_by_state for name, jobs_by_state in by_task.items() if jobs_by_state}
 
 
 def lock_workflow_row(conn: Connection, workflow_id: int) -> None:

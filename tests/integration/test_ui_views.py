@@ -112,6 +112,25 @@ def test_the_fingerprint_changes_when_a_restarted_job_ends_as_the_old_one_did(
     assert after["jobs"] == before["jobs"] and after != before
 
 
+def test_the_fingerprint_changes_when_a_run_is_renamed_or_one_replaces_another(
+    server: Server,
+) -> None:
+    """Renaming a run, or one run obsoleted and another restored between two readings,
+    leaves the counts as they were: the fingerprint changes all the same."""
+    make_runs(server)
+    ry = server.ry
+    ids = [r["id"] for r in page(server)["runs"]]
+    ry.runs.set_obsolete(ids[0], True)
+    before = ry.views.fingerprint("Linear")
+    ry.runs.rename(ids[1], "renamed")
+    renamed = ry.views.fingerprint("Linear")
+    assert renamed != before
+    ry.runs.set_obsolete(ids[0], False)
+    ry.runs.set_obsolete(ids[2], True)
+    after = ry.views.fingerprint("Linear")
+    assert after["runs"] == renamed["runs"] and after != renamed
+
+
 def test_obsolete_runs_are_listed_marked_when_asked_and_leave_when_restored(
     server: Server,
 ) -> None:

@@ -74,7 +74,7 @@ export function announce({ text, href, label, kind }) {
 // One live change of a workflow (the ``changed`` event of /api/workflows/NAME/events).
 export function workflowChanged(name, change) {
   const jobs = change.jobs || {};
-  const now = { active: (jobs.Queued || 0) + (jobs.Running || 0), failed: jobs.Failed || 0, newest: change.newest_job || 0 };
+  const now = { active: (jobs.Queued || 0) + (jobs.Running || 0), failed: jobs.Failed || 0, newest: change.jobs_made || 0 };
   const before = seen.get(name);
   seen.set(name, now);
   if (!before) return;
