@@ -27,6 +27,7 @@ from runyard.states import (
     WorkflowState,
     is_claimed,
 )
+from runyard.store import counts
 from runyard.store import jobs as job_rows
 from runyard.store import runs as run_rows
 from runyard.store import task_types as task_type_rows
@@ -156,16 +157,17 @@ class WorkflowManager(TaskEditing):
     def list_all(self) -> list[dict[str, Any]]:
         """Every workflow with the count of its live jobs by state."""
         with self.store.read() as conn:
-            result = []
-            for workflow in workflow_rows.list_workflows(conn):
-                result.append(
-                    {
-                        "workflow": workflow,
-                        "runs": run_rows.count_runs(conn, workflow.id),
-                        "jobs": job_rows.count_by_state(conn, workflow.id),
-                    }
-                )
-            return result
+            found = workflow_rows.list_workflows(conn)
+            tallies = counts.read_many(conn, [w.id for w in found])
+        nothing = counts.Counts(())
+        return [
+            {
+                "workflow": workflow,
+                "runs": tallies.get(workflow.id, nothing)[counts.RUNS],
+                "jobs": tallies.get(workflow.id, nothing).live_jobs(),
+            }
+            for workflow in found
+        ]
 
     def set_state(self, name: str, state: str, *, actor: str = "system") -> Workflow:
         """Start, stop (back to Draft) or obsolete a workflow. Obsoleting it gives back its
