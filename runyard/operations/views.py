@@ -188,14 +188,12 @@ class ViewManager(Operations):
         )
         # Read in another statement than the version (PostgreSQL): kept only if no run
         # changed in between.
-        if counts.read(conn, workflow_id)[counts.RUNS_CHANGED] != version:
-            self._marks[key] = (-1, now, [])
-            return None
+        kept = counts.read(conn, workflow_id)[counts.RUNS_CHANGED] == version
         with self._lock:
-            self._marks[key] = (version, now, marks)
+            self._marks[key] = (version, now, marks) if kept else (-1, now, [])
             while len(self._marks) > LANDMARK_VIEWS:
                 del self._marks[next(iter(self._marks))]
-        return marks
+        return marks if kept else None
 
     def _runs_in_view(self, conn: Connection, workflow_id: int, obsolete: str) -> int:
         """How many runs a page without filters would count (what picks the plan of a page
