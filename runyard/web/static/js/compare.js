@@ -5,7 +5,7 @@
 
 import { api } from "./api.js";
 import { append, clear, debounce, h } from "./dom.js";
-import { imageName, imageQuery, isImage, round } from "./image.js";
+import { imageName, imageQuery, isImage, round, viewerControls, viewerHead } from "./image.js";
 
 const AXIS = { x: 0, y: 1, z: 2 };
 
@@ -93,15 +93,8 @@ export async function openCompare(serials, { notify }) {
 
   append(
     clear(dialog),
-    h("div", { class: "job-head" }, h("h2", {}, `Compare ${images.length} images`), h("button", { type: "button", class: "close link", title: "Close", onclick: () => dialog.close() }, "\u00D7")),
-    h(
-      "div",
-      { class: "toolbar viewer-controls" },
-      h("label", {}, "Axis ", axis),
-      h("label", { class: "grow" }, "Slice ", slider, " ", sliceLabel),
-      h("label", {}, "Window ", windowInput),
-      h("label", {}, "Level ", levelInput),
-    ),
+    viewerHead(dialog, `Compare ${images.length} images`),
+    viewerControls({ axis, slider, sliceLabel, windowInput, levelInput }),
     grid,
   );
   dialog.addEventListener("close", () => dialog.remove());

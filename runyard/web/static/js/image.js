@@ -85,17 +85,9 @@ export async function openImageViewer(key, images, { notify }) {
 
   append(
     dialog,
-    h("div", { class: "job-head" }, h("h2", {}, key === value.filename ? imageName(value) : `${key}: ${imageName(value)}`), h("button", { type: "button", class: "close link", title: "Close", onclick: () => dialog.close() }, "\u00D7")),
+    viewerHead(dialog, key === value.filename ? imageName(value) : `${key}: ${imageName(value)}`),
     h("p", { class: "muted" }, `${info.size.join(" \u00D7 ")} ${info.data_type}, spacing ${info.spacing.map(round).join(" \u00D7 ")} ${info.unit}`),
-    h(
-      "div",
-      { class: "toolbar viewer-controls" },
-      h("label", {}, "Axis ", axis),
-      h("label", { class: "grow" }, "Slice ", slider, " ", sliceLabel),
-      h("label", {}, "Window ", windowInput),
-      h("label", {}, "Level ", levelInput),
-      overlays.length ? h("label", {}, "Overlay ", overlaySelect) : null,
-    ),
+    viewerControls({ axis, slider, sliceLabel, windowInput, levelInput }, overlays.length ? h("label", {}, "Overlay ", overlaySelect) : null),
     h("div", { class: "slice-box" }, picture, overlay),
   );
   dialog.addEventListener("close", () => dialog.remove());
@@ -103,6 +95,24 @@ export async function openImageViewer(key, images, { notify }) {
   setAxis();
   draw();
   dialog.showModal();
+}
+
+// The title of a viewer dialog with its close button.
+export function viewerHead(dialog, title) {
+  return h("div", { class: "job-head" }, h("h2", {}, title), h("button", { type: "button", class: "close link", title: "Close", onclick: () => dialog.close() }, "\u00D7"));
+}
+
+// A viewer's toolbar: axis, slice, window and level (and ``more``, if given).
+export function viewerControls({ axis, slider, sliceLabel, windowInput, levelInput }, more = null) {
+  return h(
+    "div",
+    { class: "toolbar viewer-controls" },
+    h("label", {}, "Axis ", axis),
+    h("label", { class: "grow" }, "Slice ", slider, " ", sliceLabel),
+    h("label", {}, "Window ", windowInput),
+    h("label", {}, "Level ", levelInput),
+    more,
+  );
 }
 
 export function round(n) {
