@@ -174,39 +174,52 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # once they are heard (if the database answers within a few seconds).
     ry.changed.start()
     await run_in_threadpool(ry.changed.listening, LISTENING_SECONDS)
-    sweeper = asyncio.create_task(_sweep_expired_leases(ry))
-    folder = asyncio.create_task(_fold_counts(ry)) if ry.store.dialect == "postgresql" else None
+    stopping = asyncio.Event()
+    chores = [
+        # Put jobs whose worker stopped answering back to Queued (or Failed), even when no
+        # worker is claiming. Every server process sweeps; the guarded updates make that safe.
+        _every(
+            min(5.0, max(0.25, ry.settings.lease_seconds / 4)),
+            ry.leases.expire_leases,
+            "sweeping expired leases",
+            stopping,
+        )
+    ]
+    if ry.store.dialect == "postgresql":
+        # Fold the changes of the counts of jobs and runs into the counts, so that a reading
+        # adds up few of them (runyard.store.counts); a full batch means more may wait.
+        chores.append(_every(FOLD_SECONDS, ry.views.fold_counts, "folding counts", stopping))
+    tasks = [asyncio.create_task(chore) for chore in chores]
     try:
         yield
     finally:
-        sweeper.cancel()
-        if folder is not None:
-            folder.cancel()
+        # Let a chore's call finish rather than cancel it: its thread would go on using a
+        # database connection after the store closed them (a connection left open).
+        stopping.set()
+        await asyncio.gather(*tasks)
         await run_in_threadpool(ry.changed.stop)
 
 
-async def _sweep_expired_leases(ry: Runyard) -> None:
-    """Put jobs whose worker stopped answering back to Queued (or Failed), even when no
-    worker is claiming. Every server process sweeps; the guarded updates make that safe."""
-    interval = min(5.0, max(0.25, ry.settings.lease_seconds / 4))
-    while True:
-        await asyncio.sleep(interval)
+async def _every(
+    seconds: float, chore: Callable[[], Any], doing: str, stopping: asyncio.Event
+) -> None:
+    """Call ``chore`` in a thread every ``seconds`` (again at once while it answers True: it
+    did a full batch) until ``stopping`` is set; a failure is logged and tried again."""
+    while not await _waited(stopping, seconds):
         try:
-            await run_in_threadpool(ry.leases.expire_leases)
+            while await run_in_threadpool(chore) is True and not stopping.is_set():
+                pass
         except Exception:
-            log.exception("sweeping expired leases failed; trying again")
+            log.exception("%s failed; trying again", doing)
 
 
-async def _fold_counts(ry: Runyard) -> None:
-    """Fold the changes of the counts of jobs and runs into the counts every second
-    (PostgreSQL, runyard.store.counts), so that a reading adds up few of them."""
-    while True:
-        await asyncio.sleep(FOLD_SECONDS)
-        try:
-            while await run_in_threadpool(ry.views.fold_counts):
-                pass  # a full batch: more may wait
-        except Exception:
-            log.exception("folding the changes of the counts failed; trying again")
+async def _waited(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``event``; whether it is set."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
 
 
 def _summary(handler: Callable[..., Any]) -> str:
