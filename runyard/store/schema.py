@@ -179,6 +179,14 @@ runs = Table(
         sqlite_where=text("study"),
         postgresql_where=text("study"),
     ),
+    # The name filter (ILIKE '%text%') from trigrams: PostgreSQL with pg_trgm (migration
+    # 0022, which leaves it out where the extension cannot be installed).
+    Index(
+        "ix_runs_name_trgm",
+        "name",
+        postgresql_using="gin",
+        postgresql_ops={"name": "gin_trgm_ops"},
+    ).ddl_if(dialect="postgresql"),
 )
 
 workers = Table(

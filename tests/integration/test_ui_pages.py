@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from runyard.models import Entity
 from runyard.operations import Runyard
@@ -28,7 +28,7 @@ NAMES = [
     "same", "same", "r1", "r10", "r2", "Zeta", "zeta", "x", "run 100%", "beta",
 ]  # fmt: skip
 STATES = [None, "Done", "Queued", "Waiting", "Failed", "Obsolete"]
-NEEDLES = [None, "alpha", "%", "_", "ä", "SAME"]
+NEEDLES = [None, "alpha", "%", "_", "ä", "SAME", "/"]
 ORDERS = [("sort_order", False), ("sort_order", True), ("name", True)]
 
 
@@ -169,3 +169,20 @@ def test_a_page_filtered_by_state_starts_from_the_jobs_when_walking_would_cost_m
     )
     assert found is from_jobs
     assert asked == ([] if total <= limit else [True])  # counted only when it matters
+
+
+def test_on_postgresql_the_name_filter_can_be_answered_from_the_trigram_index(
+    study: Runyard,
+) -> None:
+    if study.store.dialect != "postgresql":
+        pytest.skip("pg_trgm is PostgreSQL's (SQLite has no such index)")
+    with study.store.read() as conn:
+        # Leave the planner bitmap scans only: a btree cannot answer '%text%', a trigram
+        # index can, if the statement is one it serves (name ILIKE, not lower(name) LIKE).
+        for scan in ("seqscan", "indexscan", "indexonlyscan"):
+            conn.execute(text(f"SET LOCAL enable_{scan} = off"))
+        where = view_rows._name_contains(conn, "lph%a_")
+        query = select(runs.c.id).where(where).compile(conn)
+        plan = conn.exec_driver_sql(f"EXPLAIN {query}", query.params).scalars()
+        said = "\n".join(plan)
+    assert "ix_runs_name_trgm" in said, said
