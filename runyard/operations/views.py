@@ -32,9 +32,10 @@ FINGERPRINT_SECONDS = 0.4
 SIZE_SECONDS = 30.0
 # Up to this many runs, those that pass a name filter are read whole (counted as they are read).
 FEW_RUNS = 2000
-# A page deep in a table without filters starts from the nearest of every LANDMARK_EVERY-th
-# run's key (store.views.landmarks), kept for LANDMARK_VIEWS views while the runs do not
-# change, and made again at most every LANDMARK_SECONDS while they do.
+# A page deep in a table without a name filter starts from the nearest of every
+# LANDMARK_EVERY-th run's key (store.views.landmarks), kept for LANDMARK_VIEWS views while
+# the runs (and with a state filter the jobs) do not change, and made again at most every
+# LANDMARK_SECONDS while they do.
 LANDMARK_EVERY = 1000
 LANDMARK_VIEWS = 64
 LANDMARK_SECONDS = 10.0
@@ -51,9 +52,11 @@ class ViewManager(Operations):
         self._fingerprints: dict[str, tuple[int, float, dict[str, Any]]] = {}
         # (workflow id, obsolete) -> (monotonic time, runs a page without filters counts)
         self._sizes: dict[tuple[int, str], tuple[float, int]] = {}
-        # (workflow id, order, descending, obsolete) -> (its count of runs changed when
-        # read, monotonic time, landmarks): see _landmarks.
-        self._marks: dict[tuple[int, str, bool, str], tuple[int, float, list[Any]]] = {}
+        # (workflow id, order, descending, obsolete, state) -> (its counts of runs changed
+        # and job changes when read, monotonic time, landmarks): see _landmarks.
+        self._marks: dict[
+            tuple[int, str, bool, str, str | None], tuple[tuple[int, int], float, list[Any]]
+        ] = {}
 
     def runs_page(
         self,
@@ -140,17 +143,21 @@ class ViewManager(Operations):
             self._sizes[(workflow_id, which.obsolete)] = (time.monotonic(), total)
         if offset >= total or limit == 0:
             return total, []
-        from_jobs = bool(which.state) and view_rows.start_from_jobs(
-            offset=offset,
-            limit=limit,
-            total=total,
-            runs_in_view=lambda: self._runs_in_view(conn, workflow_id, which.obsolete),
-        )
         after = None
-        if not which.state and not which.name and offset >= LANDMARK_EVERY:
+        if not which.name and offset >= LANDMARK_EVERY:
             marks = self._landmarks(conn, workflow_id, which, order, descending)
             if marks and (k := min(offset // LANDMARK_EVERY, len(marks))):
                 after, offset = marks[k - 1], offset - k * LANDMARK_EVERY
+        from_jobs = (
+            bool(which.state)
+            and after is None
+            and view_rows.start_from_jobs(
+                offset=offset,
+                limit=limit,
+                total=total,
+                runs_in_view=lambda: self._runs_in_view(conn, workflow_id, which.obsolete),
+            )
+        )
         ids = view_rows.page_run_ids(
             conn,
             workflow_id,
@@ -172,11 +179,12 @@ class ViewManager(Operations):
         order: str,
         descending: bool,
     ) -> list[tuple[Any, ...]] | None:
-        """The landmarks of a page without filters (``view_rows.landmarks``), kept while the
-        workflow's runs do not change (its count of runs changed is the same); None while
-        they change faster than ``LANDMARK_SECONDS`` (the page then walks from the start)."""
-        key = (workflow_id, order, descending, which.obsolete)
-        version = counts.read(conn, workflow_id)[counts.RUNS_CHANGED]
+        """The landmarks of a page without a name filter (``view_rows.landmarks``), kept
+        while the workflow's runs do not change (its count of runs changed is the same) and,
+        with a state filter, nor do its jobs (the count of job changes); None while they
+        change faster than ``LANDMARK_SECONDS`` (the page then walks from the start)."""
+        key = (workflow_id, order, descending, which.obsolete, which.state)
+        version = self._marks_version(conn, workflow_id, which)
         now = time.monotonic()
         known = self._marks.get(key)
         if known is not None and known[0] == version:
@@ -188,12 +196,20 @@ class ViewManager(Operations):
         )
         # Read in another statement than the version (PostgreSQL): kept only if no run
         # changed in between.
-        kept = counts.read(conn, workflow_id)[counts.RUNS_CHANGED] == version
+        kept = self._marks_version(conn, workflow_id, which) == version
         with self._lock:
-            self._marks[key] = (version, now, marks) if kept else (-1, now, [])
+            self._marks[key] = (version, now, marks) if kept else ((-1, -1), now, [])
             while len(self._marks) > LANDMARK_VIEWS:
                 del self._marks[next(iter(self._marks))]
         return marks if kept else None
+
+    def _marks_version(
+        self, conn: Connection, workflow_id: int, which: view_rows.RunFilter
+    ) -> tuple[int, int]:
+        """What changes whenever the landmarks of ``which`` may: the runs, and with a state
+        filter the jobs."""
+        read = counts.read(conn, workflow_id)
+        return read[counts.RUNS_CHANGED], read[counts.JOB_CHANGES] if which.state else 0
 
     def _runs_in_view(self, conn: Connection, workflow_id: int, obsolete: str) -> int:
         """How many runs a page without filters would count (what picks the plan of a page

@@ -310,6 +310,19 @@ counts = Table(
     sqlite_with_rowid=False,
 )
 
+# How many jobs of each run are in each state (rows of 0 are deleted), kept by the same
+# triggers (migration 0023): a run enters a state with its first job in it and leaves it
+# with its last, which keeps the counts of runs with a job in a state (task_id -1 in
+# ``counts``) for the runs table's state filter. On PostgreSQL the fold keeps it.
+run_states = Table(
+    "run_states",
+    metadata,
+    Column("run_id", Integer, primary_key=True),
+    Column("state", String(20), primary_key=True),
+    Column("n", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 count_changes = Table(
     "count_changes",
     metadata,
@@ -323,6 +336,8 @@ count_changes = Table(
     Column("task_id", Integer, nullable=False),
     Column("state", String(20), nullable=False),
     Column("change", BigInteger, nullable=False),
+    # The job's run, for a change of jobs (migration 0023): run_states is folded from them.
+    Column("run_id", Integer, nullable=True),
     Index("ix_count_changes_workflow", "workflow_id"),
 )
 

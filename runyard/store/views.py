@@ -92,16 +92,12 @@ def count_runs(conn: Connection, workflow_id: int, which: RunFilter) -> int:
 
 
 def _count_in_state(conn: Connection, workflow_id: int, state: str, obsolete: str) -> int:
-    """The runs with a job in ``state``, counted from the jobs in that state (index
-    ix_jobs_workflow_state_run alone), less those of the runs the page leaves out (the study
-    run and, unless ``obsolete`` is include, the obsolete runs): few, each looked up once.
-    One statement."""
-    in_state = select(func.count(jobs.c.run_id.distinct())).where(
-        jobs.c.workflow_id == workflow_id, jobs.c.state == state
-    )
+    """The runs with a job in ``state``, as the database counts them (runyard.store.counts),
+    less those of the runs the page leaves out (the study run and, unless ``obsolete`` is
+    include, the obsolete runs): few, each looked up once. One statement."""
     # "runs.study" as it is written in the partial index uq_runs_study, so SQLite uses it.
     left_out = [runs.c.workflow_id == workflow_id, text("runs.study")]
-    count = in_state.scalar_subquery() - _count_with_job(left_out, state)
+    count = counts.runs_with_job_in(workflow_id, state) - _count_with_job(left_out, state)
     if obsolete == "exclude":
         obsolete_runs = [
             runs.c.workflow_id == workflow_id,
@@ -186,15 +182,18 @@ def landmarks(
     descending: bool = False,
 ) -> list[tuple[Any, ...]]:
     """The key in ``order`` (its columns, ORDERS) of every ``every``-th run that passes the
-    filters (no state filter): of the runs at offsets every - 1, 2 * every - 1, and so on.
+    filters (no name filter): of the runs at offsets every - 1, 2 * every - 1, and so on.
     A page at offset ``k * every + r`` is then the runs after the k-th landmark from offset
     ``r`` on (``page_run_ids(after=...)``): a short walk in the index instead of one past
     ``k * every`` runs. One walk over the index to make them."""
     columns = ORDERS[order]
     ordering = [c.desc() if descending else c for c in columns]
+    where = _runs_where(conn, workflow_id, which)
+    if which.state:
+        where.append(_has_job_in(which.state))
     numbered = (
         select(*columns, func.row_number().over(order_by=ordering).label("position"))
-        .where(*_runs_where(conn, workflow_id, which))
+        .where(*where)
         .subquery()
     )
     query = (

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from runyard.operations import Runyard
 from runyard.operations.spawn_batch import JobSpawn
+from runyard.states import JobState
 from runyard.store import counts
 from runyard.store.schema import count_changes, jobs, runs
 from tests.integration.test_engine import worker_id
@@ -33,6 +34,14 @@ def counted_rows(ry: Runyard, workflow_id: int) -> dict[tuple[int, str], int]:
         )
         for obsolete, n in by_kind:
             found[(counts.NOT_A_TASK, counts.OBSOLETE_RUNS if obsolete else counts.RUNS)] = n
+        # The runs (any: live, obsolete, the study run) with at least one job in a state.
+        by_state = conn.execute(
+            select(jobs.c.state, func.count(jobs.c.run_id.distinct()))
+            .where(jobs.c.workflow_id == workflow_id)
+            .group_by(jobs.c.state)
+        )
+        for state, n in by_state:
+            found[(counts.RUNS_IN_STATE, str(state))] = int(n)
     return found
 
 
@@ -43,6 +52,12 @@ def kept(ry: Runyard, workflow_id: int) -> dict[tuple[int, str], int]:
     for kind in (counts.RUNS, counts.OBSOLETE_RUNS):
         if read[kind]:
             found[(counts.NOT_A_TASK, kind)] = read[kind]
+    for state, n in read.runs_in_state.items():
+        found[(counts.RUNS_IN_STATE, state)] = n
+    with ry.store.read() as conn:
+        for state in JobState:  # the reading of one state, as the runs table's count does
+            alone = conn.execute(select(counts.runs_with_job_in(workflow_id, state))).scalar()
+            assert alone == read.runs_in_state.get(state, 0), state
     return found
 
 
@@ -57,6 +72,17 @@ def check(ry: Runyard, workflow_id: int) -> None:
     assert kept(ry, workflow_id) == counted_rows(ry, workflow_id)
 
 
+def job_changes(ry: Runyard, workflow_id: int) -> int:
+    """The count of job changes: grows with every change of a job's state, and every job
+    made or deleted, before and after a fold."""
+    with ry.store.read() as conn:
+        before = counts.read(conn, workflow_id)[counts.JOB_CHANGES]
+    ry.views.fold_counts()
+    with ry.store.read() as conn:
+        assert counts.read(conn, workflow_id)[counts.JOB_CHANGES] == before
+    return before
+
+
 def test_the_counts_follow_every_kind_of_change(linear: Runyard) -> None:
     ry = linear
     workflow, tasks = ry.workflows.get("Linear")
@@ -69,7 +95,9 @@ def test_the_counts_follow_every_kind_of_change(linear: Runyard) -> None:
 
     # Claimed, Running, failed, Done.
     wid = worker_id(ry)
+    changes = job_changes(ry, workflow.id)
     claimed = ry.leases.claim(wid, [], 3)
+    assert job_changes(ry, workflow.id) > changes
     ry.leases.fail(claimed[0][0].serial, claimed[0][1].lease_id, "boom")
     ry.leases.complete(claimed[1][0].serial, claimed[1][1].lease_id, {"value": 2})
     check(ry, workflow.id)
@@ -77,7 +105,9 @@ def test_the_counts_follow_every_kind_of_change(linear: Runyard) -> None:
     # Restarted: the failed job Obsolete, a new one Queued; the jobs made count it.
     with ry.store.read() as conn:
         made_before = counts.read(conn, workflow.id)[counts.JOBS_MADE]
+    changes = job_changes(ry, workflow.id)
     ry.runs.restart_new_job(claimed[0][0].serial)
+    assert job_changes(ry, workflow.id) > changes
     with ry.store.read() as conn:
         assert counts.read(conn, workflow.id)[counts.JOBS_MADE] == made_before + 1
     check(ry, workflow.id)
@@ -106,7 +136,9 @@ def test_the_counts_follow_every_kind_of_change(linear: Runyard) -> None:
 
     # A task deleted with its jobs.
     ry.workflows.set_state("Linear", "Draft")
+    changes = job_changes(ry, workflow.id)
     ry.workflows.delete_task("Linear", "Add")
+    assert job_changes(ry, workflow.id) > changes
     check(ry, workflow.id)
     with ry.store.read() as conn:
         read = counts.read(conn, workflow.id)

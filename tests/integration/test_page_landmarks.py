@@ -11,6 +11,7 @@ import pytest
 from runyard.operations import Runyard
 from runyard.operations import views as view_operations
 from runyard.store import views as view_rows
+from tests.integration.test_engine import worker_id
 
 NAMES = ["m", "B", "a", "z", "k", "c", "x", "b", "q", "e", "n", "d", "y", "f", "p", "g", "h"]
 
@@ -26,17 +27,27 @@ def listed(ry: Runyard, **page: Any) -> list[int]:
     return [r["id"] for r in ry.views.runs_page("Linear", **page)["runs"]]
 
 
-def same_pages(ry: Runyard) -> int:
-    """Compare every page of 4 runs; how many pages were compared."""
+EVERY_ORDER = (("sort_order", False), ("sort_order", True), ("name", False), ("name", True))
+
+
+def same_pages(
+    ry: Runyard,
+    states: tuple[str | None, ...] = (None,),
+    obsoletes: tuple[str, ...] = ("exclude", "only", "include"),
+    orders: tuple[tuple[str, bool], ...] = EVERY_ORDER,
+) -> int:
+    """Compare every page of 4 runs, without a state filter or with each of ``states``;
+    how many pages were compared."""
     pages = 0
-    for obsolete in ("exclude", "only", "include"):
-        which = view_rows.RunFilter(obsolete=obsolete)
-        for order in ("sort_order", "name"):
-            for descending in (False, True):
+    for state in states:
+        for obsolete in obsoletes:
+            which = view_rows.RunFilter(state=state, obsolete=obsolete)
+            for order, descending in orders:
                 for offset in range(0, len(NAMES) + 2):
                     page = {"offset": offset, "limit": 4, "order": order, "descending": descending}
                     expected = walked(ry, which, **page)
-                    assert listed(ry, obsolete=obsolete, **page) == expected, (which, page)
+                    found = listed(ry, obsolete=obsolete, state=state, **page)
+                    assert found == expected, (which, page)
                     pages += 1
     return pages
 
@@ -63,3 +74,29 @@ def test_deep_pages_from_landmarks_are_the_pages_walked_from_the_start(
     ry.runs.set_obsolete(made[2].run_id, True)
     ry.jobs.new_run("Linear", "Source", outputs={"value": 1}, name="j")
     same_pages(ry)
+
+
+def test_deep_pages_filtered_by_state_follow_the_jobs_changing_state(
+    linear: Runyard, every_third: None
+) -> None:
+    ry = linear
+    made = [ry.jobs.new_run("Linear", "Source", outputs={"value": 1}, name=n) for n in NAMES]
+    ry.runs.set_obsolete(made[4].run_id, True)
+    states = ("Done", "Queued", "Running")
+    # Both directions, both orders, live runs alone and with the obsolete ones.
+    shapes: dict[str, Any] = {
+        "obsoletes": ("exclude", "include"),
+        "orders": (("sort_order", False), ("name", True)),
+    }
+    assert same_pages(ry, states, **shapes) > 0
+    assert any(key[-1] == "Done" for key in ry.views._marks), "no landmarks of a state"
+
+    # Only jobs change (no run does): some of the Queued Double jobs run, some end Done.
+    wid = worker_id(ry)
+    claimed = ry.leases.claim(wid, [], 9)
+    for job, lease in claimed[::2]:
+        ry.leases.complete(job.serial, lease.lease_id, {"value": 2})
+    same_pages(ry, states, **shapes)
+    # And back: a Done job restarted (a new one Queued beside the Obsolete one).
+    ry.runs.restart_new_job(claimed[0][0].serial)
+    same_pages(ry, ("Queued", "Obsolete", "Done"), **shapes)
