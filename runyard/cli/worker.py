@@ -134,6 +134,24 @@ def worker(
             "task type sets no timeout_seconds (one that does gets a minute above it).",
         ),
     ] = None,
+    slurm_array: Annotated[
+        int,
+        typer.Option(
+            "--slurm-array",
+            min=1,
+            help="With --executor slurm: submit up to N jobs claimed together (and asking for "
+            "the same resources) as one Slurm job array (sbatch --array), one task each; "
+            "1: a Slurm job per job.",
+        ),
+    ] = 1,
+    slurm_array_wait: Annotated[
+        float,
+        typer.Option(
+            "--slurm-array-wait",
+            min=0,
+            help="With --slurm-array: seconds a job waits for others to fill its job array.",
+        ),
+    ] = 0.5,
 ) -> None:
     """Start a worker that claims and runs jobs.
 
@@ -164,7 +182,12 @@ def worker(
             fast_start=fast_start,
             executor=executor.value,
             slurm=SlurmOptions(
-                partition=slurm_partition, cpus=slurm_cpus, memory=slurm_memory, time=slurm_time
+                partition=slurm_partition,
+                cpus=slurm_cpus,
+                memory=slurm_memory,
+                time=slurm_time,
+                array=slurm_array,
+                array_wait=slurm_array_wait,
             ),
         )
     )

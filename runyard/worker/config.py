@@ -17,6 +17,8 @@ class SlurmOptions:
     memory: str | None = None  # as sbatch takes it: 4G, 500M
     time: str | None = None  # as sbatch takes it: minutes, or [days-]hours:minutes:seconds
     poll_seconds: float = 1.0  # how often squeue is asked about the worker's Slurm jobs
+    array: int = 1  # the most jobs submitted together as one job array; 1: none
+    array_wait: float = 0.5  # seconds a job waits for others to fill its job array
 
 
 @dataclass(frozen=True, kw_only=True)

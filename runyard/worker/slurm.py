@@ -16,6 +16,14 @@ also sends the cancellations, so that no thread of the worker waits for Slurm wh
 a job's lock. While Slurm holds a job, pending or running, the worker holds it too: its slot
 waits in ``SlurmJob.wait`` and the heartbeat renews its lease.
 
+With ``--slurm-array N``, jobs that ask Slurm for the same resources and are submitted
+within ``--slurm-array-wait`` of the first (a claim brings many at once) go as one job
+array of up to N tasks: one ``sbatch`` for them all. Task i runs the script ``i.sh`` of the
+array's folder (under the worker's data directory: the job's own variables, its working
+folder, its command), its output appended to ``i.log``, a link to the job's ``job.log``.
+Each task is followed, timed and cancelled on its own (``ID_i``), as a job of its own would
+be.
+
 The task type's timeout counts the script's run time as Slurm measures it (``squeue``'s
 time used), not the time the job waits in Slurm's queue; at the timeout the worker cancels
 the job (``scancel``). Slurm's own time limit (``--time``) is set a minute above it, for the
@@ -27,11 +35,16 @@ The commands' lines and what their answers mean are pure functions, in ``slurm_c
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from runyard.errors import ConfigError
 from runyard.worker.config import SlurmOptions
@@ -41,11 +54,16 @@ from runyard.worker.slurm_commands import (
     Ending,
     SlurmRefused,
     SlurmUnavailable,
+    array_command,
+    array_script,
+    array_task_script,
     batch_script,
+    common_env,
     decide_ending,
     parse_exit_code,
     parse_job_id,
     parse_squeue,
+    resource_options,
     sbatch_command,
 )
 
@@ -78,6 +96,7 @@ class SlurmJob:
         self._used_at = time.monotonic()  # ... when it was read
         self.cancel_requested: float | None = None  # when kill_group asked (monotonic)
         self.cancel_sent: float | None = None  # when the poller last ran scancel for it
+        self.array: JobArray | None = None  # the job array it is a task of
 
     def __repr__(self) -> str:
         return f"<Slurm job {self.job_id} {self.state}>"
@@ -145,6 +164,22 @@ class SlurmJob:
             self._changed.notify_all()
 
 
+@dataclass(eq=False)
+class JobArray:
+    """Jobs gathered for one job array (they ask Slurm for the same ``resources``): the
+    first to come submits it for all, once it is full or ``SlurmOptions.array_wait`` has
+    passed."""
+
+    resources: tuple[str, ...]
+    members: list[tuple[Prepared, int]] = field(default_factory=list)  # with their serials
+    full: threading.Event = field(default_factory=threading.Event)
+    submitted: threading.Event = field(default_factory=threading.Event)
+    jobs: list[SlurmJob] = field(default_factory=list)  # its tasks, once submitted
+    error: Exception | None = None  # why it could not be submitted
+    folder: Path | None = None  # its tasks' scripts and logs; removed once all have ended
+    left: int = 0  # tasks not seen ended
+
+
 # -- the worker's Slurm --------------------------------------------------------------------------
 
 
@@ -152,8 +187,10 @@ class Slurm:
     """A worker's link to Slurm: submits its jobs, follows them (one poller thread) and
     cancels them."""
 
-    def __init__(self, options: SlurmOptions, *, worker: str, server: str) -> None:
+    def __init__(self, options: SlurmOptions, *, worker: str, server: str, data_dir: Path) -> None:
         self.options = options
+        self.arrays = data_dir / "slurm-arrays"  # the folders of job arrays (--slurm-array)
+        self._gathering: dict[tuple[str, ...], JobArray] = {}  # not yet submitted
         # Marks the worker's Slurm jobs (sbatch --comment): those left by an earlier run of
         # the same worker are cancelled when it starts.
         self.comment = f"runyard worker {worker} of {server}"
@@ -176,8 +213,10 @@ class Slurm:
 
     def cancel_leftovers(self) -> list[str]:
         """Cancel the Slurm jobs an earlier run of this worker left (killed, or its machine
-        restarted): their leases are gone and the server runs them again."""
-        done = _command(["squeue", "--noheader", "--me", "--format=%i|%k"])
+        restarted): their leases are gone and the server runs them again. The folders of its
+        job arrays go too."""
+        shutil.rmtree(self.arrays, ignore_errors=True)
+        done = _command(["squeue", "--noheader", "--me", "--array", "--format=%i|%k"])
         if done.returncode != 0:
             log.warning("squeue: %s", done.stderr.strip())
             return []
@@ -192,7 +231,10 @@ class Slurm:
         return left
 
     def submit(self, prepared: Prepared, serial: int, timeout_seconds: float | None) -> SlurmJob:
-        """Hand the prepared job to ``sbatch``, in the job's environment."""
+        """Hand the prepared job to ``sbatch``, in the job's environment (with
+        ``--slurm-array``: as a task of a job array, with the jobs submitted with it)."""
+        if self.options.array > 1:
+            return self._submit_in_array(prepared, serial, timeout_seconds)
         command = sbatch_command(
             prepared,
             serial=serial,
@@ -200,31 +242,77 @@ class Slurm:
             options=self.options,
             comment=self.comment,
         )
-        try:
-            done = subprocess.run(
-                command,
-                input=batch_script(prepared.command),
-                env=prepared.env,
-                cwd=prepared.workdir,
-                capture_output=True,
-                text=True,
-                timeout=COMMAND_TIMEOUT,
-            )
-        except subprocess.TimeoutExpired:
-            raise SlurmUnavailable(f"sbatch gave no answer in {COMMAND_TIMEOUT} s") from None
-        if done.returncode != 0:
-            message = done.stderr.strip() or f"sbatch exited with status {done.returncode}"
-            if "Unable to contact slurm controller" in message or "timed out" in message:
-                raise SlurmUnavailable(message)
-            raise SlurmRefused(f"Slurm refused the job: {message}")
-        job = SlurmJob(parse_job_id(done.stdout), self)
-        log.info("job %s: Slurm job %s", serial, job.job_id)
+        job_id = _sbatch(command, batch_script(prepared.command), prepared.env, prepared.workdir)
+        job = SlurmJob(job_id, self)
+        log.info("job %s: Slurm job %s", serial, job_id)
+        self._follow([job])
+        return job
+
+    def _submit_in_array(
+        self, prepared: Prepared, serial: int, timeout_seconds: float | None
+    ) -> SlurmJob:
+        resources = tuple(resource_options(prepared, timeout_seconds, self.options))
         with self._lock:
-            self._jobs[job.job_id] = job
+            array = self._gathering.get(resources)
+            first = array is None
+            if array is None:
+                array = self._gathering[resources] = JobArray(resources)
+            index = len(array.members)
+            array.members.append((prepared, serial))
+            if len(array.members) >= self.options.array:
+                del self._gathering[resources]
+                array.full.set()
+        if first:
+            array.full.wait(self.options.array_wait)
+            with self._lock:
+                if self._gathering.get(resources) is array:
+                    del self._gathering[resources]
+            try:
+                self._submit_array(array)
+            except Exception as exc:
+                array.error = exc
+            finally:
+                array.submitted.set()
+        array.submitted.wait()
+        if array.error is not None:  # each of its jobs fails (or goes back) with its words
+            raise type(array.error)(*array.error.args)
+        return array.jobs[index]
+
+    def _submit_array(self, array: JobArray) -> None:
+        """Write the tasks' scripts and log links, then ``sbatch --array``."""
+        serials = [serial for _, serial in array.members]
+        self.arrays.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"runyard-{serials[0]}-", dir=self.arrays))
+        try:
+            common = common_env([prepared.env for prepared, _ in array.members])
+            for i, (prepared, _) in enumerate(array.members):
+                (folder / f"{i}.sh").write_text(array_task_script(prepared, common))
+                (folder / f"{i}.log").symlink_to(prepared.log)
+            env = {"PATH": os.environ.get("PATH", os.defpath), **common}  # to find sbatch
+            job_id = _sbatch(
+                array_command(serials, folder, array.resources, self.comment),
+                array_script(folder),
+                env,
+                folder,
+            )
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        array.folder, array.left = folder, len(serials)
+        array.jobs = [SlurmJob(f"{job_id}_{i}", self) for i in range(len(serials))]
+        for job in array.jobs:
+            job.array = array
+        log.info("jobs %s: Slurm job array %s", ", ".join(map(str, serials)), job_id)
+        self._follow(array.jobs)
+
+    def _follow(self, jobs: list[SlurmJob]) -> None:
+        """Have the poller follow newly submitted jobs (started with the first)."""
+        with self._lock:
+            for job in jobs:
+                self._jobs[job.job_id] = job
             if self._poller is None:
                 self._poller = threading.Thread(target=self._poll_loop, name="slurm", daemon=True)
                 self._poller.start()
-        return job
 
     def wake(self) -> None:
         self._wake.set()
@@ -272,7 +360,14 @@ class Slurm:
     def _poll(self, jobs: list[SlurmJob]) -> None:
         ids = ",".join(j.job_id for j in jobs)
         done = _command(
-            ["squeue", "--noheader", "--states=all", "--format=%i|%T|%M", "--jobs=" + ids]
+            [
+                "squeue",
+                "--noheader",
+                "--states=all",
+                "--array",
+                "--format=%i|%T|%M",
+                f"--jobs={ids}",
+            ]
         )
         if done.returncode != 0 and "Invalid job id" not in done.stderr:
             log.warning("squeue: %s; trying again", done.stderr.strip())
@@ -307,9 +402,37 @@ class Slurm:
             ending = decide_ending(
                 job.job_id, state, status, signum, cancelled=job.cancel_requested is not None
             )
+        last_of = None  # the job array whose last task this was
         with self._lock:
             self._jobs.pop(job.job_id, None)
+            if job.array is not None:
+                job.array.left -= 1
+                last_of = job.array if job.array.left == 0 else None
+        if last_of is not None and last_of.folder is not None:
+            shutil.rmtree(last_of.folder, ignore_errors=True)
         job._end(ending, state or "UNKNOWN")
+
+
+def _sbatch(command: list[str], script: str, env: dict[str, str], cwd: Path) -> str:
+    """Run ``sbatch`` with the batch script on its standard input; the job id it gave."""
+    try:
+        done = subprocess.run(
+            command,
+            input=script,
+            env=env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        raise SlurmUnavailable(f"sbatch gave no answer in {COMMAND_TIMEOUT} s") from None
+    if done.returncode != 0:
+        message = done.stderr.strip() or f"sbatch exited with status {done.returncode}"
+        if "Unable to contact slurm controller" in message or "timed out" in message:
+            raise SlurmUnavailable(message)
+        raise SlurmRefused(f"Slurm refused the job: {message}")
+    return parse_job_id(done.stdout)
 
 
 def _command(argv: list[str], timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess[str]:

@@ -1,7 +1,7 @@
 """What a worker asks of Slurm and what Slurm's answers mean, as pure functions: the
-``sbatch`` command line and batch script of a job, the parsing of ``sbatch``, ``squeue`` and
-``scontrol`` output, and the meaning of an ended Slurm job (``decide_ending``). The commands
-themselves are run by ``slurm.Slurm``."""
+``sbatch`` command line and batch script of a job (and of a job array, with its tasks'
+scripts), the parsing of ``sbatch``, ``squeue`` and ``scontrol`` output, and the meaning of
+an ended Slurm job (``decide_ending``). The commands themselves are run by ``slurm.Slurm``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import shlex
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from runyard.worker.config import SlurmOptions
 from runyard.worker.prepare import Prepared
@@ -63,7 +64,7 @@ def sbatch_command(
     comment: str,
 ) -> list[str]:
     """The ``sbatch`` command line of a job (its batch script comes on standard input)."""
-    command = [
+    return [
         "sbatch",
         "--parsable",
         f"--job-name=runyard-{serial}",
@@ -73,9 +74,19 @@ def sbatch_command(
         "--export=ALL",
         "--no-requeue",  # a failed node gives the job back to Runyard instead
         f"--comment={comment}",
+        *resource_options(prepared, timeout_seconds, options),
     ]
+
+
+def resource_options(
+    prepared: Prepared, timeout_seconds: float | None, options: SlurmOptions
+) -> list[str]:
+    """What a job asks of Slurm (``--partition``, ``--cpus-per-task``, ``--mem``, ``--time``):
+    the task type's resources over the worker's options. Jobs that ask the same may share a
+    job array."""
     asked = {k: v for k, v in prepared.resources.items() if k in RESOURCES and v}
     options = dataclasses.replace(options, **asked)  # the task type's, over the worker's
+    command = []
     if options.partition:
         command.append(f"--partition={options.partition}")
     if options.cpus:
@@ -88,6 +99,55 @@ def sbatch_command(
     return command
 
 
+def array_command(
+    serials: Sequence[int], folder: Path, resources: Sequence[str], comment: str
+) -> list[str]:
+    """The ``sbatch`` command line of a job array, one task per job (task i: ``serials[i]``).
+    Task i runs ``FOLDER/i.sh`` (``array_task_script``), its output appended to
+    ``FOLDER/i.log``: a link to the job's ``job.log``, so that Slurm's own messages about the
+    task land there too."""
+    return [
+        "sbatch",
+        "--parsable",
+        f"--array=0-{len(serials) - 1}",
+        f"--job-name=runyard-{serials[0]}-{serials[-1]}",
+        f"--chdir={folder}",
+        f"--output={folder}/%a.log",
+        "--open-mode=append",
+        "--export=ALL",
+        "--no-requeue",
+        f"--comment={comment}",
+        *resources,
+    ]
+
+
+def array_script(folder: Path) -> str:
+    """The batch script of a job array: each task runs its job's script (``i.sh``)."""
+    return f'#!/bin/sh\nexec /bin/sh {shlex.quote(str(folder))}/"$SLURM_ARRAY_TASK_ID.sh"\n'
+
+
+def common_env(envs: Sequence[dict[str, str]]) -> dict[str, str]:
+    """The variables that every job of an array has, with the same value: ``sbatch``'s
+    environment (``--export=ALL``); each task sets the rest of its job's itself."""
+    first, *others = envs
+    return {k: v for k, v in first.items() if all(e.get(k) == v for e in others)}
+
+
+def array_task_script(prepared: Prepared, common: dict[str, str]) -> str:
+    """A job's part of a job array: its own variables (those not in ``common``: its token,
+    its serial, ...), its working folder, then its command in place of the shell."""
+    lines = ["#!/bin/sh"]
+    for name, value in sorted(prepared.env.items()):
+        if common.get(name) != value and _NAME.fullmatch(name):
+            lines.append(f"export {name}={shlex.quote(value)}")
+    lines.append(f"cd {shlex.quote(str(prepared.workdir))} || exit 1")
+    lines.append("exec " + shlex.join(prepared.command))
+    return "\n".join(lines) + "\n"
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a variable the shell can export
+
+
 def batch_script(command: Sequence[str]) -> str:
     """The batch script: the job's command, run in place of the shell (its exit status is
     the Slurm job's)."""
@@ -95,7 +155,8 @@ def batch_script(command: Sequence[str]) -> str:
 
 
 def parse_job_id(output: str) -> str:
-    """The job id ``sbatch --parsable`` prints (``ID`` or ``ID;CLUSTER``)."""
+    """The job id ``sbatch --parsable`` prints (``ID`` or ``ID;CLUSTER``; of a job array,
+    its tasks are ``ID_0``, ``ID_1``, ...)."""
     job_id = output.strip().split(";", 1)[0]
     if not job_id.isdigit():
         raise SlurmRefused(f"sbatch printed no job id: {output.strip()!r}")

@@ -62,7 +62,9 @@ class Worker(Claiming):
         # With --executor slurm: scripts run as Slurm jobs (no fork server, no reused child).
         self.slurm: Slurm | None = None
         if config.executor == "slurm":
-            self.slurm = Slurm(config.slurm, worker=config.name, server=config.server)
+            self.slurm = Slurm(
+                config.slurm, worker=config.name, server=config.server, data_dir=config.data_dir
+            )
         self._installing: set[str] = set()  # environments an admin asked for, being made
         self.started = 0  # jobs started so far
         self._finished = False

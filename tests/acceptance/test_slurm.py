@@ -11,7 +11,9 @@
   Slurm lets it;
 - aborting a job on the server cancels its Slurm job (``squeue`` lists it no more); so does a
   worker giving its jobs back on SIGTERM, and a worker started again after ``kill -9``
-  cancels the Slurm jobs that its earlier run left.
+  cancels the Slurm jobs that its earlier run left;
+- with ``--slurm-array``, jobs claimed together run as the tasks of one job array, each Done
+  or Failed on its own with its output in its job log; aborting one cancels its task only.
 
 Needs Slurm's commands and ``SLURM_CONF`` of a running cluster (``RUNYARD_TEST_SLURM=1``, set
 by ``scripts/slurm.sh``); skipped without them, except under ``scripts/test``
@@ -66,8 +68,10 @@ if value < 0:
     sys.exit(-value)
 if value >= 1000:
     time.sleep(600)
+array = os.environ.get("SLURM_ARRAY_JOB_ID")
 task.finish({
     "value": value * 2,
+    "slurm_array": f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else "",
     "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),
     "slurm_job_name": os.environ.get("SLURM_JOB_NAME", ""),
     "cwd": os.getcwd(),
@@ -80,8 +84,9 @@ def write_packages(root: Path) -> list[Path]:
     without) and a workflow of each after Test.Source."""
     packages = [TASK_TYPES / "Source"]
     for name, timeout, outputs in (
-        ("Test.SlurmProbe", TIMEOUT_SECONDS, ["value:Int", "slurm_job_id:String",
-                                              "slurm_job_name:String", "cwd:String"]),
+        ("Test.SlurmProbe", TIMEOUT_SECONDS, ["value:Int", "slurm_array:String",
+                                              "slurm_job_id:String", "slurm_job_name:String",
+                                              "cwd:String"]),
         ("Test.SlurmSleep", None, ["value:Int"]),
     ):  # fmt: skip
         folder = root / name
@@ -219,7 +224,7 @@ def test_jobs_run_as_slurm_jobs_and_are_done_with_their_outputs(
         outputs = job["outputs"]
         assert outputs["value"] == value * 2
         assert outputs["slurm_job_name"] == f"runyard-{serial}"
-        assert outputs["slurm_job_id"].isdigit(), outputs
+        assert outputs["slurm_job_id"].isdigit() and outputs["slurm_array"] == "", outputs
         assert "/jobs/job-" in outputs["cwd"] and str(tmp_path / "done") in outputs["cwd"]
         fields = scontrol(outputs["slurm_job_id"])
         assert fields["JobName"] == f"runyard-{serial}"
@@ -352,3 +357,87 @@ def test_a_worker_giving_its_jobs_back_or_started_again_cancels_their_slurm_jobs
     finally:
         worker.signal(signal.SIGTERM)
         assert worker.wait(timeout=60) == 0, worker.log()
+
+
+def test_jobs_claimed_together_run_as_the_tasks_of_one_job_array(
+    server: Installation, tmp_path: Path
+) -> None:
+    values = (1, 2, 3, -3)
+    serials = [new_run(server, "SlurmProbe", f"array-{v}", v) for v in values]
+    worker = slurm_worker(
+        server,
+        tmp_path / "array",
+        *("--max-jobs", "4", "--burst", "--slurm-array", "4", "--slurm-array-wait", "60"),
+    )
+    assert worker.wait(timeout=120) == 0, worker.log()
+    done = [server.job(serial) for serial in serials[:3]]
+    arrays = {job["outputs"]["slurm_array"].partition("_")[0] for job in done}
+    assert len(arrays) == 1 and arrays != {""}, done  # one array: one sbatch for the four
+    (array,) = arrays
+    tasks = set()
+    for value, serial, job in zip(values, serials, done, strict=False):
+        outputs = job["outputs"]
+        assert job["state"] == "Done" and outputs["value"] == value * 2, job
+        assert outputs["slurm_job_name"] == f"runyard-{min(serials)}-{max(serials)}"
+        assert "/jobs/job-" in outputs["cwd"], "each task in its job's working folder"
+        tasks.add(outputs["slurm_array"])
+        fields = scontrol(outputs["slurm_array"])
+        assert fields["JobState"] == "COMPLETED" and fields["ExitCode"] == "0:0", fields
+        assert f"serial {serial} in Slurm job {outputs['slurm_job_id']}" in job_log(server, serial)
+    failed = server.job(serials[3])
+    assert failed["state"] == "Failed", failed
+    assert "the script exited with status 3" in failed["error"], failed["error"]
+    (task,) = {f"{array}_{i}" for i in range(4)} - tasks
+    fields = scontrol(task)
+    assert fields["JobState"] == "FAILED" and fields["ExitCode"] == "3:0", fields
+    assert f"serial {serials[3]} in Slurm job" in job_log(server, serials[3])
+    assert f"Slurm job array {array}" in worker.log()
+    folders = tmp_path / "array" / "workers" / "array" / "slurm-arrays"
+    assert list(folders.iterdir()) == [], "an array's folder goes once its tasks have ended"
+
+
+def test_aborting_a_job_cancels_its_task_of_the_job_array_only(
+    server: Installation, tmp_path: Path
+) -> None:
+    serials = [new_run(server, "SlurmSleep", f"array-abort-{i}", 1000) for i in (1, 2)]
+    worker = slurm_worker(
+        server,
+        tmp_path / "array-abort",
+        *("--max-jobs", "2", "--grace", "0", "--slurm-array", "2", "--slurm-array-wait", "60"),
+    )
+    try:
+        array = wait_for(lambda: array_of(worker), "the job array submitted", timeout=60)
+        tasks = [f"{array}_0", f"{array}_1"]
+        wait_for(
+            lambda: all(scontrol(t).get("JobState") == "RUNNING" for t in tasks),
+            "both tasks running",
+            timeout=60,
+        )
+        # Which task runs the first job: the Slurm job id its script printed to its log.
+        printed = wait_for(
+            lambda: re.search(
+                rf"serial {serials[0]} in Slurm job (\d+)", job_log(server, serials[0])
+            ),
+            "the first job's script started",
+            timeout=30,
+            interval=0.5,
+        )
+        first = next(t for t in tasks if scontrol(t)["JobId"] == printed[1])
+        other = next(t for t in tasks if t != first)
+        server.cli("job", "abort", str(serials[0]))
+        wait_for(lambda: not queued_in_slurm(first), "its task cancelled", timeout=30)
+        assert scontrol(first)["JobState"] == "CANCELLED"
+        assert server.job(serials[0])["state"] == "Aborted"
+        assert scontrol(other)["JobState"] == "RUNNING", "the other task runs on"
+        assert server.job(serials[1])["state"] == "Running"
+    finally:
+        worker.signal(signal.SIGTERM)  # no grace: the other job is given back, its task cancelled
+        assert worker.wait(timeout=60) == 0, worker.log()
+    assert scontrol(other)["JobState"] == "CANCELLED"
+    assert server.job(serials[1])["state"] == "Queued"
+
+
+def array_of(worker: Worker) -> str | None:
+    """The id of the job array the worker's log names (None before it submitted one)."""
+    match = re.search(r"Slurm job array (\d+)", worker.log())
+    return match[1] if match else None

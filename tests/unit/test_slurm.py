@@ -5,6 +5,7 @@ counts the task type's timeout (run time, not time in Slurm's queue). The real t
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -19,13 +20,13 @@ from runyard.worker.claimed import Claimed
 from runyard.worker.config import SlurmOptions
 from runyard.worker.prepare import Prepared
 from runyard.worker.processes import GiveBack
-from runyard.worker.slurm import SlurmJob
+from runyard.worker.slurm import Slurm, SlurmJob
 from runyard.worker.slurm_commands import Ending, decide_ending
 
 
 def prepared(tmp_path: Path, **fields: Any) -> Prepared:
     workdir = tmp_path / "work dir"
-    workdir.mkdir(exist_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     return Prepared(
         command=[sys.executable, "/opt/task types/main.py"],
         env={"RUNYARD_JOB_SERIAL": "7"},
@@ -270,3 +271,162 @@ def test_a_job_that_sbatch_refuses_is_failed_with_its_words_and_one_it_cannot_re
     away = Refusing(slurm_commands.SlurmUnavailable("Unable to contact slurm controller"))
     with pytest.raises(GiveBack, match="Unable to contact"):
         runner.run(claimed(), prepared(tmp_path), None, None, away)  # type: ignore[arg-type]
+
+
+# -- job arrays (--slurm-array) -------------------------------------------------------------
+
+
+def test_a_job_array_runs_each_task_from_its_own_script_with_its_output_in_its_folder(
+    tmp_path: Path,
+) -> None:
+    command = slurm_commands.array_command([7, 8, 9], tmp_path, ["--mem=1G"], "runyard worker w")
+    assert command == [
+        "sbatch",
+        "--parsable",
+        "--array=0-2",
+        "--job-name=runyard-7-9",
+        f"--chdir={tmp_path}",
+        f"--output={tmp_path}/%a.log",
+        "--open-mode=append",
+        "--export=ALL",
+        "--no-requeue",
+        "--comment=runyard worker w",
+        "--mem=1G",
+    ]
+    folder = tmp_path / "the array folder"
+    assert slurm_commands.array_script(folder) == (
+        f"#!/bin/sh\nexec /bin/sh '{folder}'/\"$SLURM_ARRAY_TASK_ID.sh\"\n"
+    )
+
+
+def test_an_array_task_sets_only_its_own_variables_then_runs_its_command_in_its_folder(
+    tmp_path: Path,
+) -> None:
+    jobs = [
+        prepared(tmp_path, serial=7),
+        prepared(tmp_path, serial=8),
+    ]
+    jobs[0].env.update({"PATH": "/bin", "RUNYARD_JOB_TOKEN": "ry_job_7 'x'", "BASH_FUNC_f%%": "()"})
+    jobs[1].env.update({"PATH": "/bin", "RUNYARD_JOB_SERIAL": "8", "RUNYARD_JOB_TOKEN": "t8"})
+    common = slurm_commands.common_env([job.env for job in jobs])
+    assert common == {"PATH": "/bin"}
+    script = slurm_commands.array_task_script(jobs[0], common)
+    assert script.splitlines() == [
+        "#!/bin/sh",
+        "export RUNYARD_JOB_SERIAL=7",
+        "export RUNYARD_JOB_TOKEN='ry_job_7 '\"'\"'x'\"'\"''",
+        f"cd '{jobs[0].workdir}' || exit 1",
+        f"exec {sys.executable} '/opt/task types/main.py'",
+    ]
+    # What the shell makes of it: the job's values, exactly.
+    run = subprocess.run(
+        ["/bin/sh", "-c", script.replace("exec ", 'echo "$RUNYARD_JOB_TOKEN" ', 1) + "pwd"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/bin:/usr/bin"},
+    )
+    assert run.stdout.splitlines()[0].startswith("ry_job_7 'x' ")
+
+
+def fake_slurm_commands(folder: Path, sbatch: str) -> Path:
+    """A folder with ``sbatch`` (``sbatch`` is its body: it may save what it was given and
+    print an id) and ``squeue``/``scontrol`` that know no job: enough for ``Slurm.submit``."""
+    folder.mkdir()
+    for name, body in (
+        ("sbatch", sbatch),
+        ("squeue", "exit 0"),
+        ("scontrol", 'echo "Invalid job id specified" >&2; exit 1'),
+    ):
+        (folder / name).write_text(f"#!/bin/sh\n{body}\n")
+        (folder / name).chmod(0o755)
+    return folder
+
+
+def submit_together(slurm: Slurm, jobs: list[Prepared]) -> list[SlurmJob | Exception]:
+    """Each job submitted by a thread of its own, as a worker's slots do."""
+    results: list[SlurmJob | Exception] = [Exception("not submitted")] * len(jobs)
+
+    def submit(i: int) -> None:
+        try:
+            results[i] = slurm.submit(jobs[i], jobs[i].serial, None)
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+def array_jobs(tmp_path: Path, count: int, **fields: Any) -> list[Prepared]:
+    jobs = []
+    for serial in range(1, count + 1):
+        job = prepared(tmp_path / str(serial), serial=serial, **fields)
+        job.env["RUNYARD_JOB_SERIAL"] = str(serial)
+        jobs.append(job)
+    return jobs
+
+
+def test_jobs_submitted_together_share_job_arrays_of_at_most_the_workers_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    bin_dir = fake_slurm_commands(
+        tmp_path / "bin",
+        f'echo "$@" > {calls}/$$.args; cat > {calls}/$$.script; echo $$',
+    )
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    slurm = Slurm(
+        SlurmOptions(array=3, poll_seconds=3600), worker="w", server="s", data_dir=tmp_path / "w"
+    )
+    small = array_jobs(tmp_path / "small", 4)
+    big = array_jobs(tmp_path / "big", 1, resources={"memory": "64G"})
+    try:
+        jobs = submit_together(slurm, [*small, *big])
+        assert all(isinstance(job, SlurmJob) for job in jobs), jobs
+        arrays: dict[str, list[str]] = {}
+        for job in jobs:
+            assert isinstance(job, SlurmJob)
+            array, _, task = job.job_id.partition("_")
+            arrays.setdefault(array, []).append(task)
+        # 4 + 1 jobs: arrays of 3 and 1 for the same resources, 1 for the big job's.
+        assert sorted(len(tasks) for tasks in arrays.values()) == [1, 1, 3], arrays
+        big_array = jobs[-1].job_id.partition("_")[0]  # type: ignore[union-attr]
+        for array, tasks in arrays.items():
+            assert sorted(tasks) == [str(i) for i in range(len(tasks))]
+            args = (calls / f"{array}.args").read_text()
+            assert f"--array=0-{len(tasks) - 1}" in args
+            assert ("--mem=64G" in args) == (array == big_array), args
+        folders = list((tmp_path / "w" / "slurm-arrays").iterdir())
+        assert len(folders) == 3
+        for job, source in zip(jobs, [*small, *big], strict=True):
+            assert isinstance(job, SlurmJob) and job.array is not None
+            assert job.array.folder is not None
+            task = job.job_id.partition("_")[2]
+            assert (job.array.folder / f"{task}.log").resolve() == source.log.resolve()
+            script = (job.array.folder / f"{task}.sh").read_text()
+            # Its own serial, unless it is alone (then sbatch's environment has it).
+            alone = len(job.array.jobs) == 1
+            assert (f"export RUNYARD_JOB_SERIAL={source.serial}\n" in script) != alone
+            assert f"cd '{source.workdir}'" in script
+    finally:
+        slurm.close()
+
+
+def test_an_array_that_sbatch_refuses_fails_each_of_its_jobs_and_leaves_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = fake_slurm_commands(
+        tmp_path / "bin",
+        'echo "sbatch: error: Batch job submission failed: Invalid qos" >&2; exit 1',
+    )
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    slurm = Slurm(SlurmOptions(array=10), worker="w", server="s", data_dir=tmp_path / "w")
+    results = submit_together(slurm, array_jobs(tmp_path, 3))
+    for result in results:
+        assert isinstance(result, slurm_commands.SlurmRefused), result
+        assert "Invalid qos" in str(result)
+    assert list((tmp_path / "w" / "slurm-arrays").iterdir()) == []
