@@ -22,7 +22,7 @@ array of up to N tasks: one ``sbatch`` for them all. Task i runs the script ``i.
 array's folder (under the worker's data directory: the job's own variables, its working
 folder, its command), its output appended to ``i.log``, a link to the job's ``job.log``.
 Each task is followed, timed and cancelled on its own (``ID_i``), as a job of its own would
-be.
+be. How jobs are gathered into arrays: ``slurm_arrays``.
 
 The task type's timeout counts the script's run time as Slurm measures it (``squeue``'s
 time used), not the time the job waits in Slurm's queue; at the timeout the worker cancels
@@ -43,12 +43,12 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from runyard.errors import ConfigError
 from runyard.worker.config import SlurmOptions
 from runyard.worker.prepare import Prepared
+from runyard.worker.slurm_arrays import Gathering, JobArray, write_array_folder
 from runyard.worker.slurm_commands import (
     ENDED,
     Ending,
@@ -56,9 +56,7 @@ from runyard.worker.slurm_commands import (
     SlurmUnavailable,
     array_command,
     array_script,
-    array_task_script,
     batch_script,
-    common_env,
     decide_ending,
     parse_exit_code,
     parse_job_id,
@@ -164,22 +162,6 @@ class SlurmJob:
             self._changed.notify_all()
 
 
-@dataclass(eq=False)
-class JobArray:
-    """Jobs gathered for one job array (they ask Slurm for the same ``resources``): the
-    first to come submits it for all, once it is full or ``SlurmOptions.array_wait`` has
-    passed."""
-
-    resources: tuple[str, ...]
-    members: list[tuple[Prepared, int]] = field(default_factory=list)  # with their serials
-    full: threading.Event = field(default_factory=threading.Event)
-    submitted: threading.Event = field(default_factory=threading.Event)
-    jobs: list[SlurmJob] = field(default_factory=list)  # its tasks, once submitted
-    error: Exception | None = None  # why it could not be submitted
-    folder: Path | None = None  # its tasks' scripts and logs; removed once all have ended
-    left: int = 0  # tasks not seen ended
-
-
 # -- the worker's Slurm --------------------------------------------------------------------------
 
 
@@ -190,7 +172,7 @@ class Slurm:
     def __init__(self, options: SlurmOptions, *, worker: str, server: str, data_dir: Path) -> None:
         self.options = options
         self.arrays = data_dir / "slurm-arrays"  # the folders of job arrays (--slurm-array)
-        self._gathering: dict[tuple[str, ...], JobArray] = {}  # not yet submitted
+        self._gathering = Gathering(options.array, options.array_wait)
         # Marks the worker's Slurm jobs (sbatch --comment): those left by an earlier run of
         # the same worker are cancelled when it starts.
         self.comment = f"runyard worker {worker} of {server}"
@@ -252,42 +234,16 @@ class Slurm:
         self, prepared: Prepared, serial: int, timeout_seconds: float | None
     ) -> SlurmJob:
         resources = tuple(resource_options(prepared, timeout_seconds, self.options))
-        with self._lock:
-            array = self._gathering.get(resources)
-            first = array is None
-            if array is None:
-                array = self._gathering[resources] = JobArray(resources)
-            index = len(array.members)
-            array.members.append((prepared, serial))
-            if len(array.members) >= self.options.array:
-                del self._gathering[resources]
-                array.full.set()
-        if first:
-            array.full.wait(self.options.array_wait)
-            with self._lock:
-                if self._gathering.get(resources) is array:
-                    del self._gathering[resources]
-            try:
-                self._submit_array(array)
-            except Exception as exc:
-                array.error = exc
-            finally:
-                array.submitted.set()
-        array.submitted.wait()
-        if array.error is not None:  # each of its jobs fails (or goes back) with its words
-            raise type(array.error)(*array.error.args)
+        array, index = self._gathering.join(prepared, serial, resources, self._submit_array)
         return array.jobs[index]
 
     def _submit_array(self, array: JobArray) -> None:
-        """Write the tasks' scripts and log links, then ``sbatch --array``."""
+        """Write the array's folder, then ``sbatch --array``."""
         serials = [serial for _, serial in array.members]
         self.arrays.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=f"runyard-{serials[0]}-", dir=self.arrays))
         try:
-            common = common_env([prepared.env for prepared, _ in array.members])
-            for i, (prepared, _) in enumerate(array.members):
-                (folder / f"{i}.sh").write_text(array_task_script(prepared, common))
-                (folder / f"{i}.log").symlink_to(prepared.log)
+            common = write_array_folder(folder, array.members)
             env = {"PATH": os.environ.get("PATH", os.defpath), **common}  # to find sbatch
             job_id = _sbatch(
                 array_command(serials, folder, array.resources, self.comment),
