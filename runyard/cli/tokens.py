@@ -80,7 +80,7 @@ def token_list(
     for t in rows:
         table.add_row(
             str(t["id"]), t["kind"], t["name"], t["label"], t["created_at"] or "",
-            t["last_used_at"] or "not recorded",
+            t["last_used_at"] or "never",
         )  # fmt: skip
     console.print(table)
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,9 @@ def token_hash(token: str) -> str:
 # How long a looked-up admin or worker token is trusted without asking the database again
 # (a token revoked is forgotten at once, in every server process: within this time anyway).
 TOKEN_CACHE_SECONDS = 5.0
+# How often a server process writes down when tokens were used (it notes each use in
+# memory): a token's "last used" is that late at most.
+TOKEN_USE_SECONDS = 30.0
 
 
 class AuthManager(Operations):
@@ -71,6 +76,8 @@ class AuthManager(Operations):
         super().__init__(*args, **kwargs)
         self._known: dict[str, tuple[float, Principal]] = {}  # token hash -> (until, who)
         self.cache_seconds = TOKEN_CACHE_SECONDS
+        self._used: dict[str, datetime] = {}  # token hash -> last used, not yet written
+        self._used_lock = threading.Lock()
         # Other caches of principals (the sessions'), told of each forget: a hash, or None.
         self.on_forget: list[Callable[[str | None], None]] = []
         # Another server process revoked tokens: forget every look-up here.
@@ -178,15 +185,29 @@ class AuthManager(Operations):
         key = token_hash(token)
         cached = self._known.get(key)
         if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        with self.store.read() as conn:
-            found = worker_rows.find_token(conn, key)
-            if found is None:
-                raise Unauthorized("the token is not valid (unknown or revoked)")
-            kind, name = found
-            principal = self.user(conn, name) if kind == "user" else Principal(kind=kind, name=name)
-        self._known[key] = (time.monotonic() + self.cache_seconds, principal)
+            principal = cached[1]
+        else:
+            with self.store.read() as conn:
+                found = worker_rows.find_token(conn, key)
+                if found is None:
+                    raise Unauthorized("the token is not valid (unknown or revoked)")
+                kind, name = found
+                principal = (
+                    self.user(conn, name) if kind == "user" else Principal(kind=kind, name=name)
+                )
+            self._known[key] = (time.monotonic() + self.cache_seconds, principal)
+        with self._used_lock:
+            self._used[key] = self.now()
         return principal
+
+    def write_token_use(self) -> None:
+        """Write down when the tokens used since the last call were last used (the server
+        calls it every ``TOKEN_USE_SECONDS`` and when it stops)."""
+        with self._used_lock:
+            used, self._used = self._used, {}
+        if used:
+            with self.store.write() as conn:
+                worker_rows.note_token_use(conn, used)
 
     def user(self, conn: Connection, name: str) -> Principal:
         """The principal of the user ``name``; Unauthorized if there is none or it is

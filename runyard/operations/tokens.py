@@ -29,7 +29,8 @@ class TokenManager(Operations):
     ) -> list[dict[str, Any]]:
         """The caller's personal tokens (``everyone``: every user's); ``workers``: the worker
         tokens and the admin token too. Each: id, kind (personal, admin, worker), name (the
-        user or worker), user, label, created_at, last_used_at (not recorded: null)."""
+        user or worker), user, label, created_at, last_used_at (null: not used since Runyard
+        recorded it; to within ``TOKEN_USE_SECONDS``)."""
         if (everyone or workers) and not caller.is_admin:
             raise Forbidden("only an admin may list every user's tokens or the worker tokens")
         with self.store.read() as conn:
@@ -128,8 +129,8 @@ def admin_token_id(conn: Connection) -> int | None:
 
 def _personal(token: dict[str, Any], admin_id: int | None) -> dict[str, Any]:
     kind = "admin" if token["id"] == admin_id else "personal"
-    return {"kind": kind, "name": token["user"], **token, "last_used_at": None}
+    return {"kind": kind, "name": token["user"], **token}
 
 
 def _worker(token: dict[str, Any]) -> dict[str, Any]:
-    return {"kind": "worker", **token, "user": None, "label": "", "last_used_at": None}
+    return {"kind": "worker", **token, "user": None, "label": ""}

@@ -21,6 +21,7 @@ import runyard
 from runyard import web
 from runyard.errors import RunyardError
 from runyard.operations import Runyard
+from runyard.operations.auth import TOKEN_USE_SECONDS
 from runyard.operations.base import request_address
 from runyard.server import (
     accounts,
@@ -185,6 +186,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             stopping,
         )
     ]
+    # Write down when tokens were last used (noted in memory at each request).
+    chores.append(_every(TOKEN_USE_SECONDS, ry.auth.write_token_use, "noting token use", stopping))
     if ry.store.dialect == "postgresql":
         # Fold the changes of the counts of jobs and runs into the counts, so that a reading
         # adds up few of them (runyard.store.counts); a full batch means more may wait.
@@ -197,6 +200,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         # database connection after the store closed them (a connection left open).
         stopping.set()
         await asyncio.gather(*tasks)
+        try:
+            await run_in_threadpool(ry.auth.write_token_use)  # the uses since the last time
+        except Exception:
+            log.exception("noting token use failed")
         await run_in_threadpool(ry.changed.stop)
 
 

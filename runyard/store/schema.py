@@ -363,6 +363,9 @@ tokens = Table(
     Column("created_at", Timestamp(), nullable=False),
     Column("revoked_at", Timestamp(), nullable=True),
     Column("label", String(200), nullable=True),  # what a user named a personal token
+    # When it was last used (migration 0024): noted by each server process in memory and
+    # written every TOKEN_USE_SECONDS (runyard.operations.auth); null: never since then.
+    Column("last_used_at", Timestamp(), nullable=True),
 )
 
 userdata_mappings = Table(

@@ -265,14 +265,20 @@ def insert_user_token(
 
 def list_user_tokens(conn: Connection, user: str | None) -> list[dict[str, Any]]:
     """The personal tokens of ``user`` (None: of everyone), not revoked, newest first."""
-    query = select(tokens.c.id, tokens.c.name, tokens.c.label, tokens.c.created_at).where(
-        tokens.c.kind == "user", tokens.c.revoked_at.is_(None)
-    )
+    query = select(
+        tokens.c.id, tokens.c.name, tokens.c.label, tokens.c.created_at, tokens.c.last_used_at
+    ).where(tokens.c.kind == "user", tokens.c.revoked_at.is_(None))
     if user is not None:
         query = query.where(tokens.c.name == user)
     rows = conn.execute(query.order_by(tokens.c.id.desc()))
     return [
-        {"id": r.id, "user": r.name, "label": r.label or "", "created_at": r.created_at}
+        {
+            "id": r.id,
+            "user": r.name,
+            "label": r.label or "",
+            "created_at": r.created_at,
+            "last_used_at": r.last_used_at,
+        }
         for r in rows
     ]
 

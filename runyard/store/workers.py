@@ -6,7 +6,17 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, delete, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from runyard.models import Worker
 from runyard.states import JobState
@@ -112,6 +122,22 @@ def insert_token(conn: Connection, *, token_hash: str, kind: str, name: str, now
     conn.execute(insert(tokens).values(token_hash=token_hash, kind=kind, name=name, created_at=now))
 
 
+def note_token_use(conn: Connection, used: dict[str, datetime]) -> None:
+    """Record when tokens (by hash) were last used; an older time never replaces a newer one
+    (another server process may have written it)."""
+    if not used:
+        return
+    conn.execute(
+        update(tokens)
+        .where(
+            tokens.c.token_hash == bindparam("b_hash"),
+            or_(tokens.c.last_used_at.is_(None), tokens.c.last_used_at < bindparam("b_at")),
+        )
+        .values(last_used_at=bindparam("b_at")),
+        [{"b_hash": key, "b_at": at} for key, at in sorted(used.items())],
+    )
+
+
 def find_token(conn: Connection, token_hash: str) -> tuple[str, str] | None:
     """(kind, name) of a token that is not revoked."""
     row = conn.execute(
@@ -124,11 +150,14 @@ def find_token(conn: Connection, token_hash: str) -> tuple[str, str] | None:
 
 def list_worker_tokens(conn: Connection) -> list[dict[str, Any]]:
     """The worker tokens that are not revoked, by worker name, then newest first."""
-    query = select(tokens.c.id, tokens.c.name, tokens.c.created_at).where(
+    query = select(tokens.c.id, tokens.c.name, tokens.c.created_at, tokens.c.last_used_at).where(
         tokens.c.kind == "worker", tokens.c.revoked_at.is_(None)
     )
     rows = conn.execute(query.order_by(tokens.c.name, tokens.c.id.desc()))
-    return [{"id": r.id, "name": r.name, "created_at": r.created_at} for r in rows]
+    return [
+        {"id": r.id, "name": r.name, "created_at": r.created_at, "last_used_at": r.last_used_at}
+        for r in rows
+    ]
 
 
 def find_token_by_id(conn: Connection, token_id: int) -> dict[str, Any] | None:

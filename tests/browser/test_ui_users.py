@@ -210,8 +210,9 @@ def test_my_tokens_and_changing_my_password(
     expect(shown).to_have_value(re.compile(".{20,}"))
     token = shown.input_value()
     expect(page.get_by_role("button", name="Copy")).to_be_visible()
-    assert call(lab, token, "GET", "/api/me").json()["name"] == "dee-ui"
     listed = page.locator("table.tokens tbody tr[data-token]")
+    expect(listed.locator(".token-used")).to_have_text("never")  # not used yet
+    assert call(lab, token, "GET", "/api/me").json()["name"] == "dee-ui"
     expect(listed).to_have_count(1)
     expect(listed.locator(".token-label")).to_have_text("laptop CLI")
     # Shown once: the list never shows it again.

@@ -1,5 +1,6 @@
-"""The server's background chores (sweeping expired leases; on PostgreSQL folding the
-counts' changes) around its start and stop, on SQLite and PostgreSQL."""
+"""The server's background chores (sweeping expired leases, writing down when tokens were
+used; on PostgreSQL folding the counts' changes) around its start and stop, on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from runyard.operations import Runyard
 from runyard.server.app import create_app
 from runyard.settings import Settings
+from runyard.store import workers
 
 
 def test_a_server_stops_only_once_its_chore_in_progress_has_finished(
@@ -52,3 +54,20 @@ def test_a_server_stops_only_once_its_chore_in_progress_has_finished(
         release.set()
         ry.close()
     assert said[:2] == ["swept", "stopped"]
+
+
+def test_a_server_that_stops_writes_down_the_token_uses_it_has_not_written_yet(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    ry = Runyard(settings).open()
+    try:
+        token = ry.auth.create_worker_token("pc-1")
+        with TestClient(create_app(ry)) as client:  # stopped long before TOKEN_USE_SECONDS
+            me = client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == 200, me.text
+        with ry.store.read() as conn:
+            (listed,) = workers.list_worker_tokens(conn)
+        assert listed["last_used_at"] is not None
+    finally:
+        ry.close()

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import stat
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 from runyard.errors import Unauthorized
 from runyard.operations import Runyard
+from runyard.operations.auth import token_hash
 from runyard.settings import Settings
+from runyard.store import workers
 from tests.integration.conftest import Server, error
 
 
@@ -155,3 +158,27 @@ def test_a_revocation_reaches_the_other_server_processes_at_once(
             time.sleep(0.05)
     finally:
         other.close()
+
+
+def test_when_a_token_was_last_used_is_written_down_and_never_goes_back(server: Server) -> None:
+    secret = worker_token(server, "pc-1")
+    alice = user_token(server, "alice")
+    unused = user_token(server, "bob")
+    for _ in range(3):  # looked up once, then cached: each use is noted all the same
+        assert who(server, secret) == 200 and who(server, alice) == 200
+    server.ry.auth.write_token_use()  # what the server does every TOKEN_USE_SECONDS
+    listed = {(t["kind"], t["name"]): t for t in all_tokens(server)}
+    for key in (("worker", "pc-1"), ("personal", "alice")):
+        assert listed[key]["last_used_at"] is not None, listed[key]
+        assert listed[key]["last_used_at"] >= listed[key]["created_at"]
+    assert listed[("personal", "bob")]["last_used_at"] is None, "never used"
+    assert unused not in str(listed)
+    # Another server process writing an older use does not move it back.
+    before = listed[("worker", "pc-1")]["last_used_at"]
+    old = datetime.fromisoformat(listed[("worker", "pc-1")]["created_at"]) - timedelta(days=1)
+    with server.ry.store.write() as conn:
+        workers.note_token_use(conn, {token_hash(secret): old})
+    assert {t["name"]: t for t in all_tokens(server)}["pc-1"]["last_used_at"] == before
+    # The admin's own listing was a use of the admin token.
+    server.ry.auth.write_token_use()
+    assert {t["kind"]: t for t in all_tokens(server)}["admin"]["last_used_at"] is not None

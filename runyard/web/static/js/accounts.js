@@ -281,8 +281,9 @@ export function tokensView(main, _params, { notify }) {
               h("tr", { "data-token": String(t.id) },
                 h("td", { class: "token-label" }, t.label || h("span", { class: "muted" }, "no label")),
                 h("td", { class: "nowrap" }, when(t.created_at)),
+                h("td", { class: "nowrap token-used" }, t.last_used_at ? when(t.last_used_at) : h("span", { class: "muted" }, "never")),
                 h("td", {}, h("button", { type: "button", class: "danger revoke-token", onclick: () => revoke(t) }, "Revoke"))))
-          : h("tr", {}, h("td", { colspan: 3, class: "empty" }, "You have no personal token.")),
+          : h("tr", {}, h("td", { colspan: 4, class: "empty" }, "You have no personal token.")),
       );
     } catch (exc) {
       if (alive) notify(exc.message, "error");
@@ -294,7 +295,7 @@ export function tokensView(main, _params, { notify }) {
     h("p", { class: "muted intro" }, "A personal token lets scripts and the command line act as you (", h("code", {}, "runyard login"), " makes one too). It is shown once, when it is made; revoke the ones you no longer use."),
     form,
     fresh,
-    table("tokens", ["Label", "Created", ""], list),
+    table("tokens", ["Label", "Created", "Last used", ""], list),
   );
   load();
   return () => {
