@@ -102,15 +102,15 @@ def resource_options(
 def array_command(
     serials: Sequence[int], folder: Path, resources: Sequence[str], comment: str
 ) -> list[str]:
-    """The ``sbatch`` command line of a job array, one task per job (task i: ``serials[i]``).
-    Task i runs ``FOLDER/i.sh`` (``array_task_script``), its output appended to
-    ``FOLDER/i.log``: a link to the job's ``job.log``, so that Slurm's own messages about the
-    task land there too."""
+    """The ``sbatch`` command line of a job array, one task per job (task i: ``serials[i]``),
+    named after its lowest and highest serials. Task i runs ``FOLDER/i.sh``
+    (``array_task_script``), its output appended to ``FOLDER/i.log``: a link to the job's
+    ``job.log``, so that Slurm's own messages about the task land there too."""
     return [
         "sbatch",
         "--parsable",
         f"--array=0-{len(serials) - 1}",
-        f"--job-name=runyard-{serials[0]}-{serials[-1]}",
+        f"--job-name=runyard-{min(serials)}-{max(serials)}",
         f"--chdir={folder}",
         f"--output={folder}/%a.log",
         "--open-mode=append",

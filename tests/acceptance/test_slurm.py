@@ -357,6 +357,7 @@ def test_a_worker_giving_its_jobs_back_or_started_again_cancels_their_slurm_jobs
     finally:
         worker.signal(signal.SIGTERM)
         assert worker.wait(timeout=60) == 0, worker.log()
+        server.cli("job", "abort", str(serial))  # not left queued for the next test's worker
 
 
 def test_jobs_claimed_together_run_as_the_tasks_of_one_job_array(
@@ -435,6 +436,7 @@ def test_aborting_a_job_cancels_its_task_of_the_job_array_only(
         assert worker.wait(timeout=60) == 0, worker.log()
     assert scontrol(other)["JobState"] == "CANCELLED"
     assert server.job(serials[1])["state"] == "Queued"
+    server.cli("job", "abort", str(serials[1]))  # not left queued for the next test's worker
 
 
 def array_of(worker: Worker) -> str | None:
