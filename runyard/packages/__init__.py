@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runyard.packages.archive import PackageFiles, read_package, read_package_bytes
+from runyard.packages.archive import (
+    PackageFiles,
+    read_package,
+    read_package_bytes,
+    read_package_stream,
+)
 from runyard.packages.bundle import (
     folder_zip,
     folder_zip_bytes,
@@ -77,6 +82,7 @@ __all__ = [
     "read_documentation",
     "read_package",
     "read_package_bytes",
+    "read_package_stream",
     "resolve_workflow",
     "same_files",
     "version_key",

@@ -99,8 +99,14 @@ def read_package(path: Path) -> PackageFiles:
 
 
 def read_package_bytes(data: bytes, origin: str) -> PackageFiles:
-    """Read an ``.xfp`` zip held in memory (an upload); ``origin`` names it in errors."""
-    return PackageFiles(files=_read_zip(io.BytesIO(data), origin), origin=origin)
+    """Read an ``.xfp`` zip held in memory; ``origin`` names it in errors."""
+    return read_package_stream(io.BytesIO(data), origin)
+
+
+def read_package_stream(stream: IO[bytes], origin: str) -> PackageFiles:
+    """Read an ``.xfp`` zip from a seekable file (an upload spooled to disk); its files are
+    read from it on demand, so it must stay open while they are used."""
+    return PackageFiles(files=_read_zip(stream, origin), origin=origin)
 
 
 def path_problem(name: str) -> str | None:

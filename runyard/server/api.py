@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any, cast
 from urllib.parse import quote
 
 from fastapi import Header, Query, Request
@@ -23,13 +24,14 @@ from runyard.packages import (
     WorkflowPackage,
     folder_zip,
     parse_package,
-    read_package_bytes,
+    read_package_stream,
 )
 from runyard.server import schemas as s
 from runyard.server.deps import Caller, Ry, require, require_job_access
 from runyard.server.protocol import require_worker
 
 MAX_PACKAGE_BYTES = 512 * 1024 * 1024
+SPOOL_BYTES = 8 * 1024 * 1024  # an upload larger than this goes to a temporary file
 ZIP_CHUNK = 1024 * 1024
 
 
@@ -40,16 +42,30 @@ async def import_package(request: Request, ry: Ry, caller: Caller) -> dict[str, 
     """Import a package (.xfp zip in the request body): task type, workflow or dependency
     package."""
     require(caller, "user")
-    body = await request.body()
-    if not body:
-        raise InvalidInput("the request body is empty; send the package as a zip (.xfp)")
-    if len(body) > MAX_PACKAGE_BYTES:
-        raise InvalidInput(f"the package is larger than {MAX_PACKAGE_BYTES} bytes")
     name = Path(request.query_params.get("filename", "upload.xfp")).name
-    package = await run_in_threadpool(lambda: parse_package(read_package_bytes(body, name)))
-    if isinstance(package, DependencyPackage):
-        require(caller, "admin")
-    return await run_in_threadpool(_install, ry, package, caller)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_PACKAGE_BYTES:
+        raise InvalidInput(_too_large(name))
+    # Spooled to a temporary file past SPOOL_BYTES: a large upload is not held in memory.
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as body:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_PACKAGE_BYTES:
+                raise InvalidInput(_too_large(name))
+            await run_in_threadpool(body.write, chunk)
+        if not size:
+            raise InvalidInput("the request body is empty; send the package as a zip (.xfp)")
+        body.seek(0)
+        stream = cast(IO[bytes], body)
+        package = await run_in_threadpool(lambda: parse_package(read_package_stream(stream, name)))
+        if isinstance(package, DependencyPackage):
+            require(caller, "admin")
+        return await run_in_threadpool(_install, ry, package, caller)
+
+
+def _too_large(name: str) -> str:
+    return f"{name}: the package is larger than {MAX_PACKAGE_BYTES // (1024 * 1024)} MiB"
 
 
 def _install(

@@ -141,7 +141,7 @@ def create_app(runyard_instance: Runyard) -> FastAPI:
     apidocs.install(app)  # /docs: Swagger UI from local files (server/apidocs.py)
     views.install(app)  # the runs table by pages and its live changes (server/views.py)
     web.install(app)  # the web UI (runyard/web/)
-    app.add_middleware(RequestLimits)  # server/limits.py
+    app.add_middleware(RequestLimits, authenticate=runyard_instance.auth.authenticate)
     app.add_middleware(CallerAddress)
     app.add_exception_handler(RunyardError, _runyard_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -19,8 +19,12 @@ def get_runyard(request: Request) -> Runyard:
 
 def bearer_token(request: Request) -> str:
     """The token of the ``Authorization: Bearer TOKEN`` header; empty if there is none."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    return bearer(request.headers.get("authorization", ""))
+
+
+def bearer(authorization: str) -> str:
+    """The token of an ``Authorization`` header's value ``Bearer TOKEN``; else empty."""
+    scheme, _, token = authorization.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
 
 

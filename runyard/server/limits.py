@@ -1,6 +1,7 @@
 """Limits on requests, checked before a handler reads anything: a request without any
-credential is refused before its body is read, and a body larger than its route allows is
-refused (413) as soon as it passes the limit, without holding more than that in memory.
+credential is refused before its body is read, so is a large JSON body (or one of unknown
+length) whose bearer token is not valid, and a body larger than its route allows is refused
+(413) as soon as it passes the limit, without holding more than that in memory.
 
 The routes that stream files (uploads, User Data writes, package imports) have their own,
 larger limits in their handlers; every other body is JSON and at most ``MAX_JSON_BODY``.
@@ -9,8 +10,13 @@ larger limits in their handlers; every other body is JSON and at most ``MAX_JSON
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from runyard.errors import Unauthorized
+from runyard.server.deps import bearer
 
 # The largest JSON body: a spawn batch of 10,000 jobs with their outputs fits.
 MAX_JSON_BODY = 32 * 1024 * 1024
@@ -23,10 +29,21 @@ OPEN = {"/ui/login", "/api/login"}
 
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
+# A JSON body larger than this (or of unknown length) is read only once the request's bearer
+# token is known to be valid: a wrong token is refused without reading it.
+CHECK_TOKEN_FROM = 1024 * 1024
+
 
 class RequestLimits:
-    def __init__(self, app: ASGIApp, *, max_json_body: int = MAX_JSON_BODY) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        authenticate: Callable[[str], object] | None = None,
+        max_json_body: int = MAX_JSON_BODY,
+    ) -> None:
         self.app = app
+        self.authenticate = authenticate  # raises Unauthorized for a token that is not valid
         self.max_json_body = max_json_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -52,6 +69,17 @@ class RequestLimits:
         if declared.isdigit() and int(declared) > limit:
             await _refuse(send, 413, "too_large", _too_large(method, path, limit))
             return
+        token = bearer(headers.get("authorization", b"").decode("latin-1"))
+        if declared.isdigit():
+            large = int(declared) > CHECK_TOKEN_FROM
+        else:  # no length: a chunked body of any size, else none
+            large = b"chunked" in headers.get("transfer-encoding", b"").lower()
+        if large and token and self.authenticate is not None and path.startswith("/api/"):
+            try:
+                await run_in_threadpool(self.authenticate, token)
+            except Unauthorized as exc:
+                await _refuse(send, exc.status, exc.code, exc.message)
+                return
         body = await _read_body(receive, limit)
         if body is None:
             await _refuse(send, 413, "too_large", _too_large(method, path, limit))
