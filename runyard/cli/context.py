@@ -16,8 +16,10 @@ from runyard.client import Client, RemoteError
 from runyard.errors import InvalidInput, RunyardError
 from runyard.settings import Settings
 
-console = Console()
-errors = Console(stderr=True)
+# Messages are printed whole, never broken at the console's width (a path split over two
+# lines would break the scripts that read them); tables still fit the width.
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 DataDir = typer.Option(
     None,
